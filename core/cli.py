@@ -1,0 +1,320 @@
+"""The `tuneboard` command: the same core services the pages call.
+
+The command line acts with engineer rights (whoever runs it can read the workspace files).
+Commands that need the database become its owner for their duration; while the dashboard
+runs they are refused with a clear message (`data validate` needs no database and always
+works). Errors meant for people print one clean message and exit non-zero; never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from core.auth import CLI_USER, ROLES
+from core.config import Settings, documented_defaults, load_settings
+from core.errors import DatasetError, InvalidInput, TuneboardError
+
+app = typer.Typer(help="tuneboard: decide whether a fine-tuned LLM beats its base model.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+data_app = typer.Typer(help="Import, validate and browse datasets.", no_args_is_help=True)
+users_app = typer.Typer(help="Manage accounts (engineer).", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(users_app, name="users")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+_state: dict = {}
+
+
+@app.callback()
+def _root(config: Optional[Path] = typer.Option(None, "--config", help="Path of tuneboard.toml "
+                                                 "(default ./tuneboard.toml or $TUNEBOARD_CONFIG).")) -> None:
+    _state["config"] = config
+
+
+def settings() -> Settings:
+    if "settings" not in _state:
+        _state["settings"] = load_settings(_state.get("config"))
+    return _state["settings"]
+
+
+def store():
+    if "store" not in _state:
+        from core.store import open_store
+
+        _state["store"] = open_store(settings())
+    return _state["store"]
+
+
+def _print_admin_password(password: str | None) -> None:
+    if password:
+        out.print(f"Created the engineer account [bold]admin[/] with password [bold]{password}[/]"
+                  " (shown once; set TUNEBOARD_ADMIN_PASSWORD to choose it).")
+
+
+# ---- top level -------------------------------------------------------------------------
+@app.command()
+def init() -> None:
+    """Create the workspace and database, and the first engineer account."""
+    from core.users import ensure_admin
+
+    s = store()
+    _print_admin_password(ensure_admin(s, dict(os.environ)))
+    out.print(f"Workspace ready: {settings().workspace_dir} (schema version {s.schema_version()}).")
+
+
+@app.command("config")
+def config_cmd() -> None:
+    """Print every setting with its default and help, as a tuneboard.toml."""
+    out.print(documented_defaults(), markup=False)
+
+
+@app.command()
+def serve(port: Optional[int] = typer.Option(None, help="Port (default server.port)."),
+          host: Optional[str] = typer.Option(None, help="Address (default server.host).")) -> None:
+    """Start the dashboard (it owns the database while it runs)."""
+    import dashboard
+
+    cfg = settings()
+    # Fail early, with a clean message, if another process owns the database.
+    from core.store import open_store
+    from core.users import ensure_admin
+
+    s = open_store(cfg)
+    _print_admin_password(ensure_admin(s, dict(os.environ)))
+    s.close()
+    app_path = Path(dashboard.__file__).with_name("app.py")
+    args = [sys.executable, "-m", "streamlit", "run", str(app_path),
+            "--server.port", str(port or cfg.server.port), "--server.address", host or cfg.server.host,
+            "--server.headless", "true", "--browser.gatherUsageStats", "false",
+            "--server.maxUploadSize", str(cfg.data.max_upload_mb), "--theme.base", "light",
+            "--client.toolbarMode", "minimal", "--server.fileWatcherType", "none"]
+    out.print(f"tuneboard dashboard on http://{host or cfg.server.host}:{port or cfg.server.port}")
+    sys.stdout.flush()
+    os.execv(sys.executable, args)
+
+
+@app.command()
+def demo(serve_after: bool = typer.Option(False, "--serve", help="Start the dashboard afterwards."),
+         examples: int = typer.Option(1200, help="Number of demo examples.", min=100, max=100_000)) -> None:
+    """Build the offline demo (model, dataset, accounts) if not cached, and print the logins."""
+    from core.demo.setup import build_demo
+
+    result = build_demo(store(), settings(), examples=examples, log=lambda m: out.print(m, markup=False))
+    out.print("")
+    out.print("[bold]Logins[/]")
+    for username, role, password in result.logins:
+        out.print(f"  {role:9} {username:8} {password}")
+    if serve_after:
+        store().close()
+        _state.pop("store")
+        serve(None, None)
+
+
+# ---- data ------------------------------------------------------------------------------
+def _mapping(pairs: list[str]) -> dict[str, str]:
+    out_map = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise InvalidInput(f"--map {pair!r}: write FIELD=COLUMN, e.g. --map prompt=question")
+        key, value = pair.split("=", 1)
+        out_map[key.strip()] = value.strip()
+    return out_map
+
+
+def _split(text: Optional[str]) -> tuple[float, float, float] | None:
+    if not text:
+        return None
+    try:
+        parts = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise InvalidInput(f"--split {text!r}: write three fractions like 0.8,0.1,0.1") from None
+    return parts  # type: ignore[return-value]
+
+
+def _read(path: Path) -> bytes:
+    if not path.exists():
+        raise InvalidInput(f"{path}: no such file.")
+    if path.is_dir():
+        raise InvalidInput(f"{path}: is a folder; give a .jsonl, .csv or .parquet file.")
+    return path.read_bytes()
+
+
+def _options(name, fmt, mapping, seed, split):
+    from core.datasets import ImportOptions
+
+    return ImportOptions.from_settings(settings(), name=name or "", format=fmt, mapping=_mapping(mapping),
+                                       seed=seed, split=_split(split))
+
+
+def _counter(log: bool):
+    from core.models import token_counter
+
+    count, name, why = token_counter(settings().base_model)
+    if why and log:
+        err.print(f"note: token statistics skipped: {why}", markup=False)
+    return count, name or None
+
+
+def _print_report(report, as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(report.to_dict(), default=str))
+        return
+    for p in report.problems:
+        out.print(str(p), markup=False)
+    tok = report.tokens
+    summary = (f"{report.file}: {report.rows} rows, {report.valid} valid, {len(report.errors)} errors, "
+               f"{len(report.warnings)} warnings ({report.duplicates} exact duplicates, "
+               f"{report.near_duplicates} near-duplicates)")
+    out.print(summary, markup=False)
+    if tok.get("available"):
+        out.print(f"tokens ({tok['tokenizer']}): min {tok['min']}, median {tok['median']}, p95 {tok['p95']}, "
+                  f"max {tok['max']}; {tok['truncated']} over max_seq_len {tok['max_seq_len']}", markup=False)
+    if report.splits:
+        out.print("split: " + ", ".join(f"{k} {v}" for k, v in report.splits.items())
+                  + "; leakage: " + ", ".join(f"{k} {v}" for k, v in report.leakage.items()), markup=False)
+
+
+@data_app.command("validate")
+def data_validate(path: Path,
+                  as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+                  fmt: Optional[str] = typer.Option(None, "--format", help="jsonl, csv or parquet."),
+                  mapping: list[str] = typer.Option([], "--map", help="FIELD=COLUMN, e.g. prompt=question."),
+                  seed: Optional[int] = typer.Option(None, help="Split seed (default data.seed)."),
+                  split: Optional[str] = typer.Option(None, help="Fractions, e.g. 0.8,0.1,0.1.")) -> None:
+    """Check a file; exit 0 when it can be imported, 1 when it cannot (one problem per line)."""
+    from core.datasets import validate
+
+    options = _options(None, fmt, mapping, seed, split)
+    count, name = _counter(not as_json)
+    report = validate(_read(path), path.name, options, count, name).report
+    _print_report(report, as_json)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@data_app.command("import")
+def data_import(path: Path,
+                name: Optional[str] = typer.Option(None, help="Dataset name (default: from the file name)."),
+                fmt: Optional[str] = typer.Option(None, "--format", help="jsonl, csv or parquet."),
+                mapping: list[str] = typer.Option([], "--map", help="FIELD=COLUMN, e.g. prompt=question."),
+                seed: Optional[int] = typer.Option(None, help="Split seed (default data.seed)."),
+                split: Optional[str] = typer.Option(None, help="Fractions, e.g. 0.8,0.1,0.1."),
+                as_json: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
+    """Validate and import a file as a dataset version (all or nothing)."""
+    from core.datasets import import_dataset
+
+    options = _options(name, fmt, mapping, seed, split)
+    count, tok_name = _counter(not as_json)
+    result = import_dataset(store(), CLI_USER, _read(path), path.name, options, count, tok_name)
+    if as_json:
+        out.print_json(json.dumps({"dataset": result.dataset, "version": result.version_id,
+                                   "created": result.created, "report": result.report.to_dict()}, default=str))
+        return
+    _print_report(result.report, False)
+    verb = "Imported" if result.created else "Already imported (same content and split):"
+    out.print(f"{verb} {result.dataset} version {result.version_id}", markup=False)
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """List dataset versions."""
+    from core.datasets import list_versions
+
+    table = Table("dataset", "version", "examples", "train/val/test", "source", "created")
+    for v in list_versions(store(), CLI_USER):
+        table.add_row(v["dataset"], v["version_id"], str(v["n_examples"]),
+                      f"{v['n_train']}/{v['n_validation']}/{v['n_test']}", v["source_name"],
+                      str(v["created_at"])[:19])
+    out.print(table)
+
+
+@data_app.command("show")
+def data_show(version: str, examples: int = typer.Option(3, help="How many examples to print."),
+              split: Optional[str] = typer.Option(None, help="Only this split.")) -> None:
+    """Show a version's report and a few examples."""
+    from core.datasets import get_version, list_examples
+
+    v = get_version(store(), CLI_USER, version)
+    out.print(f"{v['dataset']} version {v['version_id']} from {v['source_name']} ({v['source_format']}), "
+              f"split {json.dumps(v['split_spec'])}", markup=False)
+    _print_report(v["report"], False)
+    total, rows = list_examples(store(), CLI_USER, v["version_id"], split=split, limit=examples)
+    for r in rows:
+        out.print(f"--- example {r['idx']} ({r['split']}, line {r['source_line']}, {r['n_tokens']} tokens)",
+                  markup=False)
+        for m in r["messages"]:
+            out.print(f"[{m['role']}] {m['content']}", markup=False)
+
+
+# ---- users -----------------------------------------------------------------------------
+@users_app.command("add")
+def users_add(username: str, role: str = typer.Option(..., help=f"One of {', '.join(ROLES)}."),
+              password_env: Optional[str] = typer.Option(None, help="Read the password from this environment "
+                                                         "variable instead of prompting.")) -> None:
+    """Create an account. The password is prompted for, read from --password-env, or generated."""
+    from core.users import create_user, generate_password
+
+    generated = False
+    if password_env:
+        password = os.environ.get(password_env)
+        if not password:
+            raise InvalidInput(f"--password-env {password_env}: that environment variable is empty or unset.")
+    elif sys.stdin.isatty():
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password, generated = generate_password(), True
+    create_user(store(), CLI_USER, username, password, role, settings().auth.min_password_length)
+    out.print(f"Created {username} ({role})" + (f" with password {password} (shown once)" if generated else ""),
+              markup=False)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List accounts."""
+    from core.users import list_users
+
+    table = Table("username", "role", "disabled", "created", "by")
+    for u in list_users(store(), CLI_USER):
+        table.add_row(u["username"], u["role"], "yes" if u["disabled"] else "", str(u["created_at"])[:19],
+                      u["created_by"] or "")
+    out.print(table)
+
+
+@users_app.command("set-role")
+def users_set_role(username: str, role: str) -> None:
+    """Change an account's role."""
+    from core.users import set_role
+
+    set_role(store(), CLI_USER, username, role)
+    out.print(f"{username} is now {role}", markup=False)
+
+
+def main() -> None:
+    try:
+        app()
+    except DatasetError as exc:
+        err.print(f"error: {exc.summary}", markup=False)
+        for p in exc.problems:
+            err.print(f"  {p}", markup=False)
+        sys.exit(exc.exit_code)
+    except TuneboardError as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        sys.exit(130)
+    finally:
+        if "store" in _state:
+            _state["store"].close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""Settings: `tuneboard.toml` plus `TUNEBOARD_<SECTION>_<KEY>` environment overrides.
+
+One dataclass per concern; each field carries its help text and allowed range in its
+metadata, so the documented defaults (`tuneboard config`), validation and the UI all read
+the same place. Loading collects every problem and raises one ConfigError naming each field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import ConfigError
+
+CONFIG_ENV = "TUNEBOARD_CONFIG"
+DEFAULT_CONFIG_FILE = "tuneboard.toml"
+
+
+def setting(default: Any, help: str, *, min: float | None = None, max: float | None = None,
+            choices: tuple[str, ...] | None = None) -> Any:
+    """A dataclass field with its help text and allowed range."""
+    meta = {"help": help, "min": min, "max": max, "choices": choices}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class WorkspaceSettings:
+    path: str = setting("workspace", "Folder holding the database, run folders, models and exports.")
+    database: str = setting("tuneboard.duckdb", "DuckDB file name inside the workspace.")
+
+
+@dataclass
+class ModelSettings:
+    base: str = setting(
+        "", "Base model: a Hugging Face id or a local folder. Empty means the offline demo model "
+        "(SmolLM2-135M-Instruct built into the workspace by `tuneboard demo`).")
+
+
+@dataclass
+class DataSettings:
+    split: list = setting([0.8, 0.1, 0.1], "Train / validation / test fractions (sum to 1).")
+    seed: int = setting(13, "Seed of the split; the same content and seed give the same version.",
+                        min=0, max=2**31 - 1)
+    max_seq_len: int = setting(512, "Token budget per example; longer examples are counted as truncated.",
+                               min=16, max=131072)
+    near_duplicate_threshold: float = setting(
+        0.8, "Estimated Jaccard similarity (MinHash over word 3-grams) at which two examples "
+        "count as near-duplicates.", min=0.3, max=1.0)
+    max_upload_mb: int = setting(200, "Largest dataset file accepted, in MiB.", min=1, max=100_000)
+
+
+@dataclass
+class ServerSettings:
+    host: str = setting("localhost", "Address the dashboard listens on.")
+    port: int = setting(8501, "Port of the dashboard.", min=1, max=65535)
+
+
+@dataclass
+class AuthSettings:
+    min_password_length: int = setting(10, "Shortest password accepted for new accounts.", min=8, max=128)
+
+
+@dataclass
+class Settings:
+    workspace: WorkspaceSettings = field(default_factory=WorkspaceSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    data: DataSettings = field(default_factory=DataSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    source: str = "defaults"
+
+    # ---- derived paths -------------------------------------------------------------
+    @property
+    def workspace_dir(self) -> Path:
+        return Path(self.workspace.path).expanduser().resolve()
+
+    @property
+    def database_path(self) -> Path:
+        return self.workspace_dir / self.workspace.database
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.workspace_dir / "runs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.workspace_dir / "models"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.workspace_dir / "exports"
+
+    @property
+    def demo_model_dir(self) -> Path:
+        return self.models_dir / "SmolLM2-135M-Instruct"
+
+    @property
+    def base_model(self) -> str:
+        """The base model id or folder actually in use."""
+        return self.model.base or str(self.demo_model_dir)
+
+
+SECTIONS: dict[str, type] = {
+    "workspace": WorkspaceSettings,
+    "model": ModelSettings,
+    "data": DataSettings,
+    "server": ServerSettings,
+    "auth": AuthSettings,
+}
+
+
+def _coerce(value: Any, default: Any, where: str, problems: list[str]) -> Any:
+    """Turn a TOML or environment value into the type of the default."""
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                if value.lower() in {"1", "true", "yes", "on"}:
+                    return True
+                if value.lower() in {"0", "false", "no", "off"}:
+                    return False
+                raise ValueError
+            return bool(value)
+        if isinstance(default, int):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, list):
+            if isinstance(value, str):
+                value = [float(v) for v in value.split(",") if v.strip()]
+            return [float(v) for v in value]
+        return str(value)
+    except (TypeError, ValueError):
+        problems.append(f"{where}: {value!r} is not a valid {type(default).__name__}")
+        return default
+
+
+def _check_ranges(settings: Settings, problems: list[str]) -> None:
+    for name, cls in SECTIONS.items():
+        section = getattr(settings, name)
+        for f in dataclasses.fields(cls):
+            value = getattr(section, f.name)
+            lo, hi, choices = f.metadata["min"], f.metadata["max"], f.metadata["choices"]
+            if lo is not None and value < lo or hi is not None and value > hi:
+                problems.append(f"{name}.{f.name}: {value} is outside the allowed range {lo}..{hi}")
+            if choices and value not in choices:
+                problems.append(f"{name}.{f.name}: {value!r} is not one of {', '.join(choices)}")
+    split = settings.data.split
+    if len(split) != 3 or any(v < 0 for v in split) or abs(sum(split) - 1.0) > 1e-6:
+        problems.append(f"data.split: {split} must be three non-negative fractions that sum to 1 "
+                        "(train, validation, test)")
+    elif split[0] == 0:
+        problems.append("data.split: the train fraction must be above 0")
+
+
+def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Read settings from the TOML file (if any) and the environment; raise ConfigError."""
+    env = dict(os.environ if env is None else env)
+    problems: list[str] = []
+    explicit = path or env.get(CONFIG_ENV)
+    file = Path(explicit) if explicit else Path(DEFAULT_CONFIG_FILE)
+    data: dict[str, Any] = {}
+    settings = Settings()
+    if file.exists():
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file}: not valid TOML ({exc}). Fix the file or remove it to use defaults.")
+        settings.source = str(file)
+    elif explicit:
+        raise ConfigError(f"{file}: config file not found (from {CONFIG_ENV} or --config).")
+
+    for key in data:
+        if key not in SECTIONS:
+            problems.append(f"{file}: unknown section [{key}] (known: {', '.join(SECTIONS)})")
+    for name, cls in SECTIONS.items():
+        section = getattr(settings, name)
+        table = data.get(name, {})
+        if not isinstance(table, dict):
+            problems.append(f"{file}: [{name}] must be a table")
+            table = {}
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        for key, value in table.items():
+            if key not in known:
+                problems.append(f"{file}: unknown setting {name}.{key} (known: {', '.join(known)})")
+                continue
+            setattr(section, key, _coerce(value, getattr(section, key), f"{file}: {name}.{key}", problems))
+        for key in known:
+            env_key = f"TUNEBOARD_{name.upper()}_{key.upper()}"
+            if env_key in env:
+                setattr(section, key, _coerce(env[env_key], getattr(section, key), env_key, problems))
+    # Shorthand most people reach for first.
+    if "TUNEBOARD_WORKSPACE" in env:
+        settings.workspace.path = env["TUNEBOARD_WORKSPACE"]
+    _check_ranges(settings, problems)
+    if problems:
+        raise ConfigError("Invalid settings:\n" + "\n".join(f"  - {p}" for p in problems))
+    return settings
+
+
+def documented_defaults() -> str:
+    """A complete `tuneboard.toml` with every setting, its default and its help."""
+    lines = ["# tuneboard settings. Every key may also be set as TUNEBOARD_<SECTION>_<KEY>.", ""]
+    defaults = Settings()
+    for name, cls in SECTIONS.items():
+        lines.append(f"[{name}]")
+        section = getattr(defaults, name)
+        for f in dataclasses.fields(cls):
+            meta = f.metadata
+            help_text = meta["help"]
+            if meta["min"] is not None or meta["max"] is not None:
+                help_text += f" Range {meta['min']}..{meta['max']}."
+            lines.append(f"# {help_text}")
+            value = getattr(section, f.name)
+            if isinstance(value, str):
+                rendered = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            elif isinstance(value, list):
+                rendered = "[" + ", ".join(repr(v) for v in value) + "]"
+            else:
+                rendered = repr(value)
+            lines.append(f"{f.name} = {rendered}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,296 @@
+"""Datasets: validate, split 80/10/10 by seed, version by content hash, import atomically.
+
+`validate(data, file, options)` builds the full report without touching the store;
+`import_dataset(store, actor, ...)` validates and, only if there is no error, writes the
+dataset version and its examples in one transaction. A version id is the hash of the
+examples' content (order-independent) and the split specification, so importing the
+same content again returns the existing version.
+
+Splitting keeps near-duplicate clusters together (one cluster, one split) so the test
+split cannot leak into training through paraphrases; the leakage check then verifies it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from core.auth import Action, User, require
+from core.datasets.formats import SPLITS, read_examples
+from core.datasets.validate import (Example, Report, drop_exact_duplicates, minhashes, near_duplicate_pairs,
+                                    normalize, token_lengths, token_stats)
+from core.errors import DatasetError, InvalidInput, NotFound, Problem
+from core.store import Store
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+TokenCounter = Callable[[list[dict]], int]
+
+
+@dataclass
+class ImportOptions:
+    """How a file becomes a dataset version (one typed object for CLI, UI and the record)."""
+
+    name: str = ""
+    format: str | None = None                 # jsonl, csv, parquet; None: from the file name
+    mapping: dict[str, str] = field(default_factory=dict)
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 13
+    max_seq_len: int = 512
+    near_duplicate_threshold: float = 0.8
+    max_bytes: int = 200 * 2**20
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.name and not _NAME.match(self.name):
+            problems.append(f"name {self.name!r}: use lower-case letters, digits, '-' or '_' (at most 64)")
+        if len(self.split) != 3 or any(v < 0 for v in self.split) or abs(sum(self.split) - 1) > 1e-6 \
+                or self.split[0] <= 0:
+            problems.append(f"split {tuple(self.split)}: three fractions (train, validation, test) summing to 1, "
+                            "train above 0")
+        if not 0.3 <= self.near_duplicate_threshold <= 1:
+            problems.append(f"near_duplicate_threshold {self.near_duplicate_threshold}: must be in 0.3..1")
+        if self.max_seq_len < 16:
+            problems.append(f"max_seq_len {self.max_seq_len}: must be at least 16")
+        if problems:
+            raise InvalidInput("; ".join(problems))
+        self.split = tuple(float(v) for v in self.split)
+
+    @classmethod
+    def from_settings(cls, settings, **overrides) -> "ImportOptions":
+        data = settings.data
+        base = dict(split=tuple(data.split), seed=data.seed, max_seq_len=data.max_seq_len,
+                    near_duplicate_threshold=data.near_duplicate_threshold,
+                    max_bytes=data.max_upload_mb * 2**20)
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**base)
+
+    def split_spec(self, explicit: bool) -> dict[str, Any]:
+        if explicit:
+            return {"mode": "explicit"}
+        return {"mode": "seeded", "fractions": list(self.split), "seed": self.seed,
+                "near_duplicate_threshold": self.near_duplicate_threshold}
+
+
+@dataclass
+class Validation:
+    report: Report
+    examples: list[Example]
+    split_spec: dict[str, Any]
+
+
+def default_name(file: str) -> str:
+    stem = re.sub(r"[^a-z0-9_-]+", "-", Path(file).stem.lower()).strip("-_")
+    return (stem or "dataset")[:64]
+
+
+def _assign_splits(examples: list[Example], clusters: list[int], options: ImportOptions) -> None:
+    """Seeded, order-independent split of whole near-duplicate clusters."""
+    groups: dict[int, list[Example]] = {}
+    for ex, c in zip(examples, clusters):
+        groups.setdefault(c, []).append(ex)
+    def key(members: list[Example]) -> str:
+        anchor = min(m.hash for m in members)
+        return hashlib.sha256(f"{options.seed}:{anchor}".encode()).hexdigest()
+    ordered = sorted(groups.values(), key=key)
+    n = len(examples)
+    n_test = round(n * options.split[2])
+    n_val = round(n * options.split[1])
+    counts = {"test": 0, "validation": 0}
+    for members in ordered:
+        if counts["test"] < n_test:
+            target = "test"
+        elif counts["validation"] < n_val:
+            target = "validation"
+        else:
+            target = "train"
+        if target != "train":
+            counts[target] += len(members)
+        for m in members:
+            m.split = target
+
+
+def _clusters(n: int, pairs: list[tuple[int, int, float]]) -> list[int]:
+    parent = list(range(n))
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+    for i, j, _ in pairs:
+        parent[find(i)] = find(j)
+    return [find(i) for i in range(n)]
+
+
+def _leakage(examples: list[Example], hashes: list, threshold: float, file: str
+             ) -> tuple[dict[str, int], list[Problem]]:
+    by_split = {s: [i for i, ex in enumerate(examples) if ex.split == s] for s in SPLITS}
+    problems: list[Problem] = []
+    counts = {}
+    for held in ("validation", "test"):
+        if not by_split[held] or not by_split["train"]:
+            counts[f"train_{held}_exact"] = counts[f"train_{held}_near"] = 0
+            continue
+        train_hashes = {examples[i].hash: examples[i].line for i in by_split["train"]}
+        exact = [i for i in by_split[held] if examples[i].hash in train_hashes]
+        near = near_duplicate_pairs(hashes, threshold, left=by_split[held], right=by_split["train"])
+        near = [(i, j, s) for i, j, s in near if examples[i].hash != examples[j].hash]
+        counts[f"train_{held}_exact"] = len(exact)
+        counts[f"train_{held}_near"] = len({i for i, _, _ in near})
+        for i in exact:
+            problems.append(Problem("leakage", f"{held} example also in train (line {train_hashes[examples[i].hash]})",
+                                    file, examples[i].line, "split", "warning"))
+        for i, j, s in near:
+            problems.append(Problem("leakage", f"{held} example is a near-duplicate (similarity {s}) of train "
+                                    f"line {examples[j].line}", file, examples[i].line, "split", "warning"))
+    return counts, problems
+
+
+def validate(data: bytes, file: str, options: ImportOptions, count_tokens: TokenCounter | None = None,
+             tokenizer_name: str | None = None) -> Validation:
+    """The whole report for one file; assigns splits to the valid examples."""
+    report = Report(file=file, format=options.format or "")
+    if len(data) > options.max_bytes:
+        report.problems.append(Problem("too_large", f"file is {len(data) / 2**20:.1f} MiB; the limit is "
+                                       f"{options.max_bytes / 2**20:.0f} MiB (data.max_upload_mb). Split the file "
+                                       "or raise the limit", file))
+        return Validation(report, [], {})
+    raw, problems, fmt = read_examples(data, file, options.format, options.mapping)
+    report.format = fmt
+    report.rows = len(raw) + sum(1 for p in problems if p.line is not None)
+    examples, found = normalize(raw, file)
+    problems += found
+    examples, dup_problems = drop_exact_duplicates(examples, file)
+    problems += dup_problems
+    report.duplicates = len(dup_problems)
+    report.valid = len(examples)
+
+    explicit = [ex for ex in examples if ex.split is not None]
+    if explicit and len(explicit) != len(examples):
+        missing = next(ex for ex in examples if ex.split is None)
+        problems.append(Problem("split_mixed", f"{len(explicit)} rows set 'split' but this one does not; set it on "
+                                "every row or on none", file, missing.line, "split"))
+    hashes = minhashes(examples) if examples else []
+    pairs = near_duplicate_pairs(hashes, options.near_duplicate_threshold) if examples else []
+    near_lines: dict[int, tuple[int, float]] = {}
+    for i, j, sim in pairs:
+        near_lines.setdefault(j, (i, sim))
+    for j, (i, sim) in sorted(near_lines.items()):
+        problems.append(Problem("near_duplicate", f"near-duplicate (similarity {sim}) of line {examples[i].line}",
+                                file, examples[j].line, severity="warning"))
+    report.near_duplicates = len(near_lines)
+
+    token_lengths(examples, count_tokens)
+    report.tokens, trunc = token_stats(examples, options.max_seq_len, file, tokenizer_name)
+    problems += trunc
+
+    explicit_mode = bool(explicit) and len(explicit) == len(examples)
+    if examples and not any(p.code == "split_mixed" for p in problems):
+        if not explicit_mode:
+            _assign_splits(examples, _clusters(len(examples), pairs), options)
+        report.splits = {s: sum(1 for ex in examples if ex.split == s) for s in SPLITS}
+        report.leakage, leaks = _leakage(examples, hashes, options.near_duplicate_threshold, file)
+        problems += leaks
+    if not examples and not problems:
+        problems.append(Problem("empty", "the file holds no examples", file))
+    report.problems = sorted(problems, key=lambda p: (p.line or 0, p.severity != "error", p.code))
+    return Validation(report, examples, options.split_spec(explicit_mode))
+
+
+def version_id(examples: list[Example], split_spec: dict[str, Any]) -> tuple[str, str]:
+    content = hashlib.sha256("\n".join(sorted(ex.hash for ex in examples)).encode()).hexdigest()
+    spec = json.dumps(split_spec, sort_keys=True)
+    return hashlib.sha256(f"{content}|{spec}".encode()).hexdigest()[:16], content
+
+
+@dataclass
+class ImportResult:
+    dataset: str
+    version_id: str
+    created: bool
+    report: Report
+
+
+def import_dataset(store: Store, actor: User, data: bytes, file: str, options: ImportOptions,
+                   count_tokens: TokenCounter | None = None, tokenizer_name: str | None = None,
+                   description: str = "") -> ImportResult:
+    """Validate and import; on any error nothing is written and DatasetError lists every problem."""
+    require(actor, Action.DATA_IMPORT)
+    name = options.name or default_name(file)
+    if not _NAME.match(name):
+        raise InvalidInput(f"dataset name {name!r}: use lower-case letters, digits, '-' or '_'.")
+    checked = validate(data, file, options, count_tokens, tokenizer_name)
+    report = checked.report
+    if not report.ok:
+        raise DatasetError(f"{file}: {len(report.errors)} problem(s) must be fixed before import; nothing was "
+                           "imported.", report.errors)
+    vid, content = version_id(checked.examples, checked.split_spec)
+    existing = store.row("SELECT dataset FROM dataset_versions WHERE version_id = ?", [vid])
+    if existing:
+        return ImportResult(existing["dataset"], vid, False, report)
+    rows = [(vid, idx, ex.split, ex.line, json.dumps(ex.messages, ensure_ascii=False), ex.n_tokens, ex.hash)
+            for idx, ex in enumerate(checked.examples)]
+    counts = report.splits
+    with store.transaction() as cur:
+        if not cur.execute("SELECT 1 FROM datasets WHERE name = ?", [name]).fetchone():
+            cur.execute("INSERT INTO datasets (name, description, created_by) VALUES (?, ?, ?)",
+                        [name, description, actor.username])
+        cur.execute("""INSERT INTO dataset_versions (version_id, dataset, content_hash, source_name, source_format,
+                       n_examples, n_train, n_validation, n_test, split_spec, tokenizer, report, created_by)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    [vid, name, content, file, report.format, len(rows), counts.get("train", 0),
+                     counts.get("validation", 0), counts.get("test", 0), json.dumps(checked.split_spec),
+                     tokenizer_name, json.dumps(report.to_dict(), default=str), actor.username])
+        cur.executemany("INSERT INTO examples VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES (?, 'data.import', ?, ?)",
+                    [actor.username, vid, f"{name} from {file}"])
+    return ImportResult(name, vid, True, report)
+
+
+# ---- reading ---------------------------------------------------------------------------
+def list_versions(store: Store, actor: User, dataset: str | None = None) -> list[dict]:
+    require(actor, Action.DATA_VIEW)
+    sql = """SELECT version_id, dataset, source_name, source_format, n_examples, n_train, n_validation, n_test,
+             tokenizer, created_at, created_by FROM dataset_versions"""
+    params: list = []
+    if dataset:
+        sql += " WHERE dataset = ?"
+        params.append(dataset)
+    return store.rows(sql + " ORDER BY created_at DESC", params)
+
+
+def get_version(store: Store, actor: User, version_id: str) -> dict:
+    require(actor, Action.DATA_VIEW)
+    row = store.row("SELECT * FROM dataset_versions WHERE version_id = ? OR version_id LIKE ? || '%' "
+                    "ORDER BY version_id LIMIT 2", [version_id, version_id])
+    if row is None or len(version_id) < 4:
+        raise NotFound(f"No dataset version {version_id!r}; see `tuneboard data list`.")
+    row["report"] = Report.from_dict(json.loads(row["report"]))
+    row["split_spec"] = json.loads(row["split_spec"])
+    return row
+
+
+def list_examples(store: Store, actor: User, version_id: str, split: str | None = None, search: str = "",
+                  limit: int = 50, offset: int = 0) -> tuple[int, list[dict]]:
+    """A page of examples with filters (split, text search); returns (total matching, rows)."""
+    require(actor, Action.DATA_VIEW)
+    where = ["version_id = ?"]
+    params: list = [version_id]
+    if split:
+        if split not in SPLITS:
+            raise InvalidInput(f"split {split!r}: must be one of {', '.join(SPLITS)}")
+        where.append("split = ?")
+        params.append(split)
+    if search:
+        where.append("messages ILIKE ?")
+        params.append(f"%{search}%")
+    clause = " AND ".join(where)
+    total = store.scalar(f"SELECT count(*) FROM examples WHERE {clause}", params)
+    rows = store.rows(f"SELECT idx, split, source_line, messages, n_tokens FROM examples WHERE {clause} "
+                      "ORDER BY idx LIMIT ? OFFSET ?", params + [int(limit), int(offset)])
+    for r in rows:
+        r["messages"] = json.loads(r["messages"])
+    return total, rows

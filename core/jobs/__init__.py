@@ -1,0 +1,285 @@
+"""Jobs: records in the store, worker processes, and exactly-once ingestion of their events.
+
+The owner of the database (dashboard server or one CLI command) creates a job row and a
+run folder holding `config.json`, then a launcher starts the worker. The worker never opens
+the database: it appends to `events.jsonl` (core.jobs.events). The owner reads new complete
+lines from the byte offset it last committed and, in one transaction, inserts the events
+and advances the offset and `last_seq`. An owner that restarts picks up where the committed
+offset says; a line whose seq is not above `last_seq` is never counted again, and a line that
+is not valid JSON is recorded in `ingest_problems` and skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from core.auth import Action, User, require
+from core.errors import JobError, NotFound
+from core.jobs.events import CANCEL_FILE, CONFIG_FILE, EVENTS_FILE, LOG_FILE, TERMINAL
+from core.store import Store
+
+ACTIVE = ("queued", "running")
+
+# Each job kind names the module its worker runs (`python -m MODULE RUN_DIR`).
+WORKERS: dict[str, str] = {
+    "ticker": "core.jobs.ticker",
+}
+
+
+@dataclass
+class IngestResult:
+    events: int = 0
+    problems: int = 0
+
+
+class Launcher(Protocol):
+    """The seam between job records and where a worker runs (local process, Ray, ...)."""
+
+    def start(self, job_id: str, module: str, run_dir: Path) -> int: ...
+
+    def alive(self, job_id: str, pid: int | None) -> bool: ...
+
+    def stop(self, job_id: str, pid: int | None) -> None: ...
+
+
+class LocalLauncher:
+    """Workers as child processes of this machine, in their own session (Ctrl-C safe)."""
+
+    def __init__(self) -> None:
+        self._procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, job_id: str, module: str, run_dir: Path) -> int:
+        log = open(run_dir / LOG_FILE, "ab")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TUNEBOARD_JOB_ID": job_id}
+        proc = subprocess.Popen([sys.executable, "-m", module, str(run_dir)], stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                start_new_session=True, cwd=os.getcwd())
+        log.close()
+        self._procs[job_id] = proc
+        return proc.pid
+
+    def alive(self, job_id: str, pid: int | None) -> bool:
+        proc = self._procs.get(job_id)
+        if proc is not None:
+            return proc.poll() is None  # also reaps a finished child
+        if not pid:
+            return False
+        # A worker started by an earlier owner: check that the pid still runs this job.
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            return False
+        return job_id in cmdline
+
+    def stop(self, job_id: str, pid: int | None) -> None:
+        if pid and self.alive(job_id, pid):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
+def _new_job_id(kind: str) -> str:
+    return f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
+class Jobs:
+    """Job service of the owning process."""
+
+    def __init__(self, store: Store, runs_dir: Path, launcher: Launcher | None = None):
+        self.store = store
+        self.runs_dir = Path(runs_dir)
+        self.launcher = launcher or LocalLauncher()
+        self._ingest_lock = threading.Lock()
+
+    # ---- lifecycle -----------------------------------------------------------------
+    def submit(self, actor: User, kind: str, config: dict) -> str:
+        require(actor, Action.JOBS_RUN)
+        if kind not in WORKERS:
+            raise JobError(f"Unknown job kind {kind!r}; known kinds: {', '.join(WORKERS)}.")
+        job_id = _new_job_id(kind)
+        run_dir = self.runs_dir / job_id
+        run_dir.mkdir(parents=True)
+        (run_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
+        self.store.execute(
+            "INSERT INTO jobs (job_id, kind, status, run_dir, config, created_by) VALUES (?, ?, 'queued', ?, ?, ?)",
+            [job_id, kind, str(run_dir), json.dumps(config, sort_keys=True), actor.username])
+        self._launch(job_id, kind, run_dir)
+        return job_id
+
+    def _launch(self, job_id: str, kind: str, run_dir: Path) -> None:
+        try:
+            pid = self.launcher.start(job_id, WORKERS[kind], run_dir)
+        except OSError as exc:
+            self.store.execute("UPDATE jobs SET status = 'failed', error = ?, finished_at = now() WHERE job_id = ?",
+                               [f"could not start the worker: {exc}", job_id])
+            raise JobError(f"Could not start the {kind} worker: {exc}") from None
+        self.store.execute("UPDATE jobs SET pid = ?, status = 'running', started_at = coalesce(started_at, now()), "
+                           "finished_at = NULL, error = NULL WHERE job_id = ?", [pid, job_id])
+
+    def cancel(self, actor: User, job_id: str) -> None:
+        """Graceful: the worker sees the request, saves what it must and says 'cancelled'."""
+        require(actor, Action.JOBS_RUN)
+        job = self.get(job_id)
+        if job["status"] not in ACTIVE:
+            raise JobError(f"Job {job_id} is {job['status']}; only a queued or running job can be cancelled.")
+        Path(job["run_dir"], CANCEL_FILE).touch()
+        self.launcher.stop(job_id, job["pid"])
+
+    def resume(self, actor: User, job_id: str) -> None:
+        """Start the same worker again in the same run folder; it continues from its state."""
+        require(actor, Action.JOBS_RUN)
+        job = self.get(job_id)
+        if job["status"] in ACTIVE:
+            raise JobError(f"Job {job_id} is still {job['status']}.")
+        if job["status"] == "succeeded":
+            raise JobError(f"Job {job_id} already succeeded; there is nothing to resume.")
+        Path(job["run_dir"], CANCEL_FILE).unlink(missing_ok=True)
+        self._launch(job_id, job["kind"], Path(job["run_dir"]))
+
+    # ---- reading -------------------------------------------------------------------
+    def get(self, job_id: str) -> dict:
+        job = self.store.row("SELECT * FROM jobs WHERE job_id = ?", [job_id])
+        if job is None:
+            raise NotFound(f"No job {job_id!r}.")
+        return job
+
+    def list(self, kind: str | None = None) -> list[dict]:
+        if kind:
+            return self.store.rows("SELECT * FROM jobs WHERE kind = ? ORDER BY created_at DESC", [kind])
+        return self.store.rows("SELECT * FROM jobs ORDER BY created_at DESC")
+
+    def events(self, job_id: str, type: str | None = None) -> list[dict]:
+        sql = "SELECT seq, emitted_at, type, payload FROM job_events WHERE job_id = ?"
+        params: list = [job_id]
+        if type:
+            sql += " AND type = ?"
+            params.append(type)
+        rows = self.store.rows(sql + " ORDER BY seq", params)
+        return [{"seq": r["seq"], "at": r["emitted_at"], "type": r["type"], **json.loads(r["payload"])} for r in rows]
+
+    def log_tail(self, job_id: str, lines: int = 30) -> str:
+        path = Path(self.get(job_id)["run_dir"], LOG_FILE)
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    # ---- ingestion -----------------------------------------------------------------
+    def ingest(self, job_id: str) -> IngestResult:
+        """Read the worker's new complete event lines and commit them exactly once."""
+        with self._ingest_lock:
+            job = self.get(job_id)
+            path = Path(job["run_dir"], EVENTS_FILE)
+            if not path.exists():
+                return IngestResult()
+            offset = int(job["ingest_offset"])
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                data = fh.read()
+            end = data.rfind(b"\n")
+            if end < 0:
+                return IngestResult()  # only a partial line so far: wait for the rest
+            chunk = data[: end + 1]
+            last_seq = int(job["last_seq"])
+            events, problems, pos = [], [], offset
+            for raw in chunk.split(b"\n")[:-1]:
+                line_at = pos
+                pos += len(raw) + 1
+                try:
+                    record = json.loads(raw)
+                    seq = int(record.pop("seq"))
+                    at = float(record.pop("at"))
+                    type_ = str(record.pop("type"))
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    problems.append((job_id, line_at, f"unreadable event line at byte {line_at}: {exc!s:.200}"))
+                    continue
+                if seq <= last_seq:
+                    continue  # already ingested (a rewritten or replayed line)
+                last_seq = seq
+                events.append((job_id, seq, at, type_, json.dumps(record, default=str)))
+            status = job["status"]
+            error = job["error"]
+            for _, _, _, type_, payload in events:
+                if type_ == "started" and status in ACTIVE:
+                    status = "running"
+                elif type_ in TERMINAL:
+                    status = TERMINAL[type_]
+                    if type_ == "failed":
+                        error = json.loads(payload).get("error", "worker reported failure")
+            with self.store.transaction() as cur:
+                if events:
+                    cur.executemany("INSERT OR IGNORE INTO job_events VALUES (?, ?, ?, ?, ?)", events)
+                if problems:
+                    cur.executemany("INSERT OR IGNORE INTO ingest_problems (job_id, byte_offset, message) "
+                                    "VALUES (?, ?, ?)", problems)
+                finished = status in TERMINAL.values() and job["status"] not in TERMINAL.values()
+                cur.execute("UPDATE jobs SET ingest_offset = ?, last_seq = ?, status = ?, error = ?, "
+                            "finished_at = CASE WHEN ? THEN now() ELSE finished_at END WHERE job_id = ?",
+                            [offset + len(chunk), last_seq, status, error, finished, job_id])
+            return IngestResult(len(events), len(problems))
+
+    def ingest_problems(self, job_id: str) -> list[dict]:
+        return self.store.rows("SELECT byte_offset, message, created_at FROM ingest_problems WHERE job_id = ? "
+                               "ORDER BY byte_offset", [job_id])
+
+    def reconcile(self) -> None:
+        """Ingest every active job; a worker that died without a final event is marked failed."""
+        for job in self.store.rows("SELECT job_id, pid FROM jobs WHERE status IN ('queued', 'running')"):
+            self.ingest(job["job_id"])
+            if self.launcher.alive(job["job_id"], job["pid"]):
+                continue
+            self.ingest(job["job_id"])  # lines written just before exit
+            current = self.get(job["job_id"])
+            if current["status"] in ACTIVE:
+                tail = self.log_tail(job["job_id"], 20) or "(the worker wrote no log)"
+                self.store.execute("UPDATE jobs SET status = 'failed', finished_at = now(), error = ? "
+                                   "WHERE job_id = ?", [f"the worker exited without finishing.\n{tail}",
+                                                         job["job_id"]])
+
+    def wait(self, job_id: str, timeout: float = 60.0, poll: float = 0.1) -> dict:
+        """Ingest until the job ends (used by the CLI and tests; pages poll instead)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.reconcile()
+            job = self.get(job_id)
+            if job["status"] not in ACTIVE:
+                return job
+            time.sleep(poll)
+        raise JobError(f"Job {job_id} did not finish within {timeout:.0f} s.")
+
+
+class JobMonitor:
+    """A daemon thread in the owner that keeps ingesting events while the app serves."""
+
+    def __init__(self, jobs: Jobs, interval: float = 1.0):
+        self.jobs, self.interval = jobs, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tuneboard-job-monitor", daemon=True)
+        self.last_error: str | None = None
+
+    def start(self) -> "JobMonitor":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.jobs.reconcile()
+                self.last_error = None
+            except Exception as exc:  # keep serving; the page shows the problem
+                self.last_error = str(exc)
+            self._stop.wait(self.interval)

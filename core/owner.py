@@ -1,0 +1,38 @@
+"""The owning process's services in one object: settings, store, jobs and the event monitor.
+
+The dashboard server creates exactly one (Streamlit's cache_resource) and shares it across
+sessions; tests create their own. Nothing here imports streamlit.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from core.config import Settings
+from core.jobs import JobMonitor, Jobs
+from core.store import Store, open_store
+from core.users import ensure_admin
+
+
+@dataclass
+class Owner:
+    settings: Settings
+    store: Store
+    jobs: Jobs
+    monitor: JobMonitor | None
+    generated_admin_password: str | None = None
+
+    @classmethod
+    def open(cls, settings: Settings, monitor: bool = True, env: dict[str, str] | None = None) -> "Owner":
+        store = open_store(settings)
+        password = ensure_admin(store, dict(os.environ if env is None else env))
+        jobs = Jobs(store, settings.runs_dir)
+        jobs.reconcile()  # re-attach: ingest what workers wrote while no owner ran
+        mon = JobMonitor(jobs).start() if monitor else None
+        return cls(settings, store, jobs, mon, password)
+
+    def close(self) -> None:
+        if self.monitor:
+            self.monitor.stop()
+        self.store.close()

@@ -1,0 +1,95 @@
+"""Numbered schema migrations. Append new ones; never edit one that has shipped.
+
+Each is applied once, in its own transaction, and recorded in `schema_migrations`.
+JSON values are stored as VARCHAR so no DuckDB extension has to be fetched offline.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (1, "users_and_audit", """
+        CREATE TABLE users (
+            username      VARCHAR PRIMARY KEY,
+            password_hash VARCHAR NOT NULL,
+            role          VARCHAR NOT NULL CHECK (role IN ('rater', 'lead', 'engineer')),
+            disabled      BOOLEAN NOT NULL DEFAULT FALSE,
+            created_at    TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            created_by    VARCHAR
+        );
+        CREATE SEQUENCE audit_seq;
+        CREATE TABLE audit_log (
+            id      BIGINT PRIMARY KEY DEFAULT nextval('audit_seq'),
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            actor   VARCHAR NOT NULL,
+            action  VARCHAR NOT NULL,
+            target  VARCHAR,
+            detail  VARCHAR
+        );
+    """),
+    (2, "datasets", """
+        CREATE TABLE datasets (
+            name        VARCHAR PRIMARY KEY,
+            description VARCHAR,
+            created_at  TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            created_by  VARCHAR NOT NULL
+        );
+        CREATE TABLE dataset_versions (
+            version_id    VARCHAR PRIMARY KEY,
+            dataset       VARCHAR NOT NULL REFERENCES datasets(name),
+            content_hash  VARCHAR NOT NULL,
+            source_name   VARCHAR NOT NULL,
+            source_format VARCHAR NOT NULL,
+            n_examples    INTEGER NOT NULL,
+            n_train       INTEGER NOT NULL,
+            n_validation  INTEGER NOT NULL,
+            n_test        INTEGER NOT NULL,
+            split_spec    VARCHAR NOT NULL,
+            tokenizer     VARCHAR,
+            report        VARCHAR NOT NULL,
+            created_at    TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            created_by    VARCHAR NOT NULL
+        );
+        CREATE TABLE examples (
+            version_id  VARCHAR NOT NULL,
+            idx         INTEGER NOT NULL,
+            split       VARCHAR NOT NULL CHECK (split IN ('train', 'validation', 'test')),
+            source_line INTEGER NOT NULL,
+            messages    VARCHAR NOT NULL,
+            n_tokens    INTEGER,
+            example_hash VARCHAR NOT NULL,
+            PRIMARY KEY (version_id, idx)
+        );
+    """),
+    (3, "jobs_and_events", """
+        CREATE TABLE jobs (
+            job_id       VARCHAR PRIMARY KEY,
+            kind         VARCHAR NOT NULL,
+            status       VARCHAR NOT NULL,
+            run_dir      VARCHAR NOT NULL,
+            config       VARCHAR NOT NULL,
+            pid          INTEGER,
+            created_by   VARCHAR NOT NULL,
+            created_at   TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            started_at   TIMESTAMP,
+            finished_at  TIMESTAMP,
+            ingest_offset BIGINT NOT NULL DEFAULT 0,
+            last_seq     BIGINT NOT NULL DEFAULT 0,
+            error        VARCHAR
+        );
+        CREATE TABLE job_events (
+            job_id  VARCHAR NOT NULL,
+            seq     BIGINT NOT NULL,
+            emitted_at DOUBLE NOT NULL,
+            type    VARCHAR NOT NULL,
+            payload VARCHAR NOT NULL,
+            PRIMARY KEY (job_id, seq)
+        );
+        CREATE TABLE ingest_problems (
+            job_id      VARCHAR NOT NULL,
+            byte_offset BIGINT NOT NULL,
+            message     VARCHAR NOT NULL,
+            created_at  TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            PRIMARY KEY (job_id, byte_offset)
+        );
+    """),
+]

@@ -1,0 +1,1 @@
+"""The Streamlit app: entrypoint (app.py), login, navigation and shared widgets."""

@@ -1,0 +1,35 @@
+"""Streamlit entrypoint: `streamlit run dashboard/app.py` (or `tuneboard serve`).
+
+Signed out: only the login page. Signed in: the pages the role may use (core.auth.PAGES);
+each core action checks the role again, so navigation is not the only guard.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.auth import pages_for
+from dashboard.context import current_user, owner, sign_out
+from pages import account, data, login, users
+
+st.set_page_config(page_title="tuneboard", page_icon=":material/compare_arrows:", layout="wide")
+
+PAGES = {
+    "data": st.Page(data.render, title="Data", icon=":material/dataset:", url_path="data"),
+    "users": st.Page(users.render, title="Users", icon=":material/group:", url_path="users"),
+    "account": st.Page(account.render, title="Account", icon=":material/key:", url_path="account"),
+}
+
+owner()
+user = current_user()
+if user is None:
+    nav = st.navigation([st.Page(login.render, title="Log in", icon=":material/login:", url_path="login")],
+                        position="hidden")
+else:
+    nav = st.navigation([PAGES[name] for name in pages_for(user.role)])
+    with st.sidebar:
+        st.markdown(f"Signed in as **{user.username}** · {user.role.value}")
+        if st.button("Log out", icon=":material/logout:"):
+            sign_out()
+            st.rerun()
+nav.run()

@@ -1,0 +1,132 @@
+"""Data: import a file (upload or server path), read its validation report, browse versions."""
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core.auth import Action
+from core.datasets import ImportOptions, get_version, import_dataset, list_examples, list_versions, validate
+from core.datasets.formats import FORMATS, SPLITS
+from core.errors import InvalidInput
+from core.models import token_counter
+from dashboard.context import current_user, owner
+from dashboard.widgets import conversation, problems_table, report_summary, user_errors
+
+PAGE_SIZE = 20
+
+
+def render() -> None:
+    user = current_user()
+    st.title("Data")
+    if user.may(Action.DATA_IMPORT):
+        versions_tab, import_tab = st.tabs(["Versions", "Import"])
+        with import_tab:
+            _import(user)
+    else:
+        versions_tab = st.container()
+    with versions_tab:
+        _versions(user)
+
+
+def _source() -> tuple[bytes | None, str]:
+    how = st.radio("Source", ["Upload a file", "Path on the server"], horizontal=True)
+    if how == "Upload a file":
+        upload = st.file_uploader("Dataset file (.jsonl chat or prompt/completion, .csv, .parquet)",
+                                  type=["jsonl", "json", "ndjson", "csv", "tsv", "parquet"])
+        return (upload.getvalue(), upload.name) if upload else (None, "")
+    path = st.text_input("File path on the server", placeholder="/data/tickets.jsonl").strip()
+    if not path:
+        return None, ""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        st.error(f"{file}: no such file on the server.")
+        return None, ""
+    return file.read_bytes(), file.name
+
+
+def _options_form(settings) -> ImportOptions:
+    with st.expander("Options: name, format, column mapping, split"):
+        name = st.text_input("Dataset name", help="Lower-case letters, digits, '-' and '_'. Default: the file name.")
+        fmt = st.selectbox("Format", ["from the file name", *FORMATS])
+        st.caption("Column mapping (CSV, Parquet or JSONL with other field names): leave empty for the defaults.")
+        cols = st.columns(5)
+        mapping = {key: cols[i].text_input(key, placeholder=key).strip()
+                   for i, key in enumerate(("messages", "prompt", "completion", "system", "split"))}
+        c1, c2, c3, c4 = st.columns(4)
+        train = c1.number_input("Train", 0.0, 1.0, float(settings.data.split[0]), 0.05)
+        val = c2.number_input("Validation", 0.0, 1.0, float(settings.data.split[1]), 0.05)
+        test = c3.number_input("Test", 0.0, 1.0, float(settings.data.split[2]), 0.05)
+        seed = c4.number_input("Split seed", 0, 2**31 - 1, int(settings.data.seed))
+    return ImportOptions.from_settings(settings, name=name.strip(), seed=int(seed),
+                                       format=None if fmt == "from the file name" else fmt,
+                                       mapping={k: v for k, v in mapping.items() if v},
+                                       split=(round(train, 6), round(val, 6), round(test, 6)))
+
+
+def _import(user) -> None:
+    o = owner()
+    data, file = _source()
+    options = None
+    with user_errors():
+        options = _options_form(o.settings)
+    c1, c2 = st.columns([1, 6])
+    do_validate = c1.button("Validate", disabled=data is None or options is None)
+    do_import = c2.button("Import", type="primary", disabled=data is None or options is None)
+    if not (do_validate or do_import):
+        return
+    with st.spinner("Loading the base model's tokenizer ..."):
+        count, tok_name, why = token_counter(o.settings.base_model)
+    if why:
+        st.info(f"Token statistics skipped: {why}")
+    with user_errors(), st.spinner(f"Checking {file} ..."):
+        if do_validate:
+            report = validate(data, file, options, count, tok_name).report
+            (st.success if report.ok else st.error)(
+                f"{file}: {'can be imported' if report.ok else 'cannot be imported until the errors are fixed'}.")
+        else:
+            result = import_dataset(o.store, user, data, file, options, count, tok_name)
+            report = result.report
+            if result.created:
+                st.success(f"Imported **{result.dataset}** version `{result.version_id}`.")
+            else:
+                st.info(f"Same content and split as **{result.dataset}** version `{result.version_id}`: "
+                        "nothing new was imported.")
+        report_summary(report)
+        problems_table(report.problems)
+
+
+def _versions(user) -> None:
+    o = owner()
+    versions = list_versions(o.store, user)
+    if not versions:
+        st.info("No datasets yet." + (" Import one in the Import tab." if user.may(Action.DATA_IMPORT) else ""))
+        return
+    table = pd.DataFrame(versions)[["dataset", "version_id", "n_examples", "n_train", "n_validation", "n_test",
+                                    "source_name", "created_at", "created_by"]]
+    st.dataframe(table, hide_index=True, width="stretch")
+    labels = {v["version_id"]: f"{v['dataset']} · {v['version_id']} · {v['n_examples']} examples" for v in versions}
+    chosen = st.selectbox("Version", list(labels), format_func=labels.get)
+    version = get_version(o.store, user, chosen)
+    report = version["report"]
+    st.subheader(f"{version['dataset']} · {version['version_id']}")
+    st.caption(f"From {version['source_name']} ({version['source_format']}), split {version['split_spec']}, "
+               f"imported {str(version['created_at'])[:19]} by {version['created_by']}.")
+    report_summary(report)
+    with st.expander(f"Validation report: {len(report.warnings)} warnings"):
+        problems_table(report.problems)
+
+    st.subheader("Examples")
+    c1, c2, c3 = st.columns([1, 3, 1])
+    split = c1.selectbox("Split", ["all", *SPLITS])
+    search = c2.text_input("Search text", placeholder="words in any message")
+    with user_errors():
+        total, _ = list_examples(o.store, user, chosen, None if split == "all" else split, search, limit=0)
+        pages = max(1, -(-total // PAGE_SIZE))
+        page = c3.number_input(f"Page (of {pages})", 1, pages, 1)
+        _, rows = list_examples(o.store, user, chosen, None if split == "all" else split, search,
+                                limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+        st.caption(f"{total} matching examples")
+        for r in rows:
+            with st.expander(f"#{r['idx']} · {r['split']} · line {r['source_line']} · {r['n_tokens'] or '?'} tokens"):
+                conversation(r["messages"])
