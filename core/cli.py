@@ -28,7 +28,8 @@ data_app = typer.Typer(help="Import, validate and browse datasets.", no_args_is_
 users_app = typer.Typer(help="Manage accounts (engineer).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(users_app, name="users")
-out = Console(highlight=False, soft_wrap=True)
+# Pipes get wide lines: rich would wrap tables at 80 columns and break one-row-per-line output.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 _state: dict = {}
@@ -193,9 +194,10 @@ def data_validate(path: Path,
     """Check a file; exit 0 when it can be imported, 1 when it cannot (one problem per line)."""
     from core.datasets import validate
 
+    data = _read(path)
     options = _options(None, fmt, mapping, seed, split)
     count, name = _counter(not as_json)
-    report = validate(_read(path), path.name, options, count, name).report
+    report = validate(data, path.name, options, count, name).report
     _print_report(report, as_json)
     raise typer.Exit(0 if report.ok else 1)
 
@@ -211,9 +213,10 @@ def data_import(path: Path,
     """Validate and import a file as a dataset version (all or nothing)."""
     from core.datasets import import_dataset
 
+    data = _read(path)
     options = _options(name, fmt, mapping, seed, split)
     count, tok_name = _counter(not as_json)
-    result = import_dataset(store(), CLI_USER, _read(path), path.name, options, count, tok_name)
+    result = import_dataset(store(), CLI_USER, data, path.name, options, count, tok_name)
     if as_json:
         out.print_json(json.dumps({"dataset": result.dataset, "version": result.version_id,
                                    "created": result.created, "report": result.report.to_dict()}, default=str))

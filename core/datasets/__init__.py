@@ -125,24 +125,31 @@ def _clusters(n: int, pairs: list[tuple[int, int, float]]) -> list[int]:
     return [find(i) for i in range(n)]
 
 
-def _leakage(examples: list[Example], hashes: list, threshold: float, file: str
-             ) -> tuple[dict[str, int], list[Problem]]:
+def _leakage(examples: list[Example], hashes: list, threshold: float, file: str,
+             parsed: list[Example] | None = None) -> tuple[dict[str, int], list[Problem]]:
+    """Held-out rows that repeat train rows. Exact copies are looked for in `parsed` (every valid row,
+    before exact duplicates were dropped): with explicit splits a held-out row copied from a train row
+    is leakage in the file even though only its first occurrence is kept."""
     by_split = {s: [i for i, ex in enumerate(examples) if ex.split == s] for s in SPLITS}
+    everything = examples if parsed is None else parsed
+    train_lines: dict[str, int] = {}
+    for ex in everything:
+        if ex.split == "train":
+            train_lines.setdefault(ex.hash, ex.line)
     problems: list[Problem] = []
     counts = {}
     for held in ("validation", "test"):
+        exact = [ex for ex in everything if ex.split == held and ex.hash in train_lines]
+        counts[f"train_{held}_exact"] = len(exact)
+        for ex in exact:
+            problems.append(Problem("leakage", f"{held} example also in train (line {train_lines[ex.hash]})",
+                                    file, ex.line, "split", "warning"))
         if not by_split[held] or not by_split["train"]:
-            counts[f"train_{held}_exact"] = counts[f"train_{held}_near"] = 0
+            counts[f"train_{held}_near"] = 0
             continue
-        train_hashes = {examples[i].hash: examples[i].line for i in by_split["train"]}
-        exact = [i for i in by_split[held] if examples[i].hash in train_hashes]
         near = near_duplicate_pairs(hashes, threshold, left=by_split[held], right=by_split["train"])
         near = [(i, j, s) for i, j, s in near if examples[i].hash != examples[j].hash]
-        counts[f"train_{held}_exact"] = len(exact)
         counts[f"train_{held}_near"] = len({i for i, _, _ in near})
-        for i in exact:
-            problems.append(Problem("leakage", f"{held} example also in train (line {train_hashes[examples[i].hash]})",
-                                    file, examples[i].line, "split", "warning"))
         for i, j, s in near:
             problems.append(Problem("leakage", f"{held} example is a near-duplicate (similarity {s}) of train "
                                     f"line {examples[j].line}", file, examples[i].line, "split", "warning"))
@@ -163,7 +170,8 @@ def validate(data: bytes, file: str, options: ImportOptions, count_tokens: Token
     report.rows = len(raw) + sum(1 for p in problems if p.line is not None)
     examples, found = normalize(raw, file)
     problems += found
-    examples, dup_problems = drop_exact_duplicates(examples, file)
+    parsed = examples
+    examples, dup_problems = drop_exact_duplicates(parsed, file)
     problems += dup_problems
     report.duplicates = len(dup_problems)
     report.valid = len(examples)
@@ -192,7 +200,7 @@ def validate(data: bytes, file: str, options: ImportOptions, count_tokens: Token
         if not explicit_mode:
             _assign_splits(examples, _clusters(len(examples), pairs), options)
         report.splits = {s: sum(1 for ex in examples if ex.split == s) for s in SPLITS}
-        report.leakage, leaks = _leakage(examples, hashes, options.near_duplicate_threshold, file)
+        report.leakage, leaks = _leakage(examples, hashes, options.near_duplicate_threshold, file, parsed)
         problems += leaks
     if not examples and not problems:
         problems.append(Problem("empty", "the file holds no examples", file))
@@ -203,6 +211,9 @@ def validate(data: bytes, file: str, options: ImportOptions, count_tokens: Token
 def version_id(examples: list[Example], split_spec: dict[str, Any]) -> tuple[str, str]:
     content = hashlib.sha256("\n".join(sorted(ex.hash for ex in examples)).encode()).hexdigest()
     spec = json.dumps(split_spec, sort_keys=True)
+    if split_spec.get("mode") == "explicit":  # the rows' own splits are the split specification
+        spec += "|" + hashlib.sha256("\n".join(sorted(f"{ex.hash} {ex.split}" for ex in examples)).encode()
+                                     ).hexdigest()
     return hashlib.sha256(f"{content}|{spec}".encode()).hexdigest()[:16], content
 
 

@@ -46,6 +46,13 @@ def _utf8_problem(file: str, line: int, raw: bytes, exc: UnicodeDecodeError) -> 
                    "re-save the file as UTF-8", file, line)
 
 
+def _unreadable_json(exc: Exception) -> str:
+    """Why json.loads failed other than a syntax error (it raises ValueError/RecursionError too)."""
+    if isinstance(exc, RecursionError):
+        return "values are nested too deeply"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def read_jsonl(data: bytes, file: str) -> tuple[list[RawExample], list[Problem]]:
     examples, problems = [], []
     for number, raw in enumerate(data.split(b"\n"), start=1):
@@ -61,6 +68,10 @@ def read_jsonl(data: bytes, file: str) -> tuple[list[RawExample], list[Problem]]
         except json.JSONDecodeError as exc:
             problems.append(Problem("invalid_json", f"not valid JSON: {exc.msg} at column {exc.colno}; "
                                     "each line must be one complete JSON object", file, number))
+            continue
+        except (ValueError, RecursionError) as exc:  # e.g. an integer over 4300 digits, deep nesting
+            problems.append(Problem("invalid_json", f"cannot read this JSON: {_unreadable_json(exc)}",
+                                    file, number))
             continue
         examples.append(RawExample(number, record))
     return examples, problems
@@ -86,6 +97,9 @@ def _tabular_record(row: dict[str, Any], mapping: dict[str, str], file: str, lin
             except json.JSONDecodeError as exc:
                 return None, Problem("invalid_json", f"the messages column is not valid JSON: {exc.msg}",
                                      file, line, mapping.get("messages", "messages"))
+            except (ValueError, RecursionError) as exc:  # e.g. an integer over 4300 digits, deep nesting
+                return None, Problem("invalid_json", f"the messages column cannot be read: "
+                                     f"{_unreadable_json(exc)}", file, line, mapping.get("messages", "messages"))
         elif hasattr(msgs, "tolist"):
             msgs = msgs.tolist()
         values["messages"] = msgs

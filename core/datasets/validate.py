@@ -102,6 +102,15 @@ def _messages_from(record: Any, file: str, line: int) -> tuple[list | None, list
                           f"{keys}", file, line, "messages")]
 
 
+def _is_text(value: str) -> bool:
+    """False for strings with lone surrogates (JSON "\\ud800" decodes to one): they cannot be encoded."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_messages(messages: Any, file: str, line: int) -> list[Problem]:
     """Structure and order of one conversation."""
     if not isinstance(messages, list):
@@ -133,6 +142,9 @@ def check_messages(messages: Any, file: str, line: int) -> list[Problem]:
                                     file, line, f"{where}.content"))
         elif not content.strip():
             problems.append(Problem("empty_content", "'content' is empty", file, line, f"{where}.content"))
+        elif not _is_text(content):
+            problems.append(Problem("non_utf8", "'content' holds an unpaired surrogate escape (\\ud800-\\udfff), "
+                                    "which is not text", file, line, f"{where}.content"))
         roles.append(role if role in ROLES else None)
     if problems:
         return problems

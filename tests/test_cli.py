@@ -1,0 +1,122 @@
+"""The real `tuneboard` command on tiny assets: exit codes, messages, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TUNEBOARD = str(Path(sys.executable).with_name("tuneboard"))
+
+
+@pytest.fixture
+def cli(env, tmp_path):
+    def run(*args: str, input: str | None = None, extra_env: dict | None = None) -> subprocess.CompletedProcess:
+        full_env = {**os.environ, **env, **(extra_env or {})}
+        result = subprocess.run([TUNEBOARD, *args], capture_output=True, text=True, cwd=tmp_path, env=full_env,
+                                input=input, timeout=180)
+        assert "Traceback" not in result.stderr + result.stdout, result.stderr
+        return result
+    return run
+
+
+def test_validate_exit_codes_and_lines(cli, demo_files):
+    good, bad = demo_files
+    ok = cli("data", "validate", str(good))
+    assert ok.returncode == 0, ok.stderr
+    assert "200 valid, 0 errors" in ok.stdout
+    broken = cli("data", "validate", str(bad))
+    assert broken.returncode == 1
+    error_lines = [line for line in broken.stdout.splitlines() if ": error: " in line]
+    assert len(error_lines) == 10
+    assert all(re.match(r"support_tickets_bad\.jsonl:\d+", line) for line in error_lines)
+    assert any(line.startswith("support_tickets_bad.jsonl:41 [messages[1].role]") for line in error_lines)
+
+
+def test_validate_json_matches_text(cli, demo_files):
+    result = cli("data", "validate", "--json", str(demo_files[1]))
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["ok"] is False and report["errors"] == 10
+    codes = {p["code"] for p in report["problems"] if p["severity"] == "error"}
+    assert {"invalid_json", "non_utf8", "unknown_role", "missing_role", "empty_content", "bad_order",
+            "missing_assistant", "ends_without_assistant", "bad_type", "missing_field"} == codes
+    assert all(p["line"] for p in report["problems"])
+
+
+def test_user_mistakes_get_clean_messages(cli, tmp_path):
+    missing = cli("data", "validate", str(tmp_path / "nope.jsonl"))
+    assert missing.returncode == 1 and "no such file" in missing.stderr
+    weird = tmp_path / "data.xlsx"
+    weird.write_bytes(b"PK\x03\x04")
+    fmt = cli("data", "validate", str(weird))
+    assert fmt.returncode == 1 and "cannot tell the format" in fmt.stdout
+    bad_map = cli("data", "validate", "--map", "prompt", str(weird))
+    assert bad_map.returncode == 1 and "FIELD=COLUMN" in bad_map.stderr
+    cfg = tmp_path / "tuneboard.toml"
+    cfg.write_text("[data]\nseed = 'x'\n")
+    bad_cfg = cli("data", "list")
+    assert bad_cfg.returncode == 2 and "data.seed" in bad_cfg.stderr
+    cfg.unlink()
+
+
+def test_import_list_show(cli, demo_files):
+    good, bad = demo_files
+    imported = cli("data", "import", "--name", "tickets", "--json", str(good))
+    assert imported.returncode == 0, imported.stderr
+    result = json.loads(imported.stdout)
+    assert result["created"] and result["report"]["splits"] == {"train": 160, "validation": 20, "test": 20}
+    again = cli("data", "import", "--name", "tickets", str(good))
+    assert again.returncode == 0 and "Already imported" in again.stdout and result["version"] in again.stdout
+    refused = cli("data", "import", str(bad))
+    assert refused.returncode == 1 and "nothing was imported" in refused.stderr
+    listing = cli("data", "list")
+    assert result["version"] in listing.stdout and "support_tickets_bad" not in listing.stdout
+    shown = cli("data", "show", result["version"][:8], "--examples", "1", "--split", "test")
+    assert shown.returncode == 0 and "(test, line" in shown.stdout and "[assistant]" in shown.stdout
+
+
+def test_users_commands(cli):
+    added = cli("users", "add", "maria", "--role", "rater")  # stdin is not a TTY: generated password
+    assert added.returncode == 0 and "shown once" in added.stdout
+    assert cli("users", "set-role", "maria", "lead").returncode == 0
+    listing = cli("users", "list")
+    assert re.search(r"maria\s+│\s+lead", listing.stdout)
+    bad_role = cli("users", "set-role", "maria", "boss")
+    assert bad_role.returncode == 1 and "must be one of" in bad_role.stderr
+    from_env = cli("users", "add", "omar", "--role", "engineer", "--password-env", "OMAR_PW",
+                   extra_env={"OMAR_PW": "omar-password-123"})
+    assert from_env.returncode == 0 and "omar-password-123" not in from_env.stdout
+
+
+def test_busy_database_is_refused_cleanly(cli, settings, env):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom core.config import load_settings\n"
+         "from core.store import open_store\ns = open_store(load_settings())\nprint('ready', flush=True)\n"
+         "time.sleep(60)"], env={**os.environ, **env}, stdout=subprocess.PIPE, text=True, cwd=settings.workspace_dir.parent)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        busy = cli("data", "list")
+        assert busy.returncode == 1 and "in use by another process" in busy.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_every_command_has_help_and_is_documented(cli):
+    readme = (ROOT / "README.md").read_text()
+    commands = ["init", "serve", "demo", "config", "data import", "data validate", "data list", "data show",
+                "users add", "users list", "users set-role"]
+    for command in commands:
+        result = cli(*command.split(), "--help")
+        assert result.returncode == 0 and "Usage" in result.stdout, command
+        assert f"tuneboard {command}" in readme, f"README does not document `tuneboard {command}`"
+    top = cli("--help").stdout
+    for group in ("init", "serve", "demo", "data", "users"):
+        assert group in top

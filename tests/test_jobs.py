@@ -1,0 +1,134 @@
+"""Jobs: worker processes write events, the owner ingests each exactly once, also after restarts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from core.errors import JobError, PermissionDenied
+from core.jobs import Jobs
+from core.jobs.events import EVENTS_FILE, EventWriter
+from core.owner import Owner
+
+
+def _ticks(jobs: Jobs, job_id: str) -> list[int]:
+    return [e["step"] for e in jobs.events(job_id, "tick")]
+
+
+def test_worker_events_ingested_exactly_once(owner, accounts):
+    jobs = owner.jobs
+    job_id = jobs.submit(accounts["engineer"], "ticker", {"steps": 15, "interval": 0.01})
+    job = jobs.wait(job_id, timeout=60)
+    assert job["status"] == "succeeded"
+    assert _ticks(jobs, job_id) == list(range(1, 16))
+    # Ingesting again (and again) adds nothing.
+    assert jobs.ingest(job_id).events == 0
+    jobs.reconcile()
+    assert owner.store.scalar("SELECT count(*) FROM job_events WHERE job_id = ?", [job_id]) == 17
+    assert [e["type"] for e in jobs.events(job_id)][0::16] == ["started", "finished"]
+
+
+def test_owner_restart_resumes_from_committed_offset(settings, env, accounts, owner):
+    job_id = owner.jobs.submit(accounts["engineer"], "ticker", {"steps": 40, "interval": 0.02})
+    time.sleep(0.3)
+    owner.jobs.ingest(job_id)
+    seen_before = len(owner.jobs.events(job_id))
+    owner.close()  # the owner goes away while the worker keeps writing
+    run_dir = Path(settings.runs_dir, job_id)
+    deadline = time.time() + 30
+    while "finished" not in (run_dir / EVENTS_FILE).read_text() and time.time() < deadline:
+        time.sleep(0.05)
+    reopened = Owner.open(settings, monitor=False, env=env)  # reconcile on open re-attaches
+    try:
+        job = reopened.jobs.wait(job_id, timeout=30)
+        assert job["status"] == "succeeded"
+        assert seen_before > 0
+        assert _ticks(reopened.jobs, job_id) == list(range(1, 41))
+        lines = (run_dir / EVENTS_FILE).read_text().splitlines()
+        stored = reopened.store.scalar("SELECT count(*) FROM job_events WHERE job_id = ?", [job_id])
+        assert stored == len(lines)
+    finally:
+        reopened.close()
+
+
+def test_replayed_and_corrupt_lines(owner, accounts):
+    """A line with an old seq is ignored; a garbage line is recorded and skipped."""
+    job_id = owner.jobs.submit(accounts["engineer"], "ticker", {"steps": 3, "interval": 0.01})
+    owner.jobs.wait(job_id, timeout=30)
+    path = Path(owner.jobs.get(job_id)["run_dir"], EVENTS_FILE)
+    with open(path, "ab") as fh:
+        fh.write(json.dumps({"seq": 2, "at": 0, "type": "tick", "step": 99}).encode() + b"\n")
+        fh.write(b"{this is not json\n")
+        fh.write(json.dumps({"seq": 6, "at": 0, "type": "note", "text": "late"}).encode() + b"\n")
+        fh.write(b'{"seq": 7, "at": 0, "type": "partial')  # no newline yet: not read
+    result = owner.jobs.ingest(job_id)
+    assert (result.events, result.problems) == (1, 1)
+    assert 99 not in _ticks(owner.jobs, job_id)
+    problems = owner.jobs.ingest_problems(job_id)
+    assert len(problems) == 1 and "unreadable event line" in problems[0]["message"]
+    assert owner.jobs.ingest(job_id).events == 0  # the partial line waits
+    with open(path, "ab") as fh:
+        fh.write(b'", "x": 1}\n')
+    assert owner.jobs.ingest(job_id).events == 1
+
+
+def test_crashed_worker_is_failed_with_log_tail_and_resumable(owner, accounts):
+    jobs = owner.jobs
+    job_id = jobs.submit(accounts["engineer"], "ticker", {"steps": 8, "interval": 0.01, "fail_at": 5})
+    job = jobs.wait(job_id, timeout=30)
+    assert job["status"] == "failed"
+    assert "failing on purpose at step 5" in job["error"]
+    assert _ticks(jobs, job_id) == [1, 2, 3, 4]
+    # Resume continues from the worker's own state (the crash was on purpose only at step 5 once).
+    cfg_path = Path(job["run_dir"], "config.json")
+    cfg_path.write_text(json.dumps({"steps": 8, "interval": 0.01}))
+    jobs.resume(accounts["engineer"], job_id)
+    job = jobs.wait(job_id, timeout=30)
+    assert job["status"] == "succeeded"
+    assert _ticks(jobs, job_id) == list(range(1, 9))
+
+
+def test_killed_worker_is_marked_failed(owner, accounts):
+    jobs = owner.jobs
+    job_id = jobs.submit(accounts["engineer"], "ticker", {"steps": 500, "interval": 0.02})
+    time.sleep(0.5)
+    os.kill(jobs.get(job_id)["pid"], signal.SIGKILL)
+    job = jobs.wait(job_id, timeout=30)
+    assert job["status"] == "failed" and "exited without finishing" in job["error"]
+
+
+def test_cancel_is_graceful(owner, accounts):
+    jobs = owner.jobs
+    job_id = jobs.submit(accounts["engineer"], "ticker", {"steps": 500, "interval": 0.02})
+    time.sleep(0.4)
+    jobs.cancel(accounts["engineer"], job_id)
+    job = jobs.wait(job_id, timeout=30)
+    assert job["status"] == "cancelled"
+    assert jobs.events(job_id)[-1]["type"] == "cancelled"
+    with pytest.raises(JobError):
+        jobs.cancel(accounts["engineer"], job_id)
+
+
+def test_only_engineers_run_jobs(owner, accounts):
+    for role in ("rater", "lead"):
+        with pytest.raises(PermissionDenied):
+            owner.jobs.submit(accounts[role], "ticker", {"steps": 1})
+    assert owner.store.scalar("SELECT count(*) FROM jobs") == 0
+    assert not any(Path(owner.settings.runs_dir).iterdir())
+
+
+def test_event_writer_continues_sequence_after_torn_write(tmp_path):
+    with EventWriter(tmp_path) as w:
+        w.emit("a")
+        w.emit("b")
+    with open(tmp_path / EVENTS_FILE, "ab") as fh:
+        fh.write(b'{"seq": 3, "at"')  # killed mid-line
+    with EventWriter(tmp_path) as w:
+        assert w.emit("c") == 3
+    records = [json.loads(x) for x in (tmp_path / EVENTS_FILE).read_text().splitlines()]
+    assert [r["seq"] for r in records] == [1, 2, 3] and records[-1]["type"] == "c"

@@ -1,0 +1,78 @@
+"""The store: numbered migrations, all-or-nothing transactions, one owning process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import duckdb
+import pytest
+
+from core.errors import StoreBusy, StoreError
+from core.store import Store
+from core.store.migrations import MIGRATIONS
+
+
+def test_migrations_applied_once_and_recorded(tmp_path):
+    store = Store(tmp_path / "t.duckdb")
+    recorded = store.rows("SELECT version, name FROM schema_migrations ORDER BY version")
+    assert [(r["version"], r["name"]) for r in recorded] == [(v, n) for v, n, _ in MIGRATIONS]
+    assert store.schema_version() == MIGRATIONS[-1][0]
+    assert store.migrate() == []  # nothing pending the second time
+    store.close()
+    again = Store(tmp_path / "t.duckdb")  # reopening applies nothing new
+    assert again.scalar("SELECT count(*) FROM schema_migrations") == len(MIGRATIONS)
+    again.close()
+
+
+def test_failed_migration_leaves_no_trace(tmp_path, monkeypatch):
+    import core.store as store_mod
+
+    broken = MIGRATIONS + [(999, "broken", "CREATE TABLE half_done (x INT); SELECT * FROM no_such_table;")]
+    monkeypatch.setattr(store_mod, "MIGRATIONS", broken)
+    with pytest.raises(StoreError):
+        Store(tmp_path / "t.duckdb")
+    con = duckdb.connect(str(tmp_path / "t.duckdb"))
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    versions = {r[0] for r in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    con.close()
+    assert "half_done" not in tables and 999 not in versions
+    assert versions == {v for v, _, _ in MIGRATIONS}
+
+
+def test_transaction_is_all_or_nothing(tmp_path):
+    store = Store(tmp_path / "t.duckdb")
+    with pytest.raises(RuntimeError):
+        with store.transaction() as cur:
+            cur.execute("INSERT INTO datasets (name, created_by) VALUES ('a', 'x')")
+            raise RuntimeError("boom")
+    assert store.scalar("SELECT count(*) FROM datasets") == 0
+    with store.transaction() as cur:
+        cur.execute("INSERT INTO datasets (name, created_by) VALUES ('a', 'x')")
+    assert store.scalar("SELECT count(*) FROM datasets") == 1
+    store.close()
+
+
+def test_second_process_gets_a_clear_message(tmp_path):
+    path = tmp_path / "t.duckdb"
+    store = Store(path)
+    code = ("import sys\nfrom core.store import Store\nfrom core.errors import StoreBusy\n"
+            f"try:\n    Store({str(path)!r})\nexcept StoreBusy as exc:\n    print(exc); sys.exit(7)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 7, result.stderr
+    assert "in use by another process" in result.stdout and "Traceback" not in result.stderr
+    # The owner's data is intact and still writable.
+    store.execute("INSERT INTO datasets (name, created_by) VALUES ('still', 'ok')")
+    assert store.scalar("SELECT count(*) FROM datasets") == 1
+    store.close()
+
+
+def test_unwritable_workspace_is_a_clear_error(tmp_path):
+    from core.config import load_settings
+    from core.store import open_store
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    settings = load_settings(env={"TUNEBOARD_WORKSPACE": str(blocker / "ws")})
+    with pytest.raises(StoreError, match="workspace"):
+        open_store(settings)
