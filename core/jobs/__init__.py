@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import pyarrow as pa
+
 from core.auth import Action, User, require
 from core.errors import JobError, NotFound
 from core.jobs.events import CANCEL_FILE, CONFIG_FILE, EVENTS_FILE, LOG_FILE, TERMINAL
@@ -218,7 +220,10 @@ class Jobs:
                         error = json.loads(payload).get("error", "worker reported failure")
             with self.store.transaction() as cur:
                 if events:
-                    cur.executemany("INSERT OR IGNORE INTO job_events VALUES (?, ?, ?, ?, ?)", events)
+                    batch = pa.table(list(zip(*events)), names=["job_id", "seq", "emitted_at", "type", "payload"])
+                    cur.register("event_batch", batch)
+                    cur.execute("INSERT OR IGNORE INTO job_events SELECT * FROM event_batch")
+                    cur.unregister("event_batch")
                 if problems:
                     cur.executemany("INSERT OR IGNORE INTO ingest_problems (job_id, byte_offset, message) "
                                     "VALUES (?, ?, ?)", problems)

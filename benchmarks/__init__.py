@@ -1,0 +1,1 @@
+"""Ratio benchmarks: each compares two things in one run and prints one comparable line."""
