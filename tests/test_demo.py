@@ -1,0 +1,67 @@
+"""The offline demo: the real SmolLM2 conversion, the demo dataset, accounts; cached reruns."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from core.demo.tickets import CATEGORIES, PRIORITIES, TRIAGE_SCHEMA, make_dataset
+from core.users import authenticate
+
+
+def test_demo_dataset_is_varied_valid_and_seeded():
+    import jsonschema
+
+    examples = make_dataset(1000, seed=7)
+    assert make_dataset(1000, seed=7) == examples and make_dataset(1000, seed=8) != examples
+    tickets = {e["messages"][1]["content"] for e in examples}
+    assert len(tickets) == 1000
+    labels = [json.loads(e["messages"][2]["content"]) for e in examples]
+    for label in labels:
+        jsonschema.validate(label, TRIAGE_SCHEMA)
+    assert {lab["category"] for lab in labels} == set(CATEGORIES)
+    assert {lab["priority"] for lab in labels} == set(PRIORITIES)
+
+
+@pytest.mark.slow
+def test_demo_builds_once_then_is_cached(tmp_path, monkeypatch):
+    from core.config import load_settings
+    from core.demo.setup import DEMO_DATASET, build_demo
+    from core.store import open_store
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TUNEBOARD_ADMIN_PASSWORD", raising=False)
+    monkeypatch.delenv("TUNEBOARD_MODEL_BASE", raising=False)
+    settings = load_settings(env={"TUNEBOARD_WORKSPACE": str(tmp_path / "ws")})
+    store = open_store(settings)
+    logs: list[str] = []
+    first = build_demo(store, settings, examples=300, log=logs.append)
+    weights = next(first.model_dir.glob("*.safetensors"))
+    stamp = weights.stat().st_mtime_ns
+
+    from transformers import AutoConfig, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(first.model_dir)
+    assert (config.model_type, config.num_hidden_layers, config.hidden_size) == ("llama", 30, 576)
+    assert AutoTokenizer.from_pretrained(first.model_dir).chat_template
+
+    version = store.row("SELECT * FROM dataset_versions WHERE dataset = ?", [DEMO_DATASET])
+    report = json.loads(version["report"])
+    assert version["n_examples"] == 300 and report["tokens"]["available"]
+    assert report["tokens"]["tokenizer"] == "SmolLM2-135M-Instruct"
+    roles = {username: role for username, role, _ in first.logins}
+    assert roles == {"admin": "engineer", "lead": "lead", "rater": "rater"}
+    for username, _, password in first.logins:
+        authenticate(store, username, password)
+    creds = tmp_path / "ws" / "demo-credentials.json"
+    assert oct(os.stat(creds).st_mode & 0o777) == "0o600"
+
+    second = build_demo(store, settings, examples=300, log=logs.append)
+    assert second.dataset_version == first.dataset_version
+    assert weights.stat().st_mtime_ns == stamp  # not rebuilt
+    assert second.logins == first.logins
+    assert store.scalar("SELECT count(*) FROM dataset_versions") == 1
+    assert any("cached" in line for line in logs)
+    store.close()
