@@ -13,9 +13,12 @@ def render() -> None:
     user, o = current_user(), owner()
     min_len = o.settings.auth.min_password_length
     st.title("Users")
+    accounts = []
     with user_errors():
         accounts = list_users(o.store, user)
-        st.dataframe(pd.DataFrame(accounts), hide_index=True, width="stretch")
+    if not accounts:
+        return
+    st.dataframe(pd.DataFrame(accounts), hide_index=True, width="stretch")
 
     left, right = st.columns(2)
     with left, st.form("add_user", clear_on_submit=True):
@@ -31,7 +34,7 @@ def render() -> None:
                                                               "(shown once; pass it on securely)."))
     with right, st.form("change_user"):
         st.subheader("Change an account")
-        names = [a["username"] for a in list_users(o.store, user)]
+        names = [a["username"] for a in accounts]
         target = st.selectbox("Account", names)
         new_role = st.selectbox("New role", ["(unchanged)", *ROLES])
         state = st.radio("Access", ["(unchanged)", "enable", "disable"], horizontal=True)

@@ -132,3 +132,15 @@ def test_event_writer_continues_sequence_after_torn_write(tmp_path):
         assert w.emit("c") == 3
     records = [json.loads(x) for x in (tmp_path / EVENTS_FILE).read_text().splitlines()]
     assert [r["seq"] for r in records] == [1, 2, 3] and records[-1]["type"] == "c"
+
+
+def test_reading_jobs_needs_lead_or_engineer(owner, accounts):
+    job_id = owner.jobs.submit(accounts["engineer"], "ticker", {"steps": 2, "interval": 0.01})
+    owner.jobs.wait(job_id, timeout=30)
+    for role in ("lead", "engineer"):
+        assert [j["job_id"] for j in owner.jobs.list(accounts[role])] == [job_id]
+        assert [e["type"] for e in owner.jobs.history(accounts[role], job_id)][-1] == "finished"
+    with pytest.raises(PermissionDenied):
+        owner.jobs.list(accounts["rater"])
+    with pytest.raises(PermissionDenied):
+        owner.jobs.history(accounts["rater"], job_id)

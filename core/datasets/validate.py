@@ -174,7 +174,7 @@ def normalize(raw: list[RawExample], file: str) -> tuple[list[Example], list[Pro
     examples, problems = [], []
     for item in raw:
         messages, found = _messages_from(item.record, file, item.line)
-        if messages is not None:
+        if not found:  # `messages` may itself be null: check_messages says it is not a list
             found += check_messages(messages, file, item.line)
         split = item.record.get("split") if isinstance(item.record, dict) else None
         if split is not None and split not in SPLITS:

@@ -156,12 +156,20 @@ class Jobs:
             raise NotFound(f"No job {job_id!r}.")
         return job
 
-    def list(self, kind: str | None = None) -> list[dict]:
+    def list(self, actor: User, kind: str | None = None) -> list[dict]:
+        """Jobs for a person to read (leads and engineers)."""
+        require(actor, Action.JOBS_VIEW)
         if kind:
             return self.store.rows("SELECT * FROM jobs WHERE kind = ? ORDER BY created_at DESC", [kind])
         return self.store.rows("SELECT * FROM jobs ORDER BY created_at DESC")
 
+    def history(self, actor: User, job_id: str, type: str | None = None) -> list[dict]:
+        """A job's events for a person to read (leads and engineers)."""
+        require(actor, Action.JOBS_VIEW)
+        return self.events(job_id, type)
+
     def events(self, job_id: str, type: str | None = None) -> list[dict]:
+        """The owner's own read of a job's events (no role check: not for pages)."""
         sql = "SELECT seq, emitted_at, type, payload FROM job_events WHERE job_id = ?"
         params: list = [job_id]
         if type:

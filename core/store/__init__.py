@@ -105,7 +105,7 @@ class Store:
             cur.commit()
         except BaseException as exc:
             try:
-                cur.commit()
+                cur.rollback()
             except duckdb.Error:
                 pass
             if isinstance(exc, duckdb.Error):

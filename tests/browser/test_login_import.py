@@ -1,0 +1,117 @@
+"""In a real browser: log in, upload a bad then a good file, see the version; a rater sees
+no engineer pages, even by typing their address."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.browser.conftest import log_in, wait_idle
+from tests.conftest import ADMIN_PASSWORD, PASSWORD
+
+pytestmark = pytest.mark.browser
+
+
+def expect():
+    from playwright.sync_api import expect as _expect
+
+    return _expect
+
+
+def upload(page, path) -> None:
+    page.locator("input[type=file]").set_input_files(str(path))
+    # the uploader lists the file once the bytes reached the server; the rerun follows
+    expect()(page.get_by_role("button", name=f"Remove {path.name}", exact=True)).to_be_visible()
+    wait_idle(page)
+
+
+def test_admin_uploads_a_bad_then_a_good_file(server, page, demo_files):
+    good, bad = demo_files
+    ex = expect()
+    log_in(page, server.url, "admin", ADMIN_PASSWORD)
+    ex(page.get_by_role("heading", name="Data", exact=True)).to_be_visible()
+    sidebar = page.get_by_test_id("stSidebar")
+    ex(sidebar).to_contain_text("Signed in as admin · engineer")
+
+    page.get_by_role("tab", name="Import").click()
+    wait_idle(page)
+    upload(page, bad)
+    page.get_by_role("button", name="Validate").click()
+    wait_idle(page)
+    ex(page.get_by_text(f"{bad.name}: cannot be imported until the errors are fixed.")).to_be_visible()
+    problems = page.get_by_test_id("stDataFrame").filter(has_text="unknown_role")
+    ex(problems).to_have_count(1)
+    # the grid draws on a canvas; its accessible table (inside the canvas, not in the aria tree)
+    # holds the rendered rows: columns severity, line, field, problem, code, file
+    ex(problems.locator("th[aria-colindex='2']")).to_have_text("line")
+    row = problems.locator("tr[role=row]").filter(has_text="unknown_role")
+    ex(row).to_have_count(1)
+    ex(row.locator("td[aria-colindex='2']")).to_have_text("41")
+    ex(page.get_by_test_id("stAlertContentSuccess")).to_have_count(0)
+
+    upload(page, good)
+    page.get_by_role("button", name="Import", exact=True).click()
+    wait_idle(page)
+    success = page.get_by_test_id("stAlertContentSuccess").filter(has_text="Imported")
+    ex(success).to_be_visible()
+    message = success.inner_text()
+    found = re.search(r"Imported support_tickets version ([0-9a-f]{16})", message)
+    assert found, message
+    version = found.group(1)
+
+    page.get_by_role("tab", name="Versions").click()
+    wait_idle(page)
+    ex(page.get_by_role("heading", name=f"support_tickets · {version}")).to_be_visible()
+    versions = page.get_by_test_id("stDataFrame").filter(has_text=version)
+    ex(versions.first).to_be_visible()
+    ex(page.get_by_test_id("stException")).to_have_count(0)
+
+
+def assert_no_engineer_content(page) -> None:
+    ex = expect()
+    sidebar = page.get_by_test_id("stSidebar")
+    for forbidden in ("Data", "Users"):
+        ex(sidebar.get_by_role("link", name=forbidden)).to_have_count(0)
+        ex(page.get_by_role("heading", name=forbidden, exact=True)).to_have_count(0)
+    for text in ("Add an account", "Change an account", "Versions", "Import", "Validate"):
+        ex(page.get_by_text(text, exact=True)).to_have_count(0)
+    ex(page.get_by_test_id("stDataFrame")).to_have_count(0)
+    ex(page.get_by_test_id("stException")).to_have_count(0)
+
+
+def close_page_not_found(page) -> None:
+    """Streamlit's dialog for a page the navigation does not offer; it then runs the main page."""
+    dialog = page.get_by_role("dialog")
+    expect()(dialog).to_contain_text("Page not found")
+    dialog.get_by_role("button", name="Close").click()
+    expect()(dialog).to_have_count(0)
+
+
+@pytest.mark.parametrize("path", ["/users", "/data"])
+def test_typed_address_signed_out_shows_only_the_login_page(server, page, path):
+    page.goto(server.url + path)  # a typed address opens a new session: signed out
+    wait_idle(page)
+    close_page_not_found(page)
+    expect()(page.get_by_role("heading", name="tuneboard")).to_be_visible()
+    expect()(page.get_by_role("textbox", name="Username")).to_be_visible()
+    assert_no_engineer_content(page)
+
+
+def test_rater_sees_no_engineer_content(server, page):
+    ex = expect()
+    log_in(page, server.url, "rita", PASSWORD)
+    ex(page.get_by_role("heading", name="Account", exact=True)).to_be_visible()
+    ex(page.get_by_test_id("stSidebar")).to_contain_text("Signed in as rita · rater")
+    assert_no_engineer_content(page)
+    # the same session asks for the engineer pages by address (history navigation, as the
+    # browser's back/forward would): the rater stays on Account
+    for path in ("/users", "/data"):
+        page.evaluate("p => { history.pushState({}, '', p); dispatchEvent(new PopStateEvent('popstate')); }",
+                      path)
+        wait_idle(page)
+        if page.get_by_role("dialog").count():
+            close_page_not_found(page)
+        ex(page.get_by_role("heading", name="Account", exact=True)).to_be_visible()
+        ex(page.get_by_test_id("stSidebar")).to_contain_text("Signed in as rita · rater")
+        assert_no_engineer_content(page)

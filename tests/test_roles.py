@@ -1,0 +1,211 @@
+"""Roles are enforced in core, not only by the dashboard's navigation.
+
+The expected table is written out here (DESIGN.md, "Users and roles") so a change to
+core.auth.PERMISSIONS fails a test; then every Action x Role calls the real service
+functions guarded by that action: allowed roles succeed, the others get PermissionDenied
+and nothing is written (no row in any table, no run folder).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from core.auth import CLI_USER, PAGES, PERMISSIONS, Action, Role, User, pages_for, require
+from core.datasets import ImportOptions, get_version, import_dataset, list_examples, list_versions
+from core.errors import PermissionDenied
+from core.jobs import Jobs
+from core.users import create_user, get_user, list_users, reset_password, set_disabled, set_role
+from tests.apptest import table_counts, use_fast_password_hashing
+from tests.conftest import PASSWORD
+
+EXPECTED: dict[Action, set[Role]] = {
+    Action.DATA_VIEW: {Role.LEAD, Role.ENGINEER},
+    Action.DATA_IMPORT: {Role.ENGINEER},
+    Action.USERS_MANAGE: {Role.ENGINEER},
+    Action.JOBS_VIEW: {Role.LEAD, Role.ENGINEER},
+    Action.JOBS_RUN: {Role.ENGINEER},
+}
+EXPECTED_PAGES = {
+    Role.RATER: ["account"],
+    Role.LEAD: ["data", "account"],
+    Role.ENGINEER: ["data", "users", "account"],
+}
+ADMIN = User("admin", Role.ENGINEER)
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(monkeypatch):
+    use_fast_password_hashing(monkeypatch)
+
+
+class FakeLauncher:
+    """Starts nothing; a job 'runs' until stopped."""
+
+    def __init__(self):
+        self.started: list[str] = []
+        self.stopped: list[str] = []
+
+    def start(self, job_id, module, run_dir) -> int:
+        self.started.append(job_id)
+        return 4242
+
+    def alive(self, job_id, pid) -> bool:
+        return job_id not in self.stopped
+
+    def stop(self, job_id, pid) -> None:
+        self.stopped.append(job_id)
+
+
+# ---- the table itself --------------------------------------------------------------------------
+def test_permissions_cover_every_action_as_designed():
+    assert set(PERMISSIONS) == set(Action)
+    assert {a: set(r) for a, r in PERMISSIONS.items()} == EXPECTED
+
+
+@pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
+@pytest.mark.parametrize("action", list(Action), ids=lambda a: a.value)
+def test_require_follows_the_table(action, role):
+    user = User("someone", role)
+    if role in EXPECTED[action]:
+        assert user.may(action)
+        assert require(user, action) is user
+    else:
+        assert not user.may(action)
+        with pytest.raises(PermissionDenied, match=f"someone \\({role.value}\\) may not do '{action.value}'"):
+            require(user, action)
+
+
+@pytest.mark.parametrize("action", list(Action), ids=lambda a: a.value)
+def test_require_refuses_no_user(action):
+    with pytest.raises(PermissionDenied, match="Log in first"):
+        require(None, action)
+
+
+@pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
+def test_pages_for_each_role(role):
+    assert pages_for(role) == EXPECTED_PAGES[role]
+    assert set(PAGES) == {"data", "users", "account"}
+
+
+# ---- the real service functions, every action x role -------------------------------------------
+@pytest.fixture
+def world(owner, accounts, demo_files):
+    """The workspace with one imported version and a job service that starts no process."""
+    good = demo_files[0]
+    options = ImportOptions.from_settings(owner.settings)
+    version = import_dataset(owner.store, ADMIN, good.read_bytes(), good.name, options).version_id
+    jobs = Jobs(owner.store, owner.settings.runs_dir, launcher=FakeLauncher())
+    running = jobs.submit(ADMIN, "ticker", {"steps": 1})
+    stopped = jobs.submit(ADMIN, "ticker", {"steps": 1})
+    owner.store.execute("UPDATE jobs SET status = 'failed' WHERE job_id = ?", [stopped])
+    return {"owner": owner, "store": owner.store, "version": version, "jobs": jobs, "running": running,
+            "stopped": stopped, "good": good, "options": options}
+
+
+def _import_other(w, actor):
+    # a different split seed: a new version, not a no-op re-import of the same content
+    from dataclasses import replace
+
+    return import_dataset(w["store"], actor, w["good"].read_bytes(), w["good"].name,
+                          replace(w["options"], seed=w["options"].seed + 1, name="tickets-again"))
+
+
+# Every core function guarded by each action. JOBS_VIEW guards none today: Jobs.get/list/
+# events/log_tail take no actor (no page shows jobs yet); only require() is checked for it.
+SERVICES: dict[Action, list] = {
+    Action.DATA_VIEW: [
+        lambda w, u: list_versions(w["store"], u),
+        lambda w, u: get_version(w["store"], u, w["version"]),
+        lambda w, u: list_examples(w["store"], u, w["version"]),
+    ],
+    Action.DATA_IMPORT: [_import_other],
+    Action.USERS_MANAGE: [
+        lambda w, u: list_users(w["store"], u),
+        lambda w, u: create_user(w["store"], u, "newcomer", PASSWORD, "rater"),
+        lambda w, u: set_role(w["store"], u, "rita", "lead"),
+        lambda w, u: set_disabled(w["store"], u, "leo", True),
+        lambda w, u: reset_password(w["store"], u, "leo", "another-long-password"),
+    ],
+    Action.JOBS_VIEW: [],
+    Action.JOBS_RUN: [
+        lambda w, u: w["jobs"].submit(u, "ticker", {"steps": 1}),
+        lambda w, u: w["jobs"].cancel(u, w["running"]),
+        lambda w, u: w["jobs"].resume(u, w["stopped"]),
+    ],
+}
+ACTING = {Role.RATER: "rita", Role.LEAD: "leo", Role.ENGINEER: "eve"}
+
+
+def _runs(owner) -> set[str]:
+    runs = owner.settings.runs_dir
+    return {str(p.relative_to(runs)) for p in runs.rglob("*")} if runs.exists() else set()
+
+
+@pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
+@pytest.mark.parametrize("action", [a for a in Action if SERVICES[a]], ids=lambda a: a.value)
+def test_service_functions_enforce_the_table(world, action, role):
+    actor = User(ACTING[role], role)
+    store = world["store"]
+    for call in SERVICES[action]:
+        before, files = table_counts(store), _runs(world["owner"])
+        if role in EXPECTED[action]:
+            call(world, actor)
+        else:
+            with pytest.raises(PermissionDenied):
+                call(world, actor)
+            assert table_counts(store) == before
+            assert _runs(world["owner"]) == files
+    if role not in EXPECTED[action]:
+        assert world["jobs"].launcher.started == [world["running"], world["stopped"]]
+        assert world["jobs"].launcher.stopped == []
+
+
+def test_engineer_service_calls_really_write(world):
+    """The allowed path above is not a no-op: the engineer's calls change the store."""
+    eve = User("eve", Role.ENGINEER)
+    before = table_counts(world["store"])
+    for action in (Action.DATA_IMPORT, Action.USERS_MANAGE, Action.JOBS_RUN):
+        for call in SERVICES[action]:
+            call(world, eve)
+    after = table_counts(world["store"])
+    assert after["dataset_versions"] == before["dataset_versions"] + 1
+    assert after["users"] == before["users"] + 1
+    assert after["jobs"] == before["jobs"] + 1
+    assert get_user(world["store"], "rita") == User("rita", Role.LEAD)
+    assert get_user(world["store"], "leo") is None  # disabled
+    assert world["jobs"].get(world["stopped"])["status"] == "running"  # resumed
+
+
+# ---- the rater who forces their way past the navigation ----------------------------------------
+def test_rater_is_refused_by_every_core_service_and_nothing_is_written(world):
+    rater = User("rita", Role.RATER)
+    store, owner = world["store"], world["owner"]
+    before, files = table_counts(store), _runs(owner)
+    attempts = {
+        "create_user": lambda: create_user(store, rater, "sneaky", PASSWORD, "engineer"),
+        "list_users": lambda: list_users(store, rater),
+        "set_role": lambda: set_role(store, rater, "rita", "engineer"),
+        "set_disabled": lambda: set_disabled(store, rater, "admin", True),
+        "reset_password": lambda: reset_password(store, rater, "admin", "taken-over-password"),
+        "import_dataset": lambda: _import_other(world, rater),
+        "list_versions": lambda: list_versions(store, rater),
+        "get_version": lambda: get_version(store, rater, world["version"]),
+        "list_examples": lambda: list_examples(store, rater, world["version"]),
+        "Jobs.submit": lambda: world["jobs"].submit(rater, "ticker", {"steps": 1}),
+        "Jobs.cancel": lambda: world["jobs"].cancel(rater, world["running"]),
+        "Jobs.resume": lambda: world["jobs"].resume(rater, world["stopped"]),
+    }
+    for name, attempt in attempts.items():
+        with pytest.raises(PermissionDenied, match=r"rita \(rater\) may not do"):
+            attempt()
+        assert table_counts(store) == before, name
+    assert _runs(owner) == files
+    assert get_user(store, "rita") == User("rita", Role.RATER)
+    assert get_user(store, "sneaky") is None
+    assert get_user(store, "admin") == ADMIN
+    assert world["jobs"].launcher.started == [world["running"], world["stopped"]]
+    assert world["jobs"].get(world["running"])["status"] == "running"
+
+
+def test_the_cli_user_is_an_engineer():
+    assert CLI_USER.role is Role.ENGINEER
