@@ -64,6 +64,8 @@ class ServerSettings:
 @dataclass
 class AuthSettings:
     min_password_length: int = setting(10, "Shortest password accepted for new accounts.", min=8, max=128)
+    session_hours: int = setting(12, "How long a browser stays signed in (a reload keeps the login).",
+                                 min=1, max=24 * 30)
 
 
 @dataclass

@@ -15,6 +15,8 @@ from core.store import Store
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD_ENV = "TUNEBOARD_ADMIN_PASSWORD"
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
+# Browser sessions of an account end when its password changes or it is disabled (core.sessions).
+REVOKE_SESSIONS = "DELETE FROM login_sessions WHERE username = ?"
 _hasher = PasswordHasher()
 # Verifying against this keeps the time of a login for an unknown name like a known one.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
@@ -141,6 +143,8 @@ def set_disabled(store: Store, actor: User, username: str, disabled: bool) -> No
             if others == 0:
                 raise InvalidInput(f"{username} is the last active engineer and cannot be disabled.")
         cur.execute("UPDATE users SET disabled = ? WHERE username = ?", [disabled, username])
+        if disabled:
+            cur.execute(REVOKE_SESSIONS, [username])
         cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES (?, 'users.set_disabled', ?, ?)",
                     [actor.username, username, str(disabled)])
 
@@ -153,6 +157,7 @@ def reset_password(store: Store, actor: User, username: str, password: str,
         if not cur.execute("SELECT 1 FROM users WHERE username = ?", [username]).fetchone():
             raise NotFound(f"No account named {username!r}.")
         cur.execute("UPDATE users SET password_hash = ? WHERE username = ?", [_hasher.hash(password), username])
+        cur.execute(REVOKE_SESSIONS, [username])
         cur.execute("INSERT INTO audit_log (actor, action, target) VALUES (?, 'users.reset_password', ?)",
                     [actor.username, username])
 
@@ -165,5 +170,6 @@ def change_own_password(store: Store, actor: User, current: str, new: str, min_p
         raise InvalidInput("password: the new password must differ from the current one.")
     with store.transaction() as cur:
         cur.execute("UPDATE users SET password_hash = ? WHERE username = ?", [_hasher.hash(new), actor.username])
+        cur.execute(REVOKE_SESSIONS, [actor.username])
         cur.execute("INSERT INTO audit_log (actor, action, target) VALUES (?, 'users.change_password', ?)",
                     [actor.username, actor.username])

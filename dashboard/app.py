@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.auth import pages_for
-from dashboard.context import current_user, owner, sign_out
+from dashboard.context import apply_cookie, current_user, owner, sign_out
 from pages import account, data, login, users
 
 st.set_page_config(page_title="tuneboard", page_icon=":material/compare_arrows:", layout="wide")
@@ -32,4 +32,7 @@ else:
         if st.button("Log out", icon=":material/logout:"):
             sign_out()
             st.rerun()
+# Always the same placeholder, so writing the cookie never shifts the page's elements
+# (a shift would reset widgets such as the selected tab).
+apply_cookie(st.empty())
 nav.run()

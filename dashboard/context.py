@@ -8,9 +8,13 @@ from core.auth import User
 from core.config import load_settings
 from core.errors import TuneboardError
 from core.owner import Owner
+from core.sessions import end_session, resume_session, start_session
 from core.users import get_user
 
 SESSION_USER = "tb_username"
+SESSION_TOKEN = "tb_token"
+COOKIE_PENDING = "tb_cookie_pending"
+COOKIE = "tuneboard_session"
 
 
 @st.cache_resource(show_spinner="Opening the workspace ...")
@@ -33,11 +37,28 @@ def owner() -> Owner:
         raise  # unreachable: st.stop raises
 
 
+def _cookie_token() -> str | None:
+    try:
+        token = st.context.cookies.get(COOKIE)
+    except Exception:  # no browser request behind this run (AppTest)
+        return None
+    return token if isinstance(token, str) else None
+
+
 def current_user() -> User | None:
-    """The session's account as the database says now (a disabled account is signed out)."""
+    """The session's account as the database says now (a disabled account is signed out).
+
+    A new browser session (a reload) is signed in again from the login cookie when its
+    server-side session is still live.
+    """
     username = st.session_state.get(SESSION_USER)
     if not username:
-        return None
+        token = _cookie_token()
+        user = resume_session(owner().store, token)
+        if user is not None:
+            st.session_state[SESSION_USER] = user.username
+            st.session_state[SESSION_TOKEN] = token
+        return user
     user = get_user(owner().store, username)
     if user is None:
         st.session_state.pop(SESSION_USER, None)
@@ -45,9 +66,28 @@ def current_user() -> User | None:
 
 
 def sign_in(user: User) -> None:
+    token = start_session(owner().store, user, owner().settings.auth.session_hours)
     st.session_state[SESSION_USER] = user.username
+    st.session_state[SESSION_TOKEN] = token
+    st.session_state[COOKIE_PENDING] = ("set", token)
 
 
 def sign_out() -> None:
+    end_session(owner().store, st.session_state.get(SESSION_TOKEN) or _cookie_token())
     for key in list(st.session_state.keys()):
         del st.session_state[key]
+    st.session_state[COOKIE_PENDING] = ("clear", "")
+
+
+def apply_cookie(slot) -> None:
+    """Write or clear the login cookie in the browser (Streamlit has no server-side API for it).
+
+    The token is URL-safe base64 made here, never user input, so it is safe inside the script.
+    """
+    pending = st.session_state.pop(COOKIE_PENDING, None)
+    if not pending:
+        return
+    action, token = pending
+    hours = owner().settings.auth.session_hours
+    value = f"{COOKIE}={token}; path=/; SameSite=Strict; max-age={hours * 3600 if action == 'set' else 0}"
+    slot.html(f"<script>document.cookie = {value!r};</script>", unsafe_allow_javascript=True, width="content")

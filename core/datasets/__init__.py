@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import pyarrow as pa
+
 from core.auth import Action, User, require
 from core.datasets.formats import SPLITS, read_examples
 from core.datasets.validate import (Example, Report, drop_exact_duplicates, minhashes, near_duplicate_pairs,
@@ -26,6 +28,9 @@ from core.datasets.validate import (Example, Report, drop_exact_duplicates, minh
 from core.errors import DatasetError, InvalidInput, NotFound, Problem
 from core.store import Store
 
+EXAMPLE_SCHEMA = pa.schema([("version_id", pa.string()), ("idx", pa.int32()), ("split", pa.string()),
+                            ("source_line", pa.int32()), ("messages", pa.string()), ("n_tokens", pa.int32()),
+                            ("example_hash", pa.string())])
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 TokenCounter = Callable[[list[dict]], int]
 
@@ -255,7 +260,10 @@ def import_dataset(store: Store, actor: User, data: bytes, file: str, options: I
                     [vid, name, content, file, report.format, len(rows), counts.get("train", 0),
                      counts.get("validation", 0), counts.get("test", 0), json.dumps(checked.split_spec),
                      tokenizer_name, json.dumps(report.to_dict(), default=str), actor.username])
-        cur.executemany("INSERT INTO examples VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        batch = pa.table(list(zip(*rows)), schema=EXAMPLE_SCHEMA)
+        cur.register("example_batch", batch)
+        cur.execute("INSERT INTO examples SELECT * FROM example_batch")
+        cur.unregister("example_batch")
         cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES (?, 'data.import', ?, ?)",
                     [actor.username, vid, f"{name} from {file}"])
     return ImportResult(name, vid, True, report)

@@ -92,4 +92,12 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             PRIMARY KEY (job_id, byte_offset)
         );
     """),
+    (4, "login_sessions", """
+        CREATE TABLE login_sessions (
+            token_hash VARCHAR PRIMARY KEY,
+            username   VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            expires_at TIMESTAMP NOT NULL
+        );
+    """),
 ]

@@ -115,3 +115,21 @@ def test_rater_sees_no_engineer_content(server, page):
         ex(page.get_by_role("heading", name="Account", exact=True)).to_be_visible()
         ex(page.get_by_test_id("stSidebar")).to_contain_text("Signed in as rita · rater")
         assert_no_engineer_content(page)
+
+
+def test_reload_keeps_the_login_until_logout(server, page):
+    ex = expect()
+    log_in(page, server.url, "leo", PASSWORD)
+    ex(page.get_by_test_id("stSidebar")).to_contain_text("Signed in as leo · lead")
+    page.reload()  # a new Streamlit session: signed in again from the login cookie
+    wait_idle(page)
+    ex(page.get_by_test_id("stSidebar")).to_contain_text("Signed in as leo · lead")
+    cookie = [c for c in page.context.cookies() if c["name"] == "tuneboard_session"]
+    assert len(cookie) == 1 and cookie[0]["sameSite"] == "Strict"
+    page.get_by_role("button", name="Log out").click()
+    wait_idle(page)
+    ex(page.get_by_role("textbox", name="Username")).to_be_visible()
+    page.reload()
+    wait_idle(page)
+    ex(page.get_by_role("textbox", name="Username")).to_be_visible()
+    assert page.get_by_text("Signed in as").count() == 0
