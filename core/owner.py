@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 
 from core.config import Settings
+import core.training  # noqa: F401  (registers the train job's event handler)
 from core.jobs import JobMonitor, Jobs
 from core.store import Store, open_store
 from core.users import ensure_admin

@@ -21,7 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Callable, Protocol
 
 import pyarrow as pa
 
@@ -35,7 +35,14 @@ ACTIVE = ("queued", "running")
 # Each job kind names the module its worker runs (`python -m MODULE RUN_DIR`).
 WORKERS: dict[str, str] = {
     "ticker": "core.jobs.ticker",
+    "train": "core.training.worker",
 }
+
+# What the owner does with a job kind's events beyond storing them, inside the same
+# transaction as the event rows (so it happens exactly once): e.g. a finished training run
+# registers its adapter. Filled by the modules that own those kinds.
+EventHandler = Callable[[Any, dict, str, dict], None]  # (cursor, job row, event type, payload)
+EVENT_HANDLERS: dict[str, EventHandler] = {}
 
 
 @dataclass
@@ -105,7 +112,9 @@ class Jobs:
         self._ingest_lock = threading.Lock()
 
     # ---- lifecycle -----------------------------------------------------------------
-    def submit(self, actor: User, kind: str, config: dict) -> str:
+    def submit(self, actor: User, kind: str, config: dict,
+               prepare: Callable[[Path], None] | None = None) -> str:
+        """Create the job and its run folder (`prepare` may add files to it), then start the worker."""
         require(actor, Action.JOBS_RUN)
         if kind not in WORKERS:
             raise JobError(f"Unknown job kind {kind!r}; known kinds: {', '.join(WORKERS)}.")
@@ -113,6 +122,8 @@ class Jobs:
         run_dir = self.runs_dir / job_id
         run_dir.mkdir(parents=True)
         (run_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
+        if prepare is not None:
+            prepare(run_dir)
         self.store.execute(
             "INSERT INTO jobs (job_id, kind, status, run_dir, config, created_by) VALUES (?, ?, 'queued', ?, ?, ?)",
             [job_id, kind, str(run_dir), json.dumps(config, sort_keys=True), actor.username])
@@ -232,6 +243,10 @@ class Jobs:
                     cur.register("event_batch", batch)
                     cur.execute("INSERT OR IGNORE INTO job_events SELECT * FROM event_batch")
                     cur.unregister("event_batch")
+                handler = EVENT_HANDLERS.get(job["kind"])
+                if handler is not None:
+                    for _, seq, at, type_, payload in events:
+                        handler(cur, job, type_, {"seq": seq, "at": at, **json.loads(payload)})
                 if problems:
                     cur.executemany("INSERT OR IGNORE INTO ingest_problems (job_id, byte_offset, message) "
                                     "VALUES (?, ?, ?)", problems)

@@ -100,4 +100,29 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             expires_at TIMESTAMP NOT NULL
         );
     """),
+    (5, "training_runs_and_variants", """
+        CREATE TABLE runs (
+            job_id          VARCHAR PRIMARY KEY,
+            dataset_version VARCHAR NOT NULL,
+            base_model      VARCHAR NOT NULL,
+            method          VARCHAR NOT NULL,
+            config          VARCHAR NOT NULL,
+            lineage         VARCHAR NOT NULL,
+            best_checkpoint VARCHAR,
+            best_eval_loss  DOUBLE,
+            final_step      BIGINT,
+            adapter_dir     VARCHAR,
+            created_at      TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        CREATE TABLE model_variants (
+            variant_id  VARCHAR PRIMARY KEY,
+            kind        VARCHAR NOT NULL CHECK (kind IN ('base', 'adapter', 'merged', 'external')),
+            name        VARCHAR NOT NULL,
+            path        VARCHAR NOT NULL,
+            base_model  VARCHAR NOT NULL,
+            job_id      VARCHAR,
+            detail      VARCHAR,
+            created_at  TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+    """),
 ]

