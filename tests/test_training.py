@@ -169,3 +169,31 @@ def test_reproduce_starts_a_new_run_with_the_same_config(owner, accounts, ticket
     # Same seed, data and code: the same losses.
     assert [e["loss"] for e in owner.jobs.events(first, "train")] == \
         pytest.approx([e["loss"] for e in owner.jobs.events(second, "train")], rel=1e-5)
+
+
+def test_merge_and_export_passes_parity(owner, accounts, tickets, tiny_model):
+    from core.training import start_merge
+
+    run_id = start_training(owner.store, owner.jobs, accounts["engineer"], _config(tiny_model, tickets, max_steps=20))
+    assert owner.jobs.wait(run_id, timeout=300, poll=0.3)["status"] == "succeeded"
+    with pytest.raises(PermissionDenied):
+        start_merge(owner.store, owner.jobs, accounts["lead"], run_id, owner.settings.exports_dir)
+    merge_id = start_merge(owner.store, owner.jobs, accounts["engineer"], run_id, owner.settings.exports_dir,
+                           prompts=4, max_new_tokens=16)
+    job = owner.jobs.wait(merge_id, timeout=300, poll=0.3)
+    assert job["status"] == "succeeded", owner.jobs.log_tail(merge_id)
+    parity = owner.jobs.events(merge_id, "parity")[-1]
+    assert parity["ok"] and parity["identical_greedy"] == parity["prompts"] == 4
+    assert parity["max_logit_diff"] < 1e-3 and parity["dtype"] == "float32"
+    merged = [v for v in list_variants(owner.store, accounts["lead"]) if v["kind"] == "merged"]
+    assert len(merged) == 1 and json.loads(merged[0]["detail"])["ok"] is True
+    folder = Path(merged[0]["path"])
+    assert (folder / "config.json").exists() and not (folder / "adapter_config.json").exists()
+
+    # The exported folder is a plain model: it loads without PEFT and differs from the base.
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model)
+    exported = AutoModelForCausalLM.from_pretrained(folder)
+    assert not torch.equal(base.lm_head.weight, exported.lm_head.weight)

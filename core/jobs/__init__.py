@@ -36,6 +36,7 @@ ACTIVE = ("queued", "running")
 WORKERS: dict[str, str] = {
     "ticker": "core.jobs.ticker",
     "train": "core.training.worker",
+    "merge": "core.training.merge",
 }
 
 # What the owner does with a job kind's events beyond storing them, inside the same

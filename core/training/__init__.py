@@ -137,6 +137,43 @@ def _on_train_event(cur, job: dict, type_: str, payload: dict) -> None:
 EVENT_HANDLERS["train"] = _on_train_event
 
 
+def start_merge(store: Store, jobs: Jobs, actor: User, run_id: str, exports_dir: Path, prompts: int = 8,
+                max_new_tokens: int = 32) -> str:
+    """Merge a finished run's adapter into a full-precision base copy and check parity (a job)."""
+    require(actor, Action.JOBS_RUN)
+    run = get_run(store, actor, run_id)
+    if run["status"] != "succeeded" or not run["adapter_dir"]:
+        raise InvalidInput(f"Run {run_id} has no finished adapter to merge (status {run['status']}).")
+    rows = Path(run["run_dir"], "data", "validation.jsonl").read_text(encoding="utf-8").splitlines()
+    if not rows:
+        rows = Path(run["run_dir"], "data", "train.jsonl").read_text(encoding="utf-8").splitlines()
+    # The prompt is the conversation up to (not including) the last assistant answer.
+    chats = [json.loads(r) for r in rows[:prompts]]
+    prompt_list = [c[:max(i for i, m in enumerate(c) if m["role"] == "assistant")] for c in chats]
+    config = {"adapter_dir": run["adapter_dir"], "base_model": run["base_model"], "run_id": run_id,
+              "output_dir": str(Path(exports_dir) / f"{run_id}-merged"), "prompts": prompt_list,
+              "max_new_tokens": max_new_tokens}
+    return jobs.submit(actor, "merge", config)
+
+
+def _on_merge_event(cur, job: dict, type_: str, payload: dict) -> None:
+    if type_ != "parity":
+        return
+    config = json.loads(job["config"])
+    run = cur.execute("SELECT base_model FROM runs WHERE job_id = ?", [config["run_id"]]).fetchone()
+    detail = {k: payload[k] for k in ("ok", "prompts", "identical_greedy", "max_logit_diff", "tolerance", "dtype",
+                                      "mismatches") if k in payload}
+    detail.update(merge_job=job["job_id"], run_id=config["run_id"])
+    cur.execute("DELETE FROM model_variants WHERE variant_id = ?", [f"merged:{config['run_id']}"])
+    cur.execute("INSERT INTO model_variants (variant_id, kind, name, path, base_model, job_id, detail) "
+                "VALUES (?, 'merged', ?, ?, ?, ?, ?)",
+                [f"merged:{config['run_id']}", f"{config['run_id']}-merged", config["output_dir"],
+                 run[0] if run else "", config["run_id"], json.dumps(detail)])
+
+
+EVENT_HANDLERS["merge"] = _on_merge_event
+
+
 def list_runs(store: Store, actor: User) -> list[dict]:
     require(actor, Action.JOBS_VIEW)
     return store.rows("""SELECT r.*, j.status, j.error, j.created_by, j.started_at, j.finished_at, j.run_dir

@@ -1,0 +1,100 @@
+"""Merge an adapter into a full-precision copy of its base, save it, and check parity.
+
+Worker side: `python -m core.training.merge RUN_DIR` with `config.json` holding
+{"adapter_dir", "base_model", "output_dir", "prompts", "max_new_tokens", "tolerance"}.
+The base is loaded in 16-bit (bf16) on a GPU and fp32 on a CPU, never in 4-bit: merging
+into quantized weights degrades quality. Parity compares the merged model with base +
+adapter on validation prompts: greedy outputs must be identical and the largest logit
+difference under the tolerance; otherwise the export is recorded as failed, never as good.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from core.jobs.events import EventWriter, read_config
+
+
+def _dtype():
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def parity(adapter_model, merged_model, tokenizer, prompts: list[list[dict]], max_new_tokens: int) -> dict[str, Any]:
+    """Greedy outputs and logits of two models on the same chat prompts."""
+    import torch
+
+    same, max_diff, mismatches = 0, 0.0, []
+    for messages in prompts:
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                            return_dict=True)
+        with torch.no_grad():
+            a = adapter_model(**ids).logits
+            b = merged_model(**ids).logits
+            max_diff = max(max_diff, float((a - b).abs().max()))
+            kwargs = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+            out_a = adapter_model.generate(**ids, **kwargs)[0, ids["input_ids"].shape[1]:]
+            out_b = merged_model.generate(**ids, **kwargs)[0, ids["input_ids"].shape[1]:]
+        if torch.equal(out_a, out_b):
+            same += 1
+        elif len(mismatches) < 3:
+            mismatches.append({"adapter": tokenizer.decode(out_a, skip_special_tokens=True),
+                               "merged": tokenizer.decode(out_b, skip_special_tokens=True)})
+    return {"prompts": len(prompts), "identical_greedy": same, "max_logit_diff": max_diff, "mismatches": mismatches}
+
+
+def merge(config: dict, events: EventWriter) -> dict[str, Any]:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = _dtype()
+    tokenizer = AutoTokenizer.from_pretrained(config["adapter_dir"])
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    base = AutoModelForCausalLM.from_pretrained(config["base_model"], dtype=dtype)
+    adapter_model = PeftModel.from_pretrained(base, config["adapter_dir"]).eval()
+    events.emit("progress", stage="loaded", dtype=str(dtype).replace("torch.", ""))
+    # merge_and_unload changes the model in place: merge a second copy so both can be compared.
+    merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(config["base_model"], dtype=dtype),
+                                       config["adapter_dir"]).merge_and_unload().eval()
+    output = Path(config["output_dir"])
+    tmp = output.with_name(output.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    merged.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(output, ignore_errors=True)
+    tmp.rename(output)
+    events.emit("progress", stage="saved", output_dir=str(output))
+    reloaded = AutoModelForCausalLM.from_pretrained(output, dtype=dtype).eval()  # check what was written
+    result = parity(adapter_model, reloaded, tokenizer, config["prompts"], int(config.get("max_new_tokens", 32)))
+    tolerance = float(config.get("tolerance", 1e-3 if dtype == torch.float32 else 5e-2))
+    result.update(dtype=str(dtype).replace("torch.", ""), tolerance=tolerance,
+                  ok=result["identical_greedy"] == result["prompts"] and result["max_logit_diff"] <= tolerance)
+    return result
+
+
+def main(run_dir: str) -> int:
+    folder = Path(run_dir)
+    with EventWriter(folder) as events:
+        events.emit("started")
+        try:
+            result = merge(read_config(folder), events)
+        except Exception as exc:
+            print("".join(traceback.format_exception(exc))[-4000:], file=sys.stderr, flush=True)
+            events.emit("failed", error=f"{type(exc).__name__}: {str(exc)[:500]}")
+            return 1
+        events.emit("parity", **result)
+        events.emit("finished", output_dir=read_config(folder)["output_dir"], parity_ok=result["ok"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
