@@ -42,6 +42,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
 # Pages of the dashboard and the action each needs; navigation shows only what is allowed.
 PAGES: dict[str, Action | None] = {
     "data": Action.DATA_VIEW,
+    "train": Action.JOBS_RUN,
+    "models": Action.JOBS_VIEW,
     "users": Action.USERS_MANAGE,
     "account": None,  # every signed-in user: own password
 }

@@ -26,8 +26,10 @@ app = typer.Typer(help="tuneboard: decide whether a fine-tuned LLM beats its bas
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 data_app = typer.Typer(help="Import, validate and browse datasets.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage accounts (engineer).", no_args_is_help=True)
+runs_app = typer.Typer(help="Training runs: list, show, cancel, resume, merge.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(users_app, name="users")
+app.add_typer(runs_app, name="runs")
 # Pipes get wide lines: rich would wrap tables at 80 columns and break one-row-per-line output.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -300,6 +302,155 @@ def users_set_role(username: str, role: str) -> None:
     out.print(f"{username} is now {role}", markup=False)
 
 
+# ---- training --------------------------------------------------------------------------
+def owner():
+    """This command as the database's owner, with the job service (ingests worker events)."""
+    if "owner" not in _state:
+        from core.owner import Owner
+
+        _state["owner"] = Owner.open(settings(), monitor=False)
+        _state["store"] = _state["owner"].store
+        _print_admin_password(_state["owner"].generated_admin_password)
+    return _state["owner"]
+
+
+def _follow(job_id: str, timeout: float) -> dict:
+    """Ingest and print a job's events until it ends (Ctrl-C leaves the worker running)."""
+    import time
+
+    o, seen, deadline = owner(), 0, time.monotonic() + timeout
+    while True:
+        o.jobs.reconcile()
+        events = o.jobs.events(job_id)
+        for e in events[seen:]:
+            if e["type"] == "train" and (e["step"] % 10 == 0 or e["step"] == e["max_steps"]):
+                out.print(f"step {e['step']}/{e['max_steps']}  loss {e['loss']:.4f}  lr {e['learning_rate']:.2e}  "
+                          f"{e['tokens_per_s']:.0f} tok/s  eta {e['eta_s']:.0f} s", markup=False)
+            elif e["type"] == "eval":
+                out.print(f"step {e['step']}  validation loss {e['eval_loss']:.4f}" + ("  (best)" if e["best"] else ""),
+                          markup=False)
+            elif e["type"] == "warning":
+                out.print(f"warning: {e.get('message')}", markup=False)
+        seen = len(events)
+        job = o.jobs.get(job_id)
+        if job["status"] not in ("queued", "running"):
+            return job
+        if time.monotonic() > deadline:
+            out.print(f"still running; follow it with `tuneboard runs show {job_id}`", markup=False)
+            return job
+        time.sleep(1.0)
+
+
+@app.command()
+def train(config: Path = typer.Option(..., "--config", "-c", help="TOML file with a [train] table "
+                                      "(the fields of the Train page; `tuneboard runs show` prints one)."),
+          preset: Optional[str] = typer.Option(None, help="Start from a preset; the file's values override it."),
+          detach: bool = typer.Option(False, help="Start the worker and return at once."),
+          timeout: float = typer.Option(24 * 3600, help="Stop following after this many seconds.")) -> None:
+    """Start a fine-tune from a config file and follow it (the same config the Train page builds)."""
+    import tomllib
+
+    from core.training import start_training
+    from core.training.config import PRESETS, TrainConfig
+    from core.training.estimate import estimate
+
+    try:
+        data = tomllib.loads(config.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInput(f"{config}: no such file.") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{config}: not valid TOML ({exc}).") from None
+    values = data.get("train", data)
+    if preset:
+        if preset not in PRESETS:
+            raise InvalidInput(f"--preset {preset!r}: choose one of {', '.join(PRESETS)}.")
+        values = {**PRESETS[preset].values, **values}
+    values.setdefault("base_model", settings().base_model)
+    cfg = TrainConfig.from_dict(values, str(config))
+    for note in cfg.advice():
+        err.print(f"note: {note}", markup=False)
+    o = owner()
+    job_id = start_training(o.store, o.jobs, CLI_USER, cfg)
+    cfg = TrainConfig.from_dict({**cfg.to_dict(), "dataset_version": o.store.scalar(
+        "SELECT dataset_version FROM runs WHERE job_id = ?", [job_id])})
+    out.print(f"started {job_id}: " + estimate(o.store, cfg, settings().training.hourly_price,
+                                              settings().training.currency).summary(), markup=False)
+    if detach:
+        return
+    job = _follow(job_id, timeout)
+    out.print(f"{job_id}: {job['status']}" + (f" ({job['error']})" if job["error"] else ""), markup=False)
+    if job["status"] == "failed":
+        raise typer.Exit(1)
+
+
+@runs_app.command("list")
+def runs_list() -> None:
+    """Training runs with status, best validation loss and adapter."""
+    from core.training import list_runs
+
+    owner()
+    table = Table("run", "status", "method", "dataset", "best val loss", "steps", "adapter")
+    for r in list_runs(store(), CLI_USER):
+        table.add_row(r["job_id"], r["status"], r["method"], r["dataset_version"],
+                      "" if r["best_eval_loss"] is None else f"{r['best_eval_loss']:.4f}",
+                      "" if r["final_step"] is None else str(r["final_step"]), r["adapter_dir"] or "")
+    out.print(table)
+
+
+@runs_app.command("show")
+def runs_show(run_id: str) -> None:
+    """A run's status, config (as TOML for `tuneboard train`), lineage and last events."""
+    from core.training import get_run
+
+    owner()
+    run = get_run(store(), CLI_USER, run_id)
+    out.print(f"{run_id}: {run['status']}" + (f"\n{run['error']}" if run["error"] else ""), markup=False)
+    out.print("[train]", markup=False)
+    for key, value in run["config"].items():
+        out.print(f"{key} = {json.dumps(value)}", markup=False)
+    out.print("# lineage: " + json.dumps(run["lineage"], sort_keys=True), markup=False)
+    for e in owner().jobs.events(run_id)[-5:]:
+        out.print(f"# event {e['seq']} {e['type']}: " + json.dumps({k: v for k, v in e.items()
+                                                                       if k not in ("seq", "at", "type")}),
+                  markup=False)
+
+
+@runs_app.command("cancel")
+def runs_cancel(run_id: str) -> None:
+    """Stop a run after its current step, saving a checkpoint."""
+    owner().jobs.cancel(CLI_USER, run_id)
+    job = _follow(run_id, 600)
+    out.print(f"{run_id}: {job['status']}", markup=False)
+
+
+@runs_app.command("resume")
+def runs_resume(run_id: str, detach: bool = typer.Option(False, help="Return at once.")) -> None:
+    """Continue a cancelled or failed run from its last checkpoint, same config."""
+    owner().jobs.resume(CLI_USER, run_id)
+    if not detach:
+        job = _follow(run_id, 24 * 3600)
+        out.print(f"{run_id}: {job['status']}", markup=False)
+
+
+@runs_app.command("merge")
+def runs_merge(run_id: str, prompts: int = typer.Option(8, help="Validation prompts for the parity check.")) -> None:
+    """Merge a run's adapter into a full-precision base copy, export it and check parity."""
+    from core.training import start_merge
+
+    o = owner()
+    job_id = start_merge(o.store, o.jobs, CLI_USER, run_id, settings().exports_dir, prompts=prompts)
+    job = _follow(job_id, 3600)
+    parity = o.jobs.events(job_id, "parity")
+    if job["status"] != "succeeded" or not parity:
+        raise InvalidInput(f"merge {job_id} {job['status']}: {job['error'] or 'no parity result'}")
+    p = parity[-1]
+    verdict = "good" if p["ok"] else "FAILED parity: do not use this export"
+    out.print(f"exported {json.loads(job['config'])['output_dir']}: {verdict} ({p['identical_greedy']}/"
+              f"{p['prompts']} identical greedy outputs, max logit diff {p['max_logit_diff']:.2e})", markup=False)
+    if not p["ok"]:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     try:
         app()
@@ -315,7 +466,9 @@ def main() -> None:
         err.print("interrupted", markup=False)
         sys.exit(130)
     finally:
-        if "store" in _state:
+        if "owner" in _state:
+            _state["owner"].close()
+        elif "store" in _state:
             _state["store"].close()
 
 

@@ -56,6 +56,15 @@ class DataSettings:
 
 
 @dataclass
+class TrainingSettings:
+    hourly_price: float = setting(0.0, "Price of one hour of this machine (or one GPU-hour), for the cost "
+                                  "estimate before a launch; 0 hides the cost.", min=0.0, max=10_000.0)
+    currency: str = setting("USD", "Currency of hourly_price.")
+    demo_steps: int = setting(60, "Optimizer steps of the demo's fine-tune of SmolLM2 (minutes on 2 cores).",
+                              min=1, max=100_000)
+
+
+@dataclass
 class ServerSettings:
     host: str = setting("localhost", "Address the dashboard listens on.")
     port: int = setting(8501, "Port of the dashboard.", min=1, max=65535)
@@ -74,6 +83,7 @@ class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     data: DataSettings = field(default_factory=DataSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     source: str = "defaults"
 
@@ -113,6 +123,7 @@ SECTIONS: dict[str, type] = {
     "model": ModelSettings,
     "data": DataSettings,
     "server": ServerSettings,
+    "training": TrainingSettings,
     "auth": AuthSettings,
 }
 

@@ -63,3 +63,43 @@ def report_summary(report) -> None:
                     + ", near " + str(leak.get("train_test_near", 0))
                     + "; train↔validation exact " + str(leak.get("train_validation_exact", 0))
                     + ", near " + str(leak.get("train_validation_near", 0)))
+
+
+def loss_chart(events: list[dict]) -> None:
+    """Training and validation loss against the step (Altair)."""
+    import altair as alt
+
+    rows = [{"step": e["step"], "loss": e["loss"], "series": "train"} for e in events if e["type"] == "train"]
+    rows += [{"step": e["step"], "loss": e["eval_loss"], "series": "validation"} for e in events if e["type"] == "eval"]
+    if not rows:
+        st.caption("No loss reported yet.")
+        return
+    frame = pd.DataFrame(rows)
+    chart = alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(size=20)).encode(
+        x=alt.X("step:Q", title="step"), y=alt.Y("loss:Q", title="loss", scale=alt.Scale(zero=False)),
+        color=alt.Color("series:N", title=None, scale=alt.Scale(domain=["train", "validation"], range=["#4c78a8", "#e45756"])),
+        tooltip=["series", "step", alt.Tooltip("loss:Q", format=".4f")])
+    st.altair_chart(chart, width="stretch")
+
+
+def run_progress(job: dict, events: list[dict]) -> None:
+    """Status line, progress bar, ETA, tokens/s and warnings of a training run."""
+    train = [e for e in events if e["type"] == "train"]
+    status = job["status"]
+    if train:
+        last = train[-1]
+        done = last["step"] / max(1, last["max_steps"])
+        eta = f" · ETA {last['eta_s']:.0f} s" if status == "running" else ""
+        st.progress(min(1.0, done), text=f"{status} · step {last['step']}/{last['max_steps']} · epoch "
+                    f"{last['epoch']:.2f} · {last['tokens_per_s']:,.0f} tokens/s{eta}")
+    else:
+        st.progress(0.0, text=f"{status} · starting (loading the model) ...")
+    evals = [e for e in events if e["type"] == "eval"]
+    if evals:
+        best = min(evals, key=lambda e: e["eval_loss"])
+        st.caption(f"Best validation loss {best['eval_loss']:.4f} at step {best['step']}.")
+    for w in [e for e in events if e["type"] == "warning"][-2:]:
+        st.warning(w["message"])
+    if job["error"]:
+        st.error("The run failed:")
+        st.code(job["error"], language=None)

@@ -112,11 +112,12 @@ def test_busy_database_is_refused_cleanly(cli, settings, env):
 def test_every_command_has_help_and_is_documented(cli):
     readme = (ROOT / "README.md").read_text()
     commands = ["init", "serve", "demo", "config", "data import", "data validate", "data list", "data show",
-                "users add", "users list", "users set-role"]
+                "users add", "users list", "users set-role", "train", "runs list", "runs show", "runs cancel",
+                "runs resume", "runs merge"]
     for command in commands:
         result = cli(*command.split(), "--help")
         assert result.returncode == 0 and "Usage" in result.stdout, command
         assert f"tuneboard {command}" in readme, f"README does not document `tuneboard {command}`"
     top = cli("--help").stdout
-    for group in ("init", "serve", "demo", "data", "users"):
+    for group in ("init", "serve", "demo", "data", "users", "train", "runs"):
         assert group in top

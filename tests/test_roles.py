@@ -27,8 +27,8 @@ EXPECTED: dict[Action, set[Role]] = {
 }
 EXPECTED_PAGES = {
     Role.RATER: ["account"],
-    Role.LEAD: ["data", "account"],
-    Role.ENGINEER: ["data", "users", "account"],
+    Role.LEAD: ["data", "models", "account"],
+    Role.ENGINEER: ["data", "train", "models", "users", "account"],
 }
 ADMIN = User("admin", Role.ENGINEER)
 
@@ -84,7 +84,7 @@ def test_require_refuses_no_user(action):
 @pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
 def test_pages_for_each_role(role):
     assert pages_for(role) == EXPECTED_PAGES[role]
-    assert set(PAGES) == {"data", "users", "account"}
+    assert set(PAGES) == {"data", "train", "models", "users", "account"}
 
 
 # ---- the real service functions, every action x role -------------------------------------------

@@ -1,0 +1,68 @@
+"""Models (engineer; lead read-only): runs and adapters with lineage, best checkpoint,
+parity of merged exports; engineers merge/export and reproduce runs."""
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from core.auth import Action
+from core.training import get_run, list_runs, list_variants, reproduce, start_merge
+from dashboard.context import current_user, owner
+from dashboard.widgets import loss_chart, run_progress, user_errors
+
+
+def render() -> None:
+    user, o = current_user(), owner()
+    st.title("Models")
+    runs = list_runs(o.store, user)
+    if not runs:
+        st.info("No training runs yet." + (" Start one on the Train page." if user.may(Action.JOBS_RUN) else ""))
+        return
+    table = pd.DataFrame(runs)[["job_id", "status", "method", "dataset_version", "best_eval_loss", "final_step",
+                                "created_by", "started_at", "finished_at"]]
+    st.dataframe(table, hide_index=True, width="stretch")
+    chosen = st.selectbox("Run", [r["job_id"] for r in runs])
+    run = get_run(o.store, user, chosen)
+    job = o.jobs.get(chosen)
+    st.subheader(chosen)
+    run_progress(job, o.jobs.history(user, chosen))
+    loss_chart(o.jobs.history(user, chosen))
+    lineage = run["lineage"]
+    c1, c2, c3 = st.columns(3)
+    c1.markdown(f"**Dataset** `{lineage['dataset']['name']}` · `{lineage['dataset']['version_id']}`  \n"
+                f"content `{lineage['dataset']['content_hash'][:16]}`")
+    base = lineage["base_model"]
+    c2.markdown(f"**Base model** `{base['id']}`  \nfiles `{(base.get('files_sha256') or 'hub id')[:16]}`")
+    code = lineage["code"]
+    c3.markdown(f"**Code** tuneboard {code['tuneboard']} · `{code['commit'][:10]}`"
+                + (" (uncommitted changes)" if code["dirty"] else "") + f"  \nseed {lineage['seed']}")
+    st.markdown(f"**Best checkpoint** `{run['best_checkpoint'] or '-'}` · **adapter** `{run['adapter_dir'] or '-'}`")
+    with st.expander("Full config and lineage (packages, host, times)"):
+        st.json({"config": run["config"], "lineage": lineage,
+                 "started_at": str(run["started_at"]), "finished_at": str(run["finished_at"])})
+
+    variants = [v for v in list_variants(o.store, user) if v["job_id"] == chosen]
+    for v in variants:
+        detail = json.loads(v["detail"] or "{}")
+        if v["kind"] == "merged":
+            good = detail.get("ok")
+            (st.success if good else st.error)(
+                f"Merged export `{v['path']}`: parity {'passed' if good else 'FAILED: do not use this export'} "
+                f"({detail.get('identical_greedy')}/{detail.get('prompts')} identical greedy outputs, "
+                f"max logit diff {detail.get('max_logit_diff', 0):.2e}, {detail.get('dtype')}).")
+    if user.may(Action.JOBS_RUN):
+        b1, b2, _ = st.columns([1, 1, 3])
+        with user_errors():
+            if b1.button("Merge and export", disabled=run["status"] != "succeeded",
+                         help="Merge the adapter into a full-precision copy of the base and check parity."):
+                job_id = start_merge(o.store, o.jobs, user, chosen, o.settings.exports_dir)
+                st.toast(f"Merging ({job_id}); the result appears here when it finishes.")
+            if b2.button("Reproduce", help="A new run with exactly this config, data version and seed."):
+                job_id = reproduce(o.store, o.jobs, user, chosen)
+                st.toast(f"Started {job_id}.")
+    merges = [j for j in o.jobs.list(user, "merge") if json.loads(j["config"]).get("run_id") == chosen]
+    if merges and merges[0]["status"] in ("queued", "running"):
+        st.info(f"Merge {merges[0]['job_id']} is running ...")
+    elif merges and merges[0]["status"] == "failed":
+        st.error(f"Merge {merges[0]['job_id']} failed: {merges[0]['error']}")
