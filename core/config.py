@@ -60,7 +60,7 @@ class TrainingSettings:
     hourly_price: float = setting(0.0, "Price of one hour of this machine (or one GPU-hour), for the cost "
                                   "estimate before a launch; 0 hides the cost.", min=0.0, max=10_000.0)
     currency: str = setting("USD", "Currency of hourly_price.")
-    demo_steps: int = setting(60, "Optimizer steps of the demo's fine-tune of SmolLM2 (minutes on 2 cores).",
+    demo_steps: int = setting(30, "Optimizer steps of the demo's fine-tune of SmolLM2 (minutes on 2 cores).",
                               min=1, max=100_000)
 
 

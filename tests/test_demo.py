@@ -34,7 +34,8 @@ def test_demo_builds_once_then_is_cached(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("TUNEBOARD_ADMIN_PASSWORD", raising=False)
     monkeypatch.delenv("TUNEBOARD_MODEL_BASE", raising=False)
-    settings = load_settings(env={"TUNEBOARD_WORKSPACE": str(tmp_path / "ws")})
+    # Two optimizer steps keep the real SmolLM2 fine-tune of the demo short in the test suite.
+    settings = load_settings(env={"TUNEBOARD_WORKSPACE": str(tmp_path / "ws"), "TUNEBOARD_TRAINING_DEMO_STEPS": "2"})
     store = open_store(settings)
     logs: list[str] = []
     first = build_demo(store, settings, examples=300, log=logs.append)
@@ -58,8 +59,14 @@ def test_demo_builds_once_then_is_cached(tmp_path, monkeypatch):
     creds = tmp_path / "ws" / "demo-credentials.json"
     assert oct(os.stat(creds).st_mode & 0o777) == "0o600"
 
+    run = store.row("SELECT r.*, j.status FROM runs r JOIN jobs j USING (job_id) WHERE r.job_id = ?", [first.run_id])
+    assert run["status"] == "succeeded" and run["final_step"] == 2 and run["adapter_dir"]
+    assert json.loads(run["lineage"])["host"]["torch_threads"] == os.cpu_count()
+    assert store.scalar("SELECT count(*) FROM model_variants WHERE kind = 'adapter'") == 1
+
     second = build_demo(store, settings, examples=300, log=logs.append)
-    assert second.dataset_version == first.dataset_version
+    assert second.dataset_version == first.dataset_version and second.run_id == first.run_id
+    assert store.scalar("SELECT count(*) FROM runs") == 1
     assert weights.stat().st_mtime_ns == stamp  # not rebuilt
     assert second.logins == first.logins
     assert store.scalar("SELECT count(*) FROM dataset_versions") == 1

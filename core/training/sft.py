@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,7 +171,25 @@ def _finite(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def sft_config(config: TrainConfig, run_dir: Path, has_eval: bool):
+def supports_assistant_masks(tokenizer) -> bool:
+    return "{% generation %}" in (tokenizer.chat_template or "").replace("{%- generation %}", "{% generation %}")
+
+
+def as_prompt_completion(rows: list[dict]) -> list[dict]:
+    """Conversation -> (prompt: all turns before the last answer, completion: the last answer).
+
+    TRL then applies the chat template to both and computes the loss on the completion only:
+    the same masking as assistant-only loss for single-turn data, on any chat template.
+    """
+    out = []
+    for row in rows:
+        messages = row["messages"]
+        last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+        out.append({"prompt": messages[:last], "completion": messages[last:last + 1]})
+    return out
+
+
+def sft_config(config: TrainConfig, run_dir: Path, has_eval: bool, assistant_masks: bool = True):
     from trl import SFTConfig
 
     on_cuda = device() == "cuda"
@@ -200,7 +217,7 @@ def sft_config(config: TrainConfig, run_dir: Path, has_eval: bool):
         max_length=config.max_seq_len,
         packing=config.packing,
         packing_strategy="wrapped",  # 'bfd' was slower and broke one tiny model (STACK.md)
-        assistant_only_loss=config.assistant_only_loss,
+        assistant_only_loss=config.assistant_only_loss and assistant_masks,
         # SFTConfig defaults to bf16 and gradient checkpointing: both wrong on CPU.
         bf16=on_cuda and config.method == "qlora",
         gradient_checkpointing=on_cuda and config.method == "qlora",
@@ -223,24 +240,31 @@ def train(config: TrainConfig, run_dir: str | Path, events: EventWriter,
 
     run_dir = Path(run_dir)
     should_stop = should_stop or (lambda: cancel_requested(run_dir))
-    if device() == "cpu" and not os.environ.get("OMP_NUM_THREADS"):
-        torch.set_num_threads(1)
     set_seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(config.base_model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     train_rows, eval_rows = read_split(run_dir, "train"), read_split(run_dir, "validation")
+    if config.eval_max_examples:
+        eval_rows = eval_rows[: config.eval_max_examples]
     model = load_model(config)
     peft_config = None
     if config.method in ("lora", "qlora"):
         peft_config = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                                  target_modules=config.target_module_names,
                                  modules_to_save=list(config.modules_to_save) or None, task_type="CAUSAL_LM")
+    masks = supports_assistant_masks(tokenizer)
+    if config.assistant_only_loss and not masks:
+        # The base's template cannot mark assistant tokens (SmolLM2's cannot): train on the
+        # last answer as a completion instead, which masks the prompt the same way.
+        train_rows, eval_rows = as_prompt_completion(train_rows), as_prompt_completion(eval_rows)
+        events.emit("note", message="the chat template has no {% generation %} markers: the loss is on each "
+                    "conversation's last assistant answer (prompt-completion), not on every assistant turn")
     bridge = EventCallback(events, run_dir, should_stop)
     callbacks = [bridge]
     if eval_rows and config.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-    trainer = SFTTrainer(model=model, args=sft_config(config, run_dir, bool(eval_rows)),
+    trainer = SFTTrainer(model=model, args=sft_config(config, run_dir, bool(eval_rows), masks),
                          train_dataset=Dataset.from_list(train_rows),
                          eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
                          processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)

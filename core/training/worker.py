@@ -27,7 +27,14 @@ def main(run_dir: str) -> int:
             from core.training.config import TrainConfig
             from core.training.sft import device, last_checkpoint, train
 
-            config = TrainConfig.from_dict(read_config(folder)["train"])
+            record = read_config(folder)
+            config = TrainConfig.from_dict(record["train"])
+            import torch
+
+            if record.get("threads"):
+                torch.set_num_threads(int(record["threads"]))
+            elif not os.environ.get("OMP_NUM_THREADS"):
+                torch.set_num_threads(1)  # small CPUs under load: one thread is stable (STACK.md)
             events.emit("started", resumed_from=last_checkpoint(folder), device=device(), pid=os.getpid())
             outcome = train(config, folder, events, should_stop=lambda: stop["now"] or cancel_requested(folder))
         except Exception as exc:  # report, then exit non-zero; the owner marks the job failed
