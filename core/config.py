@@ -60,6 +60,13 @@ class TrainingSettings:
     hourly_price: float = setting(0.0, "Price of one hour of this machine (or one GPU-hour), for the cost "
                                   "estimate before a launch; 0 hides the cost.", min=0.0, max=10_000.0)
     currency: str = setting("USD", "Currency of hourly_price.")
+    launcher: str = setting("local", "Where training workers run: local (a process on this machine) or "
+                            "accelerate (`accelerate launch`, several GPUs on one host).",
+                            choices=("local", "accelerate"))
+    accelerate_strategy: str = setting("fsdp", "With launcher = accelerate: ddp, fsdp or deepspeed (ZeRO-2) on "
+                                       "GPUs, or cpu; the config is written into each run folder.",
+                                       choices=("cpu", "ddp", "fsdp", "deepspeed"))
+    num_processes: int = setting(1, "With launcher = accelerate: processes (usually one per GPU).", min=1, max=1024)
     demo_steps: int = setting(30, "Optimizer steps of the demo's fine-tune of SmolLM2 (minutes on 2 cores).",
                               min=1, max=100_000)
 

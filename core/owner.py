@@ -12,8 +12,17 @@ from dataclasses import dataclass
 from core.config import Settings
 import core.training  # noqa: F401  (registers the train job's event handler)
 from core.jobs import JobMonitor, Jobs
+from core.jobs.launchers import LocalLauncher, accelerate_command
 from core.store import Store, open_store
 from core.users import ensure_admin
+
+
+def training_launchers(settings: Settings) -> dict:
+    """The launcher per job kind chosen in the settings (training may use accelerate)."""
+    if settings.training.launcher == "accelerate":
+        command = accelerate_command(settings.training.accelerate_strategy, settings.training.num_processes)
+        return {"train": LocalLauncher(command)}
+    return {}
 
 
 @dataclass
@@ -28,7 +37,7 @@ class Owner:
     def open(cls, settings: Settings, monitor: bool = True, env: dict[str, str] | None = None) -> "Owner":
         store = open_store(settings)
         password = ensure_admin(store, dict(os.environ if env is None else env))
-        jobs = Jobs(store, settings.runs_dir)
+        jobs = Jobs(store, settings.runs_dir, launchers=training_launchers(settings))
         jobs.reconcile()  # re-attach: ingest what workers wrote while no owner ran
         mon = JobMonitor(jobs).start() if monitor else None
         return cls(settings, store, jobs, mon, password)

@@ -197,3 +197,26 @@ def test_merge_and_export_passes_parity(owner, accounts, tickets, tiny_model):
     base = AutoModelForCausalLM.from_pretrained(tiny_model)
     exported = AutoModelForCausalLM.from_pretrained(folder)
     assert not torch.equal(base.lm_head.weight, exported.lm_head.weight)
+
+
+def test_accelerate_launcher_runs_the_same_worker(owner, accounts, tickets, tiny_model):
+    """`accelerate launch --cpu` with one process (STACK.md): the seam used for several GPUs."""
+    from core.jobs.launchers import LocalLauncher, accelerate_command
+
+    owner.jobs.launchers["train"] = LocalLauncher(accelerate_command("cpu", 1))
+    job_id = start_training(owner.store, owner.jobs, accounts["engineer"], _config(tiny_model, tickets, max_steps=5))
+    job = owner.jobs.wait(job_id, timeout=300, poll=0.3)
+    assert job["status"] == "succeeded", owner.jobs.log_tail(job_id)
+    assert "distributed_type: NO" in Path(job["run_dir"], "accelerate.yaml").read_text()
+    assert _train_steps(owner, job_id) == [1, 2, 3, 4, 5]
+
+
+def test_qlora_on_cpu_trains_with_the_workaround(owner, accounts, tickets, tiny_model):
+    pytest.importorskip("bitsandbytes")
+    job_id = start_training(owner.store, owner.jobs, accounts["engineer"],
+                            _config(tiny_model, tickets, method="qlora", max_steps=10, modules_to_save=[]))
+    job = owner.jobs.wait(job_id, timeout=300, poll=0.3)
+    assert job["status"] == "succeeded", owner.jobs.log_tail(job_id)
+    losses = [e["loss"] for e in owner.jobs.events(job_id, "train")]
+    assert len(losses) == 10 and all(loss == loss for loss in losses)  # ran, no NaN
+    assert Path(get_run(owner.store, accounts["engineer"], job_id)["adapter_dir"], "adapter_config.json").exists()

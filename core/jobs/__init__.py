@@ -12,10 +12,6 @@ is not valid JSON is recorded in `ingest_problems` and skipped.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -28,6 +24,7 @@ import pyarrow as pa
 from core.auth import Action, User, require
 from core.errors import JobError, NotFound
 from core.jobs.events import CANCEL_FILE, CONFIG_FILE, EVENTS_FILE, LOG_FILE, TERMINAL
+from core.jobs.launchers import Launcher, LocalLauncher
 from core.store import Store
 
 ACTIVE = ("queued", "running")
@@ -52,53 +49,6 @@ class IngestResult:
     problems: int = 0
 
 
-class Launcher(Protocol):
-    """The seam between job records and where a worker runs (local process, Ray, ...)."""
-
-    def start(self, job_id: str, module: str, run_dir: Path) -> int: ...
-
-    def alive(self, job_id: str, pid: int | None) -> bool: ...
-
-    def stop(self, job_id: str, pid: int | None) -> None: ...
-
-
-class LocalLauncher:
-    """Workers as child processes of this machine, in their own session (Ctrl-C safe)."""
-
-    def __init__(self) -> None:
-        self._procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, job_id: str, module: str, run_dir: Path) -> int:
-        log = open(run_dir / LOG_FILE, "ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TUNEBOARD_JOB_ID": job_id}
-        proc = subprocess.Popen([sys.executable, "-m", module, str(run_dir)], stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                start_new_session=True, cwd=os.getcwd())
-        log.close()
-        self._procs[job_id] = proc
-        return proc.pid
-
-    def alive(self, job_id: str, pid: int | None) -> bool:
-        proc = self._procs.get(job_id)
-        if proc is not None:
-            return proc.poll() is None  # also reaps a finished child
-        if not pid:
-            return False
-        # A worker started by an earlier owner: check that the pid still runs this job.
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            return False
-        return job_id in cmdline
-
-    def stop(self, job_id: str, pid: int | None) -> None:
-        if pid and self.alive(job_id, pid):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-
-
 def _new_job_id(kind: str) -> str:
     return f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
@@ -106,11 +56,20 @@ def _new_job_id(kind: str) -> str:
 class Jobs:
     """Job service of the owning process."""
 
-    def __init__(self, store: Store, runs_dir: Path, launcher: Launcher | None = None):
+    def __init__(self, store: Store, runs_dir: Path, launcher: Launcher | None = None,
+                 launchers: dict[str, Launcher] | None = None):
         self.store = store
         self.runs_dir = Path(runs_dir)
-        self.launcher = launcher or LocalLauncher()
+        self.default_launcher = launcher or LocalLauncher()
+        self.launchers = dict(launchers or {})  # per job kind, e.g. {"train": accelerate}
         self._ingest_lock = threading.Lock()
+
+    def launcher_for(self, kind: str) -> Launcher:
+        return self.launchers.get(kind, self.default_launcher)
+
+    @property
+    def launcher(self) -> Launcher:
+        return self.default_launcher
 
     # ---- lifecycle -----------------------------------------------------------------
     def submit(self, actor: User, kind: str, config: dict,
@@ -133,7 +92,7 @@ class Jobs:
 
     def _launch(self, job_id: str, kind: str, run_dir: Path) -> None:
         try:
-            pid = self.launcher.start(job_id, WORKERS[kind], run_dir)
+            pid = self.launcher_for(kind).start(job_id, WORKERS[kind], run_dir)
         except OSError as exc:
             self.store.execute("UPDATE jobs SET status = 'failed', error = ?, finished_at = now() WHERE job_id = ?",
                                [f"could not start the worker: {exc}", job_id])
@@ -148,7 +107,7 @@ class Jobs:
         if job["status"] not in ACTIVE:
             raise JobError(f"Job {job_id} is {job['status']}; only a queued or running job can be cancelled.")
         Path(job["run_dir"], CANCEL_FILE).touch()
-        self.launcher.stop(job_id, job["pid"])
+        self.launcher_for(job["kind"]).stop(job_id, job["pid"])
 
     def resume(self, actor: User, job_id: str) -> None:
         """Start the same worker again in the same run folder; it continues from its state."""
@@ -263,9 +222,9 @@ class Jobs:
 
     def reconcile(self) -> None:
         """Ingest every active job; a worker that died without a final event is marked failed."""
-        for job in self.store.rows("SELECT job_id, pid FROM jobs WHERE status IN ('queued', 'running')"):
+        for job in self.store.rows("SELECT job_id, kind, pid FROM jobs WHERE status IN ('queued', 'running')"):
             self.ingest(job["job_id"])
-            if self.launcher.alive(job["job_id"], job["pid"]):
+            if self.launcher_for(job["kind"]).alive(job["job_id"], job["pid"]):
                 continue
             self.ingest(job["job_id"])  # lines written just before exit
             current = self.get(job["job_id"])

@@ -79,3 +79,26 @@ def read_config(run_dir: str | Path) -> dict:
 
 def cancel_requested(run_dir: str | Path) -> bool:
     return (Path(run_dir) / CANCEL_FILE).exists()
+
+
+class NullEvents:
+    """What ranks other than 0 of a multi-process worker write: nothing (rank 0 reports)."""
+
+    seq = 0
+
+    def emit(self, type: str, **payload) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "NullEvents":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def is_main_process() -> bool:
+    """Rank 0 under `accelerate launch`/torchrun, or a plain single process."""
+    return int(os.environ.get("RANK", "0")) == 0

@@ -14,7 +14,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from core.jobs.events import EventWriter, cancel_requested, read_config
+from core.jobs.events import EventWriter, NullEvents, cancel_requested, is_main_process, read_config
 
 
 def main(run_dir: str) -> int:
@@ -22,7 +22,7 @@ def main(run_dir: str) -> int:
     folder = Path(run_dir)
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
-    with EventWriter(folder) as events:
+    with (EventWriter(folder) if is_main_process() else NullEvents()) as events:
         try:
             from core.training.config import TrainConfig
             from core.training.sft import device, last_checkpoint, train
