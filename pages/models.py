@@ -42,6 +42,14 @@ def render() -> None:
         st.json({"config": run["config"], "lineage": lineage,
                  "started_at": str(run["started_at"]), "finished_at": str(run["finished_at"])})
 
+    _exports(user, chosen)
+
+
+@st.fragment(run_every="3s")
+def _exports(user, chosen: str) -> None:
+    """Merged exports with their parity, and the engineer's actions (refreshed every few seconds)."""
+    o = owner()
+    status = o.jobs.get(chosen)["status"]
     variants = [v for v in list_variants(o.store, user) if v["job_id"] == chosen]
     for v in variants:
         detail = json.loads(v["detail"] or "{}")
@@ -54,7 +62,7 @@ def render() -> None:
     if user.may(Action.JOBS_RUN):
         b1, b2, _ = st.columns([1, 1, 3])
         with user_errors():
-            if b1.button("Merge and export", disabled=run["status"] != "succeeded",
+            if b1.button("Merge and export", disabled=status != "succeeded",
                          help="Merge the adapter into a full-precision copy of the base and check parity."):
                 job_id = start_merge(o.store, o.jobs, user, chosen, o.settings.exports_dir)
                 st.toast(f"Merging ({job_id}); the result appears here when it finishes.")

@@ -76,7 +76,7 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, tiny_model) -> Server:
+def server(request, tmp_path_factory, tiny_model) -> Server:
     """`tuneboard serve` on a free port with a fresh workspace holding admin, rita (rater), leo (lead)."""
     if not TUNEBOARD.exists():
         pytest.fail(f"{TUNEBOARD} not found: install the project into the venv (make install)")
@@ -95,6 +95,9 @@ def server(tmp_path_factory, tiny_model) -> Server:
     try:
         for name, role in ACCOUNTS.items():
             create_user(owner.store, CLI_USER, name, PASSWORD, role)
+        seed = getattr(request.module, "seed_workspace", None)  # a module may add data first
+        if seed is not None:
+            seed(owner, root)
     finally:
         owner.close()
 
