@@ -220,3 +220,29 @@ def test_qlora_on_cpu_trains_with_the_workaround(owner, accounts, tickets, tiny_
     losses = [e["loss"] for e in owner.jobs.events(job_id, "train")]
     assert len(losses) == 10 and all(loss == loss for loss in losses)  # ran, no NaN
     assert Path(get_run(owner.store, accounts["engineer"], job_id)["adapter_dir"], "adapter_config.json").exists()
+
+
+def test_owner_restart_mid_run_ingests_every_event_once(settings, env, owner, accounts, tickets, tiny_model):
+    from core.owner import Owner
+
+    job_id = start_training(owner.store, owner.jobs, accounts["engineer"],
+                            _config(tiny_model, tickets, max_steps=60, eval_every=10))
+    deadline = time.time() + 240
+    while time.time() < deadline and len(_train_steps(owner, job_id)) < 5:
+        owner.jobs.reconcile()
+        time.sleep(0.2)
+    run_dir = Path(owner.jobs.get(job_id)["run_dir"])
+    owner.close()  # the dashboard goes away mid-run; the worker keeps training
+    deadline = time.time() + 240
+    while time.time() < deadline and '"type": "finished"' not in (run_dir / EVENTS_FILE).read_text():
+        time.sleep(0.3)
+    reopened = Owner.open(settings, monitor=False, env=env)
+    try:
+        job = reopened.jobs.wait(job_id, timeout=60, poll=0.3)
+        assert job["status"] == "succeeded"
+        assert _train_steps(reopened, job_id) == list(range(1, 61))
+        lines = (run_dir / EVENTS_FILE).read_text().splitlines()
+        assert reopened.store.scalar("SELECT count(*) FROM job_events WHERE job_id = ?", [job_id]) == len(lines)
+        assert reopened.store.scalar("SELECT count(*) FROM model_variants WHERE job_id = ?", [job_id]) == 1
+    finally:
+        reopened.close()
