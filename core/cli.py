@@ -358,9 +358,13 @@ def train(config: Path = typer.Option(..., "--config", "-c", help="TOML file wit
         data = tomllib.loads(config.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InvalidInput(f"{config}: no such file.") from None
+    except OSError as exc:
+        raise InvalidInput(f"{config}: cannot be read ({exc.strerror}).") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"{config}: not valid TOML ({exc}).") from None
     values = data.get("train", data)
+    if not isinstance(values, dict):
+        raise InvalidInput(f"{config}: [train] must be a table of settings.")
     if preset:
         if preset not in PRESETS:
             raise InvalidInput(f"--preset {preset!r}: choose one of {', '.join(PRESETS)}.")
@@ -433,7 +437,7 @@ def runs_resume(run_id: str, detach: bool = typer.Option(False, help="Return at 
 
 
 @runs_app.command("merge")
-def runs_merge(run_id: str, prompts: int = typer.Option(8, help="Validation prompts for the parity check.")) -> None:
+def runs_merge(run_id: str, prompts: int = typer.Option(8, min=1, help="Validation prompts for the parity check.")) -> None:
     """Merge a run's adapter into a full-precision base copy, export it and check parity."""
     from core.training import start_merge
 

@@ -193,6 +193,8 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
             data = tomllib.loads(file.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{file}: not valid TOML ({exc}). Fix the file or remove it to use defaults.")
+        except OSError as exc:
+            raise ConfigError(f"{file}: cannot be read ({exc.strerror}).") from None
         settings.source = str(file)
     elif explicit:
         raise ConfigError(f"{file}: config file not found (from {CONFIG_ENV} or --config).")

@@ -59,9 +59,23 @@ def current_user() -> User | None:
             st.session_state[SESSION_USER] = user.username
             st.session_state[SESSION_TOKEN] = token
         return user
-    user = get_user(owner().store, username)
-    if user is None:
-        st.session_state.pop(SESSION_USER, None)
+    token = st.session_state.get(SESSION_TOKEN)
+    # The server-side session must still be live: logout elsewhere, a password change or a
+    # disabled account ends it, and this browser with it. The account is read as it is now.
+    user = resume_session(owner().store, token) if token else get_user(owner().store, username)
+    if user is None or user.username != username:
+        for key in (SESSION_USER, SESSION_TOKEN):
+            st.session_state.pop(key, None)
+        return None
+    return user
+
+
+def require_page(action) -> User:
+    """For fragments, which rerun without the page: the user as of now, or stop drawing."""
+    user = current_user()
+    if user is None or (action is not None and not user.may(action)):
+        st.warning("Your session ended or your role changed; reload the page.")
+        st.stop()
     return user
 
 

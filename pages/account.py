@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core.users import change_own_password
-from dashboard.context import current_user, owner
+from dashboard.context import current_user, owner, sign_in
 from dashboard.widgets import user_errors
 
 
@@ -22,4 +22,5 @@ def render() -> None:
                 with user_errors():
                     change_own_password(owner().store, user, current, new,
                                         owner().settings.auth.min_password_length)
-                    st.success("Password changed.")
+                    sign_in(user)  # the change ended every session, this one included: start a new one
+                    st.success("Password changed. Other browsers signed in as you were signed out.")

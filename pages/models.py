@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.auth import Action
 from core.training import get_run, list_runs, list_variants, reproduce, start_merge
-from dashboard.context import current_user, owner
+from dashboard.context import current_user, owner, require_page
 from dashboard.widgets import loss_chart, run_progress, user_errors
 
 
@@ -42,12 +42,13 @@ def render() -> None:
         st.json({"config": run["config"], "lineage": lineage,
                  "started_at": str(run["started_at"]), "finished_at": str(run["finished_at"])})
 
-    _exports(user, chosen)
+    _exports(chosen)
 
 
 @st.fragment(run_every="3s")
-def _exports(user, chosen: str) -> None:
+def _exports(chosen: str) -> None:
     """Merged exports with their parity, and the engineer's actions (refreshed every few seconds)."""
+    user = require_page(Action.JOBS_VIEW)
     o = owner()
     status = o.jobs.get(chosen)["status"]
     variants = [v for v in list_variants(o.store, user) if v["job_id"] == chosen]

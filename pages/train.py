@@ -4,11 +4,12 @@ import dataclasses
 
 import streamlit as st
 
+from core.auth import Action
 from core.datasets import list_versions
 from core.training import list_runs, start_training
 from core.training.config import PRESETS, TrainConfig
 from core.training.estimate import estimate
-from dashboard.context import current_user, owner
+from dashboard.context import current_user, owner, require_page
 from dashboard.widgets import loss_chart, run_progress, user_errors
 
 FORM_FIELDS = ("method", "learning_rate", "epochs", "max_steps", "batch_size", "grad_accum", "max_seq_len",
@@ -85,11 +86,12 @@ def _runs(user, o) -> None:
     focus = st.session_state.get("train_focus")
     chosen = st.selectbox("Run", ids, index=ids.index(focus) if focus in ids else 0,
                           format_func=lambda i: f"{i} · {next(r['status'] for r in runs if r['job_id'] == i)}")
-    _live(user, chosen)
+    _live(chosen)
 
 
 @st.fragment(run_every="2s")
-def _live(user, job_id: str) -> None:
+def _live(job_id: str) -> None:
+    user = require_page(Action.JOBS_RUN)
     o = owner()
     job = o.jobs.get(job_id)
     events = o.jobs.history(user, job_id)

@@ -331,3 +331,15 @@ def test_lead_browses_an_imported_version_read_only(app, owner, demo_files):
     assert result.version_id in set(at.dataframe[0].value["version_id"])
     assert not at.tabs
     assert not {"Validate", "Import"} & {b.label for b in at.button}
+
+
+def test_password_reset_elsewhere_signs_this_browser_out(app, owner):
+    from core.users import reset_password
+
+    at = log_in(app(None), "leo", PASSWORD)
+    assert_clean(at)
+    assert titles(at) == ["Data"]
+    reset_password(owner.store, ADMIN, "leo", "a-new-password-42")  # ends leo's sessions
+    at.run()
+    assert_clean(at)
+    assert registered_pages(at) == ["Log in"]

@@ -146,3 +146,20 @@ def test_reading_jobs_needs_lead_or_engineer(owner, accounts):
         owner.jobs.list(accounts["rater"])
     with pytest.raises(PermissionDenied):
         owner.jobs.history(accounts["rater"], job_id)
+
+
+def test_resume_refuses_while_the_worker_still_runs(owner, accounts):
+    jobs = owner.jobs
+    job_id = jobs.submit(accounts["engineer"], "ticker", {"steps": 500, "interval": 0.02})
+    owner.store.execute("UPDATE jobs SET status = 'failed' WHERE job_id = ?", [job_id])  # a stale record
+    with pytest.raises(JobError, match="still running"):
+        jobs.resume(accounts["engineer"], job_id)
+    os.kill(jobs.get(job_id)["pid"], signal.SIGKILL)
+
+
+def test_a_job_being_launched_is_not_failed_by_the_monitor(owner, accounts):
+    """Between the job row and the worker's pid, reconcile must leave the job alone."""
+    owner.store.execute("INSERT INTO jobs (job_id, kind, status, run_dir, config, created_by) "
+                        "VALUES ('launching', 'ticker', 'queued', '/nonexistent', '{}', 'eve')")
+    owner.jobs.reconcile()
+    assert owner.jobs.get("launching")["status"] == "queued"

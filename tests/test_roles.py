@@ -44,13 +44,14 @@ class FakeLauncher:
     def __init__(self):
         self.started: list[str] = []
         self.stopped: list[str] = []
+        self.dead: set[str] = set()  # workers that exited on their own
 
     def start(self, job_id, module, run_dir) -> int:
         self.started.append(job_id)
         return 4242
 
     def alive(self, job_id, pid) -> bool:
-        return job_id not in self.stopped
+        return job_id not in self.stopped and job_id not in self.dead
 
     def stop(self, job_id, pid) -> None:
         self.stopped.append(job_id)
@@ -98,6 +99,7 @@ def world(owner, accounts, demo_files):
     running = jobs.submit(ADMIN, "ticker", {"steps": 1})
     stopped = jobs.submit(ADMIN, "ticker", {"steps": 1})
     owner.store.execute("UPDATE jobs SET status = 'failed' WHERE job_id = ?", [stopped])
+    jobs.launcher.dead.add(stopped)  # its worker is gone, so it may be resumed
     return {"owner": owner, "store": owner.store, "version": version, "jobs": jobs, "running": running,
             "stopped": stopped, "good": good, "options": options}
 

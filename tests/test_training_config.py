@@ -49,3 +49,24 @@ def test_toml_round_trip(tmp_path):
     path.write_text('[train]\nbase_model = "m"\ndataset_version = "v"\nlerning_rate = 1e-4\n')
     with pytest.raises(InvalidInput, match="lerning_rate"):
         TrainConfig.from_toml(path)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("learning_rate", "2e-4"), ("packing", "false"), ("modules_to_save", "lm_head"), ("batch_size", 2.5),
+    ("epochs", True), ("eval_every", float("nan")), ("method", 3),
+])
+def test_wrong_types_are_refused_naming_the_field(field, value):
+    with pytest.raises(InvalidInput, match=field):
+        TrainConfig(base_model="m", dataset_version="v", **{field: value})
+
+
+def test_whole_floats_become_ints():
+    config = TrainConfig(base_model="m", dataset_version="v", batch_size=4.0, learning_rate=1e-4)
+    assert isinstance(config.batch_size, int) and config.batch_size == 4
+
+
+def test_merge_needs_a_prompt(owner, accounts):
+    from core.training import start_merge
+
+    with pytest.raises(InvalidInput, match="at least 1"):
+        start_merge(owner.store, owner.jobs, accounts["engineer"], "any-run", owner.settings.exports_dir, prompts=0)

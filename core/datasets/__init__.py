@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,8 +53,8 @@ class ImportOptions:
         problems = []
         if self.name and not _NAME.match(self.name):
             problems.append(f"name {self.name!r}: use lower-case letters, digits, '-' or '_' (at most 64)")
-        if len(self.split) != 3 or any(v < 0 for v in self.split) or abs(sum(self.split) - 1) > 1e-6 \
-                or self.split[0] <= 0:
+        if len(self.split) != 3 or any(not math.isfinite(v) or v < 0 for v in self.split) \
+                or abs(sum(self.split) - 1) > 1e-6 or self.split[0] <= 0:
             problems.append(f"split {tuple(self.split)}: three fractions (train, validation, test) summing to 1, "
                             "train above 0")
         if not 0.3 <= self.near_duplicate_threshold <= 1:
@@ -106,9 +107,11 @@ def _assign_splits(examples: list[Example], clusters: list[int], options: Import
     n_val = round(n * options.split[1])
     counts = {"test": 0, "validation": 0}
     for members in ordered:
-        if counts["test"] < n_test:
+        # A held-out split takes a whole cluster only if it still fits: one big cluster of
+        # paraphrases must not swallow the test split (it goes to train instead).
+        if counts["test"] + len(members) <= n_test:
             target = "test"
-        elif counts["validation"] < n_val:
+        elif counts["validation"] + len(members) <= n_val:
             target = "validation"
         else:
             target = "train"
@@ -205,6 +208,13 @@ def validate(data: bytes, file: str, options: ImportOptions, count_tokens: Token
         if not explicit_mode:
             _assign_splits(examples, _clusters(len(examples), pairs), options)
         report.splits = {s: sum(1 for ex in examples if ex.split == s) for s in SPLITS}
+        if not explicit_mode:
+            for split, wanted in zip(SPLITS, options.split):
+                got = report.splits[split] / len(examples)
+                if abs(got - wanted) > 0.05:
+                    problems.append(Problem("split_skew", f"the {split} split holds {got:.0%} of the examples, not "
+                                            f"{wanted:.0%}: near-duplicate clusters are kept whole; deduplicate the "
+                                            "data or lower data.near_duplicate_threshold", file, severity="warning"))
         report.leakage, leaks = _leakage(examples, hashes, options.near_duplicate_threshold, file, parsed)
         problems += leaks
     if not examples and not problems:

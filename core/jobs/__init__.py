@@ -117,6 +117,8 @@ class Jobs:
             raise JobError(f"Job {job_id} is still {job['status']}.")
         if job["status"] == "succeeded":
             raise JobError(f"Job {job_id} already succeeded; there is nothing to resume.")
+        if self.launcher_for(job["kind"]).alive(job_id, job["pid"]):
+            raise JobError(f"Job {job_id}'s worker (pid {job['pid']}) is still running; wait for it to stop.")
         Path(job["run_dir"], CANCEL_FILE).unlink(missing_ok=True)
         self._launch(job_id, job["kind"], Path(job["run_dir"]))
 
@@ -222,7 +224,9 @@ class Jobs:
 
     def reconcile(self) -> None:
         """Ingest every active job; a worker that died without a final event is marked failed."""
-        for job in self.store.rows("SELECT job_id, kind, pid FROM jobs WHERE status IN ('queued', 'running')"):
+        # A job whose pid is not recorded yet is being launched right now: leave it alone.
+        for job in self.store.rows("SELECT job_id, kind, pid FROM jobs WHERE status IN ('queued', 'running') "
+                                   "AND pid IS NOT NULL"):
             self.ingest(job["job_id"])
             if self.launcher_for(job["kind"]).alive(job["job_id"], job["pid"]):
                 continue
@@ -230,9 +234,10 @@ class Jobs:
             current = self.get(job["job_id"])
             if current["status"] in ACTIVE:
                 tail = self.log_tail(job["job_id"], 20) or "(the worker wrote no log)"
+                # Only if it is still the same worker (a resume may have started a new one meanwhile).
                 self.store.execute("UPDATE jobs SET status = 'failed', finished_at = now(), error = ? "
-                                   "WHERE job_id = ?", [f"the worker exited without finishing.\n{tail}",
-                                                         job["job_id"]])
+                                   "WHERE job_id = ? AND pid = ? AND status IN ('queued', 'running')",
+                                   [f"the worker exited without finishing.\n{tail}", job["job_id"], job["pid"]])
 
     def wait(self, job_id: str, timeout: float = 60.0, poll: float = 0.1) -> dict:
         """Ingest until the job ends (used by the CLI and tests; pages poll instead)."""

@@ -133,11 +133,14 @@ def _on_train_event(cur, job: dict, type_: str, payload: dict) -> None:
                     "best_eval_loss = coalesce(?, best_eval_loss), final_step = ?, adapter_dir = ? WHERE job_id = ?",
                     [payload.get("best_checkpoint"), payload.get("best_eval_loss"), payload.get("step"),
                      payload.get("adapter_dir"), job["job_id"]])
-        run = cur.execute("SELECT base_model, dataset_version FROM runs WHERE job_id = ?", [job["job_id"]]).fetchone()
+        run = cur.execute("SELECT base_model, dataset_version, method FROM runs WHERE job_id = ?",
+                          [job["job_id"]]).fetchone()
         if run and payload.get("adapter_dir"):
+            # A full fine-tune saves a whole model, not an adapter.
+            kind = "merged" if run[2] == "full" else "adapter"
             cur.execute("INSERT OR IGNORE INTO model_variants (variant_id, kind, name, path, base_model, job_id, detail) "
-                        "VALUES (?, 'adapter', ?, ?, ?, ?, ?)",
-                        [f"adapter:{job['job_id']}", job["job_id"], payload["adapter_dir"], run[0], job["job_id"],
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [f"{kind}:{job['job_id']}", kind, job["job_id"], payload["adapter_dir"], run[0], job["job_id"],
                          json.dumps({"dataset_version": run[1], "best_eval_loss": payload.get("best_eval_loss")})])
 
 
@@ -148,9 +151,17 @@ def start_merge(store: Store, jobs: Jobs, actor: User, run_id: str, exports_dir:
                 max_new_tokens: int = 32) -> str:
     """Merge a finished run's adapter into a full-precision base copy and check parity (a job)."""
     require(actor, Action.JOBS_RUN)
+    if prompts < 1:
+        raise InvalidInput("prompts: the parity check needs at least 1 validation prompt.")
     run = get_run(store, actor, run_id)
+    if run["method"] == "full":
+        raise InvalidInput(f"Run {run_id} trained every weight: it is already a full model "
+                           f"({run['adapter_dir']}); there is no adapter to merge.")
     if run["status"] != "succeeded" or not run["adapter_dir"]:
         raise InvalidInput(f"Run {run_id} has no finished adapter to merge (status {run['status']}).")
+    for job in jobs.list(actor, "merge"):
+        if job["status"] in ("queued", "running") and json.loads(job["config"]).get("run_id") == run_id:
+            raise InvalidInput(f"A merge of {run_id} is already running ({job['job_id']}); wait for it.")
     rows = Path(run["run_dir"], "data", "validation.jsonl").read_text(encoding="utf-8").splitlines()
     if not rows:
         rows = Path(run["run_dir"], "data", "train.jsonl").read_text(encoding="utf-8").splitlines()

@@ -8,6 +8,7 @@ an unusual dataset may need to step outside them on purpose.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +71,9 @@ class TrainConfig:
                                      "marks them with {% generation %}).")
 
     def __post_init__(self) -> None:
-        problems = []
+        problems = self._check_types()
+        if problems:  # ranges of wrongly typed values would only add noise
+            raise InvalidInput("Training config:\n" + "\n".join(f"  - {p}" for p in problems))
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             meta = f.metadata
@@ -88,6 +91,33 @@ class TrainConfig:
                             "(guide 1e-5..5e-5; refused above 1e-3)")
         if problems:
             raise InvalidInput("Training config:\n" + "\n".join(f"  - {p}" for p in problems))
+
+    def _check_types(self) -> list[str]:
+        """Each value has its field's type (TOML and forms give strings, floats, booleans)."""
+        problems = []
+        for f in dataclasses.fields(self):
+            value, default = getattr(self, f.name), f.default
+            if f.name == "modules_to_save":
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    problems.append(f"{f.name}: {value!r} must be a list of module names, e.g. [\"lm_head\"]")
+            elif isinstance(default, bool):
+                if not isinstance(value, bool):
+                    problems.append(f"{f.name}: {value!r} must be true or false")
+            elif isinstance(default, int):
+                whole = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                         and math.isfinite(value) and value == int(value))
+                if not whole:
+                    problems.append(f"{f.name}: {value!r} must be a whole number")
+                else:
+                    setattr(self, f.name, int(value))
+            elif isinstance(default, float):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    problems.append(f"{f.name}: {value!r} must be a finite number")
+                else:
+                    setattr(self, f.name, float(value))
+            elif isinstance(default, str) and not isinstance(value, str):
+                problems.append(f"{f.name}: {value!r} must be text")
+        return problems
 
     @property
     def target_module_names(self) -> list[str]:
@@ -127,9 +157,13 @@ class TrainConfig:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise InvalidInput(f"{path}: no such file") from None
+        except OSError as exc:
+            raise InvalidInput(f"{path}: cannot be read ({exc.strerror})") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise InvalidInput(f"{path}: not valid TOML ({exc})") from None
         data = data.get("train", data)
+        if not isinstance(data, dict):
+            raise InvalidInput(f"{path}: [train] must be a table of settings")
         return cls.from_dict(data, str(path))
 
     def field_help(self) -> dict[str, str]:
