@@ -150,10 +150,12 @@ def test_reading_jobs_needs_lead_or_engineer(owner, accounts):
 
 def test_resume_refuses_while_the_worker_still_runs(owner, accounts):
     jobs = owner.jobs
-    job_id = jobs.submit(accounts["engineer"], "ticker", {"steps": 500, "interval": 0.02})
+    job_id = jobs.submit(accounts["engineer"], "ticker", {"steps": 5000, "interval": 0.02})
     owner.store.execute("UPDATE jobs SET status = 'failed' WHERE job_id = ?", [job_id])  # a stale record
+    started = time.monotonic()
     with pytest.raises(JobError, match="still running"):
         jobs.resume(accounts["engineer"], job_id)
+    assert time.monotonic() - started >= 19  # it waited for the worker to exit before refusing
     os.kill(jobs.get(job_id)["pid"], signal.SIGKILL)
 
 

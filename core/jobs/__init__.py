@@ -117,8 +117,12 @@ class Jobs:
             raise JobError(f"Job {job_id} is still {job['status']}.")
         if job["status"] == "succeeded":
             raise JobError(f"Job {job_id} already succeeded; there is nothing to resume.")
-        if self.launcher_for(job["kind"]).alive(job_id, job["pid"]):
-            raise JobError(f"Job {job_id}'s worker (pid {job['pid']}) is still running; wait for it to stop.")
+        # A worker that has just reported 'cancelled' may still be exiting: give it a moment.
+        launcher, deadline = self.launcher_for(job["kind"]), time.monotonic() + 20
+        while launcher.alive(job_id, job["pid"]):
+            if time.monotonic() > deadline:
+                raise JobError(f"Job {job_id}'s worker (pid {job['pid']}) is still running; wait for it to stop.")
+            time.sleep(0.1)
         Path(job["run_dir"], CANCEL_FILE).unlink(missing_ok=True)
         self._launch(job_id, job["kind"], Path(job["run_dir"]))
 

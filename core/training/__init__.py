@@ -49,18 +49,32 @@ def code_version() -> dict[str, Any]:
     return {"tuneboard": __version__, "commit": commit or "unknown", "dirty": dirty}
 
 
+FULL_HASH_LIMIT = 64 * 2**20  # files above this are sampled: a 7B model must not stall a page
+SAMPLE = 2**20
+
+
 def model_fingerprint(base_model: str) -> dict[str, Any]:
-    """A hash over a local model folder's config, tokenizer and weight files (name, size, content)."""
+    """A hash over a local model folder: every file's name and size; the whole content of
+    files up to 64 MiB (config, tokenizer, small weights); the first and last MiB of larger
+    weight files. Fast enough to run when a run is launched, and it changes when the files do."""
     folder = Path(base_model)
     if not folder.is_dir():
         return {"id": base_model, "files_sha256": None, "note": "hub id: the revision is resolved at load time"}
     digest = hashlib.sha256()
     for path in sorted(p for p in folder.iterdir() if p.is_file()):
-        digest.update(path.name.encode())
+        size = path.stat().st_size
+        digest.update(f"{path.name}\0{size}\0".encode())
         with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return {"id": str(folder), "files_sha256": digest.hexdigest()}
+            if size <= FULL_HASH_LIMIT:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+            else:
+                digest.update(fh.read(SAMPLE))
+                fh.seek(size - SAMPLE)
+                digest.update(fh.read(SAMPLE))
+    return {"id": str(folder), "files_sha256": digest.hexdigest(),
+            "method": f"sha256 of names, sizes and contents (files over {FULL_HASH_LIMIT >> 20} MiB: first and "
+                      "last MiB)"}
 
 
 def lineage(config: TrainConfig, version: dict) -> dict[str, Any]:
