@@ -348,29 +348,14 @@ def train(config: Path = typer.Option(..., "--config", "-c", help="TOML file wit
           detach: bool = typer.Option(False, help="Start the worker and return at once."),
           timeout: float = typer.Option(24 * 3600, help="Stop following after this many seconds.")) -> None:
     """Start a fine-tune from a config file and follow it (the same config the Train page builds)."""
-    import tomllib
-
     from core.training import start_training
     from core.training.config import PRESETS, TrainConfig
     from core.training.estimate import estimate
 
-    try:
-        data = tomllib.loads(config.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InvalidInput(f"{config}: no such file.") from None
-    except OSError as exc:
-        raise InvalidInput(f"{config}: cannot be read ({exc.strerror}).") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"{config}: not valid TOML ({exc}).") from None
-    values = data.get("train", data)
-    if not isinstance(values, dict):
-        raise InvalidInput(f"{config}: [train] must be a table of settings.")
-    if preset:
-        if preset not in PRESETS:
-            raise InvalidInput(f"--preset {preset!r}: choose one of {', '.join(PRESETS)}.")
-        values = {**PRESETS[preset].values, **values}
-    values.setdefault("base_model", settings().base_model)
-    cfg = TrainConfig.from_dict(values, str(config))
+    if preset and preset not in PRESETS:
+        raise InvalidInput(f"--preset {preset!r}: choose one of {', '.join(PRESETS)}.")
+    defaults = {"base_model": settings().base_model, **(PRESETS[preset].values if preset else {})}
+    cfg = TrainConfig.from_toml(config, defaults)
     for note in cfg.advice():
         err.print(f"note: {note}", markup=False)
     o = owner()

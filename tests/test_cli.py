@@ -121,3 +121,23 @@ def test_every_command_has_help_and_is_documented(cli):
     top = cli("--help").stdout
     for group in ("init", "serve", "demo", "data", "users", "train", "runs"):
         assert group in top
+
+
+@pytest.mark.slow
+def test_train_and_runs_commands(cli, demo_files, tmp_path, tiny_model):
+    good, _ = demo_files
+    version = json.loads(cli("data", "import", "--name", "tickets", "--json", str(good)).stdout)["version"]
+    config = tmp_path / "run.toml"
+    config.write_text(f'[train]\ndataset_version = "{version}"\nmax_steps = 4\neval_every = 2\nbatch_size = 4\n'
+                      'max_seq_len = 128\n')
+    trained = cli("train", "--config", str(config), "--preset", "lora-small-data")
+    assert trained.returncode == 0, trained.stderr
+    run_id = re.search(r"started (train-\S+):", trained.stdout).group(1)
+    assert f"{run_id}: succeeded" in trained.stdout and "validation loss" in trained.stdout
+    shown = cli("runs", "show", run_id)
+    assert "lora_rank = 8" in shown.stdout and f'base_model = "{tiny_model}"' in shown.stdout  # preset + default
+    assert run_id in cli("runs", "list").stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[train]\ndataset_version = "x"\nlora_rank = "eight"\n')
+    refused = cli("train", "--config", str(bad))
+    assert refused.returncode == 1 and "lora_rank" in refused.stderr

@@ -151,7 +151,8 @@ class TrainConfig:
             raise InvalidInput(f"{where}: {exc}") from None
 
     @classmethod
-    def from_toml(cls, path: str | Path) -> "TrainConfig":
+    def from_toml(cls, path: str | Path, defaults: dict[str, Any] | None = None) -> "TrainConfig":
+        """The [train] table of a TOML file (or the whole file), over `defaults` (e.g. a preset)."""
         path = Path(path)
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -164,7 +165,7 @@ class TrainConfig:
         data = data.get("train", data)
         if not isinstance(data, dict):
             raise InvalidInput(f"{path}: [train] must be a table of settings")
-        return cls.from_dict(data, str(path))
+        return cls.from_dict({**(defaults or {}), **data}, str(path))
 
     def field_help(self) -> dict[str, str]:
         return {f.name: f.metadata["help"] for f in dataclasses.fields(self)}
