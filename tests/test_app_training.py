@@ -7,21 +7,10 @@ import pytest
 from core.datasets import ImportOptions, import_dataset
 from core.training import list_runs, start_training
 from core.training.config import TrainConfig
-from tests.apptest import DashboardOwners, assert_clean, button, goto, make_app, titles, use_fast_password_hashing
+from tests.apptest import assert_clean, button, goto, titles
+from tests.test_app import app, fast_password_hashing  # noqa: F401  (the same fixtures as the other pages)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(monkeypatch):
-    use_fast_password_hashing(monkeypatch)
-
-
-@pytest.fixture
-def app(settings, env, owner, accounts, monkeypatch):
-    owners = DashboardOwners(monkeypatch)
-    yield lambda username=None: make_app(env, username)
-    owners.close()
 
 
 @pytest.fixture
