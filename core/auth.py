@@ -28,6 +28,7 @@ class Action(str, Enum):
     USERS_MANAGE = "users.manage"
     JOBS_VIEW = "jobs.view"
     JOBS_RUN = "jobs.run"
+    GENERATE = "generate"  # generation sets and the playground: outputs labeled by model, never for raters
 
 
 # Which roles may perform each action (DESIGN.md, "Users and roles").
@@ -37,6 +38,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.USERS_MANAGE: frozenset({Role.ENGINEER}),
     Action.JOBS_VIEW: frozenset({Role.LEAD, Role.ENGINEER}),
     Action.JOBS_RUN: frozenset({Role.ENGINEER}),
+    Action.GENERATE: frozenset({Role.LEAD, Role.ENGINEER}),
 }
 
 # Pages of the dashboard and the action each needs; navigation shows only what is allowed.
@@ -44,6 +46,8 @@ PAGES: dict[str, Action | None] = {
     "data": Action.DATA_VIEW,
     "train": Action.JOBS_RUN,
     "models": Action.JOBS_VIEW,
+    "generations": Action.GENERATE,
+    "playground": Action.GENERATE,
     "users": Action.USERS_MANAGE,
     "account": None,  # every signed-in user: own password
 }

@@ -21,6 +21,11 @@ from rich.table import Table
 from core.auth import CLI_USER, ROLES
 from core.config import Settings, documented_defaults, load_settings
 from core.errors import DatasetError, InvalidInput, TuneboardError
+from core.serving.backends import Decoding
+
+
+def decoding_help(field: str) -> str:
+    return Decoding.HELP[field]
 
 app = typer.Typer(help="tuneboard: decide whether a fine-tuned LLM beats its base model.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -30,6 +35,8 @@ runs_app = typer.Typer(help="Training runs: list, show, cancel, resume, merge.",
 app.add_typer(data_app, name="data")
 app.add_typer(users_app, name="users")
 app.add_typer(runs_app, name="runs")
+contenders_app = typer.Typer(help="External OpenAI-compatible models to compare against.", no_args_is_help=True)
+app.add_typer(contenders_app, name="contenders")
 # Pipes get wide lines: rich would wrap tables at 80 columns and break one-row-per-line output.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -438,6 +445,126 @@ def runs_merge(run_id: str, prompts: int = typer.Option(8, min=1, help="Validati
               f"{p['prompts']} identical greedy outputs, max logit diff {p['max_logit_diff']:.2e})", markup=False)
     if not p["ok"]:
         raise typer.Exit(1)
+
+
+# ---- generation ------------------------------------------------------------------------
+@app.command()
+def generate(prompts: Optional[str] = typer.Option(None, "--prompts", "-p", help="A dataset version's split as VERSION[:SPLIT] "
+                                         "(split test by default), or a prompt file (.txt: one per line; .jsonl: "
+                                         '{"prompt": ...} or {"messages": [...]} per line).'),
+             variants: str = typer.Option("base", "--variants", "-v", help="Comma-separated variant ids: base, "
+                                          "adapter:RUN, merged:RUN, external:NAME (`tuneboard generate --list`)."),
+             name: Optional[str] = typer.Option(None, help="Name of the set (default: from the prompts)."),
+             limit: Optional[int] = typer.Option(None, min=1, help="Only the first N prompts."),
+             max_tokens: int = typer.Option(128, help=decoding_help("max_tokens")),
+             temperature: float = typer.Option(0.0, help=decoding_help("temperature")),
+             top_p: float = typer.Option(1.0, help=decoding_help("top_p")),
+             seed: int = typer.Option(0, help=decoding_help("seed")),
+             path: Optional[str] = typer.Option(None, help="auto, vllm-lora, vllm-merged or transformers (default: "
+                                                "serving.path of the config)."),
+             list_variants: bool = typer.Option(False, "--list", help="List the variants that can be generated."),
+             detach: bool = typer.Option(False, help="Start the worker and return at once.")) -> None:
+    """Generate a prompt set with several variants side by side; every output is stored with its decoding."""
+    from core import serving
+
+    o = owner()
+    if list_variants:
+        table = Table("variant", "kind", "name", "path")
+        for v in serving.available_variants(o.store, CLI_USER, settings().base_model):
+            table.add_row(v.variant_id, v.kind, v.name, v.path)
+        out.print(table)
+        return
+    if not prompts:
+        raise InvalidInput("--prompts: give a dataset version (VERSION or VERSION:SPLIT) or a prompt file.")
+    file = Path(prompts)
+    if file.suffix in (".txt", ".jsonl", ".json") or file.exists():
+        items, source = serving.prompts_from_file(_read(file), file.name)
+        items = items[:limit] if limit else items
+    else:
+        version, _, split = prompts.partition(":")
+        items, source = serving.prompts_from_version(o.store, CLI_USER, version, split or "test", limit)
+    decoding = serving.Decoding(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
+    label = name or (source.get("name") or f"{source.get('dataset')} {source.get('split')}")
+    spec = serving.GenerationSpec(label, [v.strip() for v in variants.split(",") if v.strip()], items, source,
+                                  decoding, path or "auto")
+    set_id = serving.generate(o.store, o.jobs, settings(), CLI_USER, spec)
+    out.print(f"started {set_id}: {len(items)} prompts x {len(spec.variants)} variants", markup=False)
+    if detach:
+        return
+    import time
+
+    shown = set()
+    while True:
+        o.jobs.reconcile()
+        for e in o.jobs.events(set_id):
+            if e["seq"] in shown:
+                continue
+            shown.add(e["seq"])
+            if e["type"] == "plan":
+                out.print(f"path: {e['path']} ({e['reason']})", markup=False)
+            elif e["type"] == "progress" and e.get("stage"):
+                out.print(e["stage"], markup=False)
+            elif e["type"] == "progress" and "done" in e:
+                out.print(f"{e['done']}/{e['total']} outputs", markup=False)
+            elif e["type"] == "parity":
+                out.print(f"parity {e['variant_id']}: {e['exact']}/{e['n']} identical to {e['reference']} "
+                          f"(mean common prefix {e['mean_common_prefix']:.1f} tokens)", markup=False)
+        job = o.jobs.get(set_id)
+        if job["status"] not in ("queued", "running"):
+            break
+        time.sleep(1.0)
+    for s in serving.sanity(o.store, CLI_USER, set_id):
+        out.print(f"{s.variant_id}: {s.n} outputs" + ("".join(f"\n  flag: {f}" for f in s.flags) or ", no flags"),
+                  markup=False)
+    out.print(f"{set_id}: {job['status']}" + (f" ({job['error']})" if job["error"] else ""), markup=False)
+    if job["status"] != "succeeded":
+        raise typer.Exit(1)
+
+
+@app.command("serve-models")
+def serve_models(port: Optional[int] = typer.Option(None, help="Port (default serving.server_port)."),
+                 host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for other machines)."))\
+        -> None:
+    """Run vLLM's OpenAI-compatible server over the base model and its adapters until Ctrl-C."""
+    from core.serving import available_variants, vllm_missing
+    from core.serving.server import VLLMServer
+    from core.serving.vllm_engine import context_limit
+
+    if vllm_missing():
+        raise InvalidInput(f"serve-models runs vLLM, but {vllm_missing()}.")
+    base = settings().base_model
+    adapters = {v.variant_id: v.path for v in available_variants(owner().store, CLI_USER, base)
+                if v.kind == "adapter"}
+    owner().close()  # the server runs for long: leave the database to the dashboard
+    _state.pop("owner")
+    _state.pop("store", None)
+    limit = context_limit(base)
+    max_len = min(settings().serving.max_model_len, limit) if limit else settings().serving.max_model_len
+    server = VLLMServer(base, adapters, host=host, port=port or settings().serving.server_port, max_model_len=max_len,
+                        log_path=settings().workspace_dir / "serve-models.log")
+    out.print(f"starting vLLM over {base} with {len(adapters)} adapter(s); log: {server.log_path}", markup=False)
+    with server:
+        out.print(f"ready: {server.url}  models: {', '.join(server.models())}", markup=False)
+        out.print(f"try: curl {server.url}/chat/completions -H 'Content-Type: application/json' "
+                  """-d '{"model": "base", "messages": [{"role": "user", "content": "Hello"}]}'""", markup=False)
+        import time
+
+        while server.alive():
+            time.sleep(1)
+    raise InvalidInput(f"the vLLM server stopped; see {server.log_path}")
+
+
+@contenders_app.command("add")
+def contenders_add(name: str, url: str = typer.Option(..., help="OpenAI-compatible base URL, e.g. "
+                                                      "https://api.example.com/v1."),
+                   model: str = typer.Option(..., help="Model name the endpoint expects."),
+                   key_env: str = typer.Option("", help="Name of the environment variable holding the API key "
+                                               "(the key itself is never stored).")) -> None:
+    """Register an external model as a contender (variant external:NAME)."""
+    from core.serving import register_external
+
+    variant = register_external(owner().store, CLI_USER, name, url, model, key_env)
+    out.print(f"registered {variant}", markup=False)
 
 
 def main() -> None:

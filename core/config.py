@@ -78,6 +78,31 @@ class ServerSettings:
 
 
 @dataclass
+class ServingSettings:
+    path: str = setting("auto", "How base and adapters are served for generation sets: auto (measured once per host "
+                        "and model, the fastest estimate wins), vllm-lora (one multi-LoRA vLLM engine), vllm-merged "
+                        "(one plain vLLM engine per variant over merged weights) or transformers (+ PEFT).",
+                        choices=("auto", "vllm-lora", "vllm-merged", "transformers"))
+    batch_size: int = setting(16, "Prompts per batch on the transformers path (left-padded).", min=1, max=4096)
+    chunk: int = setting(64, "Requests per progress step; a resumed set redoes at most one chunk.", min=1,
+                         max=100_000)
+    max_model_len: int = setting(2048, "Longest prompt + output a vLLM engine accepts (tokens).", min=64,
+                                 max=1_048_576)
+    compile: bool = setting(False, "Let vLLM compile its graphs (torch.compile): a much slower engine start "
+                            "(about 2 minutes for SmolLM2 on 2 cores), faster generation.")
+    kv_cache_gib: int = setting(2, "KV cache of a vLLM engine on a CPU host, GiB (VLLM_CPU_KVCACHE_SPACE).",
+                                min=1, max=1024)
+    gpu_memory_utilization: float = setting(0.85, "Share of GPU memory a vLLM engine may take.", min=0.1, max=0.99)
+    tensor_parallel_size: int = setting(1, "GPUs one vLLM engine spans (tensor parallelism).", min=1, max=64)
+    parity_sample: int = setting(8, "Prompts per variant whose vLLM greedy output is checked against PEFT "
+                                 "in-process (0 turns the check off).", min=0, max=100_000)
+    calibration_prompts: int = setting(16, "Prompts in the one-off calibration that times each serving path.",
+                                       min=2, max=1024)
+    server_port: int = setting(8000, "Port of the vLLM OpenAI-compatible server (`tuneboard serve-models`, "
+                               "the Playground).", min=1, max=65535)
+
+
+@dataclass
 class AuthSettings:
     min_password_length: int = setting(10, "Shortest password accepted for new accounts.", min=8, max=128)
     session_hours: int = setting(12, "How long a browser stays signed in (a reload keeps the login).",
@@ -91,6 +116,7 @@ class Settings:
     data: DataSettings = field(default_factory=DataSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)
+    serving: ServingSettings = field(default_factory=ServingSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     source: str = "defaults"
 
@@ -116,6 +142,11 @@ class Settings:
         return self.workspace_dir / "exports"
 
     @property
+    def serving_dir(self) -> Path:
+        """Serving caches: merged weights of adapters, the per-host calibration."""
+        return self.workspace_dir / "serving"
+
+    @property
     def demo_model_dir(self) -> Path:
         return self.models_dir / "SmolLM2-135M-Instruct"
 
@@ -131,6 +162,7 @@ SECTIONS: dict[str, type] = {
     "data": DataSettings,
     "server": ServerSettings,
     "training": TrainingSettings,
+    "serving": ServingSettings,
     "auth": AuthSettings,
 }
 
@@ -243,6 +275,8 @@ def documented_defaults() -> str:
             value = getattr(section, f.name)
             if isinstance(value, str):
                 rendered = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            elif isinstance(value, bool):
+                rendered = "true" if value else "false"
             elif isinstance(value, list):
                 rendered = "[" + ", ".join(repr(v) for v in value) + "]"
             else:

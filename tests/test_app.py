@@ -78,7 +78,7 @@ def test_admin_logs_in_and_sees_the_data_page(app):
     assert not at.error
     assert at.session_state[SESSION_USER] == "admin"
     assert titles(at) == ["Data"]
-    assert registered_pages(at) == ["Data", "Train", "Models", "Users", "Account"]
+    assert registered_pages(at) == ["Data", "Train", "Models", "Generations", "Playground", "Users", "Account"]
     assert any("Signed in as **admin** · engineer" in m for m in texts(at.sidebar.markdown))
 
 
@@ -103,8 +103,8 @@ def test_log_out_returns_to_the_login_page(app):
 
 # ---- navigation per role -----------------------------------------------------------------------
 @pytest.mark.parametrize("username,pages", [
-    ("eve", ["Data", "Train", "Models", "Users", "Account"]),
-    ("leo", ["Data", "Models", "Account"]),
+    ("eve", ["Data", "Train", "Models", "Generations", "Playground", "Users", "Account"]),
+    ("leo", ["Data", "Models", "Generations", "Playground", "Account"]),
     ("rita", ["Account"]),
 ])
 def test_navigation_shows_the_pages_of_the_role(app, username, pages):
@@ -116,7 +116,7 @@ def test_navigation_shows_the_pages_of_the_role(app, username, pages):
         goto(at, title)
         assert_clean(at)
         assert titles(at) == [title]
-    for title in {"Data", "Train", "Models", "Users", "Account"} - set(pages):
+    for title in {"Data", "Train", "Models", "Generations", "Playground", "Users", "Account"} - set(pages):
         with pytest.raises(KeyError):
             goto(at, title)
 
@@ -165,12 +165,12 @@ def test_disabled_account_is_signed_out_on_its_next_rerun(app, owner):
 
 def test_role_change_takes_effect_on_the_next_rerun(app, owner):
     at = app("leo")
-    assert registered_pages(at) == ["Data", "Models", "Account"]
+    assert registered_pages(at) == ["Data", "Models", "Generations", "Playground", "Account"]
     assert not at.tabs
     set_role(owner.store, ADMIN, "leo", "engineer")
     at.run()
     assert_clean(at)
-    assert registered_pages(at) == ["Data", "Train", "Models", "Users", "Account"]
+    assert registered_pages(at) == ["Data", "Train", "Models", "Generations", "Playground", "Users", "Account"]
     assert titles(at) == ["Data"]
     assert [t.label for t in at.tabs] == ["Versions", "Import"]
 

@@ -14,6 +14,8 @@ from core.auth import CLI_USER, PAGES, PERMISSIONS, Action, Role, User, pages_fo
 from core.datasets import ImportOptions, get_version, import_dataset, list_examples, list_versions
 from core.errors import PermissionDenied
 from core.jobs import Jobs
+from core.serving import GenerationSpec, available_variants, generate, list_sets, prompts_from_version
+from core.serving.playground import model_server
 from core.users import create_user, get_user, list_users, reset_password, set_disabled, set_role
 from tests.apptest import table_counts, use_fast_password_hashing
 from tests.conftest import PASSWORD
@@ -24,11 +26,12 @@ EXPECTED: dict[Action, set[Role]] = {
     Action.USERS_MANAGE: {Role.ENGINEER},
     Action.JOBS_VIEW: {Role.LEAD, Role.ENGINEER},
     Action.JOBS_RUN: {Role.ENGINEER},
+    Action.GENERATE: {Role.LEAD, Role.ENGINEER},
 }
 EXPECTED_PAGES = {
     Role.RATER: ["account"],
-    Role.LEAD: ["data", "models", "account"],
-    Role.ENGINEER: ["data", "train", "models", "users", "account"],
+    Role.LEAD: ["data", "models", "generations", "playground", "account"],
+    Role.ENGINEER: ["data", "train", "models", "generations", "playground", "users", "account"],
 }
 ADMIN = User("admin", Role.ENGINEER)
 
@@ -85,7 +88,7 @@ def test_require_refuses_no_user(action):
 @pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
 def test_pages_for_each_role(role):
     assert pages_for(role) == EXPECTED_PAGES[role]
-    assert set(PAGES) == {"data", "train", "models", "users", "account"}
+    assert set(PAGES) == {"data", "train", "models", "generations", "playground", "users", "account"}
 
 
 # ---- the real service functions, every action x role -------------------------------------------
@@ -112,8 +115,14 @@ def _import_other(w, actor):
                           replace(w["options"], seed=w["options"].seed + 1, name="tickets-again"))
 
 
-# Every core function guarded by each action. JOBS_VIEW guards none today: Jobs.get/list/
-# events/log_tail take no actor (no page shows jobs yet); only require() is checked for it.
+def _generate(w, actor):
+    spec = GenerationSpec("set", ["base"], [{"messages": [{"role": "user", "content": "Hello there"}]}],
+                          {"kind": "file", "name": "p.txt"}, path="transformers")
+    return generate(w["store"], w["jobs"], w["owner"].settings, actor, spec)
+
+
+# Every core function guarded by each action (Jobs.get/events/log_tail are the owner's own
+# reads, not for pages, and take no actor).
 SERVICES: dict[Action, list] = {
     Action.DATA_VIEW: [
         lambda w, u: list_versions(w["store"], u),
@@ -128,7 +137,17 @@ SERVICES: dict[Action, list] = {
         lambda w, u: set_disabled(w["store"], u, "leo", True),
         lambda w, u: reset_password(w["store"], u, "leo", "another-long-password"),
     ],
-    Action.JOBS_VIEW: [],
+    Action.JOBS_VIEW: [
+        lambda w, u: w["jobs"].list(u),
+        lambda w, u: w["jobs"].history(u, w["running"]),
+        lambda w, u: list_sets(w["store"], u),
+    ],
+    Action.GENERATE: [
+        lambda w, u: available_variants(w["store"], u, w["owner"].settings.base_model),
+        lambda w, u: prompts_from_version(w["store"], u, w["version"]),
+        lambda w, u: model_server(w["store"], w["jobs"], u),
+        _generate,
+    ],
     Action.JOBS_RUN: [
         lambda w, u: w["jobs"].submit(u, "ticker", {"steps": 1}),
         lambda w, u: w["jobs"].cancel(u, w["running"]),
@@ -196,6 +215,9 @@ def test_rater_is_refused_by_every_core_service_and_nothing_is_written(world):
         "Jobs.submit": lambda: world["jobs"].submit(rater, "ticker", {"steps": 1}),
         "Jobs.cancel": lambda: world["jobs"].cancel(rater, world["running"]),
         "Jobs.resume": lambda: world["jobs"].resume(rater, world["stopped"]),
+        "generate": lambda: _generate(world, rater),
+        "list_sets": lambda: list_sets(store, rater),
+        "available_variants": lambda: available_variants(store, rater, "/m"),
     }
     for name, attempt in attempts.items():
         with pytest.raises(PermissionDenied, match=r"rita \(rater\) may not do"):

@@ -64,3 +64,29 @@ def build_tiny_model(folder: str | Path, seed: int = 0, vocab_size: int = 1024) 
     (tmp / "tuneboard_fixture.json").write_text(json.dumps({"seed": seed, "kind": "tiny-llama"}))
     tmp.rename(folder)
     return folder
+
+
+def build_tiny_adapter(base: str | Path, folder: str | Path, seed: int = 1, rank: int = 8,
+                       scale: float = 0.5) -> Path:
+    """A LoRA adapter of the tiny model whose B matrices are seeded noise (PEFT starts them at
+    zero, which would make the adapter a no-op): its outputs differ from the base's. Cached."""
+    folder = Path(folder)
+    if (folder / "adapter_config.json").exists():
+        return folder
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    peft_model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj"],
+                                                  lora_dropout=0.0, task_type="CAUSAL_LM"))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * scale)
+    tmp = folder.with_name(folder.name + ".partial")
+    peft_model.save_pretrained(tmp)
+    AutoTokenizer.from_pretrained(base).save_pretrained(tmp)
+    tmp.rename(folder)
+    return folder

@@ -34,7 +34,12 @@ WORKERS: dict[str, str] = {
     "ticker": "core.jobs.ticker",
     "train": "core.training.worker",
     "merge": "core.training.merge",
+    "generate": "core.serving.worker",
+    "serve": "core.serving.serve_worker",
 }
+
+# The action a person needs to start, cancel or resume a job of each kind (default JOBS_RUN).
+KIND_ACTIONS: dict[str, Action] = {"generate": Action.GENERATE, "serve": Action.GENERATE}
 
 # What the owner does with a job kind's events beyond storing them, inside the same
 # transaction as the event rows (so it happens exactly once): e.g. a finished training run
@@ -75,7 +80,7 @@ class Jobs:
     def submit(self, actor: User, kind: str, config: dict,
                prepare: Callable[[Path], None] | None = None) -> str:
         """Create the job and its run folder (`prepare` may add files to it), then start the worker."""
-        require(actor, Action.JOBS_RUN)
+        require(actor, KIND_ACTIONS.get(kind, Action.JOBS_RUN))
         if kind not in WORKERS:
             raise JobError(f"Unknown job kind {kind!r}; known kinds: {', '.join(WORKERS)}.")
         job_id = _new_job_id(kind)
@@ -102,8 +107,8 @@ class Jobs:
 
     def cancel(self, actor: User, job_id: str) -> None:
         """Graceful: the worker sees the request, saves what it must and says 'cancelled'."""
-        require(actor, Action.JOBS_RUN)
         job = self.get(job_id)
+        require(actor, KIND_ACTIONS.get(job["kind"], Action.JOBS_RUN))
         if job["status"] not in ACTIVE:
             raise JobError(f"Job {job_id} is {job['status']}; only a queued or running job can be cancelled.")
         Path(job["run_dir"], CANCEL_FILE).touch()
@@ -111,8 +116,8 @@ class Jobs:
 
     def resume(self, actor: User, job_id: str) -> None:
         """Start the same worker again in the same run folder; it continues from its state."""
-        require(actor, Action.JOBS_RUN)
         job = self.get(job_id)
+        require(actor, KIND_ACTIONS.get(job["kind"], Action.JOBS_RUN))
         if job["status"] in ACTIVE:
             raise JobError(f"Job {job_id} is still {job['status']}.")
         if job["status"] == "succeeded":

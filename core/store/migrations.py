@@ -125,4 +125,53 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             created_at  TIMESTAMP NOT NULL DEFAULT current_timestamp
         );
     """),
+    (6, "generation_sets", """
+        CREATE TABLE generation_sets (
+            set_id      VARCHAR PRIMARY KEY,
+            name        VARCHAR NOT NULL,
+            source      VARCHAR NOT NULL,
+            base_model  VARCHAR NOT NULL,
+            variants    VARCHAR NOT NULL,
+            decoding    VARCHAR NOT NULL,
+            requested_path VARCHAR NOT NULL,
+            chosen_path VARCHAR,
+            path_reason VARCHAR,
+            plan        VARCHAR,
+            n_prompts   INTEGER NOT NULL,
+            created_at  TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        CREATE TABLE generation_prompts (
+            set_id      VARCHAR NOT NULL,
+            prompt_idx  INTEGER NOT NULL,
+            messages    VARCHAR NOT NULL,
+            reference   VARCHAR,
+            source_ref  VARCHAR,
+            PRIMARY KEY (set_id, prompt_idx)
+        );
+        CREATE TABLE generations (
+            set_id        VARCHAR NOT NULL,
+            prompt_idx    INTEGER NOT NULL,
+            variant_id    VARCHAR NOT NULL,
+            output        VARCHAR NOT NULL,
+            tokens_in     INTEGER NOT NULL,
+            tokens_out    INTEGER NOT NULL,
+            finish_reason VARCHAR NOT NULL,
+            latency_ms    DOUBLE NOT NULL,
+            backend       VARCHAR NOT NULL,
+            decoding      VARCHAR NOT NULL,
+            created_at    TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            PRIMARY KEY (set_id, prompt_idx, variant_id)
+        );
+        CREATE TABLE parity_checks (
+            set_id      VARCHAR NOT NULL,
+            variant_id  VARCHAR NOT NULL,
+            backend     VARCHAR NOT NULL,
+            reference   VARCHAR NOT NULL,
+            n           INTEGER NOT NULL,
+            exact       INTEGER NOT NULL,
+            mean_common_prefix DOUBLE NOT NULL,
+            detail      VARCHAR NOT NULL,
+            PRIMARY KEY (set_id, variant_id)
+        );
+    """),
 ]

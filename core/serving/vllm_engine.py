@@ -1,0 +1,193 @@
+"""vLLM offline engines in the worker process: the multi-LoRA path and the merged path.
+
+`VLLMLoraBackend`: one `LLM(enable_lora=True)` over the base; every request carries its
+adapter's `LoRARequest` (none for the base), and base and adapter requests go through the
+engine together in mixed batches. `VLLMMergedBackend`: one plain engine per variant over
+that variant's own weights (the base, or an adapter merged into it), each started once
+and shut down when its variant is done (plain engines run 2.5-5x faster than LoRA ones on
+CPUs; STACK.md). Prompts arrive as token ids rendered with the base's chat template.
+
+vLLM spawns processes: whatever creates these must run under a `__main__` guard.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from core.serving.backends import Decoding, Request, Result, Variant, chat_ids, lora_rank, request_seed
+
+ALLOWED_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def vllm_available() -> str | None:
+    """None when vLLM can be imported here, else why not."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        return "vLLM is not installed (`pip install -e '.[cpu]'` or `.[cuda]`)"
+    return None
+
+
+def context_limit(model_dir: str) -> int | None:
+    """The model's own longest context, when its config says (max_model_len may not exceed it)."""
+    import json
+
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    value = config.get("max_position_embeddings") or config.get("text_config", {}).get("max_position_embeddings")
+    return int(value) if value else None
+
+
+def engine_options(settings: dict[str, Any], model_dir: str) -> dict[str, Any]:
+    """LLM(...) keyword arguments shared by every engine tuneboard starts."""
+    import torch
+
+    from core.serving.vllm_cpu_fix import cpu_build, extension_cls
+
+    limit = context_limit(model_dir)
+    wanted = int(settings.get("max_model_len", 2048))
+    options: dict[str, Any] = {
+        "max_model_len": min(wanted, limit) if limit else wanted,
+        "enforce_eager": not settings.get("compile", False),
+        "seed": 0,
+    }
+    if not torch.cuda.is_available():
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(settings.get("kv_cache_gib", 2)))
+        if (os.cpu_count() or 1) <= 4:
+            # vLLM keeps one core for its front end by default; on a 2-core host that halves the
+            # engine (STACK.md: 181 -> 228 tok/s with none reserved).
+            os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+        options["dtype"] = "float32"  # fp32 matches PEFT greedy outputs; bf16 drifts (STACK.md)
+    if cpu_build():
+        options["worker_extension_cls"] = extension_cls()  # base rows in mixed LoRA batches
+    else:
+        options["gpu_memory_utilization"] = float(settings.get("gpu_memory_utilization", 0.85))
+        if settings.get("tensor_parallel_size", 1) > 1:
+            options["tensor_parallel_size"] = int(settings["tensor_parallel_size"])
+    return options
+
+
+def _sampling(decoding: Decoding, requests: list[Request]):
+    from vllm import SamplingParams
+
+    if decoding.greedy:
+        return SamplingParams(temperature=0.0, max_tokens=decoding.max_tokens)
+    return [SamplingParams(temperature=decoding.temperature, top_p=decoding.top_p, max_tokens=decoding.max_tokens,
+                           seed=request_seed(decoding, r.prompt_idx)) for r in requests]
+
+
+def _results(outputs, requests: list[Request], prompt_ids: list[list[int]], latency_ms: float,
+             backend: str) -> list[Result]:
+    results = []
+    for r, ids, out in zip(requests, prompt_ids, outputs):
+        completion = out.outputs[0]
+        finish = "length" if completion.finish_reason == "length" else "stop"
+        results.append(Result(r.prompt_idx, r.variant_id, completion.text, len(ids), len(completion.token_ids),
+                              finish, latency_ms, backend, list(completion.token_ids)))
+    return results
+
+
+def shutdown(llm) -> None:
+    """Stop an engine's processes now rather than whenever the garbage collector gets to it."""
+    try:
+        llm.llm_engine.engine_core.shutdown()
+    except Exception:  # already stopped, or an engine without a separate core process
+        pass
+    del llm
+    gc.collect()
+
+
+class VLLMLoraBackend:
+    name = "vllm-lora"
+
+    def __init__(self, base_model: str, variants: list[Variant], settings: dict[str, Any] | None = None):
+        from transformers import AutoTokenizer
+        from vllm import LLM
+        from vllm.lora.request import LoRARequest
+
+        settings = settings or {}
+        self.tokenizer = AutoTokenizer.from_pretrained(base_model)
+        adapters = [v for v in variants if v.kind == "adapter"]
+        unsupported = [v.variant_id for v in variants if v.kind not in ("base", "adapter")]
+        if unsupported:
+            raise ValueError(f"the multi-LoRA engine serves the base and its adapters, not {', '.join(unsupported)}")
+        self.lora = {v.variant_id: LoRARequest(v.variant_id, i + 1, v.path) for i, v in enumerate(adapters)}
+        options = engine_options(settings, base_model)
+        if adapters:
+            rank = max(lora_rank(v.path) for v in adapters)
+            options.update(enable_lora=True, max_loras=len(self.lora),
+                           max_lora_rank=next(r for r in ALLOWED_LORA_RANKS if r >= rank))
+        t0 = time.perf_counter()
+        self.llm = LLM(model=base_model, tokenizer=base_model, **options)
+        self.start_s = time.perf_counter() - t0
+
+    def generate(self, requests: list[Request], decoding: Decoding) -> list[Result]:
+        prompt_ids = [chat_ids(self.tokenizer, r.messages) for r in requests]
+        t0 = time.perf_counter()
+        outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids], _sampling(decoding, requests),
+                                    lora_request=[self.lora.get(r.variant_id) for r in requests], use_tqdm=False)
+        return _results(outputs, requests, prompt_ids, (time.perf_counter() - t0) * 1000, self.name)
+
+    def close(self) -> None:
+        if getattr(self, "llm", None) is not None:
+            shutdown(self.llm)
+            self.llm = None
+
+
+class VLLMMergedBackend:
+    """One plain engine per variant; `model_dirs` maps each variant to its full-weight folder."""
+
+    name = "vllm-merged"
+
+    def __init__(self, base_model: str, model_dirs: dict[str, str], settings: dict[str, Any] | None = None):
+        from transformers import AutoTokenizer
+
+        self.settings = settings or {}
+        self.tokenizer = AutoTokenizer.from_pretrained(base_model)
+        self.model_dirs = dict(model_dirs)
+        self.current: tuple[str, Any] | None = None
+        self.start_s: dict[str, float] = {}
+
+    def _engine(self, variant_id: str):
+        if self.current and self.current[0] == variant_id:
+            return self.current[1]
+        self._stop_current()
+        from vllm import LLM
+
+        folder = self.model_dirs[variant_id]
+        t0 = time.perf_counter()
+        llm = LLM(model=folder, tokenizer=folder, **engine_options(self.settings, folder))
+        self.start_s[variant_id] = time.perf_counter() - t0
+        self.current = (variant_id, llm)
+        return llm
+
+    def _stop_current(self) -> None:
+        if self.current:
+            shutdown(self.current[1])
+            self.current = None
+
+    def generate(self, requests: list[Request], decoding: Decoding) -> list[Result]:
+        by_variant: dict[str, list[Request]] = {}
+        for r in requests:
+            by_variant.setdefault(r.variant_id, []).append(r)
+        # The engine already running goes first, so a set never starts an engine twice.
+        order = sorted(by_variant, key=lambda v: not (self.current and self.current[0] == v))
+        results = []
+        for variant_id in order:
+            group = by_variant[variant_id]
+            llm = self._engine(variant_id)
+            prompt_ids = [chat_ids(self.tokenizer, r.messages) for r in group]
+            t0 = time.perf_counter()
+            outputs = llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids], _sampling(decoding, group),
+                                   use_tqdm=False)
+            results += _results(outputs, group, prompt_ids, (time.perf_counter() - t0) * 1000, self.name)
+        return results
+
+    def close(self) -> None:
+        self._stop_current()

@@ -1,0 +1,197 @@
+"""Generations (engineer, lead): start a generation set, watch it, read the outputs side by side
+(labeled by variant: this page is never shown to raters), with sanity flags and parity."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core import serving
+from core.auth import Action
+from core.datasets import list_versions
+from dashboard.context import current_user, owner, require_page
+from dashboard.widgets import conversation, user_errors
+
+PATH_CHOICES = ("auto",) + serving.PATHS
+
+
+def render() -> None:
+    user, o = current_user(), owner()
+    st.title("Generations")
+    st.caption("Every variant answers the same prompts with the same decoding; outputs are stored with the "
+               "backend, tokens, finish reason and latency that produced them.")
+    with st.expander("New generation set", expanded=not serving.list_sets(o.store, user)):
+        _new_set_form()
+    sets = serving.list_sets(o.store, user)
+    if not sets:
+        st.info("No generation sets yet.")
+        return
+    table = pd.DataFrame(sets)[["set_id", "name", "status", "n_prompts", "n_outputs", "chosen_path", "created_by",
+                                "created_at"]]
+    st.dataframe(table, hide_index=True, width="stretch")
+    chosen = st.selectbox("Set", [s["set_id"] for s in sets],
+                          format_func=lambda i: next(f"{s['name']} · {i}" for s in sets if s["set_id"] == i))
+    _set_detail(chosen)
+
+
+def _new_set_form() -> None:
+    user, o = current_user(), owner()
+    versions = list_versions(o.store, user)
+    variants = serving.available_variants(o.store, user, o.settings.base_model)
+    source = st.radio("Prompts", ["Dataset split", "Upload a prompt list"], horizontal=True)
+    with st.form("new_set", border=False):
+        upload, version, split, limit = None, None, "test", 0
+        if source == "Dataset split":
+            if not versions:
+                st.warning("No dataset imported yet: import one on the Data page, or upload a prompt list.")
+            c1, c2, c3 = st.columns([3, 1, 1])
+            version = c1.selectbox("Dataset version", [v["version_id"] for v in versions],
+                                   format_func=lambda i: next(f"{v['dataset']} · {i} · {v['n_test']} test"
+                                                              for v in versions if v["version_id"] == i))
+            split = c2.selectbox("Split", ["test", "validation", "train"])
+            limit = c3.number_input("Only the first", min_value=0, value=0, help="0 = the whole split.")
+        else:
+            upload = st.file_uploader("Prompt list", type=["txt", "jsonl"],
+                                      help='.txt: one prompt per line. .jsonl: {"prompt": ..., "reference": ...} '
+                                           'or {"messages": [...]} per line.')
+        adapters = [v.variant_id for v in variants if v.kind == "adapter"]
+        chosen = st.multiselect("Variants", [v.variant_id for v in variants],
+                                default=["base"] + adapters[:1],
+                                format_func=lambda i: next(f"{v.name} ({v.kind})" for v in variants
+                                                           if v.variant_id == i))
+        c1, c2, c3, c4 = st.columns(4)
+        temperature = c1.number_input("Temperature", 0.0, 5.0, 0.0, 0.1, help=serving.Decoding.HELP["temperature"])
+        top_p = c2.number_input("top_p", 0.01, 1.0, 1.0, 0.05, help=serving.Decoding.HELP["top_p"])
+        max_tokens = c3.number_input("max_tokens", 1, 32768, 128, help=serving.Decoding.HELP["max_tokens"])
+        seed = c4.number_input("Seed", 0, 2**31 - 1, 0, help=serving.Decoding.HELP["seed"])
+        default_path = o.settings.serving.path
+        path = st.selectbox("Serving path", PATH_CHOICES, index=PATH_CHOICES.index(default_path),
+                            format_func=lambda p: p if p == "auto" else f"{p}: {serving.PATH_HELP[p]}",
+                            help="auto measures the paths once on this host and model and takes the fastest. "
+                                 "Outputs are the same whichever runs (the parity check guards it).")
+        name = st.text_input("Name", placeholder="e.g. demo test split, base vs adapter")
+        submitted = st.form_submit_button("Generate", type="primary")
+    if submitted:
+        with user_errors():
+            if upload is not None:
+                prompts, src = serving.prompts_from_file(upload.getvalue(), upload.name)
+            elif version:
+                prompts, src = serving.prompts_from_version(o.store, user, version, split, int(limit) or None)
+            else:
+                st.error("Choose a dataset version or upload a prompt list.")
+                return
+            decoding = serving.Decoding(temperature=float(temperature), top_p=float(top_p),
+                                        max_tokens=int(max_tokens), seed=int(seed))
+            label = name.strip() or (src.get("name") or f"{src.get('dataset')} {src.get('split')}")
+            set_id = serving.generate(o.store, o.jobs, o.settings, user,
+                                      serving.GenerationSpec(label, chosen, prompts, src, decoding, path))
+            st.success(f"Started {set_id}: {len(prompts)} prompts x {len(chosen)} variants.")
+
+
+@st.fragment(run_every="2s")
+def _set_detail(set_id: str) -> None:
+    user = require_page(Action.JOBS_VIEW)
+    o = owner()
+    record = serving.get_set(o.store, user, set_id)
+    total = record["n_prompts"] * len(record["variants"])
+    events = o.jobs.history(user, set_id, "progress")
+    stage = next((e["stage"] for e in reversed(events) if e.get("stage")), "")
+    text = f"{record['status']} · {record['n_outputs']}/{total} outputs" + (f" · {stage}" if record["status"] in
+                                                                            ("queued", "running") and stage else "")
+    st.progress(min(1.0, record["n_outputs"] / max(1, total)), text=text)
+    if record["error"]:
+        st.error("The set failed:")
+        st.code(record["error"], language=None)
+    d = record["decoding"]
+    st.markdown(f"**Decoding** temperature {d['temperature']} · top_p {d['top_p']} · max_tokens {d['max_tokens']} "
+                f"· seed {d['seed']}  \n**Serving path** `{record['chosen_path'] or record['requested_path']}`"
+                + (f" — {record['path_reason']}" if record["path_reason"] else ""))
+    if user.may(Action.GENERATE):
+        with user_errors():
+            if record["status"] in ("queued", "running"):
+                if st.button("Cancel", key=f"cancel-{set_id}"):
+                    o.jobs.cancel(user, set_id)
+            elif record["status"] in ("cancelled", "failed"):
+                if st.button("Resume", key=f"resume-{set_id}", help="Generates only what is missing."):
+                    o.jobs.resume(user, set_id)
+    if not record["n_outputs"]:
+        return
+    names = {v["variant_id"]: v["name"] for v in record["variants"]}
+    _sanity(set_id, names)
+    _parity(set_id, names)
+    _side_by_side(set_id, names)
+
+
+def _sanity(set_id: str, names: dict) -> None:
+    user, o = current_user(), owner()
+    st.subheader("Sanity checks")
+    results = serving.sanity(o.store, user, set_id)
+    speed = {r["variant_id"]: r for r in serving.throughput(o.store, user, set_id)}
+    rows = [{"variant": names.get(s.variant_id, s.variant_id), "outputs": s.n,
+             "hit max_tokens": f"{s.rate('runaway'):.0%}", "empty": f"{s.rate('empty'):.0%}",
+             "repeat the prompt": f"{s.rate('repeats_prompt'):.0%}",
+             "mean tokens out": round(speed.get(s.variant_id, {}).get("mean_tokens_out") or 0, 1),
+             "flags": len(s.flags)} for s in results]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    for s in results:
+        for flag in s.flags:
+            st.warning(f"{names.get(s.variant_id, s.variant_id)}: {flag}")
+    if not any(s.flags for s in results):
+        st.success("No variant is flagged: few runaways, no empty outputs, no echoed prompts.")
+
+
+def _parity(set_id: str, names: dict) -> None:
+    user, o = current_user(), owner()
+    st.subheader("Serving parity")
+    results = serving.parity_results(o.store, user, set_id)
+    record = serving.get_set(o.store, user, set_id)
+    if not results:
+        if record["chosen_path"] == "transformers":
+            st.caption("Generated by transformers + PEFT itself: there is no second backend to compare.")
+        elif record["decoding"]["temperature"] > 0:
+            st.caption("Parity needs greedy decoding (temperature 0); this set samples.")
+        elif record["status"] in ("queued", "running"):
+            st.caption("The parity check runs after the outputs are generated.")
+        else:
+            st.caption("No parity check ran (serving.parity_sample is 0).")
+        return
+    for p in results:
+        label = names.get(p["variant_id"], p["variant_id"])
+        summary = (f"{label}: {p['exact']}/{p['n']} greedy outputs identical between {p['backend']} and "
+                   f"{p['reference']} · mean common prefix {p['mean_common_prefix']:.1f} of "
+                   f"{p['detail'].get('mean_length') or 0:.1f} tokens")
+        if p["exact"] == p["n"]:
+            st.success(summary)
+        else:
+            st.error(summary + " — outputs differ by backend: do not rate or score until this is explained.")
+            first = p["detail"].get("first_divergence") or {}
+            if first:
+                st.caption(f"First divergence: prompt {first['prompt_idx']}, token {first['position']}. Agreed text:")
+                st.text(first["agreed"])
+                c1, c2 = st.columns(2)
+                c1.caption(f"{p['backend']} continues")
+                c1.text(first["served"])
+                c2.caption(f"{p['reference']} continues")
+                c2.text(first["reference"])
+
+
+def _side_by_side(set_id: str, names: dict) -> None:
+    user, o = current_user(), owner()
+    st.subheader("Outputs side by side")
+    prompts = serving.prompts_of(o.store, user, set_id)
+    rows = serving.outputs(o.store, user, set_id)
+    done = sorted({r["prompt_idx"] for r in rows})
+    idx = st.selectbox("Prompt", done, key=f"prompt-{set_id}",
+                       format_func=lambda i: f"#{i} · {prompts[i]['messages'][-1]['content'][:80]}")
+    prompt = prompts[idx]
+    conversation(prompt["messages"])
+    if prompt.get("reference"):
+        st.caption("Reference answer")
+        st.text(prompt["reference"])
+    shown = [r for r in rows if r["prompt_idx"] == idx]
+    for col, r in zip(st.columns(max(1, len(shown))), shown):
+        with col:
+            st.markdown(f"**{names.get(r['variant_id'], r['variant_id'])}**")
+            st.text(r["output"] or "(empty)")
+            st.caption(f"{r['tokens_out']} tokens · {r['finish_reason']} · {r['backend']} · "
+                       f"{r['latency_ms']:.0f} ms batch")

