@@ -493,13 +493,11 @@ def generate(prompts: Optional[str] = typer.Option(None, "--prompts", "-p", help
         return
     import time
 
-    shown = set()
+    last = 0
     while True:
         o.jobs.reconcile()
-        for e in o.jobs.events(set_id):
-            if e["seq"] in shown:
-                continue
-            shown.add(e["seq"])
+        for e in o.jobs.events(set_id, after=last):
+            last = e["seq"]
             if e["type"] == "plan":
                 out.print(f"path: {e['path']} ({e['reason']})", markup=False)
             elif e["type"] == "progress" and e.get("stage"):
@@ -523,8 +521,10 @@ def generate(prompts: Optional[str] = typer.Option(None, "--prompts", "-p", help
 
 @app.command("serve-models")
 def serve_models(port: Optional[int] = typer.Option(None, help="Port (default serving.server_port)."),
-                 host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for other machines)."))\
-        -> None:
+                 host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for other machines: "
+                                          "needs --api-key-env)."),
+                 api_key_env: str = typer.Option("", help="Name of the environment variable holding the key "
+                                                 "clients must send (required off this machine).")) -> None:
     """Run vLLM's OpenAI-compatible server over the base model and its adapters until Ctrl-C."""
     from core.serving import available_variants, vllm_missing
     from core.serving.server import VLLMServer
@@ -532,6 +532,10 @@ def serve_models(port: Optional[int] = typer.Option(None, help="Port (default se
 
     if vllm_missing():
         raise InvalidInput(f"serve-models runs vLLM, but {vllm_missing()}.")
+    if host not in ("127.0.0.1", "localhost", "::1") and not api_key_env:
+        # Outputs are labeled by model and adapters can be loaded at run time: never open to a network.
+        raise InvalidInput(f"--host {host} serves other machines: give --api-key-env VAR (the key clients must "
+                           "send, read from that environment variable).")
     base = settings().base_model
     adapters = {v.variant_id: v.path for v in available_variants(owner().store, CLI_USER, base)
                 if v.kind == "adapter"}
@@ -541,7 +545,7 @@ def serve_models(port: Optional[int] = typer.Option(None, help="Port (default se
     limit = context_limit(base)
     max_len = min(settings().serving.max_model_len, limit) if limit else settings().serving.max_model_len
     server = VLLMServer(base, adapters, host=host, port=port or settings().serving.server_port, max_model_len=max_len,
-                        log_path=settings().workspace_dir / "serve-models.log")
+                        log_path=settings().workspace_dir / "serve-models.log", api_key_env=api_key_env)
     out.print(f"starting vLLM over {base} with {len(adapters)} adapter(s); log: {server.log_path}", markup=False)
     with server:
         out.print(f"ready: {server.url}  models: {', '.join(server.models())}", markup=False)

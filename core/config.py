@@ -81,9 +81,12 @@ class ServerSettings:
 class ServingSettings:
     path: str = setting("auto", "How base and adapters are served for generation sets: auto (measured once per host "
                         "and model, the fastest estimate wins), vllm-lora (one multi-LoRA vLLM engine), vllm-merged "
-                        "(one plain vLLM engine per variant over merged weights) or transformers (+ PEFT).",
+                        "(one plain vLLM engine; adapters merged and their weights reloaded into it in place) or "
+                        "transformers (+ PEFT).",
                         choices=("auto", "vllm-lora", "vllm-merged", "transformers"))
     batch_size: int = setting(16, "Prompts per batch on the transformers path (left-padded).", min=1, max=4096)
+    threads: int = setting(0, "CPU threads of torch in generation workers (0 = every core, as vLLM's engine "
+                           "takes them).", min=0, max=4096)
     chunk: int = setting(64, "Requests per progress step; a resumed set redoes at most one chunk.", min=1,
                          max=100_000)
     max_model_len: int = setting(2048, "Longest prompt + output a vLLM engine accepts (tokens).", min=64,

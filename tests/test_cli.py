@@ -157,3 +157,26 @@ def test_train_and_runs_commands(cli, demo_files, tmp_path, tiny_model):
     bad.write_text('[train]\ndataset_version = "x"\nlora_rank = "eight"\n')
     refused = cli("train", "--config", str(bad))
     assert refused.returncode == 1 and "lora_rank" in refused.stderr
+
+
+@pytest.mark.slow
+def test_generate_command(cli, demo_files, tmp_path):
+    good, _ = demo_files
+    version = json.loads(cli("data", "import", "--name", "tickets", "--json", str(good)).stdout)["version"]
+    listed = cli("generate", "--list")
+    assert listed.returncode == 0 and "base" in listed.stdout
+    made = cli("generate", "--prompts", f"{version}:test", "--variants", "base", "--limit", "3", "--max-tokens", "8",
+               "--path", "transformers")
+    assert made.returncode == 0, made.stderr
+    set_id = re.search(r"started (generate-\S+): 3 prompts x 1 variants", made.stdout).group(1)
+    assert "path: transformers (transformers was requested" in made.stdout
+    assert "3/3 outputs" in made.stdout and f"{set_id}: succeeded" in made.stdout
+    assert re.search(r"base: 3 outputs", made.stdout)
+    prompts = tmp_path / "asks.txt"
+    prompts.write_text("What is LoRA?\nExplain QLoRA briefly.\n")
+    from_file = cli("generate", "--prompts", str(prompts), "--max-tokens", "4", "--path", "transformers")
+    assert from_file.returncode == 0 and "2 prompts x 1 variants" in from_file.stdout
+    bad = cli("generate", "--prompts", f"{version}:test", "--variants", "base,adapter:missing")
+    assert bad.returncode == 1 and "unknown adapter:missing" in bad.stderr
+    hot = cli("generate", "--prompts", f"{version}:test", "--temperature", "9")
+    assert hot.returncode == 1 and "temperature: 9.0 is outside" in hot.stderr

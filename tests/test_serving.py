@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.datasets import ImportOptions, import_dataset
-from core.demo.tiny import build_tiny_adapter
+from core.demo.tiny import build_random_adapter
 from core.errors import InvalidInput, PermissionDenied
 from core.jobs.events import EVENTS_FILE
 from core.serving import (Decoding, GenerationSpec, available_variants, generate, get_set, outputs,
@@ -22,7 +22,7 @@ from core.serving.checks import sanity as sanity_of
 @pytest.fixture(scope="session")
 def tiny_adapters(tiny_model, tmp_path_factory) -> list[str]:
     root = tmp_path_factory.mktemp("adapters")
-    return [str(build_tiny_adapter(tiny_model, root / f"a{seed}", seed=seed)) for seed in (1, 2)]
+    return [str(build_random_adapter(tiny_model, root / f"a{seed}", seed=seed)) for seed in (1, 2)]
 
 
 def add_adapter(owner, tiny_model: str, path: str, name: str) -> str:
@@ -122,9 +122,10 @@ def test_set_generates_every_variant_once_with_its_decoding(owner, accounts, tic
     record = get_set(owner.store, accounts["lead"], set_id)
     assert record["chosen_path"] == "transformers" and "requested" in record["path_reason"]
     assert record["n_outputs"] == 18 and record["decoding"]["max_tokens"] == 24
-    # Random weights rarely emit the end token: the runaway check must say so.
+    # The seeded adapters repeat one token until max_tokens: the runaway check must flag them.
     flags = {s.variant_id: s for s in sanity(owner.store, accounts["lead"], set_id)}
-    assert flags["base"].runaway == sum(r["finish_reason"] == "length" for r in rows if r["variant_id"] == "base")
+    assert all(r["finish_reason"] == "length" and r["tokens_out"] == 24 for r in rows if r["variant_id"] == a1)
+    assert flags[a1].runaway == 6 and any("hit max_tokens" in f for f in flags[a1].flags)
     assert parity_results(owner.store, accounts["lead"], set_id) == []  # PEFT made them: nothing to compare
 
 
@@ -164,6 +165,7 @@ def test_cancelled_set_resumes_without_redoing_rows(owner, accounts, tickets, ti
     assert get_set(owner.store, accounts["engineer"], set_id)["n_outputs"] == total
     made = [row for e in owner.jobs.events(set_id, "generated") for row in e["rows"]]
     assert len(made) == total  # nothing generated twice
+    assert len(owner.jobs.events(set_id, "plan")) == 1  # the resumed worker kept the set's path
     lines = [json.loads(x) for x in Path(job["run_dir"], EVENTS_FILE).read_text().splitlines()]
     assert any(x["type"] == "progress" and x.get("stage") == "resuming" for x in lines)
 
@@ -191,14 +193,22 @@ def test_requests_are_checked_before_anything_runs(owner, accounts, tickets, tin
     assert owner.store.scalar("SELECT count(*) FROM generation_sets") == 0
 
 
-def test_external_contender_stores_only_the_key_name(owner, accounts, monkeypatch):
-    monkeypatch.setenv("RIVAL_KEY", "sk-secret-value-123")
+def test_external_contender_stores_only_the_key_name(owner, accounts):
     register_external(owner.store, accounts["engineer"], "rival", "https://api.example/v1", "gpt-x", "RIVAL_KEY")
     variant = next(v for v in available_variants(owner.store, accounts["lead"], "/m") if v.kind == "external")
     assert (variant.path, variant.model, variant.api_key_env) == ("https://api.example/v1", "gpt-x", "RIVAL_KEY")
-    dump = json.dumps(owner.store.rows("SELECT * FROM model_variants"), default=str)
-    assert "sk-secret-value-123" not in dump
-    with pytest.raises(InvalidInput, match="api_key_env"):
-        register_external(owner.store, accounts["engineer"], "r2", "https://x/v1", "m", "sk-abc-def")
+    before = owner.store.rows("SELECT * FROM model_variants")
+    # A key pasted where the variable's name goes, or inside the URL, is refused and never echoed.
+    for key in ("sk-abc-def", "AbCdEf0123456789xyz", "sk_live_0123456789"):
+        with pytest.raises(InvalidInput, match="api_key_env") as err:
+            register_external(owner.store, accounts["engineer"], "r2", "https://x/v1", "m", key)
+        assert key not in str(err.value)
+    for url in ("https://user:sk-abc@x/v1", "https://x/v1?api_key=sk-abc"):
+        with pytest.raises(InvalidInput, match="base_url") as err:
+            register_external(owner.store, accounts["engineer"], "r3", url, "m")
+        assert "sk-abc" not in str(err.value)
+    with pytest.raises(InvalidInput, match="name"):
+        register_external(owner.store, accounts["engineer"], "<b>x</b>", "https://x/v1", "m")
     with pytest.raises(PermissionDenied):
-        register_external(owner.store, accounts["lead"], "r3", "https://x/v1", "m")
+        register_external(owner.store, accounts["lead"], "r4", "https://x/v1", "m")
+    assert owner.store.rows("SELECT * FROM model_variants") == before

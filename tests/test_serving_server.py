@@ -31,20 +31,9 @@ def server(tiny_model, tmp_path_factory):
 
 def make_adapter(base: str, folder) -> str:
     """A real PEFT LoRA of the base whose lora_B is not zero, so it changes the outputs."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from core.demo.tiny import build_random_adapter
 
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base),
-                           LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:
-                param.copy_(torch.randn(param.shape, generator=generator) * 0.5)
-    model.save_pretrained(folder)
-    AutoTokenizer.from_pretrained(base).save_pretrained(folder)
-    return str(folder)
+    return str(build_random_adapter(base, folder, seed=0))
 
 
 def chats(variant_ids: list[str]) -> list[Request]:

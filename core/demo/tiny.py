@@ -66,10 +66,11 @@ def build_tiny_model(folder: str | Path, seed: int = 0, vocab_size: int = 1024) 
     return folder
 
 
-def build_tiny_adapter(base: str | Path, folder: str | Path, seed: int = 1, rank: int = 8,
-                       scale: float = 0.5) -> Path:
-    """A LoRA adapter of the tiny model whose B matrices are seeded noise (PEFT starts them at
-    zero, which would make the adapter a no-op): its outputs differ from the base's. Cached."""
+def build_random_adapter(base: str | Path, folder: str | Path, seed: int = 1, rank: int = 8,
+                         scale: float = 0.5, target_modules: tuple[str, ...] = ("q_proj", "v_proj")) -> Path:
+    """A LoRA adapter of `base` (the tiny model, or any Llama) whose B matrices are seeded noise
+    (PEFT starts them at zero, which would make the adapter a no-op): its outputs differ from
+    the base's. Cached."""
     folder = Path(folder)
     if (folder / "adapter_config.json").exists():
         return folder
@@ -78,7 +79,7 @@ def build_tiny_adapter(base: str | Path, folder: str | Path, seed: int = 1, rank
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    peft_model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj"],
+    peft_model = get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=list(target_modules),
                                                   lora_dropout=0.0, task_type="CAUSAL_LM"))
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():

@@ -78,8 +78,12 @@ class Jobs:
 
     # ---- lifecycle -----------------------------------------------------------------
     def submit(self, actor: User, kind: str, config: dict,
-               prepare: Callable[[Path], None] | None = None) -> str:
-        """Create the job and its run folder (`prepare` may add files to it), then start the worker."""
+               prepare: Callable[[Path], None] | None = None,
+               record: Callable[[Any, str], None] | None = None) -> str:
+        """Create the job and its run folder (`prepare` may add files to it), then start the worker.
+
+        `record(cursor, job_id)` writes the kind's own rows in the same transaction as the job
+        row, before the worker starts: its first events always find them."""
         require(actor, KIND_ACTIONS.get(kind, Action.JOBS_RUN))
         if kind not in WORKERS:
             raise JobError(f"Unknown job kind {kind!r}; known kinds: {', '.join(WORKERS)}.")
@@ -89,9 +93,12 @@ class Jobs:
         (run_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
         if prepare is not None:
             prepare(run_dir)
-        self.store.execute(
-            "INSERT INTO jobs (job_id, kind, status, run_dir, config, created_by) VALUES (?, ?, 'queued', ?, ?, ?)",
-            [job_id, kind, str(run_dir), json.dumps(config, sort_keys=True), actor.username])
+        with self.store.transaction() as cur:
+            cur.execute(
+                "INSERT INTO jobs (job_id, kind, status, run_dir, config, created_by) VALUES (?, ?, 'queued', ?, ?, ?)",
+                [job_id, kind, str(run_dir), json.dumps(config, sort_keys=True), actor.username])
+            if record is not None:
+                record(cur, job_id)
         self._launch(job_id, kind, run_dir)
         return job_id
 
@@ -150,10 +157,10 @@ class Jobs:
         require(actor, Action.JOBS_VIEW)
         return self.events(job_id, type)
 
-    def events(self, job_id: str, type: str | None = None) -> list[dict]:
-        """The owner's own read of a job's events (no role check: not for pages)."""
-        sql = "SELECT seq, emitted_at, type, payload FROM job_events WHERE job_id = ?"
-        params: list = [job_id]
+    def events(self, job_id: str, type: str | None = None, after: int = 0) -> list[dict]:
+        """The owner's own read of a job's events (no role check: not for pages); `after` a seq."""
+        sql = "SELECT seq, emitted_at, type, payload FROM job_events WHERE job_id = ? AND seq > ?"
+        params: list = [job_id, after]
         if type:
             sql += " AND type = ?"
             params.append(type)

@@ -66,15 +66,24 @@ def _same_model(a: str, b: str) -> bool:
 def register_external(store: Store, actor: User, name: str, base_url: str, model: str, api_key_env: str = "") -> str:
     """An OpenAI-compatible endpoint as a contender. Only the *name* of its key's variable is stored."""
     require(actor, Action.JOBS_RUN)
+    import re
+    from urllib.parse import urlsplit
+
     problems = []
-    if not name.strip() or any(c in name for c in ":/ "):
-        problems.append("name: use letters, digits, '-' or '_' (no spaces, ':' or '/')")
-    if not base_url.startswith(("http://", "https://")):
-        problems.append(f"base_url: {base_url!r} must start with http:// or https:// (e.g. https://host/v1)")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+        problems.append("name: use 1-64 letters, digits, '-' or '_'")
+    url = urlsplit(base_url)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        problems.append(f"base_url: {base_url!r} must be an http:// or https:// URL (e.g. https://host/v1)")
+    elif url.username or url.password or url.query:
+        # Credentials in a URL would be stored and shown: the key belongs in an environment variable.
+        problems.append("base_url: remove the credentials or query string from the URL; put the key in an "
+                        "environment variable and give its name as api_key_env")
     if not model.strip():
         problems.append("model: the model name the endpoint expects is required")
-    if api_key_env and not api_key_env.replace("_", "").isalnum():
-        problems.append(f"api_key_env: {api_key_env!r} must be an environment variable name, not the key itself")
+    if api_key_env and not re.fullmatch(r"[A-Z_][A-Z0-9_]{0,63}", api_key_env):
+        problems.append("api_key_env: must be the NAME of an environment variable (upper case letters, digits, "
+                        "'_'), never the key itself")
     if problems:
         raise InvalidInput("External contender: " + "; ".join(problems) + ".")
     variant_id = f"external:{name}"
@@ -140,6 +149,7 @@ def prompts_from_file(data: bytes, name: str) -> tuple[list[dict], dict]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{name}: not UTF-8 text (byte {exc.start}); save it as UTF-8.") from None
+    text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
     prompts, problems = [], []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -152,7 +162,8 @@ def prompts_from_file(data: bytes, name: str) -> tuple[list[dict], dict]:
         try:
             record = json.loads(line)
         except ValueError as exc:
-            problems.append(f"line {number}: not valid JSON ({exc.msg})")
+            problems.append(f"line {number}: not valid JSON ({exc.msg}); the file must be JSON Lines, one "
+                            "object per line")
             continue
         if isinstance(record, dict) and isinstance(record.get("prompt"), str) and record["prompt"].strip():
             reference = record.get("reference")
@@ -178,6 +189,7 @@ def prompts_from_file(data: bytes, name: str) -> tuple[list[dict], dict]:
         else:
             problems.append(f'line {number}: expected {{"prompt": "..."}} or {{"messages": [...]}}')
         if len(problems) >= 20:
+            problems.append("(stopped at 20 problems)")
             break
     if problems:
         raise InvalidInput(f"{name}: " + "; ".join(problems) + ". Fix these lines and upload again.")
@@ -207,10 +219,12 @@ def generate(store: Store, jobs: Jobs, settings: Settings, actor: User, spec: Ge
     problems = []
     if not spec.name.strip():
         problems.append("name: give the set a name")
-    if spec.path not in ("auto",) + PATHS:
+    path = spec.path if spec.path != "auto" else settings.serving.path  # the config may name one
+    if path not in ("auto",) + PATHS:
         problems.append(f"path: {spec.path!r} is not one of auto, {', '.join(PATHS)}")
-    elif spec.path.startswith("vllm") and vllm_missing():
-        problems.append(f"path: {spec.path} needs vLLM, but {vllm_missing()}; choose transformers or auto")
+    elif path.startswith("vllm") and vllm_missing():
+        problems.append(f"path: {path} needs vLLM, but {vllm_missing()}; choose transformers or auto"
+                        + (" (serving.path in the config names it)" if spec.path == "auto" else ""))
     if not spec.prompts:
         problems.append("prompts: the prompt set is empty")
     elif len(spec.prompts) > MAX_PROMPTS:
@@ -223,7 +237,7 @@ def generate(store: Store, jobs: Jobs, settings: Settings, actor: User, spec: Ge
             raise InvalidInput(f"{v.variant_id}: its key is read from ${v.api_key_env}, which is not set in the "
                                "dashboard's environment; export it and restart, or edit the contender.")
     config = {"name": spec.name, "base_model": base_model, "variants": [v.to_dict() for v in variants],
-              "decoding": spec.decoding.to_dict(), "path": spec.path if spec.path != "auto" else settings.serving.path,
+              "decoding": spec.decoding.to_dict(), "path": path,
               "serving": serving_settings(settings), "cache_dir": str(settings.serving_dir),
               "source": spec.source, "n_prompts": len(spec.prompts)}
     numbered = [{"prompt_idx": i, **p} for i, p in enumerate(spec.prompts)]
@@ -233,17 +247,24 @@ def generate(store: Store, jobs: Jobs, settings: Settings, actor: User, spec: Ge
                                                                 "messages": p["messages"]}) + "\n"
                                                     for p in numbered), encoding="utf-8")
 
-    job_id = jobs.submit(actor, "generate", config, prepare=write_prompts)
-    with store.transaction() as cur:
+    def write_rows(cur, set_id: str) -> None:
+        """The set and its prompts, committed with the job row before the worker starts."""
+        import pyarrow as pa
+
         cur.execute("INSERT INTO generation_sets (set_id, name, source, base_model, variants, decoding, "
                     "requested_path, n_prompts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [job_id, spec.name, json.dumps(spec.source), base_model, json.dumps(config["variants"]),
+                    [set_id, spec.name, json.dumps(spec.source), base_model, json.dumps(config["variants"]),
                      json.dumps(config["decoding"]), config["path"], len(numbered)])
-        cur.executemany("INSERT INTO generation_prompts (set_id, prompt_idx, messages, reference, source_ref) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        [[job_id, p["prompt_idx"], json.dumps(p["messages"]), p.get("reference"),
-                          p.get("source_ref")] for p in numbered])
-    return job_id
+        batch = pa.table({"set_id": [set_id] * len(numbered),
+                          "prompt_idx": pa.array([p["prompt_idx"] for p in numbered], pa.int32()),
+                          "messages": [json.dumps(p["messages"]) for p in numbered],
+                          "reference": pa.array([p.get("reference") for p in numbered], pa.string()),
+                          "source_ref": pa.array([p.get("source_ref") for p in numbered], pa.string())})
+        cur.register("prompt_batch", batch)
+        cur.execute("INSERT INTO generation_prompts SELECT * FROM prompt_batch")
+        cur.unregister("prompt_batch")
+
+    return jobs.submit(actor, "generate", config, prepare=write_prompts, record=write_rows)
 
 
 def _on_generate_event(cur, job: dict, type_: str, payload: dict) -> None:
@@ -317,6 +338,22 @@ def parity_results(store: Store, actor: User, set_id: str) -> list[dict]:
     for r in rows:
         r["detail"] = json.loads(r["detail"])
     return rows
+
+
+def parity_note(record: dict) -> str:
+    """Why a set has no parity results (shown instead of them)."""
+    local = [v for v in record["variants"] if v["kind"] != "external"]
+    if not local:
+        return "Only external contenders: there is no local model to compare backends on."
+    if record["decoding"]["temperature"] > 0:
+        return "Parity needs greedy decoding (temperature 0); this set samples."
+    if record["chosen_path"] == "transformers":
+        return "Generated by transformers + PEFT itself: there is no second backend to compare."
+    if record["status"] in ("queued", "running"):
+        return "The parity check runs after the outputs are generated."
+    if record["status"] != "succeeded":
+        return f"The set is {record['status']}; resume it to finish generating and run the parity check."
+    return "No parity check ran (serving.parity_sample is 0)."
 
 
 def throughput(store: Store, actor: User, set_id: str) -> list[dict]:

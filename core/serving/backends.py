@@ -24,8 +24,8 @@ PROMPTS_FILE = "prompts.jsonl"  # a generation set's frozen prompts in its run f
 PATHS = ("vllm-lora", "vllm-merged", "transformers")
 PATH_HELP = {
     "vllm-lora": "one vLLM engine with LoRA enabled serves the base and every adapter in mixed batches",
-    "vllm-merged": "one plain vLLM engine per variant over the adapter merged into the base (started once "
-                   "per generation set)",
+    "vllm-merged": "one plain vLLM engine (no LoRA kernels) started once; each adapter is merged into the "
+                   "base and its weights are reloaded into the warm engine in place",
     "transformers": "transformers + PEFT in the worker process, batched with left padding",
     "openai": "an OpenAI-compatible endpoint (an external contender or a vLLM server)",
 }

@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -49,9 +50,10 @@ def host_description() -> dict[str, Any]:
 def calibration_key(base_model: str, settings: dict[str, Any]) -> str:
     from core.training import model_fingerprint, package_versions
 
+    speed = ("compile", "kv_cache_gib", "batch_size", "threads", "max_model_len", "gpu_memory_utilization",
+             "tensor_parallel_size")  # the settings that change a path's speed
     material = {"host": host_description(), "model": model_fingerprint(base_model),
-                "packages": package_versions(), "compile": bool(settings.get("compile")),
-                "kv_cache_gib": settings.get("kv_cache_gib")}
+                "packages": package_versions(), **{k: settings.get(k) for k in speed}}
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -71,9 +73,10 @@ def save_cached(cache_dir: Path, key: str, calibration: dict) -> None:
     except (OSError, ValueError):
         data = {}
     data[key] = calibration
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")  # two sets may save at once
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(data, indent=2, sort_keys=True))
+    os.replace(tmp, path)
 
 
 def estimate(costs: dict[str, dict], n_variants: int, n_adapters: int, n_tokens: int) -> dict[str, float]:
@@ -83,8 +86,8 @@ def estimate(costs: dict[str, dict], n_variants: int, n_adapters: int, n_tokens:
         if c.get("error") or not c.get("tok_s"):
             continue
         gen = n_tokens / c["tok_s"]
-        if path == "vllm-merged":
-            out[path] = n_variants * c["start_s"] + n_adapters * c.get("merge_s", 0.0) + gen
+        if path == "vllm-merged":  # one engine start; each adapter merged once (then cached), weights reloaded in place
+            out[path] = c["start_s"] + n_adapters * c.get("merge_s", 0.0) + gen
         else:
             out[path] = c["start_s"] + gen
     return out
@@ -113,6 +116,7 @@ def choose(requested: str, costs: dict[str, dict], n_variants: int, n_adapters: 
 def calibrate(base_model: str, adapter: Variant | None, prompts: list[list[dict]], settings: dict[str, Any],
               work_dir: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Time every available path on a few prompts (greedy, 32 new tokens). Minutes, once per key."""
+    Path(work_dir).mkdir(parents=True, exist_ok=True)
     from core.serving.vllm_engine import vllm_available
 
     base = Variant("base", "base", "base", base_model)
@@ -160,10 +164,10 @@ def calibrate(base_model: str, adapter: Variant | None, prompts: list[list[dict]
                        base_only)
         if adapter and not merged.get("error"):
             t0 = time.perf_counter()
-            target = Path(work_dir) / "calibration-merge"
+            target = Path(tempfile.mkdtemp(dir=work_dir, prefix="calibration-merge-")) / "merged"
             merge_adapter(base_model, adapter.path, target)
             merged["merge_s"] = round(time.perf_counter() - t0, 2)
-            shutil.rmtree(target, ignore_errors=True)
+            shutil.rmtree(target.parent, ignore_errors=True)
         costs["vllm-merged"] = merged
     return {"host": host_description(), "measured_at": time.time(), "prompts": len(prompts),
             "new_tokens": CALIBRATION_TOKENS, "costs": costs}
@@ -177,14 +181,21 @@ def merge_adapter(base_model: str, adapter_dir: str, output: Path) -> Path:
     from core.serving.hf import model_dtype
 
     output = Path(output)
-    tmp = output.with_name(output.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=model_dtype())
-    merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
-    merged.save_pretrained(tmp)
-    AutoTokenizer.from_pretrained(base_model).save_pretrained(tmp)
-    shutil.rmtree(output, ignore_errors=True)
-    tmp.rename(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    # A private folder, renamed into place when complete: two sets merging the same adapter at
+    # once each write their own, and the first rename wins.
+    tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=output.name + ".partial-"))
+    try:
+        model = AutoModelForCausalLM.from_pretrained(base_model, dtype=model_dtype())
+        merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+        merged.save_pretrained(tmp)
+        AutoTokenizer.from_pretrained(base_model).save_pretrained(tmp)
+        if (output / "config.json").exists():
+            return output  # someone else finished first
+        shutil.rmtree(output, ignore_errors=True)
+        tmp.rename(output)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return output
 
 

@@ -73,7 +73,7 @@ class VLLMServer:
 
     def __init__(self, base_model: str, adapters: dict[str, str] | None = None, host: str = "127.0.0.1",
                  port: int | None = None, max_lora_rank: int | None = None, max_model_len: int = 2048,
-                 log_path: Path | None = None, served_name: str = "base"):
+                 log_path: Path | None = None, served_name: str = "base", api_key_env: str = ""):
         self.base_model = str(base_model)
         self.adapters = {name: str(path) for name, path in (adapters or {}).items()}
         self.host = host
@@ -85,6 +85,10 @@ class VLLMServer:
         self.max_model_len = int(max_model_len)
         self.log_path = Path(log_path) if log_path else None
         self.served_name = served_name
+        # A key for clients (vLLM's VLLM_API_KEY), read from the named variable, never stored.
+        self.api_key = os.environ.get(api_key_env, "") if api_key_env else ""
+        if api_key_env and not self.api_key:
+            raise InvalidInput(f"The environment variable {api_key_env} (the server's API key) is not set.")
         self.process: subprocess.Popen | None = None
         self._log = None
 
@@ -99,10 +103,10 @@ class VLLMServer:
         if self.adapters:
             # JSON form: the name=path form breaks on a path with a comma in it.
             cmd += ["--lora-modules", *(json.dumps({"name": n, "path": p}) for n, p in self.adapters.items())]
+        # tuneboard's worker extension: on the CPU build it fixes base rows in mixed LoRA batches.
+        cmd += ["--worker-extension-cls", extension_cls()]
         if cpu_build():
-            cmd += ["--dtype", "float32",  # fp32 matches PEFT's greedy outputs; bf16 drifts (STACK.md)
-                    # Makes the worker process resolve CPU_LORA_FIX, which patches its LoRA ops.
-                    "--worker-extension-cls", extension_cls()]
+            cmd += ["--dtype", "float32"]  # fp32 matches PEFT's greedy outputs; bf16 drifts (STACK.md)
         return cmd
 
     def start(self) -> "VLLMServer":
@@ -112,6 +116,8 @@ class VLLMServer:
             self._log.close()
         env = dict(os.environ)
         env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
+        if self.api_key:
+            env["VLLM_API_KEY"] = self.api_key  # in the environment, not the command line (ps shows that)
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # the CPU worker refuses to start without it
         # The worker imports this module by name (--worker-extension-cls), whatever its working directory.
         root = str(Path(__file__).resolve().parents[2])
@@ -188,8 +194,11 @@ class VLLMServer:
 
     def _call(self, method: str, route: str, payload: dict | None = None) -> bytes:
         data = json.dumps(payload).encode() if payload is not None else None
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
         req = urllib.request.Request(f"http://{self.host}:{self.port}{route}", data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+                                     headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=120) as r:  # an adapter load can take a while
                 return r.read()
@@ -200,7 +209,10 @@ class VLLMServer:
 
     def models(self) -> list[str]:
         """Ids of the served models: the base's served name and every loaded adapter."""
-        return [m["id"] for m in json.loads(self._call("GET", "/v1/models"))["data"]]
+        try:
+            return [m["id"] for m in json.loads(self._call("GET", "/v1/models"))["data"]]
+        except urllib.error.HTTPError as e:
+            raise JobError(f"The vLLM server at {self.url} could not list its models: {_server_message(e)}") from None
 
     def load_adapter(self, name: str, path: str | Path) -> None:
         path = str(Path(path).resolve())

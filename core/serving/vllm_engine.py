@@ -2,10 +2,10 @@
 
 `VLLMLoraBackend`: one `LLM(enable_lora=True)` over the base; every request carries its
 adapter's `LoRARequest` (none for the base), and base and adapter requests go through the
-engine together in mixed batches. `VLLMMergedBackend`: one plain engine per variant over
-that variant's own weights (the base, or an adapter merged into it), each started once
-and shut down when its variant is done (plain engines run 2.5-5x faster than LoRA ones on
-CPUs; STACK.md). Prompts arrive as token ids rendered with the base's chat template.
+engine together in mixed batches. `VLLMMergedBackend`: a plain engine over each variant's
+own weights (the base, or an adapter merged into it), started once and given the next
+variant's weights in place (plain engines run 2.5-5x faster than LoRA ones on CPUs;
+STACK.md). Prompts arrive as token ids rendered with the base's chat template.
 
 vLLM spawns processes: whatever creates these must run under a `__main__` guard.
 """
@@ -19,9 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from core.serving.backends import Decoding, Request, Result, Variant, chat_ids, lora_rank, request_seed
-
-ALLOWED_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
-
+from core.serving.server import round_rank
 
 def vllm_available() -> str | None:
     """None when vLLM can be imported here, else why not."""
@@ -48,7 +46,7 @@ def engine_options(settings: dict[str, Any], model_dir: str) -> dict[str, Any]:
     """LLM(...) keyword arguments shared by every engine tuneboard starts."""
     import torch
 
-    from core.serving.vllm_cpu_fix import cpu_build, extension_cls
+    from core.serving.vllm_cpu_fix import extension_cls
 
     limit = context_limit(model_dir)
     wanted = int(settings.get("max_model_len", 2048))
@@ -56,6 +54,7 @@ def engine_options(settings: dict[str, Any], model_dir: str) -> dict[str, Any]:
         "max_model_len": min(wanted, limit) if limit else wanted,
         "enforce_eager": not settings.get("compile", False),
         "seed": 0,
+        "worker_extension_cls": extension_cls(),  # the CPU build's LoRA fix
     }
     if not torch.cuda.is_available():
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(settings.get("kv_cache_gib", 2)))
@@ -64,8 +63,6 @@ def engine_options(settings: dict[str, Any], model_dir: str) -> dict[str, Any]:
             # engine (STACK.md: 181 -> 228 tok/s with none reserved).
             os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
         options["dtype"] = "float32"  # fp32 matches PEFT greedy outputs; bf16 drifts (STACK.md)
-    if cpu_build():
-        options["worker_extension_cls"] = extension_cls()  # base rows in mixed LoRA batches
     else:
         options["gpu_memory_utilization"] = float(settings.get("gpu_memory_utilization", 0.85))
         if settings.get("tensor_parallel_size", 1) > 1:
@@ -122,7 +119,7 @@ class VLLMLoraBackend:
         if adapters:
             rank = max(lora_rank(v.path) for v in adapters)
             options.update(enable_lora=True, max_loras=len(self.lora),
-                           max_lora_rank=next(r for r in ALLOWED_LORA_RANKS if r >= rank))
+                           max_lora_rank=round_rank(rank))
         t0 = time.perf_counter()
         self.llm = LLM(model=base_model, tokenizer=base_model, **options)
         self.start_s = time.perf_counter() - t0
@@ -141,7 +138,11 @@ class VLLMLoraBackend:
 
 
 class VLLMMergedBackend:
-    """One plain engine per variant; `model_dirs` maps each variant to its full-weight folder."""
+    """Plain (LoRA-free) engines over full-weight folders: `model_dirs` maps each variant to its
+    folder (the base, or an adapter merged into it). One engine starts once; a variant whose
+    folder has the same architecture gets its weights reloaded into it (vLLM's in-place
+    `reload_weights`, prefix cache reset), so every variant runs at plain speed after one
+    start-up. A folder of another shape gets an engine of its own."""
 
     name = "vllm-merged"
 
@@ -151,37 +152,53 @@ class VLLMMergedBackend:
         self.settings = settings or {}
         self.tokenizer = AutoTokenizer.from_pretrained(base_model)
         self.model_dirs = dict(model_dirs)
-        self.current: tuple[str, Any] | None = None
+        self.llm = None
+        self.loaded: str | None = None  # the variant whose weights the engine holds
+        self.shape: dict | None = None
         self.start_s: dict[str, float] = {}
+        self.swap_s: dict[str, float] = {}
 
-    def _engine(self, variant_id: str):
-        if self.current and self.current[0] == variant_id:
-            return self.current[1]
-        self._stop_current()
-        from vllm import LLM
+    @staticmethod
+    def _shape(folder: str) -> dict:
+        """The architecture of a model folder or hub id: equal shapes can share an engine."""
+        from transformers import AutoConfig
 
+        config = AutoConfig.from_pretrained(folder).to_dict()
+        return {k: v for k, v in config.items() if k not in ("torch_dtype", "dtype", "transformers_version",
+                                                              "_name_or_path", "architectures")}
+
+    def _engine_for(self, variant_id: str):
+        if self.loaded == variant_id:
+            return self.llm
         folder = self.model_dirs[variant_id]
-        t0 = time.perf_counter()
-        llm = LLM(model=folder, tokenizer=folder, **engine_options(self.settings, folder))
-        self.start_s[variant_id] = time.perf_counter() - t0
-        self.current = (variant_id, llm)
-        return llm
+        shape = self._shape(folder)
+        if self.llm is not None and shape == self.shape:
+            t0 = time.perf_counter()
+            # vLLM's in-place reload handles weights its CPU/GPU kernels have repacked.
+            self.llm.collective_rpc("reload_weights", kwargs={"weights_path": folder})
+            self.llm.reset_prefix_cache()  # cached KV was computed with the previous weights
+            self.swap_s[variant_id] = time.perf_counter() - t0
+        else:
+            self.close()
+            from vllm import LLM
 
-    def _stop_current(self) -> None:
-        if self.current:
-            shutdown(self.current[1])
-            self.current = None
+            t0 = time.perf_counter()
+            self.llm = LLM(model=folder, tokenizer=folder, **engine_options(self.settings, folder))
+            self.start_s[variant_id] = time.perf_counter() - t0
+            self.shape = shape
+        self.loaded = variant_id
+        return self.llm
 
     def generate(self, requests: list[Request], decoding: Decoding) -> list[Result]:
         by_variant: dict[str, list[Request]] = {}
         for r in requests:
             by_variant.setdefault(r.variant_id, []).append(r)
-        # The engine already running goes first, so a set never starts an engine twice.
-        order = sorted(by_variant, key=lambda v: not (self.current and self.current[0] == v))
+        # The weights already loaded go first: a chunk never swaps back and forth.
+        order = sorted(by_variant, key=lambda v: v != self.loaded)
         results = []
         for variant_id in order:
             group = by_variant[variant_id]
-            llm = self._engine(variant_id)
+            llm = self._engine_for(variant_id)
             prompt_ids = [chat_ids(self.tokenizer, r.messages) for r in group]
             t0 = time.perf_counter()
             outputs = llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids], _sampling(decoding, group),
@@ -190,4 +207,6 @@ class VLLMMergedBackend:
         return results
 
     def close(self) -> None:
-        self._stop_current()
+        if self.llm is not None:
+            shutdown(self.llm)
+            self.llm, self.loaded, self.shape = None, None, None

@@ -75,7 +75,23 @@ def build_backend(path: str, base_model: str, variants: list[Variant], serving: 
     raise ValueError(f"unknown serving path {path!r}")
 
 
-def plan_path(config: dict, local: list[Variant], prompts: list[dict], n_requests: int, events) -> tuple[str, str]:
+PLAN_FILE = "plan.json"
+
+
+def plan_path(config: dict, local: list[Variant], prompts: list[dict], n_requests: int, events,
+              run_dir: Path) -> tuple[str, str]:
+    """The set's serving path: chosen once, kept in the run folder, so a resumed set finishes
+    on the path it started with (one backend per set, and its parity check still runs)."""
+    saved = run_dir / PLAN_FILE
+    if saved.exists():
+        plan = json.loads(saved.read_text())
+        return plan["path"], plan["reason"]
+    path, why = _choose_path(config, local, prompts, n_requests, events)
+    saved.write_text(json.dumps({"path": path, "reason": why}))
+    return path, why
+
+
+def _choose_path(config: dict, local: list[Variant], prompts: list[dict], n_requests: int, events) -> tuple[str, str]:
     from core.serving import paths
 
     serving, requested = config["serving"], config["path"]
@@ -102,7 +118,9 @@ def plan_path(config: dict, local: list[Variant], prompts: list[dict], n_request
             calibration["key"] = key
             paths.save_cached(cache_dir, key, calibration)
         costs = calibration["costs"]
-    n_adapters = sum(v.kind == "adapter" for v in local)
+    # Adapters merged by an earlier set are cached: only the others cost a merge.
+    n_adapters = sum(v.kind == "adapter" and not (paths.merged_dir(Path(config["cache_dir"]), v.path) /
+                                                  "config.json").exists() for v in local)
     decoding = Decoding.from_dict(config["decoding"])
     path, why, estimates = paths.choose(requested, costs, len(local), n_adapters, n_requests * decoding.max_tokens)
     if path == "vllm-lora" and any(v.kind == "merged" for v in local):
@@ -130,7 +148,12 @@ def generate_all(config: dict, run_dir: Path, events, should_stop) -> str:
         for start in range(0, len(todo), chunk):
             if should_stop():
                 return False
-            results = backend.generate(todo[start:start + chunk], decoding)
+            try:
+                results = backend.generate(todo[start:start + chunk], decoding)
+            except Exception:
+                if should_stop():  # a cancel's SIGTERM also reaches vLLM's engine processes
+                    return False
+                raise
             rows = [{**r.row(), "token_ids": r.token_ids} for r in results]
             events.emit("generated", rows=rows)
             for r in results:
@@ -143,7 +166,7 @@ def generate_all(config: dict, run_dir: Path, events, should_stop) -> str:
     todo_local = [Request(p["prompt_idx"], v.variant_id, messages[p["prompt_idx"]]) for v in local for p in prompts
                   if (p["prompt_idx"], v.variant_id) not in done]
     if todo_local or (local and decoding.greedy and int(serving.get("parity_sample", 0))):
-        path, _ = plan_path(config, local, prompts, max(len(todo_local), 1), events)
+        path, _ = plan_path(config, local, prompts, max(len(todo_local), 1), events, run_dir)
     if todo_local:
         if path == "vllm-lora":  # interleave variants so every chunk is a mixed batch
             todo_local.sort(key=lambda r: (r.prompt_idx, r.variant_id))
@@ -167,22 +190,24 @@ def generate_all(config: dict, run_dir: Path, events, should_stop) -> str:
                 backend.close()
     k = int(serving.get("parity_sample", 0))
     if path.startswith("vllm") and decoding.greedy and k and not should_stop():
-        check_parity(config, local, prompts, messages, decoding, done, k, path, events)
-    return "finished"
+        check_parity(config, local, prompts, messages, decoding, done, k, path, events, should_stop)
+    return "cancelled" if should_stop() else "finished"
 
 
 def check_parity(config: dict, local: list[Variant], prompts: list[dict], messages: dict, decoding: Decoding,
-                 done: dict, k: int, path: str, events) -> None:
+                 done: dict, k: int, path: str, events, should_stop) -> None:
     """Greedy outputs of the vLLM path against transformers + PEFT in this process, per variant."""
     from core.serving import checks
     from core.serving.hf import TransformersBackend
 
     events.emit("progress", stage="parity check: the same greedy requests through transformers + PEFT")
     indices = [prompts[i]["prompt_idx"] for i in sample_indices(len(prompts), k)]
-    reference = TransformersBackend(config["base_model"], local, batch_size=int(config["serving"].get("batch_size",
-                                                                                                      16)))
+    batch = int(config["serving"].get("batch_size", 16))
+    reference = TransformersBackend(config["base_model"], local, batch_size=batch)
     try:
         for v in local:
+            if should_stop():
+                return
             results: list[Result] = reference.generate([Request(i, v.variant_id, messages[i]) for i in indices],
                                                        decoding)
             pairs = [(r.prompt_idx, done.get((r.prompt_idx, v.variant_id), []), r.token_ids) for r in results]
@@ -203,10 +228,13 @@ def main(run_dir: str) -> int:
             config = read_config(folder)
             import torch
 
-            torch.set_num_threads(int(config.get("threads") or os.environ.get("OMP_NUM_THREADS") or 1))
+            torch.set_num_threads(int(config["serving"].get("threads") or os.cpu_count() or 1))
             outcome = generate_all(config, folder, events, lambda: stop["now"] or cancel_requested(folder))
         except Exception as exc:
             print("".join(traceback.format_exception(exc))[-4000:], file=sys.stderr, flush=True)
+            if stop["now"] or cancel_requested(folder):  # interrupted mid-step by the cancel itself
+                events.emit("cancelled", generated=len(done_outputs(folder)))
+                return 0
             events.emit("failed", error=f"{type(exc).__name__}: {str(exc)[:500]}")
             return 1
         if outcome == "cancelled":
