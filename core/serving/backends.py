@@ -43,7 +43,8 @@ class Decoding:
     HELP = {"temperature": "0 is greedy (deterministic; the default for evaluation); above 0 samples.",
             "top_p": "Nucleus sampling: keep the smallest set of tokens whose probability reaches top_p.",
             "max_tokens": "Most new tokens per output; an output that reaches it is flagged as a runaway.",
-            "seed": "Seed of sampling (each request gets seed + its prompt index)."}
+            "seed": "Seed of sampling: each request gets seed + its prompt index on vLLM and OpenAI-compatible "
+                    "paths; transformers seeds each batch (a sampled output there depends on its batch)."}
 
     def __post_init__(self):
         problems = []
