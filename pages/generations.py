@@ -10,7 +10,8 @@ from core import serving
 from core.auth import Action
 from core.datasets import list_versions
 from dashboard.context import current_user, owner, require_page
-from dashboard.widgets import conversation, user_errors
+from dashboard.generation_views import parity_view, sanity_view, side_by_side
+from dashboard.widgets import user_errors
 
 PATH_CHOICES = ("auto",) + serving.PATHS
 
@@ -129,74 +130,6 @@ def _set_detail(set_id: str) -> None:
     if not record["n_outputs"]:
         return
     names = {v["variant_id"]: v["name"] for v in record["variants"]}
-    _sanity(set_id, names)
-    _parity(set_id, names)
-    _side_by_side(set_id, names)
-
-
-def _sanity(set_id: str, names: dict) -> None:
-    user, o = current_user(), owner()
-    st.subheader("Sanity checks")
-    results = serving.sanity(o.store, user, set_id)
-    speed = {r["variant_id"]: r for r in serving.throughput(o.store, user, set_id)}
-    rows = [{"variant": names.get(s.variant_id, s.variant_id), "outputs": s.n,
-             "hit max_tokens": f"{s.rate('runaway'):.0%}", "empty": f"{s.rate('empty'):.0%}",
-             "repeat the prompt": f"{s.rate('repeats_prompt'):.0%}",
-             "mean tokens out": round(speed.get(s.variant_id, {}).get("mean_tokens_out") or 0, 1),
-             "flags": len(s.flags)} for s in results]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    for s in results:
-        for flag in s.flags:
-            st.warning(f"{names.get(s.variant_id, s.variant_id)}: {flag}")
-    if not any(s.flags for s in results):
-        st.success("No variant is flagged: few runaways, no empty outputs, no echoed prompts.")
-
-
-def _parity(set_id: str, names: dict) -> None:
-    user, o = current_user(), owner()
-    st.subheader("Serving parity")
-    results = serving.parity_results(o.store, user, set_id)
-    record = serving.get_set(o.store, user, set_id)
-    if not results:
-        st.caption(serving.parity_note(record))
-        return
-    for p in results:
-        label = names.get(p["variant_id"], p["variant_id"])
-        summary = (f"{label}: {p['exact']}/{p['n']} greedy outputs identical between {p['backend']} and "
-                   f"{p['reference']} · mean common prefix {p['mean_common_prefix']:.1f} of "
-                   f"{p['detail'].get('mean_length') or 0:.1f} tokens")
-        if p["exact"] == p["n"]:
-            st.success(summary)
-        else:
-            st.error(summary + " — outputs differ by backend: do not rate or score until this is explained.")
-            first = p["detail"].get("first_divergence") or {}
-            if first:
-                st.caption(f"First divergence: prompt {first['prompt_idx']}, token {first['position']}. Agreed text:")
-                st.text(first["agreed"])
-                c1, c2 = st.columns(2)
-                c1.caption(f"{p['backend']} continues")
-                c1.text(first["served"])
-                c2.caption(f"{p['reference']} continues")
-                c2.text(first["reference"])
-
-
-def _side_by_side(set_id: str, names: dict) -> None:
-    user, o = current_user(), owner()
-    st.subheader("Outputs side by side")
-    prompts = serving.prompts_of(o.store, user, set_id)
-    rows = serving.outputs(o.store, user, set_id)
-    done = sorted({r["prompt_idx"] for r in rows})
-    idx = st.selectbox("Prompt", done, key=f"prompt-{set_id}",
-                       format_func=lambda i: f"#{i} · {prompts[i]['messages'][-1]['content'][:80]}")
-    prompt = prompts[idx]
-    conversation(prompt["messages"])
-    if prompt.get("reference"):
-        st.caption("Reference answer")
-        st.text(prompt["reference"])
-    shown = [r for r in rows if r["prompt_idx"] == idx]
-    for col, r in zip(st.columns(max(1, len(shown))), shown):
-        with col:
-            st.markdown(f"**{names.get(r['variant_id'], r['variant_id'])}**")
-            st.text(r["output"] or "(empty)")
-            st.caption(f"{r['tokens_out']} tokens · {r['finish_reason']} · {r['backend']} · "
-                       f"{r['latency_ms']:.0f} ms batch")
+    sanity_view(set_id, names)
+    parity_view(set_id, names)
+    side_by_side(set_id, names)
