@@ -306,25 +306,31 @@ def get_set(store: Store, actor: User, set_id: str) -> dict:
                        FROM generation_sets g JOIN jobs j ON j.job_id = g.set_id WHERE g.set_id = ?""", [set_id])
     if row is None:
         raise NotFound(f"No generation set {set_id!r}; see `tuneboard generate --help`.")
-    for key in ("source", "variants", "decoding", "plan"):
-        row[key] = json.loads(row[key]) if row[key] else None
+    _decoded([row], "source", "variants", "decoding", "plan")
     row["n_outputs"] = store.scalar("SELECT count(*) FROM generations WHERE set_id = ?", [set_id])
     return row
 
 
+def _decoded(rows: list[dict], *columns: str) -> list[dict]:
+    """Rows with their JSON columns parsed (the store keeps JSON as text)."""
+    for r in rows:
+        for c in columns:
+            r[c] = json.loads(r[c]) if r[c] else None
+    return rows
+
+
 def prompts_of(store: Store, actor: User, set_id: str) -> dict[int, dict]:
     require(actor, Action.JOBS_VIEW)
-    rows = store.rows("SELECT * FROM generation_prompts WHERE set_id = ? ORDER BY prompt_idx", [set_id])
-    return {r["prompt_idx"]: {**r, "messages": json.loads(r["messages"])} for r in rows}
+    rows = _decoded(store.rows("SELECT * FROM generation_prompts WHERE set_id = ? ORDER BY prompt_idx", [set_id]),
+                    "messages")
+    return {r["prompt_idx"]: r for r in rows}
 
 
 def outputs(store: Store, actor: User, set_id: str) -> list[dict]:
     """Every stored output of a set, labeled by variant (not blind: engineers and leads only)."""
     require(actor, Action.JOBS_VIEW)
-    rows = store.rows("SELECT * FROM generations WHERE set_id = ? ORDER BY prompt_idx, variant_id", [set_id])
-    for r in rows:
-        r["decoding"] = json.loads(r["decoding"])
-    return rows
+    return _decoded(store.rows("SELECT * FROM generations WHERE set_id = ? ORDER BY prompt_idx, variant_id",
+                               [set_id]), "decoding")
 
 
 def sanity(store: Store, actor: User, set_id: str) -> list[checks.Sanity]:
@@ -334,10 +340,8 @@ def sanity(store: Store, actor: User, set_id: str) -> list[checks.Sanity]:
 
 def parity_results(store: Store, actor: User, set_id: str) -> list[dict]:
     require(actor, Action.JOBS_VIEW)
-    rows = store.rows("SELECT * FROM parity_checks WHERE set_id = ? ORDER BY variant_id", [set_id])
-    for r in rows:
-        r["detail"] = json.loads(r["detail"])
-    return rows
+    return _decoded(store.rows("SELECT * FROM parity_checks WHERE set_id = ? ORDER BY variant_id", [set_id]),
+                    "detail")
 
 
 def parity_note(record: dict) -> str:
