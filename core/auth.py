@@ -29,6 +29,10 @@ class Action(str, Enum):
     JOBS_VIEW = "jobs.view"
     JOBS_RUN = "jobs.run"
     GENERATE = "generate"  # generation sets and the playground: outputs labeled by model, never for raters
+    REVIEW_RATE = "review.rate"  # vote on one's own assigned blind pairs
+    REVIEW_MANAGE = "review.manage"  # create pair sets, assign raters, mark gold, withdraw pairs, exclude raters
+    REVIEW_RESULTS = "review.results"  # win rates, rankings, agreement, rater quality, exports
+    REVIEW_REVEAL = "review.reveal"  # drill down into single pairs with the model names shown
 
 
 # Which roles may perform each action (DESIGN.md, "Users and roles").
@@ -39,15 +43,23 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.JOBS_VIEW: frozenset({Role.LEAD, Role.ENGINEER}),
     Action.JOBS_RUN: frozenset({Role.ENGINEER}),
     Action.GENERATE: frozenset({Role.LEAD, Role.ENGINEER}),
+    Action.REVIEW_RATE: frozenset({Role.RATER}),
+    Action.REVIEW_MANAGE: frozenset({Role.LEAD, Role.ENGINEER}),
+    Action.REVIEW_RESULTS: frozenset({Role.LEAD, Role.ENGINEER}),
+    # Lead only (issue [review]): the person accountable for the verdict sees single pairs unblinded.
+    Action.REVIEW_REVEAL: frozenset({Role.LEAD}),
 }
 
 # Pages of the dashboard and the action each needs; navigation shows only what is allowed.
 PAGES: dict[str, Action | None] = {
+    "rate": Action.REVIEW_RATE,
     "data": Action.DATA_VIEW,
     "train": Action.JOBS_RUN,
     "models": Action.JOBS_VIEW,
     "generations": Action.GENERATE,
     "playground": Action.GENERATE,
+    "review": Action.REVIEW_MANAGE,
+    "results": Action.REVIEW_RESULTS,
     "users": Action.USERS_MANAGE,
     "account": None,  # every signed-in user: own password
 }

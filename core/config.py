@@ -106,6 +106,24 @@ class ServingSettings:
 
 
 @dataclass
+class ReviewSettings:
+    raters_per_pair: int = setting(3, "Raters who see each pair (an overlap of 2 or more gives agreement statistics).",
+                                   min=1, max=100)
+    gold_rate: float = setting(0.1, "Share of gold pairs (a known-better answer) mixed into each pair set.",
+                               min=0.0, max=0.5)
+    bootstrap_rounds: int = setting(1000, "Bootstrap rounds of the Bradley-Terry confidence intervals.",
+                                    min=100, max=100_000)
+    confidence: float = setting(0.95, "Confidence level of every interval on the Results page.", min=0.5,
+                                max=0.999)
+    alpha: float = setting(0.05, "Significance level of the sign tests and the rater checks.", min=0.001,
+                           max=0.5)
+    too_fast_seconds: float = setting(3.0, "A rater whose median time per vote is below this is flagged.",
+                                      min=0.0, max=3600.0)
+    min_vote_seconds: float = setting(0.5, "A vote sooner than this after its pair appeared is taken for a "
+                                      "double click and ignored.", min=0.0, max=60.0)
+
+
+@dataclass
 class AuthSettings:
     min_password_length: int = setting(10, "Shortest password accepted for new accounts.", min=8, max=128)
     session_hours: int = setting(12, "How long a browser stays signed in (a reload keeps the login).",
@@ -120,6 +138,7 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)
     serving: ServingSettings = field(default_factory=ServingSettings)
+    review: ReviewSettings = field(default_factory=ReviewSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     source: str = "defaults"
 
@@ -166,6 +185,7 @@ SECTIONS: dict[str, type] = {
     "server": ServerSettings,
     "training": TrainingSettings,
     "serving": ServingSettings,
+    "review": ReviewSettings,
     "auth": AuthSettings,
 }
 

@@ -14,6 +14,7 @@ import core.serving  # noqa: F401  (registers the generate job's event handler)
 import core.training  # noqa: F401  (registers the train job's event handler)
 from core.jobs import JobMonitor, Jobs
 from core.jobs.launchers import LocalLauncher, accelerate_command
+from core.review.desk import RatingDesk
 from core.store import Store, open_store
 from core.users import ensure_admin
 
@@ -32,6 +33,7 @@ class Owner:
     store: Store
     jobs: Jobs
     monitor: JobMonitor | None
+    desk: RatingDesk
     generated_admin_password: str | None = None
 
     @classmethod
@@ -41,7 +43,7 @@ class Owner:
         jobs = Jobs(store, settings.runs_dir, launchers=training_launchers(settings))
         jobs.reconcile()  # re-attach: ingest what workers wrote while no owner ran
         mon = JobMonitor(jobs).start() if monitor else None
-        return cls(settings, store, jobs, mon, password)
+        return cls(settings, store, jobs, mon, RatingDesk(store, settings.review.min_vote_seconds), password)
 
     def close(self) -> None:
         if self.monitor:

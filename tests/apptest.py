@@ -90,7 +90,8 @@ def assert_clean(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
 
-TABLES = ("users", "audit_log", "datasets", "dataset_versions", "examples", "jobs", "job_events")
+TABLES = ("users", "audit_log", "datasets", "dataset_versions", "examples", "jobs", "job_events", "pair_sets", "pairs",
+          "assignments", "votes", "skips", "rater_exclusions", "review_results")
 
 
 def table_counts(store) -> dict[str, int]:

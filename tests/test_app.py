@@ -78,7 +78,7 @@ def test_admin_logs_in_and_sees_the_data_page(app):
     assert not at.error
     assert at.session_state[SESSION_USER] == "admin"
     assert titles(at) == ["Data"]
-    assert registered_pages(at) == ["Data", "Train", "Models", "Generations", "Playground", "Users", "Account"]
+    assert registered_pages(at) == ["Data", "Train", "Models", "Generations", "Playground", "Review", "Results", "Users", "Account"]
     assert any("Signed in as **admin** · engineer" in m for m in texts(at.sidebar.markdown))
 
 
@@ -103,9 +103,9 @@ def test_log_out_returns_to_the_login_page(app):
 
 # ---- navigation per role -----------------------------------------------------------------------
 @pytest.mark.parametrize("username,pages", [
-    ("eve", ["Data", "Train", "Models", "Generations", "Playground", "Users", "Account"]),
-    ("leo", ["Data", "Models", "Generations", "Playground", "Account"]),
-    ("rita", ["Account"]),
+    ("eve", ["Data", "Train", "Models", "Generations", "Playground", "Review", "Results", "Users", "Account"]),
+    ("leo", ["Data", "Models", "Generations", "Playground", "Review", "Results", "Account"]),
+    ("rita", ["Rate", "Account"]),
 ])
 def test_navigation_shows_the_pages_of_the_role(app, username, pages):
     at = app(username)
@@ -116,7 +116,7 @@ def test_navigation_shows_the_pages_of_the_role(app, username, pages):
         goto(at, title)
         assert_clean(at)
         assert titles(at) == [title]
-    for title in {"Data", "Train", "Models", "Generations", "Playground", "Users", "Account"} - set(pages):
+    for title in {"Rate", "Data", "Train", "Models", "Generations", "Playground", "Review", "Results", "Users", "Account"} - set(pages):
         with pytest.raises(KeyError):
             goto(at, title)
 
@@ -140,8 +140,8 @@ def test_lead_data_page_has_no_import(app):
 
 
 @pytest.mark.parametrize("username,url_path,shown", [
-    ("rita", "users", "Account"), ("rita", "data", "Account"), ("leo", "users", "Data"), ("leo", "train", "Data"),
-    ("rita", "models", "Account"),
+    ("rita", "users", "Rate"), ("rita", "data", "Rate"), ("leo", "users", "Data"), ("leo", "train", "Data"),
+    ("rita", "models", "Rate"), ("rita", "results", "Rate"), ("rita", "review", "Rate"), ("leo", "rate", "Data"),
 ])
 def test_typed_url_of_a_forbidden_page_shows_the_default_page(app, username, url_path, shown):
     at = force_page(app(username), url_path)
@@ -165,12 +165,12 @@ def test_disabled_account_is_signed_out_on_its_next_rerun(app, owner):
 
 def test_role_change_takes_effect_on_the_next_rerun(app, owner):
     at = app("leo")
-    assert registered_pages(at) == ["Data", "Models", "Generations", "Playground", "Account"]
+    assert registered_pages(at) == ["Data", "Models", "Generations", "Playground", "Review", "Results", "Account"]
     assert not at.tabs
     set_role(owner.store, ADMIN, "leo", "engineer")
     at.run()
     assert_clean(at)
-    assert registered_pages(at) == ["Data", "Train", "Models", "Generations", "Playground", "Users", "Account"]
+    assert registered_pages(at) == ["Data", "Train", "Models", "Generations", "Playground", "Review", "Results", "Users", "Account"]
     assert titles(at) == ["Data"]
     assert [t.label for t in at.tabs] == ["Versions", "Import"]
 
@@ -181,8 +181,8 @@ def test_demoted_engineer_on_the_users_page_loses_it_on_the_next_rerun(app, owne
     set_role(owner.store, ADMIN, "eve", "rater")
     at.run()
     assert_clean(at)
-    assert registered_pages(at) == ["Account"]
-    assert titles(at) == ["Account"]
+    assert registered_pages(at) == ["Rate", "Account"]
+    assert titles(at) == ["Rate"]
     assert not at.dataframe
 
 

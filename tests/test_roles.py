@@ -14,6 +14,10 @@ from core.auth import CLI_USER, PAGES, PERMISSIONS, Action, Role, User, pages_fo
 from core.datasets import ImportOptions, get_version, import_dataset, list_examples, list_versions
 from core.errors import PermissionDenied
 from core.jobs import Jobs
+from core.demo.review import seed_generation_set
+from core.review import pairs, results
+from core.review.desk import RatingDesk
+from core.review.pairs import PairSetSpec
 from core.serving import GenerationSpec, available_variants, generate, list_sets, prompts_from_version
 from core.serving.playground import model_server
 from core.users import create_user, get_user, list_users, reset_password, set_disabled, set_role
@@ -27,11 +31,15 @@ EXPECTED: dict[Action, set[Role]] = {
     Action.JOBS_VIEW: {Role.LEAD, Role.ENGINEER},
     Action.JOBS_RUN: {Role.ENGINEER},
     Action.GENERATE: {Role.LEAD, Role.ENGINEER},
+    Action.REVIEW_RATE: {Role.RATER},
+    Action.REVIEW_MANAGE: {Role.LEAD, Role.ENGINEER},
+    Action.REVIEW_RESULTS: {Role.LEAD, Role.ENGINEER},
+    Action.REVIEW_REVEAL: {Role.LEAD},
 }
 EXPECTED_PAGES = {
-    Role.RATER: ["account"],
-    Role.LEAD: ["data", "models", "generations", "playground", "account"],
-    Role.ENGINEER: ["data", "train", "models", "generations", "playground", "users", "account"],
+    Role.RATER: ["rate", "account"],
+    Role.LEAD: ["data", "models", "generations", "playground", "review", "results", "account"],
+    Role.ENGINEER: ["data", "train", "models", "generations", "playground", "review", "results", "users", "account"],
 }
 ADMIN = User("admin", Role.ENGINEER)
 
@@ -88,7 +96,8 @@ def test_require_refuses_no_user(action):
 @pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
 def test_pages_for_each_role(role):
     assert pages_for(role) == EXPECTED_PAGES[role]
-    assert set(PAGES) == {"data", "train", "models", "generations", "playground", "users", "account"}
+    assert set(PAGES) == {"rate", "data", "train", "models", "generations", "playground", "review", "results", "users",
+                          "account"}
 
 
 # ---- the real service functions, every action x role -------------------------------------------
@@ -103,8 +112,18 @@ def world(owner, accounts, demo_files):
     stopped = jobs.submit(ADMIN, "ticker", {"steps": 1})
     owner.store.execute("UPDATE jobs SET status = 'failed' WHERE job_id = ?", [stopped])
     jobs.launcher.dead.add(stopped)  # its worker is gone, so it may be resumed
+    gen = seed_generation_set(owner.store, n_prompts=4, seed=1)
+    pair_set = pairs.create_pair_set(owner.store, ADMIN, PairSetSpec(
+        name="Round 1", generation_set_id=gen, variants=["base", "adapter:tuned"], raters=["rita"], raters_per_pair=1,
+        gold_rate=0.0))
     return {"owner": owner, "store": owner.store, "version": version, "jobs": jobs, "running": running,
-            "stopped": stopped, "good": good, "options": options}
+            "stopped": stopped, "good": good, "options": options, "gen": gen, "pair_set": pair_set,
+            "desk": RatingDesk(owner.store, 0.0)}
+
+
+def _vote(w, actor):
+    view = w["desk"].next_pair(actor, w["pair_set"])
+    return w["desk"].vote(actor, w["pair_set"], view.ticket, "1")
 
 
 def _import_other(w, actor):
@@ -147,6 +166,29 @@ SERVICES: dict[Action, list] = {
         lambda w, u: prompts_from_version(w["store"], u, w["version"]),
         lambda w, u: model_server(w["store"], w["jobs"], u),
         _generate,
+    ],
+    Action.REVIEW_RATE: [
+        lambda w, u: w["desk"].tasks(u),
+        _vote,
+        lambda w, u: w["desk"].undo(u, w["pair_set"]),
+    ],
+    Action.REVIEW_MANAGE: [
+        lambda w, u: pairs.rater_accounts(w["store"], u),
+        lambda w, u: pairs.create_pair_set(w["store"], u, PairSetSpec(
+            name="Round 2", generation_set_id=w["gen"], variants=["base", "adapter:tuned"], gold_rate=0.0)),
+        lambda w, u: pairs.assign_raters(w["store"], u, w["pair_set"], ["rita"], 1),
+        lambda w, u: pairs.mark_gold(w["store"], u, w["pair_set"], 0, "a"),
+        lambda w, u: pairs.set_exclusion(w["store"], u, w["pair_set"], "rita", True),
+        lambda w, u: pairs.pairs_blind(w["store"], u, w["pair_set"]),
+    ],
+    Action.REVIEW_RESULTS: [
+        lambda w, u: pairs.list_pair_sets(w["store"], u),
+        lambda w, u: pairs.progress(w["store"], u, w["pair_set"]),
+        lambda w, u: results.latest(w["store"], u, w["pair_set"], w["owner"].settings.review),
+    ],
+    Action.REVIEW_REVEAL: [
+        lambda w, u: pairs.pairs_revealed(w["store"], u, w["pair_set"]),
+        lambda w, u: pairs.flagged_pairs(w["store"], u, w["pair_set"]),
     ],
     Action.JOBS_RUN: [
         lambda w, u: w["jobs"].submit(u, "ticker", {"steps": 1}),
@@ -218,6 +260,13 @@ def test_rater_is_refused_by_every_core_service_and_nothing_is_written(world):
         "generate": lambda: _generate(world, rater),
         "list_sets": lambda: list_sets(store, rater),
         "available_variants": lambda: available_variants(store, rater, "/m"),
+        "create_pair_set": lambda: pairs.create_pair_set(store, rater, PairSetSpec(
+            name="Mine", generation_set_id=world["gen"], variants=["base", "adapter:tuned"])),
+        "assign_raters": lambda: pairs.assign_raters(store, rater, world["pair_set"], ["rita"], 1),
+        "set_exclusion": lambda: pairs.set_exclusion(store, rater, world["pair_set"], "rita", False),
+        "pairs_revealed": lambda: pairs.pairs_revealed(store, rater, world["pair_set"]),
+        "results": lambda: results.latest(store, rater, world["pair_set"], owner.settings.review),
+        "export": lambda: results.export(store, rater, world["pair_set"], owner.settings.review, "csv"),
     }
     for name, attempt in attempts.items():
         with pytest.raises(PermissionDenied, match=r"rita \(rater\) may not do"):

@@ -174,4 +174,109 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             PRIMARY KEY (set_id, variant_id)
         );
     """),
+    (7, "review", """
+        CREATE TABLE pair_sets (
+            pair_set_id     VARCHAR PRIMARY KEY,
+            name            VARCHAR NOT NULL,
+            instructions    VARCHAR NOT NULL DEFAULT '',
+            generation_set_id VARCHAR NOT NULL,
+            variants        VARCHAR NOT NULL,
+            comparisons     VARCHAR NOT NULL,
+            design          VARCHAR NOT NULL,
+            raters_per_pair INTEGER NOT NULL,
+            gold_rate       DOUBLE NOT NULL,
+            seed            BIGINT NOT NULL,
+            assign_version  INTEGER NOT NULL DEFAULT 0,
+            created_by      VARCHAR NOT NULL,
+            created_at      TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        -- a and b are the variants in the pair set's canonical order; left_is_a is the stored
+        -- coin flip that puts a on the left ("Response 1"). Gold pairs have gold_better.
+        CREATE TABLE pairs (
+            pair_set_id    VARCHAR NOT NULL,
+            pair_id        INTEGER NOT NULL,
+            prompt_idx     INTEGER NOT NULL,
+            a              VARCHAR NOT NULL,
+            b              VARCHAR NOT NULL,
+            left_is_a      BOOLEAN NOT NULL,
+            a_text         VARCHAR NOT NULL,
+            b_text         VARCHAR NOT NULL,
+            gold_better    VARCHAR CHECK (gold_better IN ('a', 'b')),
+            gold_source    VARCHAR,
+            identity_flags VARCHAR,
+            withdrawn      BOOLEAN NOT NULL DEFAULT FALSE,
+            PRIMARY KEY (pair_set_id, pair_id)
+        );
+        CREATE TABLE assignments (
+            pair_set_id VARCHAR NOT NULL,
+            rater       VARCHAR NOT NULL,
+            pair_id     INTEGER NOT NULL,
+            position    INTEGER NOT NULL,
+            assigned_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            PRIMARY KEY (pair_set_id, rater, pair_id)
+        );
+        -- One vote per rater and pair (the key makes a resent vote count once); choice is what
+        -- the rater clicked, outcome the same in canonical terms.
+        CREATE TABLE votes (
+            pair_set_id VARCHAR NOT NULL,
+            pair_id     INTEGER NOT NULL,
+            rater       VARCHAR NOT NULL,
+            choice      VARCHAR NOT NULL CHECK (choice IN ('1', '2', 'tie', 'both_bad')),
+            outcome     VARCHAR NOT NULL CHECK (outcome IN ('a', 'b', 'tie', 'both_bad')),
+            rationale   VARCHAR,
+            seconds     DOUBLE,
+            created_at  TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            PRIMARY KEY (pair_set_id, pair_id, rater)
+        );
+        CREATE TABLE skips (
+            pair_set_id VARCHAR NOT NULL,
+            pair_id     INTEGER NOT NULL,
+            rater       VARCHAR NOT NULL,
+            created_at  TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            PRIMARY KEY (pair_set_id, pair_id, rater)
+        );
+        CREATE TABLE rater_exclusions (
+            pair_set_id VARCHAR NOT NULL,
+            rater       VARCHAR NOT NULL,
+            excluded_by VARCHAR NOT NULL,
+            reason      VARCHAR,
+            created_at  TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            PRIMARY KEY (pair_set_id, rater)
+        );
+        -- Each computation of the statistics, with what it was computed from.
+        CREATE TABLE review_results (
+            result_id    VARCHAR PRIMARY KEY,
+            pair_set_id  VARCHAR NOT NULL,
+            computed_at  TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            computed_by  VARCHAR NOT NULL,
+            n_votes      INTEGER NOT NULL,
+            last_vote_at TIMESTAMP,
+            excluded     VARCHAR NOT NULL,
+            settings     VARCHAR NOT NULL,
+            fleiss_kappa DOUBLE,
+            krippendorff_alpha DOUBLE,
+            position_bias VARCHAR NOT NULL,
+            leader       VARCHAR NOT NULL
+        );
+        CREATE TABLE review_ladder (
+            result_id VARCHAR NOT NULL, variant VARCHAR NOT NULL, strength DOUBLE, rating DOUBLE,
+            lo DOUBLE, hi DOUBLE, rank INTEGER, rank_lo INTEGER, rank_hi INTEGER, n INTEGER,
+            PRIMARY KEY (result_id, variant)
+        );
+        CREATE TABLE review_comparisons (
+            result_id VARCHAR NOT NULL, a VARCHAR NOT NULL, b VARCHAR NOT NULL, wins INTEGER, ties INTEGER,
+            both_bad INTEGER, losses INTEGER, n INTEGER, rate DOUBLE, lo DOUBLE, hi DOUBLE, p_sign DOUBLE,
+            significant BOOLEAN, winner VARCHAR, flips_winner INTEGER, flips_significance INTEGER,
+            PRIMARY KEY (result_id, a, b)
+        );
+        CREATE TABLE review_agreement (
+            result_id VARCHAR NOT NULL, rater_a VARCHAR NOT NULL, rater_b VARCHAR NOT NULL, n INTEGER,
+            kappa DOUBLE, PRIMARY KEY (result_id, rater_a, rater_b)
+        );
+        CREATE TABLE review_raters (
+            result_id VARCHAR NOT NULL, rater VARCHAR NOT NULL, votes INTEGER, gold_n INTEGER,
+            gold_accuracy DOUBLE, majority_agreement DOUBLE, median_seconds DOUBLE, share_first DOUBLE,
+            flags VARCHAR, excluded BOOLEAN, PRIMARY KEY (result_id, rater)
+        );
+    """),
 ]

@@ -1,0 +1,221 @@
+"""The rating desk: which pair a rater sees next, and their votes, skips and undos.
+
+One `RatingDesk` lives in the owning process (beside the Store). DuckDB is the truth; the
+desk keeps each rater's open queue in memory so that the next pair is served without
+scanning the votes table (P2: a million votes). A queue is reloaded whenever the pair set's
+`assign_version` moves (assignment changed, a pair withdrawn) and after a restart.
+
+What the rater's page receives is a `PairView`: the conversation and two anonymous
+responses. The pair's id stays in server-side session state; the side mapping never
+leaves this module.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+
+import duckdb
+
+from core.auth import Action, User, require
+from core.errors import InvalidInput, NotFound, PermissionDenied
+from core.store import Store
+
+CHOICES = {"1": "Response 1 is better", "2": "Response 2 is better", "tie": "About the same",
+           "both_bad": "Both are bad"}
+MAX_RATIONALE = 2000
+
+
+@dataclass(frozen=True)
+class PairView:
+    """Everything a rater may see of one pair: nothing that names or hints at a model."""
+
+    ticket: int                 # kept in server-side session state only; never rendered
+    messages: list[dict]        # the conversation up to the response (system, user, ...)
+    response_1: str
+    response_2: str
+    done: int
+    total: int
+    skipped: int                # skipped and not yet voted
+    returning: bool             # a skipped pair offered again
+
+
+@dataclass(frozen=True)
+class VoteReceipt:
+    status: str                 # "recorded", "duplicate" (already counted once) or "ignored"
+    message: str = ""
+
+
+@dataclass
+class _Queue:
+    version: int
+    open: list[int]                                   # unvoted, unskipped, in queue order
+    skipped: list[int]                                # unvoted, skipped, oldest skip first
+    assigned: set[int]
+    done: int
+    served: dict[int, float] = field(default_factory=dict)  # pair -> monotonic time first shown
+
+
+class RatingDesk:
+    def __init__(self, store: Store, min_vote_seconds: float = 0.5):
+        self.store = store
+        self.min_vote_seconds = min_vote_seconds
+        self._queues: dict[tuple[str, str], _Queue] = {}
+        self._lock = threading.Lock()
+
+    # ---- queues --------------------------------------------------------------------
+    def _version(self, cur, pair_set_id: str) -> int:
+        got = cur.execute("SELECT assign_version FROM pair_sets WHERE pair_set_id = ?", [pair_set_id]).fetchone()
+        if got is None:
+            raise NotFound("This rating task no longer exists; pick another one.")
+        return got[0]
+
+    def _load(self, cur, pair_set_id: str, rater: str, version: int) -> _Queue:
+        rows = cur.execute("""
+            SELECT a.pair_id, v.rater IS NOT NULL AS voted, s.created_at AS skipped_at
+            FROM assignments a JOIN pairs p USING (pair_set_id, pair_id)
+            LEFT JOIN votes v ON v.pair_set_id = a.pair_set_id AND v.pair_id = a.pair_id AND v.rater = a.rater
+            LEFT JOIN skips s ON s.pair_set_id = a.pair_set_id AND s.pair_id = a.pair_id AND s.rater = a.rater
+            WHERE a.pair_set_id = ? AND a.rater = ? AND NOT p.withdrawn ORDER BY a.position""",
+                           [pair_set_id, rater]).fetchall()
+        open_ = [pid for pid, voted, skipped in rows if not voted and skipped is None]
+        skipped = [pid for pid, voted, skipped in sorted((r for r in rows if not r[1] and r[2] is not None),
+                                                         key=lambda r: r[2])]
+        return _Queue(version, open_, skipped, {r[0] for r in rows}, sum(1 for r in rows if r[1]))
+
+    def _queue(self, cur, pair_set_id: str, rater: str) -> _Queue:
+        version = self._version(cur, pair_set_id)
+        key = (pair_set_id, rater)
+        with self._lock:
+            q = self._queues.get(key)
+            if q is not None and q.version == version:
+                return q
+        fresh = self._load(cur, pair_set_id, rater, version)
+        with self._lock:
+            old = self._queues.get(key)
+            if old is not None:
+                fresh.served = {p: t for p, t in old.served.items() if p in fresh.assigned}
+            self._queues[key] = fresh
+            return fresh
+
+    # ---- what a rater sees -----------------------------------------------------------
+    def tasks(self, actor: User) -> list[dict]:
+        """The rater's pair sets with their progress (names and instructions only: both are checked blind)."""
+        require(actor, Action.REVIEW_RATE)
+        return self.store.rows("""
+            SELECT s.pair_set_id, s.name, s.instructions, count(*) AS total, count(v.rater) AS done
+            FROM assignments a JOIN pair_sets s USING (pair_set_id) JOIN pairs p USING (pair_set_id, pair_id)
+            LEFT JOIN votes v ON v.pair_set_id = a.pair_set_id AND v.pair_id = a.pair_id AND v.rater = a.rater
+            WHERE a.rater = ? AND NOT p.withdrawn
+            GROUP BY s.pair_set_id, s.name, s.instructions, s.created_at ORDER BY s.created_at""",
+                              [actor.username])
+
+    def next_pair(self, actor: User, pair_set_id: str) -> PairView | None:
+        """The rater's next pair (the first open one, then skipped ones again); None when all are voted."""
+        require(actor, Action.REVIEW_RATE)
+        with self.store.cursor() as cur:
+            q = self._queue(cur, pair_set_id, actor.username)
+            with self._lock:
+                returning = not q.open
+                pair_id = q.open[0] if q.open else (q.skipped[0] if q.skipped else None)
+                if pair_id is None:
+                    return None
+                q.served.setdefault(pair_id, time.monotonic())
+                done, total, skipped = q.done, len(q.assigned), len(q.skipped)
+            row = cur.execute("""
+                SELECT p.left_is_a, p.a_text, p.b_text, gp.messages
+                FROM pairs p JOIN pair_sets s ON s.pair_set_id = p.pair_set_id
+                JOIN generation_prompts gp ON gp.set_id = s.generation_set_id AND gp.prompt_idx = p.prompt_idx
+                WHERE p.pair_set_id = ? AND p.pair_id = ?""", [pair_set_id, pair_id]).fetchone()
+        left_is_a, a_text, b_text, messages = row
+        conversation = [m for m in json.loads(messages) if m.get("role") != "assistant"]
+        first, second = (a_text, b_text) if left_is_a else (b_text, a_text)
+        return PairView(pair_id, conversation, first, second, done, total, skipped, returning)
+
+    # ---- what a rater does -----------------------------------------------------------
+    def _own(self, cur, actor: User, pair_set_id: str, ticket: int) -> _Queue:
+        q = self._queue(cur, pair_set_id, actor.username)
+        if ticket not in q.assigned:
+            raise PermissionDenied("This pair is not (or no longer) assigned to you; here is your next one.")
+        return q
+
+    def vote(self, actor: User, pair_set_id: str, ticket: int, choice: str, rationale: str = "") -> VoteReceipt:
+        """Record one vote. It is durable when this returns "recorded"; a resent vote counts once."""
+        require(actor, Action.REVIEW_RATE)
+        if choice not in CHOICES:
+            raise InvalidInput(f"choice: {choice!r} is not one of {', '.join(CHOICES)}")
+        rationale = (rationale or "").strip()
+        if len(rationale) > MAX_RATIONALE:
+            raise InvalidInput(f"rationale: at most {MAX_RATIONALE} characters (got {len(rationale)})")
+        with self.store.cursor() as cur:
+            q = self._own(cur, actor, pair_set_id, ticket)
+            with self._lock:
+                shown = q.served.get(ticket)
+            now = time.monotonic()
+            if shown is not None and now - shown < self.min_vote_seconds:
+                return VoteReceipt("ignored", "That click came too soon after the pair appeared; "
+                                              "it was taken for a double click and not counted.")
+            left_is_a = cur.execute("SELECT left_is_a FROM pairs WHERE pair_set_id = ? AND pair_id = ?",
+                                    [pair_set_id, ticket]).fetchone()[0]
+            outcome = choice if choice in ("tie", "both_bad") else \
+                ("a" if (choice == "1") == bool(left_is_a) else "b")
+            seconds = None if shown is None else round(now - shown, 3)
+            try:
+                inserted = cur.execute("""INSERT INTO votes (pair_set_id, pair_id, rater, choice, outcome, rationale,
+                                          seconds) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
+                                       [pair_set_id, ticket, actor.username, choice, outcome, rationale or None,
+                                        seconds]).fetchone()[0]
+            except (duckdb.ConstraintException, duckdb.TransactionException):
+                inserted = 0  # the same vote committed a moment ago by a concurrent request
+            with self._lock:
+                if ticket in q.open:
+                    q.open.remove(ticket)
+                if ticket in q.skipped:
+                    q.skipped.remove(ticket)
+                q.served.pop(ticket, None)
+                if inserted:
+                    q.done += 1
+        if not inserted:
+            return VoteReceipt("duplicate", "Your vote on that pair was already recorded; it counts once.")
+        return VoteReceipt("recorded")
+
+    def skip(self, actor: User, pair_set_id: str, ticket: int) -> None:
+        """Put a pair at the back of the rater's queue; it comes back after every other pair."""
+        require(actor, Action.REVIEW_RATE)
+        with self.store.cursor() as cur:
+            q = self._own(cur, actor, pair_set_id, ticket)
+            cur.execute("INSERT OR REPLACE INTO skips (pair_set_id, pair_id, rater, created_at) "
+                        "VALUES (?, ?, ?, current_timestamp)", [pair_set_id, ticket, actor.username])
+            with self._lock:
+                if ticket in q.open:
+                    q.open.remove(ticket)
+                if ticket in q.skipped:
+                    q.skipped.remove(ticket)
+                q.skipped.append(ticket)
+                q.served.pop(ticket, None)
+
+    def undo(self, actor: User, pair_set_id: str) -> bool:
+        """Take back the rater's latest vote in this pair set; its pair is shown again next. False if none."""
+        require(actor, Action.REVIEW_RATE)
+        with self.store.transaction() as cur:
+            last = cur.execute("""SELECT pair_id, choice FROM votes WHERE pair_set_id = ? AND rater = ?
+                                  ORDER BY created_at DESC, pair_id DESC LIMIT 1""",
+                               [pair_set_id, actor.username]).fetchone()
+            if last is None:
+                return False
+            cur.execute("DELETE FROM votes WHERE pair_set_id = ? AND pair_id = ? AND rater = ?",
+                        [pair_set_id, last[0], actor.username])
+            cur.execute("DELETE FROM skips WHERE pair_set_id = ? AND pair_id = ? AND rater = ?",
+                        [pair_set_id, last[0], actor.username])
+            cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES (?, 'vote.undo', ?, ?)",
+                        [actor.username, pair_set_id, json.dumps({"pair_id": last[0], "choice": last[1]})])
+        with self._lock:
+            q = self._queues.get((pair_set_id, actor.username))
+            if q is not None:
+                if last[0] in q.assigned and last[0] not in q.open:
+                    q.open.insert(0, last[0])
+                    q.done -= 1
+                q.served.pop(last[0], None)
+        return True
