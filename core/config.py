@@ -119,6 +119,8 @@ class ReviewSettings:
                            max=0.5)
     too_fast_seconds: float = setting(3.0, "A rater whose median time per vote is below this is flagged.",
                                       min=0.0, max=3600.0)
+    demo_prompts: int = setting(24, "Test-split prompts the demo generates with the base and its fine-tune for "
+                                "the demo pair set.", min=2, max=100_000)
     min_vote_seconds: float = setting(0.5, "A vote sooner than this after its pair appeared is taken for a "
                                       "double click and ignored.", min=0.0, max=60.0)
 

@@ -35,7 +35,9 @@ def test_demo_builds_once_then_is_cached(tmp_path, monkeypatch):
     monkeypatch.delenv("TUNEBOARD_ADMIN_PASSWORD", raising=False)
     monkeypatch.delenv("TUNEBOARD_MODEL_BASE", raising=False)
     # Two optimizer steps keep the real SmolLM2 fine-tune of the demo short in the test suite.
-    settings = load_settings(env={"TUNEBOARD_WORKSPACE": str(tmp_path / "ws"), "TUNEBOARD_TRAINING_DEMO_STEPS": "2"})
+    # Two test prompts through transformers keep its generations short; the demo itself uses vLLM.
+    settings = load_settings(env={"TUNEBOARD_WORKSPACE": str(tmp_path / "ws"), "TUNEBOARD_TRAINING_DEMO_STEPS": "2",
+                                  "TUNEBOARD_REVIEW_DEMO_PROMPTS": "2", "TUNEBOARD_SERVING_PATH": "transformers"})
     store = open_store(settings)
     logs: list[str] = []
     first = build_demo(store, settings, examples=300, log=logs.append)
@@ -53,7 +55,7 @@ def test_demo_builds_once_then_is_cached(tmp_path, monkeypatch):
     assert version["n_examples"] == 300 and report["tokens"]["available"]
     assert report["tokens"]["tokenizer"] == "SmolLM2-135M-Instruct"
     roles = {username: role for username, role, _ in first.logins}
-    assert roles == {"admin": "engineer", "lead": "lead", "rater": "rater"}
+    assert roles == {"admin": "engineer", "lead": "lead", "rater": "rater", "rater2": "rater", "rater3": "rater"}
     for username, _, password in first.logins:
         authenticate(store, username, password)
     creds = tmp_path / "ws" / "demo-credentials.json"
@@ -64,8 +66,17 @@ def test_demo_builds_once_then_is_cached(tmp_path, monkeypatch):
     assert json.loads(run["lineage"])["host"]["torch_threads"] == os.cpu_count()
     assert store.scalar("SELECT count(*) FROM model_variants WHERE kind = 'adapter'") == 1
 
+    # The pair set of the demo: fine-tune vs base on the test prompts, three raters per pair.
+    assert store.scalar("SELECT count(*) FROM generations WHERE set_id = ?", [first.generation_set_id]) == 4
+    ps = store.row("SELECT * FROM pair_sets WHERE pair_set_id = ?", [first.pair_set_id])
+    assert ps["generation_set_id"] == first.generation_set_id and ps["raters_per_pair"] == 3
+    assert json.loads(ps["variants"]) == [f"adapter:{first.run_id}", "base"]
+    assert {r["rater"] for r in store.rows("SELECT DISTINCT rater FROM assignments WHERE pair_set_id = ?",
+                                           [first.pair_set_id])} == {"rater", "rater2", "rater3"}
+
     second = build_demo(store, settings, examples=300, log=logs.append)
     assert second.dataset_version == first.dataset_version and second.run_id == first.run_id
+    assert (second.generation_set_id, second.pair_set_id) == (first.generation_set_id, first.pair_set_id)
     assert store.scalar("SELECT count(*) FROM runs") == 1
     assert weights.stat().st_mtime_ns == stamp  # not rebuilt
     assert second.logins == first.logins

