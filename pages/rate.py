@@ -18,10 +18,11 @@ from dashboard.widgets import conversation
 FLASH = "rate_flash"
 TASK = "rate_task"
 RATIONALE = "rate_rationale"
-BUTTONS = (("1", "Response 1 is better", "1", ":material/looks_one:"),
-           ("2", "Response 2 is better", "2", ":material/looks_two:"),
-           ("tie", "About the same", "T", ":material/drag_handle:"),
-           ("both_bad", "Both are bad", "B", ":material/thumb_down:"))
+# (choice, label, shortcut, icon); Streamlit shows the shortcut on each button.
+BUTTONS = (("1", "1 is better", "1", ":material/looks_one:"),
+           ("2", "2 is better", "2", ":material/looks_two:"),
+           ("tie", "Same", "T", ":material/drag_handle:"),
+           ("both_bad", "Both bad", "B", ":material/thumb_down:"))
 
 
 def _vote(pair_set_id: str, ticket: int, choice: str) -> None:
@@ -98,10 +99,10 @@ def render() -> None:
                   placeholder="A few words on what decided it")
     cols = st.columns(len(BUTTONS) + 2)
     for col, (choice, label, key, icon) in zip(cols, BUTTONS):
-        col.button(f"{label} ({key})", key=f"vote_{choice}", shortcut=key, icon=icon, width="stretch",
+        col.button(label, key=f"vote_{choice}", help=CHOICES[choice], shortcut=key, icon=icon, width="stretch",
                    type="primary" if choice in ("1", "2") else "secondary",
                    on_click=_vote, args=(pair_set_id, pair.ticket, choice))
-    cols[-2].button("Skip (S)", key="skip", shortcut="S", icon=":material/skip_next:", width="stretch",
+    cols[-2].button("Skip", key="skip", shortcut="S", icon=":material/skip_next:", width="stretch",
                     on_click=_skip, args=(pair_set_id, pair.ticket))
-    cols[-1].button("Undo (U)", key="undo", shortcut="U", icon=":material/undo:", width="stretch",
+    cols[-1].button("Undo", key="undo", shortcut="U", icon=":material/undo:", width="stretch",
                     on_click=_undo, args=(pair_set_id,), disabled=pair.done == 0)

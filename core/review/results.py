@@ -91,9 +91,7 @@ def compute(store: Store, actor: User, pair_set_id: str, review: ReviewSettings)
     excluded = [r["rater"] for r in store.rows("SELECT rater FROM rater_exclusions WHERE pair_set_id = ? "
                                                "ORDER BY rater", [pair_set_id])]
     votes = everyone[~everyone["rater"].isin(excluded)]
-    real = votes[~votes["gold"].astype(bool)] if len(votes) else votes
-    rated = set(real["a"]) | set(real["b"]) if len(real) else set()
-    anchor = "base" if "base" in rated else None  # the base model's rating is 1000 when it was rated
+    anchor = None  # ratings centred on 1000: every variant keeps its own interval (an anchor's would be 0 wide)
     ladder = stats.bradley_terry(votes, rounds=review.bootstrap_rounds, level=review.confidence, seed=ps["seed"],
                                  anchor=anchor)
     comparisons = stats.comparisons(votes, level=review.confidence, alpha=review.alpha)
