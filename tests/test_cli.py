@@ -180,3 +180,35 @@ def test_generate_command(cli, demo_files, tmp_path):
     assert bad.returncode == 1 and "unknown adapter:missing" in bad.stderr
     hot = cli("generate", "--prompts", f"{version}:test", "--temperature", "9")
     assert hot.returncode == 1 and "temperature: 9.0 is outside" in hot.stderr
+
+
+def test_review_commands(cli, settings, env, tmp_path):
+    from core.auth import Role, User
+    from core.demo.review import rater_accounts, seed_generation_set
+    from core.owner import Owner
+    from core.review.desk import RatingDesk
+
+    owner = Owner.open(settings, monitor=False, env=env)
+    gen = seed_generation_set(owner.store, n_prompts=6, seed=1)
+    rater_accounts(owner.store, ["ann", "ben"], "correct-horse-battery")
+    owner.close()
+    made = cli("review", "create", gen, "--name", "Round 1", "--variants", "adapter:tuned,base", "--raters", "ann,ben",
+               "--per-pair", "2", "--gold-rate", "0")
+    assert made.returncode == 0, made.stderr
+    pair_set = made.stdout.strip()
+    leaky = cli("review", "create", gen, "--name", "tuned vs base", "--variants", "adapter:tuned,base")
+    assert leaky.returncode == 1 and "name: raters see it" in leaky.stderr
+    assert "no votes yet" in cli("review", "results", pair_set).stderr
+    owner = Owner.open(settings, monitor=False, env=env)
+    desk = RatingDesk(owner.store, 0.0)
+    for name in ("ann", "ben"):
+        while (view := desk.next_pair(User(name, Role.RATER), pair_set)) is not None:
+            desk.vote(User(name, Role.RATER), pair_set, view.ticket, "1")
+    owner.close()
+    listed = cli("review", "list")
+    assert pair_set in listed.stdout and re.search(r"Round 1 .* 6 .* 0 .* 12 .* 12", listed.stdout)
+    shown = cli("review", "results", pair_set)
+    assert shown.returncode == 0 and "adapter:tuned vs base:" in shown.stdout and "Fleiss' kappa" in shown.stdout
+    exported = cli("review", "results", pair_set, "--export", "html", "--out-dir", str(tmp_path))
+    assert exported.returncode == 0 and (tmp_path / f"{pair_set}-report.html").read_text().startswith("<!doctype html>")
+    assert cli("review", "assign", pair_set, "--raters", "ann", "--per-pair", "2").returncode == 1
