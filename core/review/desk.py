@@ -102,15 +102,22 @@ class RatingDesk:
 
     # ---- what a rater sees -----------------------------------------------------------
     def tasks(self, actor: User) -> list[dict]:
-        """The rater's pair sets with their progress (names and instructions only: both are checked blind)."""
+        """The rater's pair sets with their progress (names and instructions only: both are checked blind).
+
+        Progress comes from the rater's queues, so a page rerun never counts the votes table.
+        """
         require(actor, Action.REVIEW_RATE)
-        return self.store.rows("""
-            SELECT s.pair_set_id, s.name, s.instructions, count(*) AS total, count(v.rater) AS done
-            FROM assignments a JOIN pair_sets s USING (pair_set_id) JOIN pairs p USING (pair_set_id, pair_id)
-            LEFT JOIN votes v ON v.pair_set_id = a.pair_set_id AND v.pair_id = a.pair_id AND v.rater = a.rater
-            WHERE a.rater = ? AND NOT p.withdrawn
-            GROUP BY s.pair_set_id, s.name, s.instructions, s.created_at ORDER BY s.created_at""",
-                              [actor.username])
+        with self.store.cursor() as cur:
+            sets = cur.execute("""SELECT pair_set_id, name, instructions FROM pair_sets WHERE pair_set_id IN
+                                  (SELECT DISTINCT pair_set_id FROM assignments WHERE rater = ?)
+                                  ORDER BY created_at""", [actor.username]).fetchall()
+            tasks = []
+            for pair_set_id, name, instructions in sets:
+                q = self._queue(cur, pair_set_id, actor.username)
+                if q.assigned:
+                    tasks.append({"pair_set_id": pair_set_id, "name": name, "instructions": instructions,
+                                  "done": q.done, "total": len(q.assigned)})
+        return tasks
 
     def next_pair(self, actor: User, pair_set_id: str) -> PairView | None:
         """The rater's next pair (the first open one, then skipped ones again); None when all are voted."""
