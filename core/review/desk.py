@@ -55,7 +55,7 @@ class _Queue:
     skipped: list[int]                                # unvoted, skipped, oldest skip first
     assigned: set[int]
     done: int
-    served: dict[int, float] = field(default_factory=dict)  # pair -> monotonic time first shown
+    served: dict[int, tuple[float, bool]] = field(default_factory=dict)  # pair -> (first shown, left_is_a)
 
 
 class RatingDesk:
@@ -120,23 +120,41 @@ class RatingDesk:
         return tasks
 
     def next_pair(self, actor: User, pair_set_id: str) -> PairView | None:
-        """The rater's next pair (the first open one, then skipped ones again); None when all are voted."""
+        """The rater's next pair (the first open one, then skipped ones again); None when all are voted.
+
+        One query when the cached queue is current: the pair row carries the set's assignment
+        version, and a moved version reloads the queue and picks again.
+        """
         require(actor, Action.REVIEW_RATE)
         with self.store.cursor() as cur:
-            q = self._queue(cur, pair_set_id, actor.username)
             with self._lock:
-                returning = not q.open
-                pair_id = q.open[0] if q.open else (q.skipped[0] if q.skipped else None)
+                q = self._queues.get((pair_set_id, actor.username))
+            if q is None:
+                q = self._queue(cur, pair_set_id, actor.username)
+            for _ in range(3):
+                with self._lock:
+                    returning = not q.open
+                    pair_id = q.open[0] if q.open else (q.skipped[0] if q.skipped else None)
                 if pair_id is None:
-                    return None
-                q.served.setdefault(pair_id, time.monotonic())
+                    fresh = self._queue(cur, pair_set_id, actor.username)
+                    if fresh is q:
+                        return None
+                    q = fresh
+                    continue
+                row = cur.execute("""
+                    SELECT s.assign_version, p.left_is_a, p.a_text, p.b_text, gp.messages
+                    FROM pairs p JOIN pair_sets s ON s.pair_set_id = p.pair_set_id
+                    JOIN generation_prompts gp ON gp.set_id = s.generation_set_id AND gp.prompt_idx = p.prompt_idx
+                    WHERE p.pair_set_id = ? AND p.pair_id = ?""", [pair_set_id, pair_id]).fetchone()
+                if row is not None and row[0] == q.version:
+                    break
+                q = self._queue(cur, pair_set_id, actor.username)
+            else:
+                raise NotFound("The pairs of this task are being reassigned; reload the page in a moment.")
+            with self._lock:
+                q.served.setdefault(pair_id, (time.monotonic(), bool(row[1])))
                 done, total, skipped = q.done, len(q.assigned), len(q.skipped)
-            row = cur.execute("""
-                SELECT p.left_is_a, p.a_text, p.b_text, gp.messages
-                FROM pairs p JOIN pair_sets s ON s.pair_set_id = p.pair_set_id
-                JOIN generation_prompts gp ON gp.set_id = s.generation_set_id AND gp.prompt_idx = p.prompt_idx
-                WHERE p.pair_set_id = ? AND p.pair_id = ?""", [pair_set_id, pair_id]).fetchone()
-        left_is_a, a_text, b_text, messages = row
+        _, left_is_a, a_text, b_text, messages = row
         conversation = [m for m in json.loads(messages) if m.get("role") != "assistant"]
         first, second = (a_text, b_text) if left_is_a else (b_text, a_text)
         return PairView(pair_id, conversation, first, second, done, total, skipped, returning)
@@ -159,23 +177,25 @@ class RatingDesk:
         with self.store.cursor() as cur:
             q = self._own(cur, actor, pair_set_id, ticket)
             with self._lock:
-                shown = q.served.get(ticket)
+                served = q.served.get(ticket)
             now = time.monotonic()
-            if shown is not None and now - shown < self.min_vote_seconds:
+            if served is not None and now - served[0] < self.min_vote_seconds:
                 return VoteReceipt("ignored", "That click came too soon after the pair appeared; "
                                               "it was taken for a double click and not counted.")
-            left_is_a = cur.execute("SELECT left_is_a FROM pairs WHERE pair_set_id = ? AND pair_id = ?",
-                                    [pair_set_id, ticket]).fetchone()[0]
+            shown = served[0] if served else None
+            left_is_a = served[1] if served else cur.execute(
+                "SELECT left_is_a FROM pairs WHERE pair_set_id = ? AND pair_id = ?", [pair_set_id, ticket]).fetchone()[0]
             outcome = choice if choice in ("tie", "both_bad") else \
                 ("a" if (choice == "1") == bool(left_is_a) else "b")
             seconds = None if shown is None else round(now - shown, 3)
+            # A plain INSERT: the key refuses a second vote (ON CONFLICT would scan the votes table).
             try:
-                inserted = cur.execute("""INSERT INTO votes (pair_set_id, pair_id, rater, choice, outcome, rationale,
-                                          seconds) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
-                                       [pair_set_id, ticket, actor.username, choice, outcome, rationale or None,
-                                        seconds]).fetchone()[0]
+                cur.execute("""INSERT INTO votes (pair_set_id, pair_id, rater, choice, outcome, rationale, seconds)
+                               VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                            [pair_set_id, ticket, actor.username, choice, outcome, rationale or None, seconds])
+                inserted = 1
             except (duckdb.ConstraintException, duckdb.TransactionException):
-                inserted = 0  # the same vote committed a moment ago by a concurrent request
+                inserted = 0  # already counted: a resent request or a concurrent double click
             with self._lock:
                 if ticket in q.open:
                     q.open.remove(ticket)
