@@ -20,6 +20,16 @@ def conversation(messages: list[dict]) -> None:
             st.text(m["content"])
 
 
+def response(text: str) -> None:
+    """A model output, formatted but inert (core.review.render): no HTML runs, nothing loads or links."""
+    from core.review.render import inert_html
+
+    if text.strip():
+        st.html(inert_html(text))
+    else:
+        st.caption("(empty response)")
+
+
 @contextmanager
 def user_errors():
     """Turn a core error into st.error and keep the page serving."""

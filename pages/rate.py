@@ -11,9 +11,8 @@ import streamlit as st
 
 from core.errors import TuneboardError
 from core.review.desk import CHOICES
-from core.review.render import inert_markdown
 from dashboard.context import current_user, owner
-from dashboard.widgets import conversation
+from dashboard.widgets import conversation, response
 
 FLASH = "rate_flash"
 TASK = "rate_task"
@@ -94,7 +93,7 @@ def render() -> None:
     for column, title, text in ((left, "Response 1", pair.response_1), (right, "Response 2", pair.response_2)):
         with column.container(border=True):
             st.markdown(f"**{title}**")
-            st.markdown(inert_markdown(text) if text.strip() else "*(empty response)*")
+            response(text)
     st.text_input("Why? (optional)", key=RATIONALE, max_chars=2000,
                   placeholder="A few words on what decided it")
     cols = st.columns(len(BUTTONS) + 2)

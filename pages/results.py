@@ -11,9 +11,8 @@ import streamlit as st
 
 from core.auth import Action
 from core.review import pairs, results
-from core.review.render import inert_markdown
 from dashboard.context import current_user, owner
-from dashboard.widgets import conversation, user_errors
+from dashboard.widgets import conversation, response, user_errors
 
 
 def _fmt(x, digits: int = 3) -> str:
@@ -48,7 +47,7 @@ def render() -> None:
         with pairs_tab:
             _drill_down(chosen)
         with export_tab:
-            _exports(chosen)
+            _exports(res)
 
 
 def _summary(res: results.Results) -> None:
@@ -60,10 +59,11 @@ def _summary(res: results.Results) -> None:
     cols[3].metric("Response 1 chosen", "–" if not pb.get("n") else f"{100 * pb['share_first']:.0f}%",
                    help="Share of decisive votes for the left response; far from 50% means position bias.")
     lead = res.leader
-    cols[4].metric("Flips to change the leader", "–" if lead.get("flips") is None else lead["flips"],
+    flips = lead.get("flips")
+    cols[4].metric("Flips to change the leader", "–" if flips is None or flips < 0 else flips,
                    help="The fewest votes whose flip would put another variant on top of the Bradley-Terry ladder.")
     for line in results.verdict(res):
-        st.markdown(f"- {inert_markdown(line)}")
+        st.text(f"• {line}")
     st.caption(f"Result {res.result_id}, computed {res.computed_at:%Y-%m-%d %H:%M:%S} from {res.n_votes} votes"
                + (f"; excluded raters: {', '.join(res.excluded)}" if res.excluded else "")
                + f"; {res.settings['bootstrap_rounds']} bootstrap rounds, {int(100 * res.settings['confidence'])}% intervals.")
@@ -146,27 +146,28 @@ def _drill_down(pair_set_id: str) -> None:
     st.dataframe(table, hide_index=True, width="stretch", height=260)
     pair_id = st.selectbox("Open pair", [r["pair_id"] for r in rows], key="results_pair")
     row = next(r for r in rows if r["pair_id"] == pair_id)
-    conversation([m for m in json.loads(row["messages"]) if m["role"] != "assistant"])
+    conversation(json.loads(row["messages"]))
     left, right = st.columns(2)
     for col, side in ((left, "a"), (right, "b")):
         with col.container(border=True):
             shown = "Response 1" if row["response_1"] == row[side] else "Response 2"
             st.markdown(f"**{row[side]}** · shown as {shown}")
-            st.markdown(inert_markdown(row[f"{side}_text"]))
+            response(row[f"{side}_text"])
     for v in row["votes"] or []:
         st.caption(f"{v['rater']}: {v['outcome']} in {_fmt(v['seconds'], 1)} s" +
                    (f" — {v['rationale']}" if v["rationale"] else ""))
 
 
-def _exports(pair_set_id: str) -> None:
+def _exports(res: results.Results) -> None:
+    """Downloads of the result on screen (not a newer one computed meanwhile)."""
     user, o = current_user(), owner()
     c1, c2 = st.columns(2)
     tables = list(results.TABLES) + (["votes"] if user.may(Action.REVIEW_REVEAL) else [])
     table = c1.selectbox("Table", tables, key="export_table")
     fmt = c2.radio("Format", ["csv", "parquet"], horizontal=True, key="export_fmt")
     with user_errors():
-        data, name, mime = results.export(o.store, user, pair_set_id, o.settings.review, fmt, table)
+        data, name, mime = results.export(o.store, user, res.pair_set_id, o.settings.review, fmt, table, res)
         st.download_button(f"Download {name}", data, file_name=name, mime=mime, icon=":material/download:")
-        report, rname, rmime = results.export(o.store, user, pair_set_id, o.settings.review, "html")
+        report, rname, rmime = results.export(o.store, user, res.pair_set_id, o.settings.review, "html", res=res)
         st.download_button("Download the HTML report", report, file_name=rname, mime=rmime,
                            icon=":material/description:")

@@ -11,9 +11,8 @@ import streamlit as st
 from core import serving
 from core.auth import Action
 from core.review import pairs
-from core.review.render import inert_markdown
 from dashboard.context import current_user, owner
-from dashboard.widgets import user_errors
+from dashboard.widgets import response, user_errors
 
 
 def render() -> None:
@@ -118,14 +117,18 @@ def _pairs_view(ps: dict) -> None:
     for col, side in ((left, "a"), (right, "b")):
         with col.container(border=True):
             st.markdown(f"**Side {side.upper()}**" + (" · gold answer" if row["gold_better"] == side else ""))
-            st.markdown(inert_markdown(row[f"{side}_text"]))
+            response(row[f"{side}_text"])
     c1, c2, c3 = st.columns(3)
-    better = c1.radio("Gold: the better side", ["a", "b"], horizontal=True, key="gold_side")
-    if c1.button("Mark as gold"):
-        with user_errors():
-            pairs.mark_gold(o.store, user, ps["pair_set_id"], pair_id, better)
-            st.rerun()
-    if row["gold_better"] and c2.button("Unmark gold"):
+    generated_gold = bool(row["gold_better"]) and not (row["gold_source"] or "").startswith("marked")
+    if generated_gold:
+        c1.caption(f"Gold pair made by tuneboard: {row['gold_source']}.")
+    else:
+        better = c1.radio("Gold: the better side", ["a", "b"], horizontal=True, key="gold_side")
+        if c1.button("Mark as gold"):
+            with user_errors():
+                pairs.mark_gold(o.store, user, ps["pair_set_id"], pair_id, better)
+                st.rerun()
+    if row["gold_better"] and not generated_gold and c2.button("Unmark gold"):
         with user_errors():
             pairs.mark_gold(o.store, user, ps["pair_set_id"], pair_id, None)
             st.rerun()

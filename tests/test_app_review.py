@@ -122,7 +122,7 @@ def test_results_page_shows_the_stored_statistics_and_only_leads_unblind(app, ow
     assert_clean(at)
     labels = [m.label for m in at.metric]
     assert {"Votes", "Fleiss' κ", "Krippendorff's α", "Response 1 chosen"} <= set(labels)
-    assert any("adapter:tuned vs base" in m.value for m in at.markdown)
+    assert any("adapter:tuned vs base" in t.value for t in at.text)
     assert owner.store.scalar("SELECT count(*) FROM review_results WHERE pair_set_id = ?", [pair_set["id"]]) == 1
     assert any("shown as Response" in m.value for m in at.markdown)  # the lead's drill-down names sides
     eng = goto(app("eve"), "Results")

@@ -155,7 +155,7 @@ class RatingDesk:
                 q.served.setdefault(pair_id, (time.monotonic(), bool(row[1])))
                 done, total, skipped = q.done, len(q.assigned), len(q.skipped)
         _, left_is_a, a_text, b_text, messages = row
-        conversation = [m for m in json.loads(messages) if m.get("role") != "assistant"]
+        conversation = json.loads(messages)  # the chat up to the answer, earlier assistant turns included
         first, second = (a_text, b_text) if left_is_a else (b_text, a_text)
         return PairView(pair_id, conversation, first, second, done, total, skipped, returning)
 
@@ -197,13 +197,15 @@ class RatingDesk:
             except (duckdb.ConstraintException, duckdb.TransactionException):
                 inserted = 0  # already counted: a resent request or a concurrent double click
             with self._lock:
+                # The queue now cached, which a reassignment may have reloaded while the vote was written.
+                q = self._queues.get((pair_set_id, actor.username), q)
                 if ticket in q.open:
                     q.open.remove(ticket)
-                if ticket in q.skipped:
-                    q.skipped.remove(ticket)
-                q.served.pop(ticket, None)
-                if inserted:
                     q.done += 1
+                elif ticket in q.skipped:
+                    q.skipped.remove(ticket)
+                    q.done += 1
+                q.served.pop(ticket, None)
         if not inserted:
             return VoteReceipt("duplicate", "Your vote on that pair was already recorded; it counts once.")
         return VoteReceipt("recorded")
@@ -213,6 +215,9 @@ class RatingDesk:
         require(actor, Action.REVIEW_RATE)
         with self.store.cursor() as cur:
             q = self._own(cur, actor, pair_set_id, ticket)
+            with self._lock:
+                if ticket not in q.open and ticket not in q.skipped:
+                    return  # voted meanwhile (a key pressed right after a vote): nothing to skip
             cur.execute("INSERT OR REPLACE INTO skips (pair_set_id, pair_id, rater, created_at) "
                         "VALUES (?, ?, ?, current_timestamp)", [pair_set_id, ticket, actor.username])
             with self._lock:
@@ -227,8 +232,9 @@ class RatingDesk:
         """Take back the rater's latest vote in this pair set; its pair is shown again next. False if none."""
         require(actor, Action.REVIEW_RATE)
         with self.store.transaction() as cur:
-            last = cur.execute("""SELECT pair_id, choice FROM votes WHERE pair_set_id = ? AND rater = ?
-                                  ORDER BY created_at DESC, pair_id DESC LIMIT 1""",
+            last = cur.execute("""SELECT v.pair_id, v.choice FROM votes v JOIN pairs p USING (pair_set_id, pair_id)
+                                  WHERE v.pair_set_id = ? AND v.rater = ? AND NOT p.withdrawn
+                                  ORDER BY v.created_at DESC, v.pair_id DESC LIMIT 1""",
                                [pair_set_id, actor.username]).fetchone()
             if last is None:
                 return False

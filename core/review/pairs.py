@@ -201,12 +201,16 @@ def create_pair_set(store: Store, actor: User, spec: PairSetSpec) -> str:
                            "both sides of any comparison; wait for it to finish or pick other variants.")
     gold_prompts = [p for p in prompts if p in refs]
     n_gold = int(round(len(rows) * spec.gold_rate / (1.0 - spec.gold_rate))) if gold_prompts else 0
-    for i in range(n_gold):
-        p = gold_prompts[int(rng.integers(len(gold_prompts)))]
+    # Each gold prompt at most once (a rater never meets the same gold pair twice).
+    for p in rng.permutation(gold_prompts)[:n_gold]:
+        p = int(p)
         other = refs[gold_prompts[int(rng.integers(len(gold_prompts)))]] if len(gold_prompts) > 1 else None
         corrupted, source = _corrupt(refs[p], other, rng)
+        if corrupted.strip() == refs[p].strip():
+            continue  # a one-word reference cannot be cut short: no gold pair from it
         rows.append([p, GOLD_REFERENCE, GOLD_CORRUPTED, bool(rng.random() < 0.5), refs[p], corrupted, "a", source,
                      "[]"])
+    n_gold = sum(1 for r in rows if r[6] is not None)
     order = rng.permutation(len(rows))  # pair ids carry no hint of comparison or gold
     pair_set_id = f"pairs-{_now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     record = {"variants": variants, "comparisons": [list(c) for c in comparisons], "design": spec.design}
@@ -245,10 +249,12 @@ def _assign(cur, pair_set_id: str, raters: list[str], k: int, seed: int) -> dict
         assigned.setdefault(pid, set()).add(rater)
     rng = np.random.default_rng([seed, len(raters), k, 17])
     load = {r: 0 for r in raters}
+    before = {r: sum(1 for rs in assigned.values() if r in rs) for r in raters}
     keep: dict[int, set[str]] = {}
     for pid in pair_ids:
         done = voted.get(pid, set())
-        pending = sorted((assigned.get(pid, set()) - done) & set(raters))
+        # With fewer raters per pair than before, the least-loaded keep their pending pairs.
+        pending = sorted((assigned.get(pid, set()) - done) & set(raters), key=lambda r: (before[r] + load[r], r))
         kept = set(done) | set(pending[: max(0, k - len(done))])
         keep[pid] = kept
         for r in kept & set(raters):
@@ -313,25 +319,35 @@ def withdraw_pair(store: Store, actor: User, pair_set_id: str, pair_id: int, wit
                            (SELECT 1 FROM votes v WHERE v.pair_set_id = a.pair_set_id AND v.pair_id = a.pair_id
                             AND v.rater = a.rater)""", [pair_set_id, pair_id])
         cur.execute("UPDATE pair_sets SET assign_version = assign_version + 1 WHERE pair_set_id = ?", [pair_set_id])
+        if not withdrawn:  # back in rating: it gets its raters again among the set's current raters
+            ps = cur.execute("SELECT raters_per_pair, seed FROM pair_sets WHERE pair_set_id = ?", [pair_set_id]).fetchone()
+            raters = [r[0] for r in cur.execute("SELECT DISTINCT rater FROM assignments WHERE pair_set_id = ? "
+                                                "ORDER BY rater", [pair_set_id]).fetchall()]
+            if raters:
+                _assign(cur, pair_set_id, raters, min(ps[0], len(raters)), ps[1])
         cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES (?, ?, ?, ?)",
                     [actor.username, "pair.withdraw" if withdrawn else "pair.restore", pair_set_id, str(pair_id)])
 
 
 def mark_gold(store: Store, actor: User, pair_set_id: str, pair_id: int, better: str | None) -> None:
-    """Make a pair a gold pair whose right answer is side `better` ("a" or "b", or a variant id of the
-    pair), or unmark it with None. Gold pairs check raters and leave the win rates."""
+    """Make a pair a gold pair whose right answer is side `better` ("a" or "b"), or unmark it with None.
+
+    Sides, not model names: an engineer marks gold from the unlabeled texts without unblinding.
+    Gold pairs check raters and leave the win rates.
+    """
     require(actor, Action.REVIEW_MANAGE)
     pair = store.row("SELECT a, b, gold_source FROM pairs WHERE pair_set_id = ? AND pair_id = ?", [pair_set_id, pair_id])
     if pair is None:
         raise NotFound(f"No pair {pair_id} in {pair_set_id}.")
+    if pair["a"].startswith("gold:"):
+        raise InvalidInput(f"Pair {pair_id} is a generated gold pair (a reference against a corrupted answer); "
+                           "withdraw it instead.")
     if better is None:
         side, source = None, None
     elif better in ("a", "b"):
         side, source = better, f"marked by {actor.username}"
-    elif better in (pair["a"], pair["b"]):
-        side, source = ("a" if better == pair["a"] else "b"), f"marked by {actor.username}"
     else:
-        raise InvalidInput(f"better: {better!r} is not a side of pair {pair_id} ({pair['a']} or {pair['b']})")
+        raise InvalidInput(f"better: {better!r} must be side a or side b")
     with store.transaction() as cur:
         cur.execute("UPDATE pairs SET gold_better = ?, gold_source = ? WHERE pair_set_id = ? AND pair_id = ?",
                     [side, source, pair_set_id, pair_id])

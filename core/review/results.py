@@ -29,7 +29,7 @@ TABLES = ("ladder", "comparisons", "agreement", "raters")
 EXPORT_FORMATS = ("csv", "parquet", "html")
 
 
-def votes_frame(store: Store, pair_set_id: str, include_excluded: bool = False) -> pd.DataFrame:
+def _votes_frame(store: Store, pair_set_id: str, include_excluded: bool = False) -> pd.DataFrame:
     """One row per vote in the columns core.review.stats expects (withdrawn pairs left out)."""
     return store.df(f"""
         SELECT v.pair_id AS item, v.rater, p.a, p.b, v.outcome,
@@ -42,7 +42,7 @@ def votes_frame(store: Store, pair_set_id: str, include_excluded: bool = False) 
         ORDER BY v.created_at, v.pair_id, v.rater""", [pair_set_id])
 
 
-def fingerprint(store: Store, pair_set_id: str, review: ReviewSettings) -> str:
+def _fingerprint(store: Store, pair_set_id: str, review: ReviewSettings) -> str:
     """Changes whenever anything the statistics read changes."""
     state = store.row("""
         SELECT (SELECT count(*) FROM votes WHERE pair_set_id = $1) AS votes,
@@ -86,8 +86,8 @@ def compute(store: Store, actor: User, pair_set_id: str, review: ReviewSettings)
     """Compute every statistic of a pair set from its votes now and store it; returns the result id."""
     require(actor, Action.REVIEW_RESULTS)
     ps = get_pair_set(store, actor, pair_set_id)
-    print_ = fingerprint(store, pair_set_id, review)
-    everyone = votes_frame(store, pair_set_id, include_excluded=True)
+    print_ = _fingerprint(store, pair_set_id, review)
+    everyone = _votes_frame(store, pair_set_id, include_excluded=True)
     excluded = [r["rater"] for r in store.rows("SELECT rater FROM rater_exclusions WHERE pair_set_id = ? "
                                                "ORDER BY rater", [pair_set_id])]
     votes = everyone[~everyone["rater"].isin(excluded)]
@@ -133,7 +133,7 @@ def latest(store: Store, actor: User, pair_set_id: str, review: ReviewSettings, 
     require(actor, Action.REVIEW_RESULTS)
     row = store.row("SELECT * FROM review_results WHERE pair_set_id = ? ORDER BY computed_at DESC LIMIT 1",
                     [pair_set_id])
-    if refresh and (row is None or json.loads(row["settings"]).get("fingerprint") != fingerprint(store, pair_set_id,
+    if refresh and (row is None or json.loads(row["settings"]).get("fingerprint") != _fingerprint(store, pair_set_id,
                                                                                                    review)):
         if store.scalar("SELECT count(*) FROM votes WHERE pair_set_id = ?", [pair_set_id]) == 0 and row is None:
             return None
@@ -151,7 +151,7 @@ def latest(store: Store, actor: User, pair_set_id: str, review: ReviewSettings, 
 
 
 def export(store: Store, actor: User, pair_set_id: str, review: ReviewSettings, fmt: str,
-           table: str = "comparisons") -> tuple[bytes, str, str]:
+           table: str = "comparisons", res: Results | None = None) -> tuple[bytes, str, str]:
     """(data, file name, MIME type) of one results table as CSV or Parquet, or the whole HTML report.
 
     `table` may also be "votes": every vote with the model names, for the lead only.
@@ -159,14 +159,14 @@ def export(store: Store, actor: User, pair_set_id: str, review: ReviewSettings, 
     require(actor, Action.REVIEW_RESULTS)
     if fmt not in EXPORT_FORMATS:
         raise InvalidInput(f"format: {fmt!r} is not one of {', '.join(EXPORT_FORMATS)}")
-    res = latest(store, actor, pair_set_id, review)
+    res = res if res is not None and res.pair_set_id == pair_set_id else latest(store, actor, pair_set_id, review)
     if res is None:
         raise InvalidInput("There are no votes in this pair set yet: nothing to export.")
     if fmt == "html":
         return report_html(store, actor, res).encode(), f"{pair_set_id}-report.html", "text/html"
     if table == "votes":
         require(actor, Action.REVIEW_REVEAL)
-        frame = votes_frame(store, pair_set_id, include_excluded=True)
+        frame = _votes_frame(store, pair_set_id, include_excluded=True)
     elif table in TABLES:
         frame = getattr(res, table)
     else:
@@ -196,8 +196,11 @@ def verdict(res: Results) -> list[str]:
                      f"(CI {_pct(c['lo'])}–{_pct(c['hi'])} for {c['a']}), sign test p = {c['p_sign']:.3g}, {sig}{robust}.")
     lead = res.leader
     if lead.get("leader"):
-        lines.append(f"Bradley-Terry leader: {lead['leader']} (runner-up {lead['runner_up']}); "
-                     f"{lead['flips']} flipped vote(s) would change the leader.")
+        if lead["flips"] is not None and lead["flips"] >= 0:
+            robust = f"{lead['flips']} flipped vote(s) would change the leader"
+        else:
+            robust = "they were not compared head to head, so no single flipped vote between them decides it"
+        lines.append(f"Bradley-Terry leader: {lead['leader']} (runner-up {lead['runner_up']}); {robust}.")
     pb = res.position_bias
     if pb.get("n"):
         lines.append(f"Response 1 was chosen in {_pct(pb['share_first'])} of {pb['n']} decisive votes "
