@@ -101,18 +101,18 @@ def test_typed_address_signed_out_shows_only_the_login_page(server, page, path):
 def test_rater_sees_no_engineer_content(server, page):
     ex = expect()
     log_in(page, server.url, "rita", PASSWORD)
-    ex(page.get_by_role("heading", name="Account", exact=True)).to_be_visible()
+    ex(page.get_by_role("heading", name="Rate", exact=True)).to_be_visible()
     ex(page.get_by_test_id("stSidebar")).to_contain_text("Signed in as rita · rater")
     assert_no_engineer_content(page)
     # the same session asks for the engineer pages by address (history navigation, as the
-    # browser's back/forward would): the rater stays on Account
+    # browser's back/forward would): the rater stays on the rating page
     for path in ("/users", "/data"):
         page.evaluate("p => { history.pushState({}, '', p); dispatchEvent(new PopStateEvent('popstate')); }",
                       path)
         wait_idle(page)
         if page.get_by_role("dialog").count():
             close_page_not_found(page)
-        ex(page.get_by_role("heading", name="Account", exact=True)).to_be_visible()
+        ex(page.get_by_role("heading", name="Rate", exact=True)).to_be_visible()
         ex(page.get_by_test_id("stSidebar")).to_contain_text("Signed in as rita · rater")
         assert_no_engineer_content(page)
 
