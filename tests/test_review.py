@@ -153,6 +153,21 @@ def test_dropping_a_rater_keeps_their_votes_and_moves_only_unrated_pairs(world):
     assert d.next_pair(rater("ann"), ps) is None  # the desk saw the new assignment version
 
 
+def test_a_rater_added_later_takes_over_unrated_pairs_evenly(world):
+    store, d = world["store"], desk(world)
+    ps = make_set(world, raters=RATERS[:3], raters_per_pair=2, gold_rate=0.0)
+    view = d.next_pair(rater("ann"), ps)
+    d.vote(rater("ann"), ps, view.ticket, "1")
+    added = pairs.assign_raters(store, world["lead"], ps, RATERS[:4], 2)
+    assert added["dan"] >= 14  # 60 slots over 4 raters: 15 each
+    loads = {r["rater"]: r["n"] for r in store.rows("SELECT rater, count(*) AS n FROM assignments "
+                                                    "WHERE pair_set_id = ? GROUP BY rater", [ps])}
+    assert max(loads.values()) - min(loads.values()) <= 1 and sum(loads.values()) == 60
+    assert store.scalar("SELECT count(*) FROM assignments WHERE pair_set_id = ? AND pair_id = ? AND rater = 'ann'",
+                        [ps, view.ticket]) == 1  # the vote's assignment stays
+    assert pairs.assign_raters(store, world["lead"], ps, RATERS[:4], 2) == {r: 0 for r in RATERS[:4]}
+
+
 def test_lowering_k_trims_the_most_loaded_and_a_restored_pair_is_assigned_again(world):
     store = world["store"]
     ps = make_set(world, raters=RATERS[:3], raters_per_pair=3, gold_rate=0.0)

@@ -235,8 +235,9 @@ def _assign(cur, pair_set_id: str, raters: list[str], k: int, seed: int) -> dict
     """Give each live pair k raters, evenly; keep what was voted and what still fits.
 
     Stable: run twice with the same raters it changes nothing. A rater dropped from the list
-    loses only unvoted pairs; those go to the least-loaded remaining raters. Returns new
-    assignments per rater.
+    loses only unvoted pairs; those go to the least-loaded remaining raters. A rater added
+    later takes over unvoted pairs from the most-loaded until loads differ by at most one.
+    Returns new assignments per rater.
     """
     pair_ids = [r[0] for r in cur.execute(
         "SELECT pair_id FROM pairs WHERE pair_set_id = ? AND NOT withdrawn ORDER BY pair_id", [pair_set_id]).fetchall()]
@@ -271,6 +272,24 @@ def _assign(cur, pair_set_id: str, raters: list[str], k: int, seed: int) -> dict
             keep[pid].add(r)
             load[r] += 1
             new[r].append(pid)
+    # Even out: move unvoted pairs from the most- to the least-loaded (a rater added later gets work).
+    for pid in [pair_ids[i] for i in rng.permutation(len(pair_ids))]:
+        movable = sorted((r for r in keep[pid] if r in load and r not in voted.get(pid, set())),
+                         key=lambda r: -load[r])
+        for r in movable:
+            free = [u for u in raters if u not in keep[pid]]
+            if not free:
+                break
+            u = min(free, key=lambda x: (load[x], x))
+            if load[r] - load[u] <= 1:
+                continue
+            keep[pid].discard(r)
+            keep[pid].add(u)
+            load[r] -= 1
+            load[u] += 1
+            if pid in new[r]:
+                new[r].remove(pid)
+            new[u].append(pid)
     # Drop unvoted assignments that are no longer wanted, then append the new ones to each queue.
     stale = [(pid, r) for pid, rs in assigned.items() for r in rs
              if r not in voted.get(pid, set()) and r not in keep.get(pid, set())]
