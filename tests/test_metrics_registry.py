@@ -1,0 +1,52 @@
+"""The metric registry: named metrics score demo-like data, defaults follow the references,
+and a summary's deltas are the paired differences with multiplicity-adjusted p-values."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from core.errors import InvalidInput
+from core.metrics.registry import METRICS, check_metrics, default_metrics, score, summarize
+
+REFS = [json.dumps({"category": c, "priority": p, "summary": s}) for c, p, s in (
+    ("billing", "low", "Customer wants a copy of an invoice."),
+    ("shipping", "high", "The parcel has not arrived after two weeks."),
+    ("technical", "urgent", "The dashboard returns error 500 for everyone."))]
+
+
+def test_every_metric_scores_each_example_and_names_its_version():
+    preds = [REFS[0], '{"category": "shipping", "priority": "low", "summary": "x"}', "I am sorry, I cannot help."]
+    scores = score(list(METRICS), preds, REFS)
+    assert all(len(v) == 3 for v in scores.values())
+    assert scores["exact_match"] == [1.0, 0.0, 0.0]
+    assert scores["json_valid"] == [1.0, 1.0, 0.0]
+    assert scores["field_accuracy"] == pytest.approx([1.0, 1 / 3, 0.0])
+    assert scores["rouge1"][0] == pytest.approx(1.0) and scores["bleu"][0] == pytest.approx(100.0)
+    assert scores["ter"][0] == 0.0 and not METRICS["ter"].higher_is_better
+    assert METRICS["rouge1"].version.startswith("rouge-score ") and METRICS["chrf"].version.startswith("sacrebleu ")
+
+
+def test_defaults_follow_the_references_and_unknown_names_are_refused():
+    assert default_metrics(REFS)[:2] == ["json_valid", "field_accuracy"]
+    assert "rougeL" in default_metrics(["A plain answer.", "Another one."])
+    with pytest.raises(InvalidInput, match="unknown meteor"):
+        check_metrics(["rouge1", "meteor"])
+
+
+def test_summary_deltas_are_paired_differences_with_adjusted_p_values():
+    rng = np.random.default_rng(0)
+    base = rng.random(80)
+    scores = {"base": {"m1": base, "m2": base, "exact_match": base},
+              "adapter:x": {"m1": base + 0.3, "m2": base + rng.normal(0, 0.05, 80), "exact_match": base}}
+    summary, deltas = summarize(scores, rounds=400)
+    by = {(d["variant"], d["metric"]): d for d in deltas}
+    assert by[("adapter:x", "m1")]["delta"] == pytest.approx(0.3)
+    assert by[("adapter:x", "m1")]["significant"] and by[("adapter:x", "m1")]["lo"] > 0.25
+    assert by[("adapter:x", "exact_match")]["direction"] == "same"
+    assert all(d["p_holm"] >= d["p"] for d in deltas)
+    means = {(s["variant"], s["metric"]): s for s in summary}
+    assert means[("base", "m1")]["mean"] == pytest.approx(base.mean())
+    assert means[("base", "m1")]["lo"] < base.mean() < means[("base", "m1")]["hi"]
