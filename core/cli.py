@@ -37,6 +37,8 @@ app.add_typer(users_app, name="users")
 app.add_typer(runs_app, name="runs")
 contenders_app = typer.Typer(help="External OpenAI-compatible models to compare against.", no_args_is_help=True)
 app.add_typer(contenders_app, name="contenders")
+metrics_app = typer.Typer(help="Task metrics of generation sets: score, show.", no_args_is_help=True)
+app.add_typer(metrics_app, name="metrics")
 review_app = typer.Typer(help="Blind A/B review: pair sets, raters, results.", no_args_is_help=True)
 app.add_typer(review_app, name="review")
 # Pipes get wide lines: rich would wrap tables at 80 columns and break one-row-per-line output.
@@ -572,6 +574,52 @@ def contenders_add(name: str, url: str = typer.Option(..., help="OpenAI-compatib
     variant = register_external(owner().store, CLI_USER, name, url, model, key_env)
     out.print(f"registered {variant}", markup=False)
 
+
+@metrics_app.command("score")
+def metrics_score(generation_set: str,
+                  metrics: str = typer.Option("", help="Comma-separated metric names (default: what fits the "
+                                              "references; see `tuneboard metrics show --help`)."),
+                  timeout: float = typer.Option(3600, help="Seconds to follow the job.")) -> None:
+    """Score every output of a generation set as a job (parallel over cores), then show the summary."""
+    from core.metrics.scoring import start_scoring
+
+    o = owner()
+    job_id = start_scoring(o.store, o.jobs, CLI_USER, generation_set, _csv(metrics) or None)
+    out.print(f"started {job_id}", markup=False)
+    job = _follow(job_id, timeout)
+    out.print(f"{job_id}: {job['status']}" + (f" ({job['error']})" if job["error"] else ""), markup=False)
+    if job["status"] == "succeeded":
+        _print_metrics(generation_set)
+
+
+@metrics_app.command("show")
+def metrics_show(generation_set: str) -> None:
+    """Means with 95% CIs per variant and metric, and deltas vs the base with Holm-adjusted p-values.
+
+    Metrics: exact_match, rouge1, rouge2, rougeL, bleu, chrf, ter, json_valid, field_accuracy, words.
+    """
+    _print_metrics(generation_set)
+
+
+def _print_metrics(generation_set: str) -> None:
+    from core.metrics.scoring import summary
+    from core.metrics.uncertainty import multiple_comparisons_note
+
+    means, deltas = summary(store(), CLI_USER, generation_set)
+    if not means:
+        raise InvalidInput(f"{generation_set} has no scores yet: run `tuneboard metrics score {generation_set}`.")
+    table = Table("variant", "metric", "mean", "95% CI", "n")
+    for m in means:
+        table.add_row(m["variant"], m["metric"], f"{m['mean']:.3f}", f"{m['lo']:.3f}-{m['hi']:.3f}", str(m["n"]))
+    out.print(table)
+    if deltas:
+        table = Table("variant", "metric", "delta vs base", "95% CI", "p", "p (Holm)", "verdict")
+        for d in deltas:
+            table.add_row(d["variant"], d["metric"], f"{d['delta']:+.3f}", f"{d['lo']:+.3f}..{d['hi']:+.3f}",
+                          f"{d['p']:.3g}", f"{d['p_holm']:.3g}",
+                          f"{d['direction']}{' (significant)' if d['significant'] else ''}")
+        out.print(table)
+        out.print(multiple_comparisons_note(len(deltas)), markup=False)
 
 @review_app.command("list")
 def review_list() -> None:

@@ -212,3 +212,18 @@ def test_review_commands(cli, settings, env, tmp_path):
     exported = cli("review", "results", pair_set, "--export", "html", "--out-dir", str(tmp_path))
     assert exported.returncode == 0 and (tmp_path / f"{pair_set}-report.html").read_text().startswith("<!doctype html>")
     assert cli("review", "assign", pair_set, "--raters", "ann", "--per-pair", "2").returncode == 1
+
+
+def test_metrics_commands(cli, settings, env):
+    from core.demo.review import seed_generation_set
+    from core.owner import Owner
+
+    owner = Owner.open(settings, monitor=False, env=env)
+    gen = seed_generation_set(owner.store, n_prompts=12, seed=2)
+    owner.close()
+    assert "no scores yet" in cli("metrics", "show", gen).stderr
+    scored = cli("metrics", "score", gen, "--metrics", "json_valid,field_accuracy")
+    assert scored.returncode == 0, scored.stderr
+    assert re.search(r"score-\S+: succeeded", scored.stdout)
+    assert re.search(r"adapter:tuned .*field_accuracy .*[+-]\d\.\d{3}", scored.stdout)
+    assert cli("metrics", "score", gen, "--metrics", "meteor").returncode == 1

@@ -15,6 +15,7 @@ from core.datasets import ImportOptions, get_version, import_dataset, list_examp
 from core.errors import PermissionDenied
 from core.jobs import Jobs
 from core.demo.review import seed_generation_set
+from core.metrics.scoring import start_scoring
 from core.review import pairs, results
 from core.review.desk import RatingDesk
 from core.review.pairs import PairSetSpec
@@ -166,6 +167,7 @@ SERVICES: dict[Action, list] = {
         lambda w, u: prompts_from_version(w["store"], u, w["version"]),
         lambda w, u: model_server(w["store"], w["jobs"], u),
         _generate,
+        lambda w, u: start_scoring(w["store"], w["jobs"], u, w["gen"]),
     ],
     Action.REVIEW_RATE: [
         lambda w, u: w["desk"].tasks(u),
@@ -266,6 +268,7 @@ def test_rater_is_refused_by_every_core_service_and_nothing_is_written(world):
         "set_exclusion": lambda: pairs.set_exclusion(store, rater, world["pair_set"], "rita", False),
         "pairs_revealed": lambda: pairs.pairs_revealed(store, rater, world["pair_set"]),
         "results": lambda: results.latest(store, rater, world["pair_set"], owner.settings.review),
+        "start_scoring": lambda: start_scoring(store, world["jobs"], rater, world["gen"]),
         "export": lambda: results.export(store, rater, world["pair_set"], owner.settings.review, "csv"),
     }
     for name, attempt in attempts.items():

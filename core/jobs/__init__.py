@@ -36,10 +36,11 @@ WORKERS: dict[str, str] = {
     "merge": "core.training.merge",
     "generate": "core.serving.worker",
     "serve": "core.serving.serve_worker",
+    "score": "core.metrics.worker",
 }
 
 # The action a person needs to start, cancel or resume a job of each kind (default JOBS_RUN).
-KIND_ACTIONS: dict[str, Action] = {"generate": Action.GENERATE, "serve": Action.GENERATE}
+KIND_ACTIONS: dict[str, Action] = {"generate": Action.GENERATE, "serve": Action.GENERATE, "score": Action.GENERATE}
 
 # What the owner does with a job kind's events beyond storing them, inside the same
 # transaction as the event rows (so it happens exactly once): e.g. a finished training run

@@ -279,4 +279,18 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             flags VARCHAR, excluded BOOLEAN, PRIMARY KEY (result_id, rater)
         );
     """),
+    (8, "metric_scores", """
+        -- One score per example: summaries resample examples. Keyed by metric version so an
+        -- upgraded library is a new series, and re-scoring replaces rows (idempotent).
+        CREATE TABLE metric_scores (
+            set_id         VARCHAR NOT NULL,
+            metric         VARCHAR NOT NULL,
+            metric_version VARCHAR NOT NULL,
+            variant_id     VARCHAR NOT NULL,
+            prompt_idx     INTEGER NOT NULL,
+            value          DOUBLE,
+            job_id         VARCHAR NOT NULL,
+            PRIMARY KEY (set_id, metric, metric_version, variant_id, prompt_idx)
+        );
+    """),
 ]

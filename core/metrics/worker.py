@@ -1,0 +1,66 @@
+"""The `score` job's worker: per-example scores of each metric for each variant, in parallel.
+
+    python -m core.metrics.worker RUN_DIR
+
+Reads `inputs.jsonl` (prompt_idx, variant_id, output, reference) written by the owner and
+emits one `scores` event per (variant, metric) with every example's score. It never opens
+the database. Work is split into chunks of examples over a process pool (one per core).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+from core.jobs.events import EventWriter, cancel_requested, read_config
+
+INPUTS_FILE = "inputs.jsonl"
+CHUNK = 256
+
+
+def _score_chunk(task: tuple[str, list[str], list[str]]) -> list[float]:
+    from core.metrics.registry import score
+
+    metric, predictions, references = task
+    return score([metric], predictions, references)[metric]
+
+
+def main(run_dir: str) -> int:
+    config = read_config(run_dir)
+    rows = [json.loads(line) for line in (Path(run_dir) / INPUTS_FILE).read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+    metrics, versions = config["metrics"], config["versions"]
+    workers = max(1, min(int(config.get("processes") or os.cpu_count() or 1), os.cpu_count() or 1))
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    by_variant: dict[str, list[dict]] = {}
+    for r in rows:
+        by_variant.setdefault(r["variant_id"], []).append(r)
+    total = len(by_variant) * len(metrics)
+    with EventWriter(run_dir) as events, ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+        events.emit("started", variants=len(by_variant), metrics=len(metrics), examples=len(rows))
+        done = 0
+        for variant, items in by_variant.items():
+            preds = [i["output"] for i in items]
+            refs = [i["reference"] or "" for i in items]
+            for metric in metrics:
+                if stop["now"] or cancel_requested(run_dir):
+                    events.emit("cancelled", done=done)
+                    return 0
+                chunks = [(metric, preds[i:i + CHUNK], refs[i:i + CHUNK]) for i in range(0, len(items), CHUNK)]
+                values = [v for part in pool.map(_score_chunk, chunks) for v in part]
+                events.emit("scores", variant_id=variant, metric=metric, metric_version=versions[metric],
+                            items=[[i["prompt_idx"], v] for i, v in zip(items, values)])
+                done += 1
+                events.emit("progress", done=done, total=total)
+        events.emit("finished", scored=done)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
