@@ -102,7 +102,12 @@ def outside_dir(request, tmp_path):
     if request.param == "tmp_path":
         yield tmp_path
         return
-    visible = Path(__file__).parent / f".sandbox-sentinel-{uuid.uuid4().hex}"
+    # Somewhere the sandbox can see: not under /tmp, /var/tmp, /dev/shm or /root, which it
+    # covers with its own tmpfs (a checkout under /tmp would be hidden, proving nothing here).
+    base = Path(__file__).parent
+    if str(base.resolve()).startswith(("/tmp", "/var/tmp", "/dev/shm", "/root")) and os.geteuid() == 0:
+        base = Path("/var/lib")
+    visible = base / f".sandbox-sentinel-{uuid.uuid4().hex}"
     visible.mkdir(mode=0o755)
     try:
         yield visible
