@@ -126,6 +126,23 @@ class ReviewSettings:
 
 
 @dataclass
+class MetricsSettings:
+    bootstrap_rounds: int = setting(1000, "Bootstrap rounds of every metric's confidence interval and paired delta.",
+                                    min=100, max=100_000)
+    confidence: float = setting(0.95, "Confidence level of every interval on the Metrics page.", min=0.5,
+                                max=0.999)
+    alpha: float = setting(0.05, "Significance level of the deltas vs the base (after Holm's adjustment).",
+                           min=0.001, max=0.5)
+    processes: int = setting(0, "Processes a scoring job uses (0: one per core).", min=0, max=256)
+    pass_k: list = setting([1, 5, 10], "The k of pass@k shown for code tasks (each needs at least k samples "
+                           "per prompt).")
+    sandbox_timeout_s: float = setting(5.0, "Wall-clock limit of one sandboxed run of generated code.", min=0.5,
+                                       max=600.0)
+    sandbox_memory_mb: int = setting(512, "Address-space limit of one sandboxed run of generated code.", min=64,
+                                     max=65_536)
+
+
+@dataclass
 class AuthSettings:
     min_password_length: int = setting(10, "Shortest password accepted for new accounts.", min=8, max=128)
     session_hours: int = setting(12, "How long a browser stays signed in (a reload keeps the login).",
@@ -141,6 +158,7 @@ class Settings:
     training: TrainingSettings = field(default_factory=TrainingSettings)
     serving: ServingSettings = field(default_factory=ServingSettings)
     review: ReviewSettings = field(default_factory=ReviewSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     source: str = "defaults"
 
@@ -188,6 +206,7 @@ SECTIONS: dict[str, type] = {
     "training": TrainingSettings,
     "serving": ServingSettings,
     "review": ReviewSettings,
+    "metrics": MetricsSettings,
     "auth": AuthSettings,
 }
 
@@ -235,6 +254,11 @@ def _check_ranges(settings: Settings, problems: list[str]) -> None:
                         "(train, validation, test)")
     elif split[0] == 0:
         problems.append("data.split: the train fraction must be above 0")
+    ks = settings.metrics.pass_k
+    if not ks or any(k < 1 or not float(k).is_integer() for k in ks):
+        problems.append(f"metrics.pass_k: {ks} must be whole numbers of 1 or more (e.g. 1, 5, 10)")
+    else:
+        settings.metrics.pass_k = sorted({int(k) for k in ks})
 
 
 def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:

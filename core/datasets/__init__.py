@@ -272,7 +272,7 @@ def import_dataset(store: Store, actor: User, data: bytes, file: str, options: I
                      tokenizer_name, json.dumps(report.to_dict(), default=str), actor.username])
         batch = pa.table(list(zip(*rows)), schema=EXAMPLE_SCHEMA)
         cur.register("example_batch", batch)
-        cur.execute("INSERT INTO examples SELECT * FROM example_batch")
+        cur.execute("INSERT INTO examples BY NAME SELECT * FROM example_batch")
         cur.unregister("example_batch")
         cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES (?, 'data.import', ?, ?)",
                     [actor.username, vid, f"{name} from {file}"])

@@ -293,4 +293,44 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             PRIMARY KEY (set_id, metric, metric_version, variant_id, prompt_idx)
         );
     """),
+    (9, "metric_summaries", """
+        -- What the Metrics page and Home read: computed once per scoring of a set (its score job),
+        -- so dashboards never aggregate raw per-example rows. `computed_from` is the score jobs.
+        CREATE TABLE metric_summary (
+            set_id         VARCHAR NOT NULL,
+            metric         VARCHAR NOT NULL,
+            metric_version VARCHAR NOT NULL,
+            variant_id     VARCHAR NOT NULL,
+            mean           DOUBLE,
+            lo             DOUBLE,
+            hi             DOUBLE,
+            n              INTEGER NOT NULL,
+            computed_from  VARCHAR NOT NULL,
+            settings       VARCHAR NOT NULL,
+            computed_at    TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            PRIMARY KEY (set_id, metric, variant_id)
+        );
+        CREATE TABLE metric_deltas (
+            set_id       VARCHAR NOT NULL,
+            metric       VARCHAR NOT NULL,
+            variant_id   VARCHAR NOT NULL,
+            baseline     VARCHAR NOT NULL,
+            delta        DOUBLE,
+            lo           DOUBLE,
+            hi           DOUBLE,
+            p            DOUBLE,
+            p_holm       DOUBLE,
+            p_bh         DOUBLE,
+            significant  BOOLEAN NOT NULL,
+            direction    VARCHAR NOT NULL,
+            n            INTEGER NOT NULL,
+            PRIMARY KEY (set_id, metric, variant_id)
+        );
+    """),
+    (10, "dataset_metrics_and_tests", """
+        -- A dataset version declares which metrics apply (JSON list; NULL: chosen from the references),
+        -- and a code example may carry the Python tests its answer must pass (pass@k).
+        ALTER TABLE dataset_versions ADD COLUMN metrics VARCHAR;
+        ALTER TABLE examples ADD COLUMN tests VARCHAR;
+    """),
 ]
