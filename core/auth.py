@@ -33,6 +33,7 @@ class Action(str, Enum):
     REVIEW_MANAGE = "review.manage"  # create pair sets, assign raters, mark gold, withdraw pairs, exclude raters
     REVIEW_RESULTS = "review.results"  # win rates, rankings, agreement, rater quality, exports
     REVIEW_REVEAL = "review.reveal"  # drill down into single pairs with the model names shown
+    METRICS_VIEW = "metrics.view"  # task metrics per model version, drill-down with outputs by model, exports
 
 
 # Which roles may perform each action (DESIGN.md, "Users and roles").
@@ -48,11 +49,13 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.REVIEW_RESULTS: frozenset({Role.LEAD, Role.ENGINEER}),
     # Lead only (issue [review]): the person accountable for the verdict sees single pairs unblinded.
     Action.REVIEW_REVEAL: frozenset({Role.LEAD}),
+    Action.METRICS_VIEW: frozenset({Role.LEAD, Role.ENGINEER}),
 }
 
 # Pages of the dashboard and the action each needs; navigation shows only what is allowed.
 PAGES: dict[str, Action | None] = {
     "rate": Action.REVIEW_RATE,
+    "home": Action.METRICS_VIEW,
     "data": Action.DATA_VIEW,
     "train": Action.JOBS_RUN,
     "models": Action.JOBS_VIEW,
@@ -60,6 +63,7 @@ PAGES: dict[str, Action | None] = {
     "playground": Action.GENERATE,
     "review": Action.REVIEW_MANAGE,
     "results": Action.REVIEW_RESULTS,
+    "metrics": Action.METRICS_VIEW,
     "users": Action.USERS_MANAGE,
     "account": None,  # every signed-in user: own password
 }

@@ -162,11 +162,11 @@ def _read(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def _options(name, fmt, mapping, seed, split):
+def _options(name, fmt, mapping, seed, split, metrics: str = ""):
     from core.datasets import ImportOptions
 
     return ImportOptions.from_settings(settings(), name=name or "", format=fmt, mapping=_mapping(mapping),
-                                       seed=seed, split=_split(split))
+                                       seed=seed, split=_split(split), metrics=_csv(metrics) or None)
 
 
 def _counter(log: bool):
@@ -222,21 +222,47 @@ def data_import(path: Path,
                 mapping: list[str] = typer.Option([], "--map", help="FIELD=COLUMN, e.g. prompt=question."),
                 seed: Optional[int] = typer.Option(None, help="Split seed (default data.seed)."),
                 split: Optional[str] = typer.Option(None, help="Fractions, e.g. 0.8,0.1,0.1."),
+                metrics: str = typer.Option("", help="Comma-separated metrics that apply to this data, e.g. "
+                                            "json_valid,field_accuracy or tests_pass (default: chosen from the "
+                                            "references when scoring). Re-importing the same file with --metrics "
+                                            "replaces the declared ones."),
                 as_json: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
     """Validate and import a file as a dataset version (all or nothing)."""
     from core.datasets import import_dataset
 
     data = _read(path)
-    options = _options(name, fmt, mapping, seed, split)
+    options = _options(name, fmt, mapping, seed, split, metrics)
     count, tok_name = _counter(not as_json)
     result = import_dataset(store(), CLI_USER, data, path.name, options, count, tok_name)
     if as_json:
         out.print_json(json.dumps({"dataset": result.dataset, "version": result.version_id,
-                                   "created": result.created, "report": result.report.to_dict()}, default=str))
+                                   "created": result.created, "metrics": options.metrics,
+                                   "metrics_updated": result.metrics_updated, "report": result.report.to_dict()},
+                                  default=str))
         return
     _print_report(result.report, False)
     verb = "Imported" if result.created else "Already imported (same content and split):"
     out.print(f"{verb} {result.dataset} version {result.version_id}", markup=False)
+    if result.metrics_updated:
+        out.print(f"declared metrics changed to {', '.join(options.metrics or [])}", markup=False)
+
+
+@data_app.command("metrics")
+def data_metrics(version: str,
+                 metrics: str = typer.Option("", "--set", help="Comma-separated metric names that apply, e.g. "
+                                             "tests_pass or json_valid,field_accuracy."),
+                 clear: bool = typer.Option(False, "--clear", help="Declare none: scoring chooses from the "
+                                            "references again.")) -> None:
+    """Show or change which metrics a dataset version declares (changes are audited)."""
+    from core.datasets import get_version, set_version_metrics
+
+    if metrics and clear:
+        raise InvalidInput("--set and --clear: give one of them.")
+    if metrics or clear:
+        set_version_metrics(store(), CLI_USER, version, None if clear else _csv(metrics))
+    declared = get_version(store(), CLI_USER, version)["metrics"]
+    out.print(f"{version}: " + (", ".join(declared) if declared else "no metrics declared (chosen from the "
+                                "references when scoring)"), markup=False)
 
 
 @data_app.command("list")
@@ -260,7 +286,8 @@ def data_show(version: str, examples: int = typer.Option(3, help="How many examp
 
     v = get_version(store(), CLI_USER, version)
     out.print(f"{v['dataset']} version {v['version_id']} from {v['source_name']} ({v['source_format']}), "
-              f"split {json.dumps(v['split_spec'])}", markup=False)
+              f"split {json.dumps(v['split_spec'])}; metrics: "
+              f"{', '.join(v['metrics']) if v['metrics'] else 'chosen from the references'}", markup=False)
     _print_report(v["report"], False)
     total, rows = list_examples(store(), CLI_USER, v["version_id"], split=split, limit=examples)
     for r in rows:
@@ -464,6 +491,8 @@ def generate(prompts: Optional[str] = typer.Option(None, "--prompts", "-p", help
              temperature: float = typer.Option(0.0, help=decoding_help("temperature")),
              top_p: float = typer.Option(1.0, help=decoding_help("top_p")),
              seed: int = typer.Option(0, help=decoding_help("seed")),
+             samples: int = typer.Option(1, min=1, help="Samples per prompt (pass@k): each dataset prompt is "
+                                         "generated this many times; needs --temperature above 0."),
              path: Optional[str] = typer.Option(None, help="auto, vllm-lora, vllm-merged or transformers (default: "
                                                 "serving.path of the config)."),
              list_variants: bool = typer.Option(False, "--list", help="List the variants that can be generated."),
@@ -482,11 +511,14 @@ def generate(prompts: Optional[str] = typer.Option(None, "--prompts", "-p", help
         raise InvalidInput("--prompts: give a dataset version (VERSION or VERSION:SPLIT) or a prompt file.")
     file = Path(prompts)
     if file.suffix in (".txt", ".jsonl", ".json") or file.exists():
+        if samples > 1:
+            raise InvalidInput("--samples: several samples per prompt are for pass@k on a dataset split (its rows' "
+                               "tests); give --prompts VERSION[:SPLIT].")
         items, source = serving.prompts_from_file(_read(file), file.name)
         items = items[:limit] if limit else items
     else:
         version, _, split = prompts.partition(":")
-        items, source = serving.prompts_from_version(o.store, CLI_USER, version, split or "test", limit)
+        items, source = serving.prompts_from_version(o.store, CLI_USER, version, split or "test", limit, samples)
     decoding = serving.Decoding(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
     label = name or (source.get("name") or f"{source.get('dataset')} {source.get('split')}")
     spec = serving.GenerationSpec(label, [v.strip() for v in variants.split(",") if v.strip()], items, source,
@@ -584,7 +616,7 @@ def metrics_score(generation_set: str,
     from core.metrics.scoring import start_scoring
 
     o = owner()
-    job_id = start_scoring(o.store, o.jobs, CLI_USER, generation_set, _csv(metrics) or None)
+    job_id = start_scoring(o.store, o.jobs, CLI_USER, generation_set, _csv(metrics) or None, settings().metrics)
     out.print(f"started {job_id}", markup=False)
     job = _follow(job_id, timeout)
     out.print(f"{job_id}: {job['status']}" + (f" ({job['error']})" if job["error"] else ""), markup=False)
@@ -593,33 +625,53 @@ def metrics_score(generation_set: str,
 
 
 @metrics_app.command("show")
-def metrics_show(generation_set: str) -> None:
-    """Means with 95% CIs per variant and metric, and deltas vs the base with Holm-adjusted p-values.
+def metrics_show(generation_set: str,
+                 export: Optional[str] = typer.Option(None, help="csv, parquet or html: write a file instead of "
+                                                      "printing."),
+                 table: str = typer.Option("summary", help="With csv/parquet: summary, deltas or scores (every "
+                                           "per-example score)."),
+                 out_dir: Path = typer.Option(Path("."), help="Folder for --export.")) -> None:
+    """Means with CIs per variant and metric, and deltas vs the base with Holm-adjusted p-values
+    (the stored summary; computed now if the scores changed).
 
-    Metrics: exact_match, rouge1, rouge2, rougeL, bleu, chrf, ter, json_valid, field_accuracy, words.
+    Metrics: exact_match, rouge1, rouge2, rougeL, bleu, chrf, ter, json_valid, field_accuracy, words,
+    tests_pass (shown as pass@k: metrics.pass_k, each k up to the samples per prompt).
     """
+    from core.metrics import results
+
+    res = results.latest(store(), CLI_USER, generation_set, settings().metrics)
+    if res is None:
+        raise InvalidInput(f"{generation_set} has no scores yet: run `tuneboard metrics score {generation_set}`.")
+    if export:
+        data, name, _ = results.export(store(), CLI_USER, res, export, table)
+        target = out_dir / name
+        target.write_bytes(data)
+        out.print(f"wrote {target}", markup=False)
+        return
     _print_metrics(generation_set)
 
 
 def _print_metrics(generation_set: str) -> None:
-    from core.metrics.scoring import summary
-    from core.metrics.uncertainty import multiple_comparisons_note
+    from core.metrics import results
 
-    means, deltas = summary(store(), CLI_USER, generation_set)
-    if not means:
+    cfg = settings().metrics
+    res = results.latest(store(), CLI_USER, generation_set, cfg)
+    if res is None:
         raise InvalidInput(f"{generation_set} has no scores yet: run `tuneboard metrics score {generation_set}`.")
-    table = Table("variant", "metric", "mean", "95% CI", "n")
-    for m in means:
+    ci = f"{cfg.confidence:.0%} CI"
+    table = Table("variant", "metric", "mean", ci, "n")
+    for m in res.summary.to_dict("records"):
         table.add_row(m["variant"], m["metric"], f"{m['mean']:.3f}", f"{m['lo']:.3f}-{m['hi']:.3f}", str(m["n"]))
     out.print(table)
-    if deltas:
-        table = Table("variant", "metric", "delta vs base", "95% CI", "p", "p (Holm)", "verdict")
-        for d in deltas:
+    if len(res.deltas):
+        table = Table("variant", "metric", "delta vs base", ci, "p", "p (Holm)", "verdict")
+        for d in res.deltas.to_dict("records"):
             table.add_row(d["variant"], d["metric"], f"{d['delta']:+.3f}", f"{d['lo']:+.3f}..{d['hi']:+.3f}",
                           f"{d['p']:.3g}", f"{d['p_holm']:.3g}",
                           f"{d['direction']}{' (significant)' if d['significant'] else ''}")
         out.print(table)
-        out.print(multiple_comparisons_note(len(deltas)), markup=False)
+        out.print(results.comparisons_note(res), markup=False)
+
 
 @review_app.command("list")
 def review_list() -> None:

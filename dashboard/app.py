@@ -10,12 +10,14 @@ import streamlit as st
 
 from core.auth import pages_for
 from dashboard.context import apply_cookie, current_user, owner, sign_out
-from pages import account, data, generations, login, models, playground, rate, results, review, train, users
+from pages import (account, data, generations, home, login, metrics, models, playground, rate, results, review, train,
+                   users)
 
 st.set_page_config(page_title="tuneboard", page_icon=":material/compare_arrows:", layout="wide")
 
 PAGES = {
     "rate": st.Page(rate.render, title="Rate", icon=":material/how_to_vote:", url_path="rate"),
+    "home": st.Page(home.render, title="Home", icon=":material/home:", url_path="home"),
     "data": st.Page(data.render, title="Data", icon=":material/dataset:", url_path="data"),
     "train": st.Page(train.render, title="Train", icon=":material/model_training:", url_path="train"),
     "models": st.Page(models.render, title="Models", icon=":material/deployed_code:", url_path="models"),
@@ -24,6 +26,7 @@ PAGES = {
     "playground": st.Page(playground.render, title="Playground", icon=":material/chat:", url_path="playground"),
     "review": st.Page(review.render, title="Review", icon=":material/rule:", url_path="review"),
     "results": st.Page(results.render, title="Results", icon=":material/leaderboard:", url_path="results"),
+    "metrics": st.Page(metrics.render, title="Metrics", icon=":material/monitoring:", url_path="metrics"),
     "users": st.Page(users.render, title="Users", icon=":material/group:", url_path="users"),
     "account": st.Page(account.render, title="Account", icon=":material/key:", url_path="account"),
 }

@@ -6,14 +6,19 @@ import pandas as pd
 import streamlit as st
 
 from core.auth import Action
-from core.datasets import ImportOptions, get_version, import_dataset, list_examples, list_versions, validate
-from core.datasets.formats import FORMATS, SPLITS
+from core.datasets import (ImportOptions, get_version, import_dataset, list_examples, list_versions,
+                           set_version_metrics, validate)
+from core.datasets.formats import FORMATS, MAPPABLE, SPLITS
 from core.errors import InvalidInput
+from core.metrics.registry import METRICS
 from core.models import token_counter
 from dashboard.context import current_user, owner
 from dashboard.widgets import conversation, problems_table, report_summary, user_errors
 
 PAGE_SIZE = 20
+METRICS_HELP = ("Which metrics score generations of this data. Empty: chosen from the references when scoring "
+                "(tests_pass first when every row has tests). " + " ".join(f"**{n}**: {m.help}"
+                                                                            for n, m in METRICS.items()))
 
 
 def render() -> None:
@@ -50,15 +55,15 @@ def _options_form(settings) -> ImportOptions:
         name = st.text_input("Dataset name", help="Lower-case letters, digits, '-' and '_'. Default: the file name.")
         fmt = st.selectbox("Format", ["from the file name", *FORMATS])
         st.caption("Column mapping (CSV, Parquet or JSONL with other field names): leave empty for the defaults.")
-        cols = st.columns(5)
-        mapping = {key: cols[i].text_input(key, placeholder=key).strip()
-                   for i, key in enumerate(("messages", "prompt", "completion", "system", "split"))}
+        cols = st.columns(len(MAPPABLE))
+        mapping = {key: cols[i].text_input(key, placeholder=key).strip() for i, key in enumerate(MAPPABLE)}
         c1, c2, c3, c4 = st.columns(4)
         train = c1.number_input("Train", 0.0, 1.0, float(settings.data.split[0]), 0.05)
         val = c2.number_input("Validation", 0.0, 1.0, float(settings.data.split[1]), 0.05)
         test = c3.number_input("Test", 0.0, 1.0, float(settings.data.split[2]), 0.05)
         seed = c4.number_input("Split seed", 0, 2**31 - 1, int(settings.data.seed))
-    return ImportOptions.from_settings(settings, name=name.strip(), seed=int(seed),
+    metrics = st.multiselect("Metrics that apply", list(METRICS), help=METRICS_HELP, key="import-metrics")
+    return ImportOptions.from_settings(settings, name=name.strip(), seed=int(seed), metrics=metrics,
                                        format=None if fmt == "from the file name" else fmt,
                                        mapping={k: v for k, v in mapping.items() if v},
                                        split=(round(train, 6), round(val, 6), round(test, 6)))
@@ -89,11 +94,28 @@ def _import(user) -> None:
             report = result.report
             if result.created:
                 st.success(f"Imported **{result.dataset}** version `{result.version_id}`.")
+            elif result.metrics_updated:
+                st.info(f"Same content and split as **{result.dataset}** version `{result.version_id}`: nothing new "
+                        f"was imported; its metrics are now {', '.join(options.metrics or [])}.")
             else:
                 st.info(f"Same content and split as **{result.dataset}** version `{result.version_id}`: "
                         "nothing new was imported.")
         report_summary(report)
         problems_table(report.problems)
+
+
+def _declared_metrics(user, version: dict) -> None:
+    declared = version["metrics"]
+    st.caption("Metrics: " + (", ".join(declared) if declared else "chosen from the references when scoring"))
+    if not user.may(Action.DATA_IMPORT):
+        return
+    with st.form(f"metrics-{version['version_id']}", border=False):
+        chosen = st.multiselect("Metrics that apply", list(METRICS), default=declared or [], help=METRICS_HELP,
+                                key=f"declared-metrics-{version['version_id']}")
+        if st.form_submit_button("Save metrics"):
+            with user_errors():
+                set_version_metrics(owner().store, user, version["version_id"], chosen)
+                st.success("Saved: " + (", ".join(chosen) if chosen else "chosen from the references"))
 
 
 def _versions(user) -> None:
@@ -115,6 +137,7 @@ def _versions(user) -> None:
     report_summary(report)
     with st.expander(f"Validation report: {len(report.warnings)} warnings"):
         problems_table(report.problems)
+    _declared_metrics(user, version)
 
     st.subheader("Examples")
     c1, c2, c3 = st.columns([1, 3, 1])

@@ -54,16 +54,19 @@ def _new_set_form() -> None:
     variants = serving.available_variants(o.store, user, o.settings.base_model)
     source = st.radio("Prompts", ["Dataset split", "Upload a prompt list"], horizontal=True)
     with st.form("new_set", border=False):
-        upload, version, split, limit = None, None, "test", 0
+        upload, version, split, limit, samples = None, None, "test", 0, 1
         if source == "Dataset split":
             if not versions:
                 st.warning("No dataset imported yet: import one on the Data page, or upload a prompt list.")
-            c1, c2, c3 = st.columns([3, 1, 1])
+            c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
             version = c1.selectbox("Dataset version", [v["version_id"] for v in versions],
                                    format_func=lambda i: next(f"{v['dataset']} · {i} · {v['n_test']} test"
                                                               for v in versions if v["version_id"] == i))
             split = c2.selectbox("Split", ["test", "validation", "train"])
             limit = c3.number_input("Only the first", min_value=0, value=0, help="0 = the whole split.")
+            samples = c4.number_input("Samples per prompt (pass@k)", min_value=1, value=1,
+                                      help="Generate each prompt this many times to estimate pass@k on a code task "
+                                           "(k up to this number); needs a temperature above 0.")
         else:
             upload = st.file_uploader("Prompt list", type=["txt", "jsonl"],
                                       help='.txt: one prompt per line. .jsonl: {"prompt": ..., "reference": ...} '
@@ -90,7 +93,8 @@ def _new_set_form() -> None:
             if upload is not None:
                 prompts, src = serving.prompts_from_file(upload.getvalue(), upload.name)
             elif version:
-                prompts, src = serving.prompts_from_version(o.store, user, version, split, int(limit) or None)
+                prompts, src = serving.prompts_from_version(o.store, user, version, split, int(limit) or None,
+                                                            int(samples))
             else:
                 st.error("Choose a dataset version or upload a prompt list.")
                 return

@@ -72,13 +72,13 @@ def test_wrong_password_shows_an_error_and_no_navigation(app, username, password
     assert SESSION_USER not in at.session_state
 
 
-def test_admin_logs_in_and_sees_the_data_page(app):
+def test_admin_logs_in_and_sees_the_home_page(app):
     at = log_in(app(None), "admin", ADMIN_PASSWORD)
     assert_clean(at)
     assert not at.error
     assert at.session_state[SESSION_USER] == "admin"
-    assert titles(at) == ["Data"]
-    assert registered_pages(at) == ["Data", "Train", "Models", "Generations", "Playground", "Review", "Results", "Users", "Account"]
+    assert titles(at) == ["Home"]
+    assert registered_pages(at) == ["Home", "Data", "Train", "Models", "Generations", "Playground", "Review", "Results", "Metrics", "Users", "Account"]
     assert any("Signed in as **admin** · engineer" in m for m in texts(at.sidebar.markdown))
 
 
@@ -93,7 +93,7 @@ def test_disabled_account_cannot_log_in(app, owner, accounts):
 
 def test_log_out_returns_to_the_login_page(app):
     at = app("eve")
-    assert titles(at) == ["Data"]
+    assert titles(at) == ["Home"]
     at.sidebar.button[0].click().run()
     assert_clean(at)
     assert titles(at) == ["tuneboard"]
@@ -103,8 +103,8 @@ def test_log_out_returns_to_the_login_page(app):
 
 # ---- navigation per role -----------------------------------------------------------------------
 @pytest.mark.parametrize("username,pages", [
-    ("eve", ["Data", "Train", "Models", "Generations", "Playground", "Review", "Results", "Users", "Account"]),
-    ("leo", ["Data", "Models", "Generations", "Playground", "Review", "Results", "Account"]),
+    ("eve", ["Home", "Data", "Train", "Models", "Generations", "Playground", "Review", "Results", "Metrics", "Users", "Account"]),
+    ("leo", ["Home", "Data", "Models", "Generations", "Playground", "Review", "Results", "Metrics", "Account"]),
     ("rita", ["Rate", "Account"]),
 ])
 def test_navigation_shows_the_pages_of_the_role(app, username, pages):
@@ -116,13 +116,14 @@ def test_navigation_shows_the_pages_of_the_role(app, username, pages):
         goto(at, title)
         assert_clean(at)
         assert titles(at) == [title]
-    for title in {"Rate", "Data", "Train", "Models", "Generations", "Playground", "Review", "Results", "Users", "Account"} - set(pages):
+    for title in {"Rate", "Home", "Data", "Train", "Models", "Generations", "Playground", "Review", "Results", "Metrics",
+                  "Users", "Account"} - set(pages):
         with pytest.raises(KeyError):
             goto(at, title)
 
 
 def test_engineer_data_page_has_versions_and_import_tabs(app):
-    at = app("eve")
+    at = goto(app("eve"), "Data")
     assert [t.label for t in at.tabs] == ["Versions", "Import"]
     assert [r.label for r in at.radio] == ["Source"]
     assert {"Validate", "Import"} <= {b.label for b in at.button}
@@ -130,7 +131,7 @@ def test_engineer_data_page_has_versions_and_import_tabs(app):
 
 
 def test_lead_data_page_has_no_import(app):
-    at = app("leo")
+    at = goto(app("leo"), "Data")
     assert_clean(at)
     assert titles(at) == ["Data"]
     assert not at.tabs
@@ -140,8 +141,8 @@ def test_lead_data_page_has_no_import(app):
 
 
 @pytest.mark.parametrize("username,url_path,shown", [
-    ("rita", "users", "Rate"), ("rita", "data", "Rate"), ("leo", "users", "Data"), ("leo", "train", "Data"),
-    ("rita", "models", "Rate"), ("rita", "results", "Rate"), ("rita", "review", "Rate"), ("leo", "rate", "Data"),
+    ("rita", "users", "Rate"), ("rita", "data", "Rate"), ("leo", "users", "Home"), ("leo", "train", "Home"),
+    ("rita", "models", "Rate"), ("rita", "results", "Rate"), ("rita", "review", "Rate"), ("leo", "rate", "Home"), ("rita", "metrics", "Rate"), ("rita", "home", "Rate"),
 ])
 def test_typed_url_of_a_forbidden_page_shows_the_default_page(app, username, url_path, shown):
     at = force_page(app(username), url_path)
@@ -154,7 +155,7 @@ def test_typed_url_of_a_forbidden_page_shows_the_default_page(app, username, url
 # ---- changes take effect on the next rerun -----------------------------------------------------
 def test_disabled_account_is_signed_out_on_its_next_rerun(app, owner):
     at = app("leo")
-    assert titles(at) == ["Data"]
+    assert titles(at) == ["Home"]
     set_disabled(owner.store, ADMIN, "leo", True)
     at.run()
     assert_clean(at)
@@ -164,13 +165,13 @@ def test_disabled_account_is_signed_out_on_its_next_rerun(app, owner):
 
 
 def test_role_change_takes_effect_on_the_next_rerun(app, owner):
-    at = app("leo")
-    assert registered_pages(at) == ["Data", "Models", "Generations", "Playground", "Review", "Results", "Account"]
+    at = goto(app("leo"), "Data")
+    assert registered_pages(at) == ["Home", "Data", "Models", "Generations", "Playground", "Review", "Results", "Metrics", "Account"]
     assert not at.tabs
     set_role(owner.store, ADMIN, "leo", "engineer")
     at.run()
     assert_clean(at)
-    assert registered_pages(at) == ["Data", "Train", "Models", "Generations", "Playground", "Review", "Results", "Users", "Account"]
+    assert registered_pages(at) == ["Home", "Data", "Train", "Models", "Generations", "Playground", "Review", "Results", "Metrics", "Users", "Account"]
     assert titles(at) == ["Data"]
     assert [t.label for t in at.tabs] == ["Versions", "Import"]
 
@@ -246,6 +247,7 @@ def test_users_page_changes_a_role(app, owner):
 
 # ---- Data page ---------------------------------------------------------------------------------
 def choose_server_path(at, path: str):
+    goto(at, "Data")
     at.radio[0].set_value("Path on the server").run()
     [field] = [t for t in at.text_input if t.label == "File path on the server"]
     field.set_value(str(path)).run()
@@ -325,7 +327,7 @@ def test_lead_browses_an_imported_version_read_only(app, owner, demo_files):
 
     result = import_dataset(owner.store, ADMIN, demo_files[0].read_bytes(), demo_files[0].name,
                             ImportOptions.from_settings(owner.settings))
-    at = app("leo")
+    at = goto(app("leo"), "Data")
     assert_clean(at)
     assert titles(at) == ["Data"]
     assert result.version_id in set(at.dataframe[0].value["version_id"])
@@ -338,7 +340,7 @@ def test_password_reset_elsewhere_signs_this_browser_out(app, owner):
 
     at = log_in(app(None), "leo", PASSWORD)
     assert_clean(at)
-    assert titles(at) == ["Data"]
+    assert titles(at) == ["Home"]
     reset_password(owner.store, ADMIN, "leo", "a-new-password-42")  # ends leo's sessions
     at.run()
     assert_clean(at)

@@ -227,3 +227,10 @@ def test_metrics_commands(cli, settings, env):
     assert re.search(r"score-\S+: succeeded", scored.stdout)
     assert re.search(r"adapter:tuned .*field_accuracy .*[+-]\d\.\d{3}", scored.stdout)
     assert cli("metrics", "score", gen, "--metrics", "meteor").returncode == 1
+    out_dir = settings.workspace_dir.parent
+    wrote = cli("metrics", "show", gen, "--export", "csv", "--table", "deltas", "--out-dir", str(out_dir))
+    assert wrote.returncode == 0, wrote.stderr
+    deltas = (out_dir / f"{gen}-deltas.csv").read_text().splitlines()
+    assert deltas[0].startswith("variant,baseline,metric,delta") and len(deltas) == 3  # 2 metrics vs base
+    report = cli("metrics", "show", gen, "--export", "html", "--out-dir", str(out_dir))
+    assert report.returncode == 0 and "field_accuracy" in (out_dir / f"{gen}-metrics.html").read_text()

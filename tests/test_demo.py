@@ -74,6 +74,12 @@ def test_demo_builds_once_then_is_cached(tmp_path, monkeypatch):
     assert {r["rater"] for r in store.rows("SELECT DISTINCT rater FROM assignments WHERE pair_set_id = ?",
                                            [first.pair_set_id])} == {"rater", "rater2", "rater3"}
 
+    # Its task metrics: scored once, summarized with intervals, the fine-tune compared with the base.
+    scored = store.rows("SELECT DISTINCT metric FROM metric_scores WHERE set_id = ?", [first.generation_set_id])
+    assert {"json_valid", "field_accuracy"} <= {r["metric"] for r in scored}
+    assert store.scalar("SELECT count(*) FROM metric_deltas WHERE set_id = ? AND variant_id = ?",
+                        [first.generation_set_id, f"adapter:{first.run_id}"]) == len(scored)
+
     second = build_demo(store, settings, examples=300, log=logs.append)
     assert second.dataset_version == first.dataset_version and second.run_id == first.run_id
     assert (second.generation_set_id, second.pair_set_id) == (first.generation_set_id, first.pair_set_id)
@@ -82,4 +88,5 @@ def test_demo_builds_once_then_is_cached(tmp_path, monkeypatch):
     assert second.logins == first.logins
     assert store.scalar("SELECT count(*) FROM dataset_versions") == 1
     assert any("cached" in line for line in logs)
+    assert store.scalar("SELECT count(*) FROM jobs WHERE kind = 'score'") == 1  # not scored twice
     store.close()

@@ -19,8 +19,9 @@ REFS = [json.dumps({"category": c, "priority": p, "summary": s}) for c, p, s in 
 
 def test_every_metric_scores_each_example_and_names_its_version():
     preds = [REFS[0], '{"category": "shipping", "priority": "low", "summary": "x"}', "I am sorry, I cannot help."]
-    scores = score(list(METRICS), preds, REFS)
-    assert all(len(v) == 3 for v in scores.values())
+    on_references = [n for n, m in METRICS.items() if m.needs == "references"]  # tests_pass: test_metrics_code
+    scores = score(on_references, preds, REFS)
+    assert set(scores) == set(on_references) and all(len(v) == 3 for v in scores.values())
     assert scores["exact_match"] == [1.0, 0.0, 0.0]
     assert scores["json_valid"] == [1.0, 1.0, 0.0]
     assert scores["field_accuracy"] == pytest.approx([1.0, 1 / 3, 0.0])

@@ -17,6 +17,7 @@ from core.jobs import Jobs
 from core.demo.review import seed_generation_set
 from core.metrics.scoring import start_scoring
 from core.review import pairs, results
+from core.metrics import results as metric_results
 from core.review.desk import RatingDesk
 from core.review.pairs import PairSetSpec
 from core.serving import GenerationSpec, available_variants, generate, list_sets, prompts_from_version
@@ -36,11 +37,13 @@ EXPECTED: dict[Action, set[Role]] = {
     Action.REVIEW_MANAGE: {Role.LEAD, Role.ENGINEER},
     Action.REVIEW_RESULTS: {Role.LEAD, Role.ENGINEER},
     Action.REVIEW_REVEAL: {Role.LEAD},
+    Action.METRICS_VIEW: {Role.LEAD, Role.ENGINEER},
 }
 EXPECTED_PAGES = {
     Role.RATER: ["rate", "account"],
-    Role.LEAD: ["data", "models", "generations", "playground", "review", "results", "account"],
-    Role.ENGINEER: ["data", "train", "models", "generations", "playground", "review", "results", "users", "account"],
+    Role.LEAD: ["home", "data", "models", "generations", "playground", "review", "results", "metrics", "account"],
+    Role.ENGINEER: ["home", "data", "train", "models", "generations", "playground", "review", "results", "metrics",
+                    "users", "account"],
 }
 ADMIN = User("admin", Role.ENGINEER)
 
@@ -97,8 +100,8 @@ def test_require_refuses_no_user(action):
 @pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
 def test_pages_for_each_role(role):
     assert pages_for(role) == EXPECTED_PAGES[role]
-    assert set(PAGES) == {"rate", "data", "train", "models", "generations", "playground", "review", "results", "users",
-                          "account"}
+    assert set(PAGES) == {"rate", "home", "data", "train", "models", "generations", "playground", "review", "results",
+                          "metrics", "users", "account"}
 
 
 # ---- the real service functions, every action x role -------------------------------------------
@@ -191,6 +194,13 @@ SERVICES: dict[Action, list] = {
     Action.REVIEW_REVEAL: [
         lambda w, u: pairs.pairs_revealed(w["store"], u, w["pair_set"]),
         lambda w, u: pairs.flagged_pairs(w["store"], u, w["pair_set"]),
+    ],
+    Action.METRICS_VIEW: [
+        lambda w, u: metric_results.scored_sets(w["store"], u),
+        lambda w, u: metric_results.latest(w["store"], u, w["gen"], w["owner"].settings.metrics),
+        lambda w, u: metric_results.examples(w["store"], u, w["gen"], "chrf", "adapter:tuned"),
+        lambda w, u: metric_results.best_version(w["store"], u, w["owner"].settings.metrics),
+        lambda w, u: metric_results.raw_scores(w["store"], u, w["gen"]),
     ],
     Action.JOBS_RUN: [
         lambda w, u: w["jobs"].submit(u, "ticker", {"steps": 1}),

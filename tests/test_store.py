@@ -25,6 +25,30 @@ def test_migrations_applied_once_and_recorded(tmp_path):
     again.close()
 
 
+def test_set_keys_migration_fills_existing_rows(tmp_path, monkeypatch):
+    """Migration 11 on a workspace scored before it: every set and score row gets its set key."""
+    import core.store as store_mod
+
+    monkeypatch.setattr(store_mod, "MIGRATIONS", [m for m in MIGRATIONS if m[0] < 11])
+    old = Store(tmp_path / "t.duckdb")
+    for i, set_id in enumerate(["generate-a", "generate-b"]):
+        old.execute("INSERT INTO generation_sets (set_id, name, source, base_model, variants, decoding, "
+                    "requested_path, n_prompts) VALUES (?, 'x', '{}', 'm', '[]', '{}', 'auto', 2)", [set_id])
+        old.execute("INSERT INTO metric_scores VALUES (?, 'chrf', 'v', 'base', 0, ?, 'score-1'), "
+                    "(?, 'chrf', 'v', 'base', 1, ?, 'score-1')", [set_id, i, set_id, i])
+    old.close()
+    monkeypatch.setattr(store_mod, "MIGRATIONS", MIGRATIONS)
+    new = Store(tmp_path / "t.duckdb")
+    keys = {r["set_id"]: r["set_seq"] for r in new.rows("SELECT set_id, set_seq FROM generation_sets")}
+    assert sorted(keys.values()) == [1, 2]
+    rows = new.rows("SELECT set_id, set_seq FROM metric_scores")
+    assert len(rows) == 4 and all(r["set_seq"] == keys[r["set_id"]] for r in rows)
+    new.execute("INSERT INTO generation_sets (set_id, name, source, base_model, variants, decoding, "
+                "requested_path, n_prompts) VALUES ('generate-c', 'x', '{}', 'm', '[]', '{}', 'auto', 2)")
+    assert new.scalar("SELECT set_seq FROM generation_sets WHERE set_id = 'generate-c'") == 3
+    new.close()
+
+
 def test_failed_migration_leaves_no_trace(tmp_path, monkeypatch):
     import core.store as store_mod
 

@@ -6,6 +6,10 @@ dataset version and its examples in one transaction. A version id is the hash of
 examples' content (order-independent) and the split specification, so importing the
 same content again returns the existing version.
 
+A version may declare which metrics apply (`ImportOptions.metrics`, `set_version_metrics`);
+scoring uses them instead of guessing from the references. Rows may carry `tests` (Python
+code the answer must pass), part of the example's hash only when present.
+
 Splitting keeps near-duplicate clusters together (one cluster, one split) so the test
 split cannot leak into training through paraphrases; the leakage check then verifies it.
 """
@@ -31,7 +35,7 @@ from core.store import Store
 
 EXAMPLE_SCHEMA = pa.schema([("version_id", pa.string()), ("idx", pa.int32()), ("split", pa.string()),
                             ("source_line", pa.int32()), ("messages", pa.string()), ("n_tokens", pa.int32()),
-                            ("example_hash", pa.string())])
+                            ("example_hash", pa.string()), ("tests", pa.string())])
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 TokenCounter = Callable[[list[dict]], int]
 
@@ -48,9 +52,14 @@ class ImportOptions:
     max_seq_len: int = 512
     near_duplicate_threshold: float = 0.8
     max_bytes: int = 200 * 2**20
+    metrics: list[str] | None = None          # which metrics apply; None (or empty): chosen from the references
 
     def __post_init__(self) -> None:
         problems = []
+        try:
+            self.metrics = declared_metrics(self.metrics)
+        except InvalidInput as exc:
+            problems.append(str(exc))
         if self.name and not _NAME.match(self.name):
             problems.append(f"name {self.name!r}: use lower-case letters, digits, '-' or '_' (at most 64)")
         if len(self.split) != 3 or any(not math.isfinite(v) or v < 0 for v in self.split) \
@@ -79,6 +88,15 @@ class ImportOptions:
             return {"mode": "explicit"}
         return {"mode": "seeded", "fractions": list(self.split), "seed": self.seed,
                 "near_duplicate_threshold": self.near_duplicate_threshold}
+
+
+def declared_metrics(names: list[str] | None) -> list[str] | None:
+    """Metric names a version declares, checked against the registry; empty means none (None)."""
+    if not names:
+        return None
+    from core.metrics.registry import check_metrics  # scorer libraries load only when metrics are named
+
+    return check_metrics(list(names))
 
 
 @dataclass
@@ -217,6 +235,10 @@ def validate(data: bytes, file: str, options: ImportOptions, count_tokens: Token
                                             "data or lower data.near_duplicate_threshold", file, severity="warning"))
         report.leakage, leaks = _leakage(examples, hashes, options.near_duplicate_threshold, file, parsed)
         problems += leaks
+    if options.metrics and "tests_pass" in options.metrics:
+        problems += [Problem("missing_tests", "tests_pass is declared but this example has no 'tests'; add Python "
+                             "test code to every row or leave tests_pass out", file, ex.line, "tests")
+                     for ex in examples if ex.tests is None]
     if not examples and not problems:
         problems.append(Problem("empty", "the file holds no examples", file))
     report.problems = sorted(problems, key=lambda p: (p.line or 0, p.severity != "error", p.code))
@@ -238,6 +260,7 @@ class ImportResult:
     version_id: str
     created: bool
     report: Report
+    metrics_updated: bool = False   # an existing version's declared metrics were replaced
 
 
 def import_dataset(store: Store, actor: User, data: bytes, file: str, options: ImportOptions,
@@ -254,22 +277,27 @@ def import_dataset(store: Store, actor: User, data: bytes, file: str, options: I
         raise DatasetError(f"{file}: {len(report.errors)} problem(s) must be fixed before import; nothing was "
                            "imported.", report.errors)
     vid, content = version_id(checked.examples, checked.split_spec)
-    existing = store.row("SELECT dataset FROM dataset_versions WHERE version_id = ?", [vid])
+    existing = store.row("SELECT dataset, metrics FROM dataset_versions WHERE version_id = ?", [vid])
     if existing:
-        return ImportResult(existing["dataset"], vid, False, report)
-    rows = [(vid, idx, ex.split, ex.line, json.dumps(ex.messages, ensure_ascii=False), ex.n_tokens, ex.hash)
-            for idx, ex in enumerate(checked.examples)]
+        # Same content: the version stays; metrics named explicitly now replace the declared ones.
+        updated = options.metrics is not None and _loads(existing["metrics"]) != options.metrics
+        if updated:
+            _store_metrics(store, actor, vid, options.metrics, f"declared at re-import of {file}")
+        return ImportResult(existing["dataset"], vid, False, report, updated)
+    rows = [(vid, idx, ex.split, ex.line, json.dumps(ex.messages, ensure_ascii=False), ex.n_tokens, ex.hash,
+             ex.tests) for idx, ex in enumerate(checked.examples)]
     counts = report.splits
     with store.transaction() as cur:
         if not cur.execute("SELECT 1 FROM datasets WHERE name = ?", [name]).fetchone():
             cur.execute("INSERT INTO datasets (name, description, created_by) VALUES (?, ?, ?)",
                         [name, description, actor.username])
         cur.execute("""INSERT INTO dataset_versions (version_id, dataset, content_hash, source_name, source_format,
-                       n_examples, n_train, n_validation, n_test, split_spec, tokenizer, report, created_by)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       n_examples, n_train, n_validation, n_test, split_spec, tokenizer, report, created_by, metrics)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     [vid, name, content, file, report.format, len(rows), counts.get("train", 0),
                      counts.get("validation", 0), counts.get("test", 0), json.dumps(checked.split_spec),
-                     tokenizer_name, json.dumps(report.to_dict(), default=str), actor.username])
+                     tokenizer_name, json.dumps(report.to_dict(), default=str), actor.username,
+                     _dumps(options.metrics)])
         batch = pa.table(list(zip(*rows)), schema=EXAMPLE_SCHEMA)
         cur.register("example_batch", batch)
         cur.execute("INSERT INTO examples BY NAME SELECT * FROM example_batch")
@@ -279,16 +307,51 @@ def import_dataset(store: Store, actor: User, data: bytes, file: str, options: I
     return ImportResult(name, vid, True, report)
 
 
+# ---- declared metrics ------------------------------------------------------------------
+def _dumps(metrics: list[str] | None) -> str | None:
+    return json.dumps(metrics) if metrics else None
+
+
+def _loads(stored: str | None) -> list[str] | None:
+    return json.loads(stored) if stored else None
+
+
+def _store_metrics(store: Store, actor: User, version_id: str, metrics: list[str] | None, why: str) -> None:
+    with store.transaction() as cur:
+        cur.execute("UPDATE dataset_versions SET metrics = ? WHERE version_id = ?", [_dumps(metrics), version_id])
+        cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES (?, 'data.metrics', ?, ?)",
+                    [actor.username, version_id, f"{why}: {', '.join(metrics) if metrics else 'none declared'}"])
+
+
+def set_version_metrics(store: Store, actor: User, version_id: str, metrics: list[str] | None) -> list[str] | None:
+    """Change which metrics a version declares (empty or None: chosen from the references again).
+    Returns what is stored now. Audited."""
+    require(actor, Action.DATA_IMPORT)
+    names = declared_metrics(metrics)
+    version = get_version(store, actor, version_id)
+    if names and "tests_pass" in names:
+        missing = store.scalar("SELECT count(*) FROM examples WHERE version_id = ? AND tests IS NULL",
+                               [version["version_id"]])
+        if missing:
+            raise InvalidInput(f"metrics: tests_pass needs tests on every example, but {missing} example(s) of "
+                               f"{version['version_id']} have none; leave tests_pass out.")
+    _store_metrics(store, actor, version["version_id"], names, "changed")
+    return names
+
+
 # ---- reading ---------------------------------------------------------------------------
 def list_versions(store: Store, actor: User, dataset: str | None = None) -> list[dict]:
     require(actor, Action.DATA_VIEW)
     sql = """SELECT version_id, dataset, source_name, source_format, n_examples, n_train, n_validation, n_test,
-             tokenizer, created_at, created_by FROM dataset_versions"""
+             tokenizer, created_at, created_by, metrics FROM dataset_versions"""
     params: list = []
     if dataset:
         sql += " WHERE dataset = ?"
         params.append(dataset)
-    return store.rows(sql + " ORDER BY created_at DESC", params)
+    rows = store.rows(sql + " ORDER BY created_at DESC", params)
+    for r in rows:
+        r["metrics"] = _loads(r["metrics"])
+    return rows
 
 
 def get_version(store: Store, actor: User, version_id: str) -> dict:
@@ -299,6 +362,7 @@ def get_version(store: Store, actor: User, version_id: str) -> dict:
         raise NotFound(f"No dataset version {version_id!r}; see `tuneboard data list`.")
     row["report"] = Report.from_dict(json.loads(row["report"]))
     row["split_spec"] = json.loads(row["split_spec"])
+    row["metrics"] = _loads(row["metrics"])
     return row
 
 
@@ -318,7 +382,7 @@ def list_examples(store: Store, actor: User, version_id: str, split: str | None 
         params.append(f"%{search}%")
     clause = " AND ".join(where)
     total = store.scalar(f"SELECT count(*) FROM examples WHERE {clause}", params)
-    rows = store.rows(f"SELECT idx, split, source_line, messages, n_tokens FROM examples WHERE {clause} "
+    rows = store.rows(f"SELECT idx, split, source_line, messages, n_tokens, tests FROM examples WHERE {clause} "
                       "ORDER BY idx LIMIT ? OFFSET ?", params + [int(limit), int(offset)])
     for r in rows:
         r["messages"] = json.loads(r["messages"])

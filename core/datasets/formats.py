@@ -5,7 +5,8 @@ Supported inputs:
 - prompt/completion JSONL: `{"prompt": ..., "completion": ..., "system": optional}`;
 - CSV and Parquet with columns `messages` (a JSON list) or `prompt`/`completion` (and
   optional `system`); other column names are mapped with `mapping` ({"prompt": "question"}).
-Any row may carry `split` (train/validation/test) to fix its split.
+Any row may carry `split` (train/validation/test) to fix its split, and `tests` (Python test
+code the answer must pass: a code task scored with tests_pass and pass@k).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from core.errors import Problem
 
 FORMATS = ("jsonl", "csv", "parquet")
 SPLITS = ("train", "validation", "test")
-MAPPABLE = ("messages", "prompt", "completion", "system", "split")
+MAPPABLE = ("messages", "prompt", "completion", "system", "split", "tests")
 
 
 @dataclass

@@ -35,6 +35,7 @@ class Example:
     split: str | None = None
     hash: str = ""
     n_tokens: int | None = None
+    tests: str | None = None
 
 
 @dataclass
@@ -76,10 +77,26 @@ class Report:
         return cls(**known, problems=[Problem(**p) for p in data.get("problems", [])])
 
 
-def example_hash(messages: list[dict[str, str]]) -> str:
-    canonical = json.dumps([[m["role"], m["content"]] for m in messages], ensure_ascii=False,
-                           separators=(",", ":"))
+def example_hash(messages: list[dict[str, str]], tests: str | None = None) -> str:
+    """Content hash of an example. Without tests it is the hash of the messages alone, as it
+    always was, so versions imported before tests existed keep their ids."""
+    pairs = [[m["role"], m["content"]] for m in messages]
+    canonical = json.dumps(pairs if tests is None else [pairs, tests], ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _tests_of(record: Any, file: str, line: int) -> tuple[str | None, list[Problem]]:
+    """A row's `tests`: Python code as text; missing or blank (an empty CSV cell) means none."""
+    tests = record.get("tests") if isinstance(record, dict) else None
+    if tests is None or (isinstance(tests, str) and not tests.strip()):
+        return None, []
+    if not isinstance(tests, str):
+        return None, [Problem("bad_type", f"'tests' must be Python test code as text (e.g. \"assert f(2) == 4\"), "
+                              f"got {type(tests).__name__}", file, line, "tests")]
+    if not _is_text(tests):
+        return None, [Problem("non_utf8", "'tests' holds an unpaired surrogate escape (\\ud800-\\udfff), which is "
+                              "not text", file, line, "tests")]
+    return tests, []
 
 
 def _messages_from(record: Any, file: str, line: int) -> tuple[list | None, list[Problem]]:
@@ -182,11 +199,13 @@ def normalize(raw: list[RawExample], file: str) -> tuple[list[Example], list[Pro
         if split is not None and split not in SPLITS:
             found.append(Problem("bad_split", f"split {split!r} must be one of {', '.join(SPLITS)}",
                                  file, item.line, "split"))
+        tests, bad_tests = _tests_of(item.record, file, item.line)
+        found += bad_tests
         if found:
             problems += found
             continue
         clean = [{"role": m["role"], "content": m["content"]} for m in messages]
-        examples.append(Example(item.line, clean, split, example_hash(clean)))
+        examples.append(Example(item.line, clean, split, example_hash(clean, tests), tests=tests))
     return examples, problems
 
 

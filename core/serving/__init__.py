@@ -116,13 +116,19 @@ def resolve_variants(store: Store, actor: User, ids: list[str], base_model: str)
 
 # ---- prompts ------------------------------------------------------------------------
 def prompts_from_version(store: Store, actor: User, version_id: str, split: str = "test",
-                         limit: int | None = None) -> tuple[list[dict], dict]:
-    """A dataset version's split as prompts: each chat up to its last assistant answer (the reference)."""
+                         limit: int | None = None, samples: int = 1) -> tuple[list[dict], dict]:
+    """A dataset version's split as prompts: each chat up to its last assistant answer (the reference).
+
+    `samples` > 1 repeats each prompt that many times at consecutive prompt indices with the
+    same source_ref (n samples per problem for pass@k); requests are seeded with seed + prompt
+    index, so sampled repeats differ. Sampling needs temperature > 0 (checked by `generate`)."""
     from core.datasets import get_version
 
     require(actor, Action.GENERATE)
     if split not in ("train", "validation", "test"):
         raise InvalidInput(f"split: {split!r} is not one of train, validation, test.")
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise InvalidInput(f"samples: {samples!r} samples per prompt; give a whole number of at least 1.")
     version = get_version(store, actor, version_id)
     rows = store.rows("SELECT idx, messages FROM examples WHERE version_id = ? AND split = ? ORDER BY idx",
                       [version["version_id"], split])
@@ -134,10 +140,14 @@ def prompts_from_version(store: Store, actor: User, version_id: str, split: str 
         last = max((i for i, m in enumerate(chat) if m["role"] == "assistant"), default=None)
         if last is None:
             continue
-        prompts.append({"messages": chat[:last], "reference": chat[last]["content"],
-                        "source_ref": f"{version['version_id']}:{split}:{row['idx']}"})
+        prompt = {"messages": chat[:last], "reference": chat[last]["content"],
+                  "source_ref": f"{version['version_id']}:{split}:{row['idx']}"}
+        prompts += [dict(prompt) for _ in range(samples)]
+    if len(prompts) > MAX_PROMPTS:
+        raise InvalidInput(f"samples: {len(prompts) // samples} prompts x {samples} samples is {len(prompts)} "
+                           f"prompts, more than {MAX_PROMPTS}; lower the samples or use a limit.")
     source = {"kind": "dataset", "dataset": version["dataset"], "version_id": version["version_id"], "split": split,
-              "limit": limit}
+              "limit": limit, "samples": samples}
     return prompts, source
 
 
@@ -229,6 +239,11 @@ def generate(store: Store, jobs: Jobs, settings: Settings, actor: User, spec: Ge
         problems.append("prompts: the prompt set is empty")
     elif len(spec.prompts) > MAX_PROMPTS:
         problems.append(f"prompts: {len(spec.prompts)} is more than {MAX_PROMPTS}; split the set")
+    samples = spec.source.get("samples") or 1
+    if samples > 1 and spec.decoding.greedy:
+        problems.append(f"samples: {samples} samples per prompt need sampling, but temperature 0 is greedy and "
+                        "would give the same answer every time; set a temperature above 0 (e.g. 0.8) for pass@k, "
+                        "or use 1 sample")
     if problems:
         raise InvalidInput("Generation set: " + "; ".join(problems) + ".")
     variants = resolve_variants(store, actor, list(spec.variants), base_model)

@@ -333,4 +333,13 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE dataset_versions ADD COLUMN metrics VARCHAR;
         ALTER TABLE examples ADD COLUMN tests VARCHAR;
     """),
+    (11, "set_keys", """
+        -- A numeric key per generation set, copied onto its per-example scores: DuckDB skips row
+        -- groups by min/max, which for text keeps only a short prefix (every set id starts
+        -- "generate-"), so a filter on set_id alone reads the whole table; one on set_seq does not.
+        CREATE SEQUENCE generation_set_seq;
+        ALTER TABLE generation_sets ADD COLUMN set_seq BIGINT DEFAULT nextval('generation_set_seq');
+        ALTER TABLE metric_scores ADD COLUMN set_seq BIGINT;
+        UPDATE metric_scores SET set_seq = g.set_seq FROM generation_sets g WHERE g.set_id = metric_scores.set_id;
+    """),
 ]

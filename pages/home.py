@@ -1,0 +1,75 @@
+"""Home (lead, engineer): the current best version and its verdicts at a glance — task metrics
+against the base with significance, and the blind-review results it took part in."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.metrics import results
+from core.metrics.registry import higher_is_better
+from dashboard.context import current_user, owner
+from dashboard.widgets import user_errors
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def render() -> None:
+    user, o = current_user(), owner()
+    st.title("Home")
+    sets = results.scored_sets(o.store, user)
+    if not sets:
+        st.info("Nothing is scored yet. The path to a verdict: import data (Data), fine-tune (Train), generate the "
+                "test split with the base and the fine-tune (Generations), score it (Metrics), and have raters "
+                "compare blind pairs (Review).")
+        return
+    datasets = sorted({s["dataset"] for s in sets})
+    dataset = st.selectbox("Task (dataset)", datasets, key="home_dataset") if len(datasets) > 1 else datasets[0]
+    with user_errors():
+        best = results.best_version(o.store, user, o.settings.metrics, dataset, sets)
+    if best is None:
+        st.info(f"No fine-tuned version of {dataset} has been scored against its base yet.")
+        return
+    res: results.SetMetrics = best["results"]
+    st.subheader(f"Best version: {best['name']}")
+    src = res.source
+    st.caption(f"Leads on {best['primary']} in the newest scored set, {res.name} ({src.get('dataset', '')} "
+               f"{src.get('version_id', '')} {src.get('split', '')} split, {int(res.summary['n'].max())} examples), "
+               f"scored {res.computed_at:%Y-%m-%d %H:%M}.")
+    _metric_cards(best)
+    st.markdown("**Task metrics vs the base**")
+    lines = [line for line in results.verdict(res) if line.startswith(res.label(best["variant"]))]
+    for line in lines or ["No difference from the base computed (the set has no base outputs)."]:
+        st.text(f"• {line}")
+    note = results.comparisons_note(res)
+    if note:
+        st.caption(note)
+    st.markdown("**Blind review**")
+    if not best["review"]:
+        st.text("• No blind-review results that include this version yet (Review page: create a pair set).")
+    for r in best["review"]:
+        sig = "significant" if r["significant"] else "not significant"
+        st.text(f"• {r['name']}: preferred to {r['other']} in {_pct(r['win_rate'])} of {r['n']} votes "
+                f"(CI {_pct(r['win_lo'])}–{_pct(r['win_hi'])}, ties as half), sign test p = {r['p_sign']:.3g}, "
+                f"{sig}; {r['n_votes']} votes in the set, computed {r['computed_at']:%Y-%m-%d %H:%M}.")
+
+
+def _metric_cards(best: dict) -> None:
+    res: results.SetMetrics = best["results"]
+    variant = best["variant"]
+    shown = res.metrics[:4]
+    for col, metric in zip(st.columns(max(1, len(shown))), shown):
+        mine = res.summary[(res.summary["variant"] == variant) & (res.summary["metric"] == metric)]
+        if mine.empty:
+            continue
+        row = mine.iloc[0]
+        delta = res.deltas[(res.deltas["variant"] == variant) & (res.deltas["metric"] == metric)]
+        text = None
+        if len(delta):
+            d = delta.iloc[0]
+            text = f"{d['delta']:+.3f} vs base · " + ("significant" if d["significant"] else "not significant")
+        col.metric(metric, f"{row['mean']:.3f}", text, delta_color="normal" if higher_is_better(metric) else "inverse",
+                   help=f"{int(round(100 * res.settings.get('confidence', 0.95)))}% CI {row['lo']:.3f} to "
+                        f"{row['hi']:.3f}; Holm-adjusted p of the difference "
+                        + (f"{delta.iloc[0]['p_holm']:.3g}" if len(delta) else "–") + ".")
