@@ -9,6 +9,8 @@ import streamlit as st
 
 from core.errors import DatasetError, TuneboardError
 
+# st.metric's delta colour by a metric's direction (core.metrics.registry.higher_is_better).
+DELTA_COLOR = {True: "normal", False: "inverse", None: "off"}
 ROLE_ICONS = {"system": ":material/settings:", "user": ":material/person:", "assistant": ":material/smart_toy:"}
 
 

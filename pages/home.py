@@ -8,7 +8,7 @@ import streamlit as st
 from core.metrics import results
 from core.metrics.registry import higher_is_better
 from dashboard.context import current_user, owner
-from dashboard.widgets import user_errors
+from dashboard.widgets import DELTA_COLOR, user_errors
 
 
 def _pct(x: float) -> str:
@@ -69,7 +69,7 @@ def _metric_cards(best: dict) -> None:
         if len(delta):
             d = delta.iloc[0]
             text = f"{d['delta']:+.3f} vs base · " + ("significant" if d["significant"] else "not significant")
-        col.metric(metric, f"{row['mean']:.3f}", text, delta_color="normal" if higher_is_better(metric) else "inverse",
+        col.metric(metric, f"{row['mean']:.3f}", text, delta_color=DELTA_COLOR[higher_is_better(metric)],
                    help=f"{int(round(100 * res.settings.get('confidence', 0.95)))}% CI {row['lo']:.3f} to "
                         f"{row['hi']:.3f}; Holm-adjusted p of the difference "
                         + (f"{delta.iloc[0]['p_holm']:.3g}" if len(delta) else "–") + ".")

@@ -16,7 +16,7 @@ from core.metrics import results
 from core.metrics.registry import METRICS, higher_is_better
 from core.metrics.scoring import start_scoring
 from dashboard.context import current_user, owner, require_page
-from dashboard.widgets import conversation, response, user_errors
+from dashboard.widgets import DELTA_COLOR, conversation, response, user_errors
 
 
 def render() -> None:
@@ -122,15 +122,15 @@ def _headline(res: results.SetMetrics) -> None:
             d = delta.iloc[0]
             text = f"{d['delta']:+.3f} vs base" + (" (significant)" if d["significant"] else " (n.s.)")
         col.metric(f"{primary} · {res.label(variant)}", f"{row['mean']:.3f}", text,
-                   delta_color="normal" if higher_is_better(primary) else "inverse",
+                   delta_color=DELTA_COLOR[higher_is_better(primary)],
                    help=f"{int(round(100 * res.settings.get('confidence', 0.95)))}% CI {row['lo']:.3f} to "
                         f"{row['hi']:.3f} over {int(row['n'])} examples.")
-    lines = results.verdict(res)
-    for line in lines[:8]:
-        st.text(f"• {line}")
-    note = results.comparisons_note(res)
-    if note:
-        st.caption(note)
+    with st.expander("The verdict in words"):
+        for line in results.verdict(res):
+            st.text(f"• {line}")
+        note = results.comparisons_note(res)
+        if note:
+            st.caption(note)
 
 
 def _named(res: results.SetMetrics, frame: pd.DataFrame) -> pd.DataFrame:
@@ -165,7 +165,8 @@ def _deltas(res: results.SetMetrics, metrics: list[str], shown: list[str]) -> No
                          verdict=frame.apply(lambda r: r["direction"] if r["significant"] else "not significant",
                                              axis=1))
     base = alt.Chart(frame).encode(y=alt.Y("label:N", title=None))
-    colors = alt.Scale(domain=["better", "worse", "not significant"], range=["#2e7d32", "#c62828", "#9e9e9e"])
+    colors = alt.Scale(domain=["better", "worse", "higher", "lower", "not significant"],
+                       range=["#2e7d32", "#c62828", "#1565c0", "#6a1b9a", "#9e9e9e"])
     chart = (base.mark_rule(strokeWidth=3).encode(x=alt.X("lo:Q", title="difference from the base (paired)"),
                                                  x2="hi:Q", color=alt.Color("verdict:N", scale=colors))
              + base.mark_point(filled=True, size=90).encode(x="delta:Q", color=alt.Color("verdict:N", scale=colors),
@@ -178,8 +179,8 @@ def _deltas(res: results.SetMetrics, metrics: list[str], shown: list[str]) -> No
                  column_config={c: st.column_config.NumberColumn(format="%.4f")
                                 for c in ("delta", "lo", "hi", "p", "p_holm", "p_bh")})
     st.caption("Intervals: paired bootstrap over examples. p: paired sign-flip permutation test; p_holm and p_bh "
-               "adjust for every comparison on this page. For lower-is-better metrics (ter, words) a negative "
-               "difference is better.")
+               "adjust for every comparison on this page. For lower-is-better metrics (ter) a negative difference "
+               "is better; length (words) is descriptive: higher or lower, not better or worse.")
 
 
 def _trend(dataset: str, res: results.SetMetrics, metrics: list[str], sets: list[dict]) -> None:

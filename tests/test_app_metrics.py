@@ -29,14 +29,14 @@ def test_lead_lands_on_home_and_sees_the_best_version_with_its_verdicts(app, own
     at = app("leo")
     assert_clean(at)
     assert titles(at) == ["Home"]
-    assert [s.value for s in at.subheader] == ["Best version: tuned (adapter:tuned)"]
+    assert [s.value for s in at.subheader] == ["Best version: adapter:tuned"]
     labels = [m.label for m in at.metric]
     assert labels[:2] == ["json_valid", "field_accuracy"]
     res = results.latest(owner.store, owner_user(), scored, owner.settings.metrics)
     field = res.deltas[res.deltas["metric"] == "field_accuracy"].iloc[0]
     card = next(m for m in at.metric if m.label == "field_accuracy")
     assert f"{field['delta']:+.3f} vs base" in card.delta
-    assert any(t.value.startswith("• tuned (adapter:tuned) vs base, field_accuracy:") for t in at.text)
+    assert any(t.value.startswith("• adapter:tuned vs base, field_accuracy:") for t in at.text)
     assert any("No blind-review results" in t.value for t in at.text)
 
 
@@ -58,7 +58,7 @@ def test_metrics_page_shows_intervals_differences_examples_and_exports(app, owne
     assert set(deltas["metric"]) == set(overview["metric"]) - set() and {"p_holm", "significant"} <= set(deltas.columns)
     # The drill-down shows the worst examples of the fine-tune with every variant's output (inert).
     assert any(m.value.startswith("**Prompt ") for m in at.markdown)
-    assert any(m.value.startswith("**tuned (adapter:tuned)** · json_valid") for m in at.markdown)
+    assert any(m.value.startswith("**adapter:tuned** · json_valid") for m in at.markdown)
     assert len(at.get("download_button")) == 2
     # Filters: one metric only.
     at.multiselect(key=f"metrics_pick_{scored}").set_value(["chrf"]).run()

@@ -51,3 +51,16 @@ def test_summary_deltas_are_paired_differences_with_adjusted_p_values():
     means = {(s["variant"], s["metric"]): s for s in summary}
     assert means[("base", "m1")]["mean"] == pytest.approx(base.mean())
     assert means[("base", "m1")]["lo"] < base.mean() < means[("base", "m1")]["hi"]
+
+
+def test_a_descriptive_metric_is_higher_or_lower_never_better():
+    """Length differences are reported by direction only; quality metrics by better/worse."""
+    from core.metrics.registry import higher_is_better, summarize
+
+    assert higher_is_better("words") is None and higher_is_better("ter") is False
+    scores = {"base": {"words": [30.0, 40, 35, 50, 45, 38], "ter": [0.9, 0.8, 0.85, 0.7, 0.95, 0.9]},
+              "adapter:tuned": {"words": [10.0, 12, 9, 14, 11, 10], "ter": [0.2, 0.3, 0.25, 0.1, 0.3, 0.2]}}
+    _, deltas = summarize(scores, rounds=200)
+    by_metric = {d["metric"]: d for d in deltas}
+    assert by_metric["words"]["delta"] < 0 and by_metric["words"]["direction"] == "lower"
+    assert by_metric["ter"]["delta"] < 0 and by_metric["ter"]["direction"] == "better"

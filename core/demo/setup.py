@@ -30,6 +30,8 @@ DEMO_ACCOUNTS = (("lead", "lead"), ("rater", "rater"), ("rater2", "rater"), ("ra
 DEMO_RATERS = ["rater", "rater2", "rater3"]
 DEMO_SET_NAME = "demo test split, base vs fine-tuned"
 DEMO_PAIR_SET = "Support replies, round 1"
+# What the triage task is judged on, the first being the headline (Home's primary metric).
+DEMO_METRICS = ["field_accuracy", "json_valid", "exact_match", "chrf", "words"]
 
 
 @dataclass
@@ -78,7 +80,7 @@ def build_demo(store: Store, settings: Settings, examples: int = 1200,
     count, tok_name, why = token_counter(settings.base_model)
     if why:
         log(f"      token statistics skipped: {why}")
-    options = ImportOptions.from_settings(settings, name=DEMO_DATASET)
+    options = ImportOptions.from_settings(settings, name=DEMO_DATASET, metrics=DEMO_METRICS)
     result = import_dataset(store, CLI_USER, good.read_bytes(), good.name, options, count, tok_name,
                             description="Support tickets to a JSON triage object (demo, generated).")
     r = result.report

@@ -30,7 +30,7 @@ class Metric:
     name: str
     scorer: Scorer
     version: str
-    higher_is_better: bool
+    higher_is_better: bool | None  # None: descriptive (length): a difference is higher or lower, not better
     help: str
     needs: str = "references"
 
@@ -57,7 +57,8 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            "1 when the whole response (optionally in one code fence) is one JSON value."),
     Metric("field_accuracy", structured.field_accuracy, "tuneboard 1", True,
            "Share of the reference JSON object's fields the response matches (strings normalized)."),
-    Metric("words", lambda p, r: text.lengths(p)["words"], "tuneboard 1", False, "Words in the response."),
+    Metric("words", lambda p, r: text.lengths(p)["words"], "tuneboard 1", None,
+           "Words in the response (descriptive: neither more nor fewer is better in itself)."),
     Metric("tests_pass", code.tests_pass, "tuneboard 1", True,
            "1 when the response's code passes the example's tests in the sandbox. The code is the first fenced "
            "block (```python or ```), else the whole response. Summaries show pass@k over the samples of each "
@@ -65,8 +66,8 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
 )}
 
 
-def higher_is_better(name: str) -> bool:
-    """Direction of a metric by name, including the pass@k rows of summaries."""
+def higher_is_better(name: str) -> bool | None:
+    """Direction of a metric by name, including the pass@k rows of summaries; None: descriptive."""
     if PASS_AT.match(name):
         return True
     if name not in METRICS:
@@ -139,12 +140,15 @@ def summarize(scores: dict[str, dict[str, Sequence[float]]], baseline: str | Non
                     continue
                 d = paired_delta(np.asarray(values, float), np.asarray(scores[baseline][metric], float),
                                  rounds=rounds, level=level, seed=seed, alpha=alpha)
-                better = (d.delta > 0) == higher_is_better(metric) if metric in METRICS or PASS_AT.match(metric) \
-                    else d.delta > 0
+                up = higher_is_better(metric) if metric in METRICS or PASS_AT.match(metric) else True
+                if d.delta == 0:
+                    direction = "same"
+                elif up is None:
+                    direction = "higher" if d.delta > 0 else "lower"
+                else:
+                    direction = "better" if (d.delta > 0) == up else "worse"
                 deltas.append({"variant": variant, "baseline": baseline, "metric": metric, "delta": d.delta,
-                               "lo": d.lo, "hi": d.hi, "p": d.p_permutation, "n": d.n,
-                               "direction": "better" if better and d.delta != 0 else
-                               ("worse" if d.delta != 0 else "same")})
+                               "lo": d.lo, "hi": d.hi, "p": d.p_permutation, "n": d.n, "direction": direction})
     if deltas:
         for row, p_holm, p_bh in zip(deltas, holm([r["p"] for r in deltas]),
                                      benjamini_hochberg([r["p"] for r in deltas])):

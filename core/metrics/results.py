@@ -27,6 +27,7 @@ from core.metrics.registry import METRICS, higher_is_better, metric_version
 from core.store import Store
 
 TABLES = ("summary", "deltas", "scores")
+SUMMARY_VERSION = 2  # bump when the summary computation changes: stored summaries are then recomputed
 EXPORT_FORMATS = ("csv", "parquet", "html")
 ORDERS = {"worst": "Worst for the variant", "best": "Best for the variant",
           "regressed": "Most worse than the base", "improved": "Most better than the base"}
@@ -51,8 +52,9 @@ class SetMetrics:
         return self.metrics[0]
 
     def label(self, variant: str) -> str:
+        """The more telling of a variant's name and id ("base (SmolLM2-...)", "adapter:RUN"), both if unrelated."""
         name = self.names.get(variant, variant)
-        return name if name == variant else f"{name} ({variant})"
+        return name if variant in name else variant if name in variant else f"{name} ({variant})"
 
 
 def _settings_of(m: MetricsSettings) -> dict:
@@ -73,7 +75,8 @@ def _fingerprint(store: Store, set_id: str, m: MetricsSettings) -> str:
     """Changes whenever the set's scores can have: only score-job ingest writes metric_scores, and it
     moves that job's last_seq in the same transaction."""
     state = {"jobs": [[j["job_id"], j["last_seq"], j["config"].get("versions")] for j in _score_jobs(store, set_id)],
-             "current": {n: x.version for n, x in METRICS.items()}, "settings": _settings_of(m)}
+             "current": {n: x.version for n, x in METRICS.items()}, "settings": _settings_of(m),
+             "summary_version": SUMMARY_VERSION}
     return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -196,7 +199,7 @@ def examples(store: Store, actor: User, set_id: str, metric: str, variant: str, 
     stored = "tests_pass" if metric.startswith("pass@") else metric
     if stored not in METRICS:
         raise InvalidInput(f"metric: {metric!r} is not a known metric")
-    descending = (order in ("best", "improved")) == higher_is_better(stored)
+    descending = (order in ("best", "improved")) == (higher_is_better(stored) is not False)
     series = _series(store, set_id, stored)  # one read serves the ranking and every shown score
     mine = series.get(variant, pd.Series(dtype=float)).dropna()
     if order in ("improved", "regressed"):
@@ -243,7 +246,8 @@ def verdict(res: SetMetrics) -> list[str]:
     level = int(round(100 * res.settings.get("confidence", 0.95)))
     lines = []
     means = {(r["variant"], r["metric"]): r for r in res.summary.to_dict("records")}
-    for d in res.deltas.to_dict("records"):
+    rank = {m: i for i, m in enumerate(res.metrics)}
+    for d in sorted(res.deltas.to_dict("records"), key=lambda d: (rank.get(d["metric"], len(rank)), d["variant"])):
         ours, base = means.get((d["variant"], d["metric"])), means.get((d["baseline"], d["metric"]))
         if ours is None or base is None:
             continue
@@ -339,7 +343,7 @@ def best_version(store: Store, actor: User, m: MetricsSettings, dataset: str | N
         ranked = res.summary[(res.summary["metric"] == primary) & (res.summary["variant"] != "base")]
         if ranked.empty:
             continue
-        ranked = ranked.sort_values("mean", ascending=not higher_is_better(primary), kind="stable")
+        ranked = ranked.sort_values("mean", ascending=higher_is_better(primary) is False, kind="stable")
         variant = str(ranked.iloc[0]["variant"])
         return {"set": s, "results": res, "variant": variant, "name": res.label(variant), "primary": primary,
                 "summary": res.summary[res.summary["variant"].isin([variant, "base"])],
