@@ -144,13 +144,14 @@ def _overview(res: results.SetMetrics, metrics: list[str], shown: list[str]) -> 
         return
     for metric in metrics:
         part = frame[frame["metric"] == metric]
-        base = alt.Chart(part).encode(y=alt.Y("version:N", title=None, sort=list(part["version"])))
+        about = METRICS[metric].help if metric in METRICS else "share of problems solved by one of k samples"
+        st.markdown(f"**{metric}** — {about}")
+        base = alt.Chart(part).encode(y=alt.Y("version:N", title=None, sort=list(part["version"]),
+                                            axis=alt.Axis(labelLimit=320)))
         chart = (base.mark_rule(strokeWidth=3).encode(x=alt.X("lo:Q", title=metric, scale=alt.Scale(zero=False)),
                                                      x2="hi:Q")
-                 + base.mark_point(filled=True, size=90).encode(x="mean:Q", color=alt.Color("version:N", legend=None),
-                                                                tooltip=["version", "mean", "lo", "hi", "n"]))
-        st.altair_chart(chart.properties(height=40 + 28 * len(part), title=f"{metric} — {METRICS[metric].help}"
-                                         if metric in METRICS else metric), width="stretch")
+                 + base.mark_point(filled=True, size=90).encode(x="mean:Q", tooltip=["version", "mean", "lo", "hi", "n"]))
+        st.altair_chart(chart, width="stretch")
     st.dataframe(frame[["version", "metric", "mean", "lo", "hi", "n", "metric_version"]], hide_index=True,
                  width="stretch", column_config={c: st.column_config.NumberColumn(format="%.4f")
                                                  for c in ("mean", "lo", "hi")})
@@ -164,7 +165,7 @@ def _deltas(res: results.SetMetrics, metrics: list[str], shown: list[str]) -> No
     frame = frame.assign(label=frame["version"] + " · " + frame["metric"],
                          verdict=frame.apply(lambda r: r["direction"] if r["significant"] else "not significant",
                                              axis=1))
-    base = alt.Chart(frame).encode(y=alt.Y("label:N", title=None))
+    base = alt.Chart(frame).encode(y=alt.Y("label:N", title=None, axis=alt.Axis(labelLimit=360)))
     colors = alt.Scale(domain=["better", "worse", "higher", "lower", "not significant"],
                        range=["#2e7d32", "#c62828", "#1565c0", "#6a1b9a", "#9e9e9e"])
     chart = (base.mark_rule(strokeWidth=3).encode(x=alt.X("lo:Q", title="difference from the base (paired)"),
@@ -173,7 +174,7 @@ def _deltas(res: results.SetMetrics, metrics: list[str], shown: list[str]) -> No
                                                             tooltip=["version", "metric", "delta", "lo", "hi", "p",
                                                                      "p_holm", "p_bh", "n"])
              + alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(strokeDash=[4, 4]).encode(x="x:Q"))
-    st.altair_chart(chart.properties(height=40 + 30 * len(frame)), width="stretch")
+    st.altair_chart(chart, width="stretch")
     st.dataframe(frame[["version", "metric", "delta", "lo", "hi", "p", "p_holm", "p_bh", "significant",
                         "direction", "n"]], hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.4f")
