@@ -143,6 +143,19 @@ class MetricsSettings:
 
 
 @dataclass
+class RegressionSettings:
+    max_drop_points: float = setting(5.0, "Most a category's accuracy may fall below the base's (percentage points) "
+                                     "before the gate fails.", min=0.0, max=100.0)
+    category_max_drop: str = setting("", "Per-category overrides of max_drop_points, e.g. 'safety=2, reasoning=8'.")
+    require_significance: bool = setting(True, "A drop past the threshold fails the gate only when McNemar's exact "
+                                         "test finds it significant; otherwise the gate is inconclusive.")
+    alpha: float = setting(0.05, "Significance level of McNemar's test.", min=0.001, max=0.5)
+    min_items: int = setting(30, "A category with fewer items gives an inconclusive verdict.", min=1, max=100_000)
+    confidence: float = setting(0.95, "Confidence level of the per-category accuracy intervals.", min=0.5,
+                                max=0.999)
+
+
+@dataclass
 class AuthSettings:
     min_password_length: int = setting(10, "Shortest password accepted for new accounts.", min=8, max=128)
     session_hours: int = setting(12, "How long a browser stays signed in (a reload keeps the login).",
@@ -159,6 +172,7 @@ class Settings:
     serving: ServingSettings = field(default_factory=ServingSettings)
     review: ReviewSettings = field(default_factory=ReviewSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    regression: RegressionSettings = field(default_factory=RegressionSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     source: str = "defaults"
 
@@ -207,6 +221,7 @@ SECTIONS: dict[str, type] = {
     "serving": ServingSettings,
     "review": ReviewSettings,
     "metrics": MetricsSettings,
+    "regression": RegressionSettings,
     "auth": AuthSettings,
 }
 

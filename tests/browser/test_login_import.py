@@ -30,9 +30,12 @@ def test_admin_uploads_a_bad_then_a_good_file(server, page, demo_files):
     good, bad = demo_files
     ex = expect()
     log_in(page, server.url, "admin", ADMIN_PASSWORD)
-    ex(page.get_by_role("heading", name="Data", exact=True)).to_be_visible()
+    ex(page.get_by_role("heading", name="Home", exact=True)).to_be_visible()  # engineers land on Home
     sidebar = page.get_by_test_id("stSidebar")
     ex(sidebar).to_contain_text("Signed in as admin · engineer")
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Data").click()
+    wait_idle(page)
+    ex(page.get_by_role("heading", name="Data", exact=True)).to_be_visible()
 
     page.get_by_role("tab", name="Import").click()
     wait_idle(page)
