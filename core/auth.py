@@ -33,7 +33,8 @@ class Action(str, Enum):
     REVIEW_MANAGE = "review.manage"  # create pair sets, assign raters, mark gold, withdraw pairs, exclude raters
     REVIEW_RESULTS = "review.results"  # win rates, rankings, agreement, rater quality, exports
     REVIEW_REVEAL = "review.reveal"  # drill down into single pairs with the model names shown
-    METRICS_VIEW = "metrics.view"  # task metrics per model version, drill-down with outputs by model, exports
+    METRICS_VIEW = "metrics.view"  # task metrics and regression gates per model version, drill-down, exports
+    PROMOTE = "promote"  # promote a model version (a passing gate, or an override with a written reason)
 
 
 # Which roles may perform each action (DESIGN.md, "Users and roles").
@@ -50,6 +51,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     # Lead only (issue [review]): the person accountable for the verdict sees single pairs unblinded.
     Action.REVIEW_REVEAL: frozenset({Role.LEAD}),
     Action.METRICS_VIEW: frozenset({Role.LEAD, Role.ENGINEER}),
+    Action.PROMOTE: frozenset({Role.ENGINEER}),
 }
 
 # Pages of the dashboard and the action each needs; navigation shows only what is allowed.
@@ -64,6 +66,7 @@ PAGES: dict[str, Action | None] = {
     "review": Action.REVIEW_MANAGE,
     "results": Action.REVIEW_RESULTS,
     "metrics": Action.METRICS_VIEW,
+    "regression": Action.METRICS_VIEW,
     "users": Action.USERS_MANAGE,
     "account": None,  # every signed-in user: own password
 }

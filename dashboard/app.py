@@ -10,8 +10,8 @@ import streamlit as st
 
 from core.auth import pages_for
 from dashboard.context import apply_cookie, current_user, owner, sign_out
-from pages import (account, data, generations, home, login, metrics, models, playground, rate, results, review, train,
-                   users)
+from pages import (account, data, generations, home, login, metrics, models, playground, rate, regression, results,
+                   review, train, users)
 
 st.set_page_config(page_title="tuneboard", page_icon=":material/compare_arrows:", layout="wide")
 
@@ -27,6 +27,7 @@ PAGES = {
     "review": st.Page(review.render, title="Review", icon=":material/rule:", url_path="review"),
     "results": st.Page(results.render, title="Results", icon=":material/leaderboard:", url_path="results"),
     "metrics": st.Page(metrics.render, title="Metrics", icon=":material/monitoring:", url_path="metrics"),
+    "regression": st.Page(regression.render, title="Regression", icon=":material/shield:", url_path="regression"),
     "users": st.Page(users.render, title="Users", icon=":material/group:", url_path="users"),
     "account": st.Page(account.render, title="Account", icon=":material/key:", url_path="account"),
 }

@@ -11,6 +11,8 @@ from core.errors import DatasetError, TuneboardError
 
 # st.metric's delta colour by a metric's direction (core.metrics.registry.higher_is_better).
 DELTA_COLOR = {True: "normal", False: "inverse", None: "off"}
+# How a gate verdict is shown.
+VERDICT_BANNER = {"pass": st.success, "fail": st.error, "inconclusive": st.warning}
 ROLE_ICONS = {"system": ":material/settings:", "user": ":material/person:", "assistant": ":material/smart_toy:"}
 
 

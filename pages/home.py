@@ -1,12 +1,16 @@
 """Home (lead, engineer): the current best version and its verdicts at a glance — task metrics
-against the base with significance, and the blind-review results it took part in."""
+against the base with significance, the blind-review results it took part in, and its
+regression gate."""
 
 from __future__ import annotations
+
+import json
 
 import streamlit as st
 
 from core.metrics import results
 from core.metrics.registry import higher_is_better
+from core.regression import runs
 from dashboard.context import current_user, owner
 from dashboard.widgets import DELTA_COLOR, user_errors
 
@@ -53,6 +57,22 @@ def render() -> None:
         st.text(f"• {r['name']}: preferred to {r['other']} in {_pct(r['win_rate'])} of {r['n']} votes "
                 f"(CI {_pct(r['win_lo'])}–{_pct(r['win_hi'])}, ties as half), sign test p = {r['p_sign']:.3g}, "
                 f"{sig}; {r['n_votes']} votes in the set, computed {r['computed_at']:%Y-%m-%d %H:%M}.")
+    _gate(best["variant"])
+
+
+def _gate(variant: str) -> None:
+    user, o = current_user(), owner()
+    st.markdown("**Regression gate**")
+    gate = runs.latest_gates(o.store, user).get(variant)
+    if gate is None:
+        st.text("• The general-capability suite has not been run on this version yet (Regression page).")
+        return
+    detail = json.loads(gate["detail"])
+    st.text(f"• {gate['verdict']} against {gate['baseline']} (suite run {gate['set_id']}, "
+            f"{gate['computed_at']:%Y-%m-%d %H:%M}): all items {100 * detail['overall']['base_acc']:.0f}% -> "
+            f"{100 * detail['overall']['tuned_acc']:.0f}%.")
+    for reason in detail["reasons"]:
+        st.text(f"  {reason}")
 
 
 def _metric_cards(best: dict) -> None:

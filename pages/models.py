@@ -7,9 +7,10 @@ import pandas as pd
 import streamlit as st
 
 from core.auth import Action
+from core.regression import runs
 from core.training import get_run, list_runs, list_variants, reproduce, start_merge
 from dashboard.context import current_user, owner, require_page
-from dashboard.widgets import loss_chart, run_progress, user_errors
+from dashboard.widgets import VERDICT_BANNER, loss_chart, run_progress, user_errors
 
 
 def render() -> None:
@@ -38,11 +39,31 @@ def render() -> None:
     c3.markdown(f"**Code** tuneboard {code['tuneboard']} · `{code['commit'][:10]}`"
                 + (" (uncommitted changes)" if code["dirty"] else "") + f"  \nseed {lineage['seed']}")
     st.markdown(f"**Best checkpoint** `{run['best_checkpoint'] or '-'}` · **adapter** `{run['adapter_dir'] or '-'}`")
+    _gates(chosen)
     with st.expander("Full config and lineage (packages, host, times)"):
         st.json({"config": run["config"], "lineage": lineage,
                  "started_at": str(run["started_at"]), "finished_at": str(run["finished_at"])})
 
     _exports(chosen)
+
+
+def _gates(chosen: str) -> None:
+    """Each version of the run: its regression gate against the base, and its promotions."""
+    user, o = current_user(), owner()
+    gates = runs.latest_gates(o.store, user)
+    promoted = {p["variant_id"]: p for p in reversed(runs.promotions(o.store, user))}
+    for v in [v for v in list_variants(o.store, user) if v["job_id"] == chosen]:
+        gate = gates.get(v["variant_id"])
+        if gate is None:
+            st.markdown(f"**Regression gate** of `{v['variant_id']}`: not run yet (Regression page).")
+        else:
+            VERDICT_BANNER[gate["verdict"]](
+                f"Regression gate of `{v['variant_id']}`: **{gate['verdict']}** against {gate['baseline']} "
+                f"(run {gate['set_id']}, {gate['computed_at']:%Y-%m-%d %H:%M}); details on the Regression page.")
+        if v["variant_id"] in promoted:
+            p = promoted[v["variant_id"]]
+            st.caption(f"Promoted {p['created_at']:%Y-%m-%d %H:%M} by {p['promoted_by']}"
+                       + (f" over a {p['gate_verdict'] or 'missing'} gate: {p['reason']}" if p["override"] else ""))
 
 
 @st.fragment(run_every="3s")

@@ -78,7 +78,7 @@ def test_admin_logs_in_and_sees_the_home_page(app):
     assert not at.error
     assert at.session_state[SESSION_USER] == "admin"
     assert titles(at) == ["Home"]
-    assert registered_pages(at) == ["Home", "Data", "Train", "Models", "Generations", "Playground", "Review", "Results", "Metrics", "Users", "Account"]
+    assert registered_pages(at) == ["Home", "Data", "Train", "Models", "Generations", "Playground", "Review", "Results", "Metrics", "Regression", "Users", "Account"]
     assert any("Signed in as **admin** · engineer" in m for m in texts(at.sidebar.markdown))
 
 
@@ -103,8 +103,8 @@ def test_log_out_returns_to_the_login_page(app):
 
 # ---- navigation per role -----------------------------------------------------------------------
 @pytest.mark.parametrize("username,pages", [
-    ("eve", ["Home", "Data", "Train", "Models", "Generations", "Playground", "Review", "Results", "Metrics", "Users", "Account"]),
-    ("leo", ["Home", "Data", "Models", "Generations", "Playground", "Review", "Results", "Metrics", "Account"]),
+    ("eve", ["Home", "Data", "Train", "Models", "Generations", "Playground", "Review", "Results", "Metrics", "Regression", "Users", "Account"]),
+    ("leo", ["Home", "Data", "Models", "Generations", "Playground", "Review", "Results", "Metrics", "Regression", "Account"]),
     ("rita", ["Rate", "Account"]),
 ])
 def test_navigation_shows_the_pages_of_the_role(app, username, pages):
@@ -117,7 +117,7 @@ def test_navigation_shows_the_pages_of_the_role(app, username, pages):
         assert_clean(at)
         assert titles(at) == [title]
     for title in {"Rate", "Home", "Data", "Train", "Models", "Generations", "Playground", "Review", "Results", "Metrics",
-                  "Users", "Account"} - set(pages):
+                  "Regression", "Users", "Account"} - set(pages):
         with pytest.raises(KeyError):
             goto(at, title)
 
@@ -166,12 +166,12 @@ def test_disabled_account_is_signed_out_on_its_next_rerun(app, owner):
 
 def test_role_change_takes_effect_on_the_next_rerun(app, owner):
     at = goto(app("leo"), "Data")
-    assert registered_pages(at) == ["Home", "Data", "Models", "Generations", "Playground", "Review", "Results", "Metrics", "Account"]
+    assert registered_pages(at) == ["Home", "Data", "Models", "Generations", "Playground", "Review", "Results", "Metrics", "Regression", "Account"]
     assert not at.tabs
     set_role(owner.store, ADMIN, "leo", "engineer")
     at.run()
     assert_clean(at)
-    assert registered_pages(at) == ["Home", "Data", "Train", "Models", "Generations", "Playground", "Review", "Results", "Metrics", "Users", "Account"]
+    assert registered_pages(at) == ["Home", "Data", "Train", "Models", "Generations", "Playground", "Review", "Results", "Metrics", "Regression", "Users", "Account"]
     assert titles(at) == ["Data"]
     assert [t.label for t in at.tabs] == ["Versions", "Import"]
 

@@ -65,5 +65,14 @@ def test_lead_reads_models_without_engineer_actions(app, owner, accounts, versio
     assert any(job_id in sub.value for sub in at.subheader)
     labels = {b.label for b in at.button}
     assert "Merge and export" not in labels and "Reproduce" not in labels
+    assert any("not run yet" in m.value for m in at.markdown)  # no regression gate yet
     eng = goto(app("eve"), "Models")
     assert {"Merge and export", "Reproduce"} <= {b.label for b in eng.button}
+    # Once the suite has judged the run's adapter, the page shows the gate's verdict.
+    from core.regression import runs
+    from tests.test_regression_runs import seed_suite_set
+
+    suite_set = seed_suite_set(owner.store, {}, tuned=f"adapter:{job_id}")
+    runs.judge(owner.store, accounts["lead"], suite_set, f"adapter:{job_id}", owner.settings.regression)
+    at.run()
+    assert any(f"Regression gate of `adapter:{job_id}`: **pass**" in s.value for s in at.success)

@@ -234,3 +234,19 @@ def test_metrics_commands(cli, settings, env):
     assert deltas[0].startswith("variant,baseline,metric,delta") and len(deltas) == 3  # 2 metrics vs base
     report = cli("metrics", "show", gen, "--export", "html", "--out-dir", str(out_dir))
     assert report.returncode == 0 and "field_accuracy" in (out_dir / f"{gen}-metrics.html").read_text()
+
+
+def test_regression_commands(cli, settings, env):
+    from core.owner import Owner
+    from tests.test_regression_runs import seed_suite_set
+
+    owner = Owner.open(settings, monitor=False, env=env)
+    suite_set = seed_suite_set(owner.store, {})
+    owner.close()
+    gate = cli("regression", "gate", suite_set, "--variant", "adapter:tuned")
+    assert gate.returncode == 0, gate.stderr
+    assert "gate for adapter:tuned: pass" in gate.stdout and "McNemar p" in gate.stdout
+    assert "adapter:tuned: gate pass" in cli("regression", "list").stdout
+    assert "promoted adapter:tuned" in cli("promote", "adapter:tuned").stdout
+    refused = cli("promote", "adapter:other")
+    assert refused.returncode == 1 and "no regression gate yet" in refused.stderr and "Traceback" not in refused.stderr

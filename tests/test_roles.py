@@ -18,6 +18,7 @@ from core.demo.review import seed_generation_set
 from core.metrics.scoring import start_scoring
 from core.review import pairs, results
 from core.metrics import results as metric_results
+from core.regression import runs as regression_runs
 from core.review.desk import RatingDesk
 from core.review.pairs import PairSetSpec
 from core.serving import GenerationSpec, available_variants, generate, list_sets, prompts_from_version
@@ -38,12 +39,14 @@ EXPECTED: dict[Action, set[Role]] = {
     Action.REVIEW_RESULTS: {Role.LEAD, Role.ENGINEER},
     Action.REVIEW_REVEAL: {Role.LEAD},
     Action.METRICS_VIEW: {Role.LEAD, Role.ENGINEER},
+    Action.PROMOTE: {Role.ENGINEER},
 }
 EXPECTED_PAGES = {
     Role.RATER: ["rate", "account"],
-    Role.LEAD: ["home", "data", "models", "generations", "playground", "review", "results", "metrics", "account"],
+    Role.LEAD: ["home", "data", "models", "generations", "playground", "review", "results", "metrics", "regression",
+                "account"],
     Role.ENGINEER: ["home", "data", "train", "models", "generations", "playground", "review", "results", "metrics",
-                    "users", "account"],
+                    "regression", "users", "account"],
 }
 ADMIN = User("admin", Role.ENGINEER)
 
@@ -101,7 +104,7 @@ def test_require_refuses_no_user(action):
 def test_pages_for_each_role(role):
     assert pages_for(role) == EXPECTED_PAGES[role]
     assert set(PAGES) == {"rate", "home", "data", "train", "models", "generations", "playground", "review", "results",
-                          "metrics", "users", "account"}
+                          "metrics", "regression", "users", "account"}
 
 
 # ---- the real service functions, every action x role -------------------------------------------
@@ -201,6 +204,13 @@ SERVICES: dict[Action, list] = {
         lambda w, u: metric_results.examples(w["store"], u, w["gen"], "chrf", "adapter:tuned"),
         lambda w, u: metric_results.best_version(w["store"], u, w["owner"].settings.metrics),
         lambda w, u: metric_results.raw_scores(w["store"], u, w["gen"]),
+        lambda w, u: regression_runs.runs(w["store"], u),
+        lambda w, u: regression_runs.latest_gates(w["store"], u),
+        lambda w, u: regression_runs.promotions(w["store"], u),
+    ],
+    Action.PROMOTE: [
+        lambda w, u: regression_runs.promote(w["store"], u, "adapter:tuned", "no gate yet: promoted for the test run",
+                                             override=True),
     ],
     Action.JOBS_RUN: [
         lambda w, u: w["jobs"].submit(u, "ticker", {"steps": 1}),

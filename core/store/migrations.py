@@ -342,4 +342,39 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE metric_scores ADD COLUMN set_seq BIGINT;
         UPDATE metric_scores SET set_seq = g.set_seq FROM generation_sets g WHERE g.set_id = metric_scores.set_id;
     """),
+    (12, "regression", """
+        -- The probe suite's outcome per item and variant of a suite generation set (scored once),
+        -- each gate judged from them with its settings, and promotions (a passing gate or a
+        -- written override).
+        CREATE TABLE regression_items (
+            set_id        VARCHAR NOT NULL,
+            item_id       VARCHAR NOT NULL,
+            variant_id    VARCHAR NOT NULL,
+            category      VARCHAR NOT NULL,
+            correct       BOOLEAN NOT NULL,
+            suite_version VARCHAR NOT NULL,
+            PRIMARY KEY (set_id, item_id, variant_id)
+        );
+        CREATE TABLE regression_gates (
+            gate_id     VARCHAR PRIMARY KEY,
+            set_id      VARCHAR NOT NULL,
+            variant_id  VARCHAR NOT NULL,
+            baseline    VARCHAR NOT NULL,
+            verdict     VARCHAR NOT NULL CHECK (verdict IN ('pass', 'fail', 'inconclusive')),
+            detail      VARCHAR NOT NULL,
+            settings    VARCHAR NOT NULL,
+            computed_by VARCHAR NOT NULL,
+            computed_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        CREATE TABLE promotions (
+            promotion_id VARCHAR PRIMARY KEY,
+            variant_id   VARCHAR NOT NULL,
+            gate_id      VARCHAR,
+            gate_verdict VARCHAR,
+            override     BOOLEAN NOT NULL,
+            reason       VARCHAR NOT NULL,
+            promoted_by  VARCHAR NOT NULL,
+            created_at   TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+    """),
 ]

@@ -1,0 +1,199 @@
+"""Regression runs: the probe suite answered by the base and fine-tunes, judged and stored.
+
+A run is a generation set whose prompts are the suite's items (greedy, through the same
+serving paths as everything else; each prompt's source_ref is its item id). Once it has
+finished, every output is scored by its item's rule, once, into regression_items; a gate
+compares a fine-tune with the base item by item (core.regression.gate) and is stored with
+its settings. Promotion needs a passing gate, or an engineer's override with a written
+reason; both are recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict
+
+import pandas as pd
+
+from core.auth import Action, User, require
+from core.config import RegressionSettings, Settings
+from core.errors import InvalidInput, NotFound
+from core.jobs import Jobs
+from core.regression import gate as gates
+from core.regression import suite
+from core.store import Store
+
+MIN_REASON = 15
+
+
+def suite_source() -> dict:
+    return {"kind": "suite", "suite": suite.SUITE_NAME, "version": suite.SUITE_VERSION,
+            "fingerprint": suite.fingerprint(), "name": f"{suite.SUITE_NAME} suite v{suite.SUITE_VERSION}"}
+
+
+def start_run(store: Store, jobs: Jobs, settings: Settings, actor: User, variants: list[str], name: str = "",
+              path: str = "auto", limit: int | None = None) -> str:
+    """Generate the suite with the base and the given fine-tunes (greedy); returns the set id.
+    `limit` keeps the first items of each category (quick looks; a gate needs the whole suite)."""
+    from core.serving import Decoding, GenerationSpec, generate
+
+    require(actor, Action.GENERATE)
+    items = suite.items()
+    if limit:
+        taken: dict[str, int] = {}
+        kept = []
+        for it in items:
+            taken[it.category] = taken.get(it.category, 0) + 1
+            if taken[it.category] <= limit:
+                kept.append(it)
+        items = kept
+    prompts = [{"messages": [dict(m) for m in it.messages], "reference": None, "source_ref": it.item_id}
+               for it in items]
+    decoding = Decoding(temperature=0.0, max_tokens=max(it.max_tokens for it in items))
+    ids = ["base"] + [v for v in dict.fromkeys(variants) if v != "base"]
+    if len(ids) < 2:
+        raise InvalidInput("variants: choose at least one fine-tuned version to compare with the base.")
+    label = name.strip() or f"{suite.SUITE_NAME} suite v{suite.SUITE_VERSION}: " + ", ".join(ids[1:])
+    return generate(store, jobs, settings, actor, GenerationSpec(label, ids, prompts, suite_source(), decoding, path))
+
+
+def runs(store: Store, actor: User) -> list[dict]:
+    """Suite generation sets, newest first, with their status."""
+    require(actor, Action.METRICS_VIEW)
+    rows = store.rows("""SELECT g.set_id, g.name, g.created_at, g.source, g.variants, g.n_prompts, j.status, j.error
+                         FROM generation_sets g JOIN jobs j ON j.job_id = g.set_id ORDER BY g.created_at DESC""")
+    out = []
+    for r in rows:
+        r["source"] = json.loads(r["source"] or "{}")
+        if r["source"].get("kind") == "suite":
+            r["variants"] = json.loads(r["variants"])
+            out.append(r)
+    return out
+
+
+def _run(store: Store, set_id: str) -> dict:
+    row = store.row("""SELECT g.*, j.status FROM generation_sets g JOIN jobs j ON j.job_id = g.set_id
+                       WHERE g.set_id = ?""", [set_id])
+    if row is None:
+        raise NotFound(f"No generation set {set_id!r}.")
+    row["source"] = json.loads(row["source"] or "{}")
+    if row["source"].get("kind") != "suite":
+        raise InvalidInput(f"{set_id} is not a regression-suite run (its prompts come from "
+                           f"{row['source'].get('kind', 'elsewhere')}).")
+    return row
+
+
+def outcomes(store: Store, actor: User, set_id: str) -> pd.DataFrame:
+    """Per item and variant: right or wrong, with the prompt and the answer. Scored once, the first
+    time it is asked for after the run finished."""
+    require(actor, Action.METRICS_VIEW)
+    run = _run(store, set_id)
+    if not store.scalar("SELECT count(*) FROM regression_items WHERE set_id = ?", [set_id]):
+        if run["status"] != "succeeded":
+            raise InvalidInput(f"{set_id} is {run['status']}: outcomes are scored once it has finished.")
+        if run["source"].get("fingerprint") != suite.fingerprint():
+            raise InvalidInput(f"{set_id} was generated with {run['source'].get('name')}, whose items differ from "
+                               f"the installed {suite.SUITE_NAME} suite v{suite.SUITE_VERSION}: start a new run.")
+        _score(store, set_id, run["source"]["version"])
+    return store.df("""SELECT r.item_id, r.category, r.variant_id, r.correct, g.output, p.messages
+                       FROM regression_items r
+                       JOIN generation_prompts p ON p.set_id = r.set_id AND p.source_ref = r.item_id
+                       JOIN generations g ON g.set_id = r.set_id AND g.prompt_idx = p.prompt_idx
+                                         AND g.variant_id = r.variant_id
+                       WHERE r.set_id = ? ORDER BY r.category, r.item_id, r.variant_id""", [set_id])
+
+
+def _score(store: Store, set_id: str, version: str) -> None:
+    by_id = {it.item_id: it for it in suite.items()}
+    rows = store.rows("""SELECT p.source_ref AS item_id, g.variant_id, g.output FROM generations g
+                         JOIN generation_prompts p USING (set_id, prompt_idx) WHERE g.set_id = ?""", [set_id])
+    scored = [[set_id, r["item_id"], r["variant_id"], by_id[r["item_id"]].category,
+               bool(suite.score(by_id[r["item_id"]], r["output"])), version] for r in rows]
+    with store.transaction() as cur:
+        cur.executemany("INSERT OR IGNORE INTO regression_items (set_id, item_id, variant_id, category, correct, "
+                        "suite_version) VALUES (?, ?, ?, ?, ?, ?)", scored)
+
+
+def judge(store: Store, actor: User, set_id: str, variant: str, settings: RegressionSettings,
+          baseline: str = "base") -> dict:
+    """The gate of `variant` against the base in this run: stored once per settings, then read back."""
+    require(actor, Action.METRICS_VIEW)
+    frame = outcomes(store, actor, set_id)
+    wanted = json.dumps(asdict(settings), sort_keys=True)
+    stored = store.row("""SELECT * FROM regression_gates WHERE set_id = ? AND variant_id = ? AND baseline = ?
+                          AND settings = ? ORDER BY computed_at DESC LIMIT 1""", [set_id, variant, baseline, wanted])
+    if stored is None:
+        pivot = frame.pivot_table(index=["category", "item_id"], columns="variant_id", values="correct",
+                                  aggfunc="first")
+        if variant not in pivot or baseline not in pivot:
+            raise InvalidInput(f"{set_id} has no outputs of {variant if variant not in pivot else baseline}.")
+        pivot = pivot[[baseline, variant]].dropna()
+        rows = [(cat, bool(b), bool(t)) for (cat, _), b, t in zip(pivot.index, pivot[baseline], pivot[variant])]
+        result = gates.judge(rows, settings, sorted({c for c, _, _ in rows}))
+        gate_id = f"gate-{uuid.uuid4().hex[:12]}"
+        with store.transaction() as cur:
+            cur.execute("""INSERT INTO regression_gates (gate_id, set_id, variant_id, baseline, verdict, detail,
+                           settings, computed_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                        [gate_id, set_id, variant, baseline, result.verdict, json.dumps(result.to_dict()), wanted,
+                         actor.username])
+        stored = store.row("SELECT * FROM regression_gates WHERE gate_id = ?", [gate_id])
+    stored["detail"] = json.loads(stored["detail"])
+    return stored
+
+
+def flips(store: Store, actor: User, set_id: str, variant: str, baseline: str = "base") -> pd.DataFrame:
+    """Items the base got right and the fine-tune wrong, with the prompt and both answers."""
+    frame = outcomes(store, actor, set_id)
+    base = frame[frame["variant_id"] == baseline].set_index("item_id")
+    mine = frame[frame["variant_id"] == variant].set_index("item_id")
+    both = base.join(mine, lsuffix="_base", rsuffix="_tuned", how="inner")
+    lost = both[both["correct_base"] & ~both["correct_tuned"]]
+    return pd.DataFrame({"item_id": lost.index, "category": lost["category_base"].to_numpy(),
+                         "prompt": [json.loads(m)[-1]["content"] for m in lost["messages_base"]],
+                         "base_answer": lost["output_base"].to_numpy(), "tuned_answer": lost["output_tuned"].to_numpy()})
+
+
+def latest_gates(store: Store, actor: User) -> dict[str, dict]:
+    """The newest gate of each variant (what the Models page shows)."""
+    require(actor, Action.METRICS_VIEW)
+    rows = store.rows("""SELECT * FROM regression_gates QUALIFY row_number() OVER (PARTITION BY variant_id
+                         ORDER BY computed_at DESC) = 1""")
+    return {r["variant_id"]: r for r in rows}
+
+
+def promote(store: Store, actor: User, variant: str, reason: str = "", override: bool = False,
+            gate_id: str | None = None) -> str:
+    """Promote a version: its gate (the one named, else its newest) must pass, or an engineer overrides
+    with a written reason."""
+    require(actor, Action.PROMOTE)
+    if gate_id:
+        gate = store.row("SELECT * FROM regression_gates WHERE gate_id = ? AND variant_id = ?", [gate_id, variant])
+        if gate is None:
+            raise NotFound(f"No gate {gate_id!r} of {variant}.")
+    else:
+        gate = latest_gates(store, actor).get(variant)
+    verdict = gate["verdict"] if gate else None
+    if verdict != "pass":
+        if not override:
+            state = f"its regression gate is {verdict}" if verdict else "it has no regression gate yet"
+            raise InvalidInput(f"{variant} cannot be promoted: {state}. Run the suite on the Regression page, or "
+                               "override with a written reason.")
+        if len(reason.strip()) < MIN_REASON:
+            raise InvalidInput(f"reason: an override needs a written reason of at least {MIN_REASON} characters "
+                               "(it is kept with the promotion).")
+    promotion_id = f"promotion-{uuid.uuid4().hex[:12]}"
+    with store.transaction() as cur:
+        cur.execute("""INSERT INTO promotions (promotion_id, variant_id, gate_id, gate_verdict, override, reason,
+                       promoted_by) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                    [promotion_id, variant, gate["gate_id"] if gate else None, verdict, verdict != "pass",
+                     reason.strip(), actor.username])
+        cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES (?, 'promote', ?, ?)",
+                    [actor.username, variant, f"gate {verdict or 'none'}" + (f"; override: {reason.strip()}"
+                                                                           if verdict != "pass" else "")])
+    return promotion_id
+
+
+def promotions(store: Store, actor: User) -> list[dict]:
+    require(actor, Action.METRICS_VIEW)
+    return store.rows("SELECT * FROM promotions ORDER BY created_at DESC")

@@ -1,0 +1,132 @@
+"""Regression (engineer, lead): the general-capability probe suite, base vs fine-tune per
+category with intervals, the gate verdict with its reasons, the items that flipped from right
+to wrong, and promotion (a passing gate, or an engineer's override with a written reason)."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from core import serving
+from core.auth import Action
+from core.regression import runs, suite
+from dashboard.context import current_user, owner
+from dashboard.widgets import VERDICT_BANNER, user_errors
+
+
+def render() -> None:
+    user, o = current_user(), owner()
+    st.title("Regression")
+    st.caption(f"Fine-tuning can make a model forget what it could do. The {suite.SUITE_NAME} suite "
+               f"v{suite.SUITE_VERSION} ({len(suite.items())} items written by this project, scored by rules) "
+               "is answered by the base and the fine-tune, greedy; each category is compared item by item.")
+    if user.may(Action.GENERATE):
+        with st.expander("Run the suite", expanded=not runs.runs(o.store, user)):
+            _run_form()
+    finished = [r for r in runs.runs(o.store, user) if r["status"] == "succeeded"]
+    for r in runs.runs(o.store, user):
+        if r["status"] in ("queued", "running"):
+            st.info(f"{r['name']} ({r['set_id']}) is {r['status']}; follow it on the Generations page.")
+    if not finished:
+        st.info("No finished suite run yet.")
+        return
+    c1, c2 = st.columns(2)
+    set_id = c1.selectbox("Run", [r["set_id"] for r in finished], key="regression_run",
+                          format_func=lambda i: next(f"{r['name']} · {r['created_at']:%Y-%m-%d %H:%M}"
+                                                     for r in finished if r["set_id"] == i))
+    run = next(r for r in finished if r["set_id"] == set_id)
+    tuned = [v["variant_id"] for v in run["variants"] if v["variant_id"] != "base"]
+    variant = c2.selectbox("Fine-tuned version", tuned, key="regression_variant")
+    with user_errors():
+        gate = runs.judge(o.store, user, set_id, variant, o.settings.regression)
+        _verdict(gate)
+        _categories(gate)
+        _flips(set_id, variant)
+        _promotion(variant, gate)
+
+
+def _run_form() -> None:
+    user, o = current_user(), owner()
+    choices = [v for v in serving.available_variants(o.store, user, o.settings.base_model) if v.kind != "base"]
+    if not choices:
+        st.info("No fine-tuned version yet: train one on the Train page.")
+        return
+    with st.form("suite_run", border=False):
+        picked = st.multiselect("Fine-tuned versions (each is compared with the base)", [v.variant_id for v in choices],
+                                default=[choices[0].variant_id],
+                                format_func=lambda i: next(f"{v.name} ({v.kind})" for v in choices if v.variant_id == i))
+        go = st.form_submit_button("Run the suite", type="primary")
+    if go:
+        with user_errors():
+            set_id = runs.start_run(o.store, o.jobs, o.settings, user, picked)
+            st.success(f"Started {set_id}: {len(suite.items())} items x {len(picked) + 1} versions.")
+
+
+def _verdict(gate: dict) -> None:
+    detail = gate["detail"]
+    VERDICT_BANNER[gate["verdict"]](f"Gate: **{gate['verdict']}** for {gate['variant_id']} against {gate['baseline']}.")
+    for reason in detail["reasons"]:
+        st.text(f"• {reason}")
+    if detail["advice"]:
+        st.markdown("**What usually helps:** " + "; ".join(detail["advice"]) + ".")
+    overall = detail["overall"]
+    st.caption(f"All {overall['n']} items: base {100 * overall['base_acc']:.1f}%, fine-tune "
+               f"{100 * overall['tuned_acc']:.1f}%; {overall['right_to_wrong']} right -> wrong, "
+               f"{overall['wrong_to_right']} wrong -> right (McNemar p = {overall['p']:.3g}). Gate computed "
+               f"{gate['computed_at']:%Y-%m-%d %H:%M} by {gate['computed_by']}.")
+
+
+def _categories(gate: dict) -> None:
+    cats = pd.DataFrame(gate["detail"]["categories"])
+    long = pd.concat([cats.assign(version="base", acc=cats["base_acc"], lo=cats["base_lo"], hi=cats["base_hi"]),
+                      cats.assign(version=gate["variant_id"], acc=cats["tuned_acc"], lo=cats["tuned_lo"],
+                                  hi=cats["tuned_hi"])])
+    base = alt.Chart(long).encode(y=alt.Y("category:N", title=None), yOffset="version:N",
+                                  color=alt.Color("version:N", title=None))
+    chart = (base.mark_rule(strokeWidth=3).encode(x=alt.X("lo:Q", title="accuracy", scale=alt.Scale(domain=[0, 1])),
+                                                 x2="hi:Q")
+             + base.mark_point(filled=True, size=80).encode(x="acc:Q", tooltip=["category", "version", "acc", "lo",
+                                                                                "hi", "n"]))
+    st.altair_chart(chart, width="stretch")
+    table = cats[["category", "n", "base_acc", "tuned_acc", "drop_points", "max_drop_points", "right_to_wrong",
+                  "wrong_to_right", "p", "verdict"]]
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"base_acc": st.column_config.NumberColumn(format="%.3f"),
+                                "tuned_acc": st.column_config.NumberColumn(format="%.3f"),
+                                "drop_points": st.column_config.NumberColumn("drop (points)", format="%.1f"),
+                                "max_drop_points": st.column_config.NumberColumn("limit", format="%.1f"),
+                                "p": st.column_config.NumberColumn("McNemar p", format="%.3g")})
+
+
+def _flips(set_id: str, variant: str) -> None:
+    user, o = current_user(), owner()
+    lost = runs.flips(o.store, user, set_id, variant)
+    st.subheader(f"Right → wrong ({len(lost)})")
+    if lost.empty:
+        st.caption("No item the base answered right was answered wrong by the fine-tune.")
+        return
+    category = st.selectbox("Category", ["all"] + sorted(lost["category"].unique()), key="flips_category")
+    shown = lost if category == "all" else lost[lost["category"] == category]
+    st.dataframe(shown, hide_index=True, width="stretch")  # cells are plain text: model output stays inert
+
+
+def _promotion(variant: str, gate: dict) -> None:
+    user, o = current_user(), owner()
+    history = [p for p in runs.promotions(o.store, user) if p["variant_id"] == variant]
+    if history:
+        st.caption("Promotions: " + "; ".join(
+            f"{p['created_at']:%Y-%m-%d %H:%M} by {p['promoted_by']} (gate {p['gate_verdict'] or 'none'}"
+            + (f", override: {p['reason']}" if p["override"] else "") + ")" for p in history))
+    if not user.may(Action.PROMOTE):
+        return
+    with st.form("promote", border=False):
+        passing = gate["verdict"] == "pass"
+        reason = st.text_area("Reason" + ("" if passing else " for overriding the gate (required, kept on record)"),
+                              key="promote_reason")
+        go = st.form_submit_button("Promote" if passing else "Promote despite the gate", type="primary" if passing
+                                   else "secondary")
+    if go:
+        with user_errors():
+            runs.promote(o.store, user, variant, reason, override=not passing, gate_id=gate["gate_id"])
+            st.success(f"Promoted {variant}.")

@@ -1,0 +1,143 @@
+"""Regression runs over the real probe suite: outcomes scored once, gates stored per settings,
+flipped items, promotion with and without a passing gate, and an end-to-end run on the tiny
+model through the real generation worker.
+
+Most tests write a finished suite generation set directly, answering each item with its own
+known-good or known-bad answer (the suite's test fixtures), so the expected gate is known."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import replace
+
+import pytest
+
+from core.errors import InvalidInput, PermissionDenied
+from core.regression import runs, suite
+from tests.test_serving import add_adapter, tiny_adapters  # noqa: F401  (the session fixture)
+
+
+def seed_suite_set(store, wrong: dict[str, set[str]], source: dict | None = None, tuned: str = "adapter:tuned") -> str:
+    """A finished suite run of base and `tuned`; `wrong[variant]` are the items it gets wrong."""
+    items = suite.items()
+    set_id = f"generate-suite-{uuid.uuid4().hex[:8]}"
+    variants = [{"variant_id": v, "kind": v.split(":")[0], "name": v.split(":")[-1], "path": "", "model": "",
+                 "api_key_env": ""} for v in ("base", tuned)]
+    with store.transaction() as cur:
+        cur.execute("""INSERT INTO jobs (job_id, kind, status, run_dir, config, created_by, started_at, finished_at)
+                       VALUES (?, 'generate', 'succeeded', '', '{}', 'fixture', now(), now())""", [set_id])
+        cur.execute("""INSERT INTO generation_sets (set_id, name, source, base_model, variants, decoding,
+                       requested_path, n_prompts) VALUES (?, 'suite fixture', ?, 'm', ?, '{}', 'transformers', ?)""",
+                    [set_id, json.dumps(source or runs.suite_source()), json.dumps(variants), len(items)])
+        cur.executemany("INSERT INTO generation_prompts VALUES (?, ?, ?, NULL, ?)",
+                        [[set_id, i, json.dumps([dict(m) for m in it.messages]), it.item_id]
+                         for i, it in enumerate(items)])
+        cur.executemany("""INSERT INTO generations (set_id, prompt_idx, variant_id, output, tokens_in, tokens_out,
+                           finish_reason, latency_ms, backend, decoding) VALUES (?, ?, ?, ?, 1, 1, 'stop', 1, 'x', '{}')""",
+                        [[set_id, i, v, it.bad if it.item_id in wrong.get(v, set()) else it.good]
+                         for i, it in enumerate(items) for v in ("base", tuned)])
+    return set_id
+
+
+def _category(name: str) -> list[str]:
+    return [it.item_id for it in suite.items() if it.category == name]
+
+
+@pytest.fixture
+def world(owner, accounts):
+    return owner.store, accounts, owner.settings.regression
+
+
+def test_outcomes_are_scored_once_by_each_items_rule(world):
+    store, acc, _ = world
+    lost = set(_category(suite.items()[0].category)[:3])
+    set_id = seed_suite_set(store, {"adapter:tuned": lost})
+    frame = runs.outcomes(store, acc["lead"], set_id)
+    assert len(frame) == 2 * len(suite.items())
+    wrong = set(frame.loc[~frame["correct"], "item_id"] + "@" + frame.loc[~frame["correct"], "variant_id"])
+    assert wrong == {f"{i}@adapter:tuned" for i in lost}
+    runs.outcomes(store, acc["lead"], set_id)
+    assert store.scalar("SELECT count(*) FROM regression_items WHERE set_id = ?", [set_id]) == len(frame)
+
+
+def test_no_forgetting_passes_and_may_be_promoted_without_a_reason(world):
+    store, acc, settings = world
+    set_id = seed_suite_set(store, {})
+    gate = runs.judge(store, acc["lead"], set_id, "adapter:tuned", settings)
+    assert gate["verdict"] == "pass" and gate["detail"]["overall"]["n"] == len(suite.items())
+    assert runs.judge(store, acc["engineer"], set_id, "adapter:tuned", settings)["gate_id"] == gate["gate_id"]
+    promotion = runs.promote(store, acc["engineer"], "adapter:tuned")
+    row = store.row("SELECT * FROM promotions WHERE promotion_id = ?", [promotion])
+    assert row["gate_verdict"] == "pass" and not row["override"] and row["gate_id"] == gate["gate_id"]
+    with pytest.raises(PermissionDenied):
+        runs.promote(store, acc["lead"], "adapter:tuned")
+
+
+def test_forgetting_a_category_fails_lists_the_flips_and_blocks_promotion(world):
+    store, acc, settings = world
+    category = suite.items()[0].category
+    lost = set(_category(category)[: len(_category(category)) // 2])
+    set_id = seed_suite_set(store, {"adapter:tuned": lost})
+    gate = runs.judge(store, acc["lead"], set_id, "adapter:tuned", settings)
+    assert gate["verdict"] == "fail"
+    failed = {c["category"]: c for c in gate["detail"]["categories"]}
+    assert failed[category]["verdict"] == "fail" and failed[category]["right_to_wrong"] == len(lost)
+    assert {c for c, r in failed.items() if r["verdict"] != "pass"} == {category}
+    assert gate["detail"]["advice"] and gate["detail"]["reasons"][0].startswith(category)
+    flipped = runs.flips(store, acc["lead"], set_id, "adapter:tuned")
+    assert set(flipped["item_id"]) == lost
+    by_id = {it.item_id: it for it in suite.items()}
+    row = flipped.iloc[0]
+    assert row["base_answer"] == by_id[row["item_id"]].good and row["tuned_answer"] == by_id[row["item_id"]].bad
+    with pytest.raises(InvalidInput, match="regression gate is fail"):
+        runs.promote(store, acc["engineer"], "adapter:tuned")
+    with pytest.raises(InvalidInput, match="written reason"):
+        runs.promote(store, acc["engineer"], "adapter:tuned", "ok", override=True)
+    assert store.scalar("SELECT count(*) FROM promotions") == 0
+    runs.promote(store, acc["engineer"], "adapter:tuned", "the task gain outweighs it for now", override=True)
+    row = store.row("SELECT * FROM promotions")
+    assert row["override"] and row["gate_verdict"] == "fail" and "outweighs" in row["reason"]
+    assert store.scalar("SELECT count(*) FROM audit_log WHERE action = 'promote' AND detail LIKE '%override%'") == 1
+
+
+def test_a_small_unconfirmed_drop_is_inconclusive_and_settings_make_a_new_gate(world):
+    store, acc, settings = world
+    category = suite.items()[0].category
+    n = len(_category(category))
+    lost = set(_category(category)[:4])  # 4 flips: McNemar p = 0.125, never significant
+    assert 100 * 4 / n > settings.max_drop_points  # ... yet past the threshold
+    set_id = seed_suite_set(store, {"adapter:tuned": lost})
+    gate = runs.judge(store, acc["lead"], set_id, "adapter:tuned", settings)
+    assert gate["verdict"] == "inconclusive"
+    strict = runs.judge(store, acc["lead"], set_id, "adapter:tuned", replace(settings, require_significance=False))
+    assert strict["verdict"] == "fail" and strict["gate_id"] != gate["gate_id"]
+    assert runs.latest_gates(store, acc["lead"])["adapter:tuned"]["gate_id"] == strict["gate_id"]
+
+
+def test_runs_that_cannot_be_judged_say_why(world):
+    store, acc, settings = world
+    changed = {**runs.suite_source(), "fingerprint": "an older suite"}
+    old = seed_suite_set(store, {}, source=changed)
+    with pytest.raises(InvalidInput, match="start a new run"):
+        runs.judge(store, acc["lead"], old, "adapter:tuned", settings)
+    running = seed_suite_set(store, {})
+    store.execute("UPDATE jobs SET status = 'running' WHERE job_id = ?", [running])
+    with pytest.raises(InvalidInput, match="is running"):
+        runs.outcomes(store, acc["lead"], running)
+    with pytest.raises(PermissionDenied):
+        runs.outcomes(store, acc["rater"], running)
+
+
+def test_a_run_on_the_tiny_model_end_to_end(owner, accounts, tiny_model, tiny_adapters):
+    tuned = add_adapter(owner, tiny_model, tiny_adapters[0], "tiny")
+    set_id = runs.start_run(owner.store, owner.jobs, owner.settings, accounts["engineer"], [tuned],
+                            path="transformers", limit=2)
+    job = owner.jobs.wait(set_id, timeout=300, poll=0.3)
+    assert job["status"] == "succeeded", owner.jobs.log_tail(set_id)
+    frame = runs.outcomes(owner.store, accounts["lead"], set_id)
+    assert len(frame) == 2 * 2 * len(suite.CATEGORIES)
+    assert set(frame["variant_id"]) == {"base", tuned}
+    gate = runs.judge(owner.store, accounts["lead"], set_id, tuned, owner.settings.regression)
+    assert gate["verdict"] == "inconclusive"  # 2 items per category are too few for any verdict
+    assert [r["set_id"] for r in runs.runs(owner.store, accounts["lead"])] == [set_id]
