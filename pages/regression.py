@@ -113,20 +113,19 @@ def _flips(set_id: str, variant: str) -> None:
 
 def _promotion(variant: str, gate: dict) -> None:
     user, o = current_user(), owner()
+    if user.may(Action.PROMOTE):
+        with st.form("promote", border=False):
+            passing = gate["verdict"] == "pass"
+            reason = st.text_area("Reason" + ("" if passing else " for overriding the gate (required, kept on "
+                                                                  "record)"), key="promote_reason")
+            go = st.form_submit_button("Promote" if passing else "Promote despite the gate",
+                                       type="primary" if passing else "secondary")
+        if go:
+            with user_errors():
+                runs.promote(o.store, user, variant, reason, override=not passing, gate_id=gate["gate_id"])
+                st.success(f"Promoted {variant}.")
     history = [p for p in runs.promotions(o.store, user) if p["variant_id"] == variant]
     if history:
         st.caption("Promotions: " + "; ".join(
             f"{p['created_at']:%Y-%m-%d %H:%M} by {p['promoted_by']} (gate {p['gate_verdict'] or 'none'}"
             + (f", override: {p['reason']}" if p["override"] else "") + ")" for p in history))
-    if not user.may(Action.PROMOTE):
-        return
-    with st.form("promote", border=False):
-        passing = gate["verdict"] == "pass"
-        reason = st.text_area("Reason" + ("" if passing else " for overriding the gate (required, kept on record)"),
-                              key="promote_reason")
-        go = st.form_submit_button("Promote" if passing else "Promote despite the gate", type="primary" if passing
-                                   else "secondary")
-    if go:
-        with user_errors():
-            runs.promote(o.store, user, variant, reason, override=not passing, gate_id=gate["gate_id"])
-            st.success(f"Promoted {variant}.")
