@@ -37,7 +37,8 @@ def test_demo_builds_once_then_is_cached(tmp_path, monkeypatch):
     # Two optimizer steps keep the real SmolLM2 fine-tune of the demo short in the test suite.
     # Two test prompts through transformers keep its generations short; the demo itself uses vLLM.
     settings = load_settings(env={"TUNEBOARD_WORKSPACE": str(tmp_path / "ws"), "TUNEBOARD_TRAINING_DEMO_STEPS": "2",
-                                  "TUNEBOARD_REVIEW_DEMO_PROMPTS": "2", "TUNEBOARD_SERVING_PATH": "transformers"})
+                                  "TUNEBOARD_REVIEW_DEMO_PROMPTS": "2", "TUNEBOARD_SERVING_PATH": "transformers",
+                                  "TUNEBOARD_REGRESSION_DEMO_ITEMS": "1"})
     store = open_store(settings)
     logs: list[str] = []
     first = build_demo(store, settings, examples=300, log=logs.append)
@@ -80,6 +81,10 @@ def test_demo_builds_once_then_is_cached(tmp_path, monkeypatch):
     assert store.scalar("SELECT count(*) FROM metric_deltas WHERE set_id = ? AND variant_id = ?",
                         [first.generation_set_id, f"adapter:{first.run_id}"]) == len(scored)
 
+    # And the general-capability suite with its gate (one item per category here: inconclusive).
+    gate = store.row("SELECT * FROM regression_gates WHERE variant_id = ?", [f"adapter:{first.run_id}"])
+    assert gate["verdict"] == "inconclusive" and gate["baseline"] == "base"
+
     second = build_demo(store, settings, examples=300, log=logs.append)
     assert second.dataset_version == first.dataset_version and second.run_id == first.run_id
     assert (second.generation_set_id, second.pair_set_id) == (first.generation_set_id, first.pair_set_id)
@@ -89,4 +94,5 @@ def test_demo_builds_once_then_is_cached(tmp_path, monkeypatch):
     assert store.scalar("SELECT count(*) FROM dataset_versions") == 1
     assert any("cached" in line for line in logs)
     assert store.scalar("SELECT count(*) FROM jobs WHERE kind = 'score'") == 1  # not scored twice
+    assert store.scalar("SELECT count(*) FROM regression_gates") == 1  # nor judged twice
     store.close()

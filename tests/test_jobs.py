@@ -107,13 +107,28 @@ def test_killed_worker_is_marked_failed(owner, accounts):
 def test_cancel_is_graceful(owner, accounts):
     jobs = owner.jobs
     job_id = jobs.submit(accounts["engineer"], "ticker", {"steps": 500, "interval": 0.02})
-    time.sleep(0.4)
+    deadline = time.monotonic() + 60
+    while not jobs.events(job_id, "started") and time.monotonic() < deadline:  # the worker is up and listening
+        jobs.ingest(job_id)
+        time.sleep(0.05)
     jobs.cancel(accounts["engineer"], job_id)
     job = jobs.wait(job_id, timeout=30)
     assert job["status"] == "cancelled"
     assert jobs.events(job_id)[-1]["type"] == "cancelled"
     with pytest.raises(JobError):
         jobs.cancel(accounts["engineer"], job_id)
+
+
+def test_cancel_before_the_worker_listens_is_still_a_cancel(owner, accounts):
+    """A cancel that stops the worker while it is still starting (no handler yet) is not a failure."""
+    jobs = owner.jobs
+    job_id = jobs.submit(accounts["engineer"], "ticker", {"steps": 500, "interval": 0.02})
+    jobs.cancel(accounts["engineer"], job_id)
+    job = jobs.wait(job_id, timeout=30)
+    assert job["status"] == "cancelled" and not job["error"]
+    jobs.resume(accounts["engineer"], job_id)  # and it can be resumed like any cancelled job
+    jobs.cancel(accounts["engineer"], job_id)
+    assert jobs.wait(job_id, timeout=30)["status"] == "cancelled"
 
 
 def test_only_engineers_run_jobs(owner, accounts):

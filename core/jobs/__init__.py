@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from core.auth import Action, User, require
 from core.errors import JobError, NotFound
-from core.jobs.events import CANCEL_FILE, CONFIG_FILE, EVENTS_FILE, LOG_FILE, TERMINAL
+from core.jobs.events import CANCEL_FILE, CONFIG_FILE, EVENTS_FILE, LOG_FILE, TERMINAL, cancel_requested
 from core.jobs.launchers import Launcher, LocalLauncher
 from core.store import Store
 
@@ -249,7 +249,11 @@ class Jobs:
                 continue
             self.ingest(job["job_id"])  # lines written just before exit
             current = self.get(job["job_id"])
-            if current["status"] in ACTIVE:
+            if current["status"] in ACTIVE and cancel_requested(current["run_dir"]):
+                # Stopped before it could say so (e.g. still starting up): it was cancelled, not broken.
+                self.store.execute("UPDATE jobs SET status = 'cancelled', finished_at = now() WHERE job_id = ? "
+                                   "AND pid = ? AND status IN ('queued', 'running')", [job["job_id"], job["pid"]])
+            elif current["status"] in ACTIVE:
                 tail = self.log_tail(job["job_id"], 20) or "(the worker wrote no log)"
                 # Only if it is still the same worker (a resume may have started a new one meanwhile).
                 self.store.execute("UPDATE jobs SET status = 'failed', finished_at = now(), error = ? "
