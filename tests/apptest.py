@@ -99,6 +99,19 @@ def table_counts(store) -> dict[str, int]:
     return {t: store.scalar(f"SELECT count(*) FROM {t}") for t in TABLES}
 
 
+def wait_for_job(owner, job_id: str, timeout: float = 300.0) -> dict:
+    """Wait for a job the dashboard started: its own owner ingests the events; the test only reads
+    (a second ingester on the same database would race it)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while owner.jobs.get(job_id)["status"] in ("queued", "running"):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{job_id} still running after {timeout:.0f} s")
+        time.sleep(0.3)
+    return owner.jobs.get(job_id)
+
+
 def use_fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Cheap argon2 parameters for accounts created from now on.
 

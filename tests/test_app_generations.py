@@ -9,7 +9,7 @@ import pytest
 
 from core.datasets import ImportOptions, import_dataset
 from core.serving import list_sets
-from tests.apptest import assert_clean, button, goto, titles
+from tests.apptest import assert_clean, button, goto, titles, wait_for_job
 from tests.test_app import app, fast_password_hashing  # noqa: F401  (the same fixtures as the other pages)
 
 pytestmark = pytest.mark.slow
@@ -74,7 +74,7 @@ def test_engineer_starts_a_set_from_the_form(app, owner, accounts, demo_files):
     assert any("2 prompts x 1 variants" in s.value for s in at.success)
     (record,) = list_sets(owner.store, accounts["engineer"])
     assert record["requested_path"] == "transformers" and json.loads(record["decoding"])["max_tokens"] == 8
-    job = owner.jobs.wait(record["set_id"], timeout=120, poll=0.3)
+    job = wait_for_job(owner, record["set_id"], timeout=120)
     assert job["status"] == "succeeded", owner.jobs.log_tail(record["set_id"])
 
 

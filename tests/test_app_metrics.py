@@ -4,14 +4,12 @@ version with its verdicts; an engineer starts a scoring job from the page."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from core.demo.review import seed_generation_set
 from core.metrics import results
 from core.metrics.scoring import start_scoring
-from tests.apptest import assert_clean, button, goto, texts, titles
+from tests.apptest import assert_clean, button, goto, texts, titles, wait_for_job
 from tests.test_app import app, fast_password_hashing  # noqa: F401  (the same fixtures as the other pages)
 
 pytestmark = pytest.mark.slow
@@ -76,11 +74,7 @@ def test_engineer_scores_a_generation_set_from_the_page(app, owner, accounts):
     assert_clean(at)
     assert any("Scoring started" in s.value for s in at.success)
     [job] = owner.jobs.list(accounts["engineer"], "score")
-    # The dashboard's own owner ingests the job's events; this test only reads the status.
-    deadline = time.monotonic() + 120
-    while owner.jobs.get(job["job_id"])["status"] in ("queued", "running") and time.monotonic() < deadline:
-        time.sleep(0.3)
-    assert owner.jobs.get(job["job_id"])["status"] == "succeeded"
+    assert wait_for_job(owner, job["job_id"], timeout=120)["status"] == "succeeded"
     at.run()
     assert_clean(at)
     assert set(at.dataframe[0].value["metric"]) == {"exact_match", "chrf"}

@@ -7,7 +7,7 @@ import pytest
 from core.datasets import ImportOptions, import_dataset
 from core.training import list_runs, start_training
 from core.training.config import TrainConfig
-from tests.apptest import assert_clean, button, goto, titles
+from tests.apptest import assert_clean, button, goto, titles, wait_for_job
 from tests.test_app import app, fast_password_hashing  # noqa: F401  (the same fixtures as the other pages)
 
 pytestmark = pytest.mark.slow
@@ -40,7 +40,7 @@ def test_engineer_launches_a_run_from_the_train_page(app, owner, accounts, versi
     assert any("Started train-" in s.value for s in at.success)
     runs = list_runs(owner.store, accounts["lead"])
     assert len(runs) == 1 and runs[0]["config"].count('"max_steps": 3') == 1
-    job = owner.jobs.wait(runs[0]["job_id"], timeout=300, poll=0.3)
+    job = wait_for_job(owner, runs[0]["job_id"], timeout=300)
     assert job["status"] == "succeeded", owner.jobs.log_tail(job["job_id"])
 
 
