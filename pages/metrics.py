@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 
-import altair as alt
-import pandas as pd
 import streamlit as st
 
 from core import serving
@@ -15,8 +13,9 @@ from core.auth import Action
 from core.metrics import results
 from core.metrics.registry import METRICS, higher_is_better
 from core.metrics.scoring import start_scoring
+from dashboard import metric_views as views
 from dashboard.context import current_user, owner, require_page
-from dashboard.widgets import DELTA_COLOR, conversation, response, user_errors
+from dashboard.widgets import DELTA_COLOR, user_errors
 
 
 def render() -> None:
@@ -53,15 +52,15 @@ def render() -> None:
         overview, deltas, trend, drill, export = st.tabs(
             ["Metrics", "Difference vs base", "Trend", "Examples", "Export"])
         with overview:
-            _overview(res, metrics, shown)
+            views.overview(res, metrics, shown)
         with deltas:
-            _deltas(res, metrics, shown)
+            views.differences(res, metrics, shown)
         with trend:
-            _trend(dataset, res, metrics, sets)
+            views.trend(dataset, res, metrics, sets)
         with drill:
-            _examples(res, metrics, shown)
+            views.examples(res, metrics, shown)
         with export:
-            _exports(res)
+            views.exports(res)
 
 
 def _score_form() -> None:
@@ -131,116 +130,3 @@ def _headline(res: results.SetMetrics) -> None:
         note = results.comparisons_note(res)
         if note:
             st.caption(note)
-
-
-def _named(res: results.SetMetrics, frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.assign(version=frame["variant"].map(res.label))
-
-
-def _overview(res: results.SetMetrics, metrics: list[str], shown: list[str]) -> None:
-    frame = _named(res, res.summary[res.summary["metric"].isin(metrics) & res.summary["variant"].isin(shown)])
-    if frame.empty:
-        st.info("Nothing selected.")
-        return
-    for metric in metrics:
-        part = frame[frame["metric"] == metric]
-        about = METRICS[metric].help if metric in METRICS else "share of problems solved by one of k samples"
-        st.markdown(f"**{metric}** — {about}")
-        base = alt.Chart(part).encode(y=alt.Y("version:N", title=None, sort=list(part["version"]),
-                                            axis=alt.Axis(labelLimit=320)))
-        chart = (base.mark_rule(strokeWidth=3).encode(x=alt.X("lo:Q", title=metric, scale=alt.Scale(zero=False)),
-                                                     x2="hi:Q")
-                 + base.mark_point(filled=True, size=90).encode(x="mean:Q", tooltip=["version", "mean", "lo", "hi", "n"]))
-        st.altair_chart(chart, width="stretch")
-    st.dataframe(frame[["version", "metric", "mean", "lo", "hi", "n", "metric_version"]], hide_index=True,
-                 width="stretch", column_config={c: st.column_config.NumberColumn(format="%.4f")
-                                                 for c in ("mean", "lo", "hi")})
-
-
-def _deltas(res: results.SetMetrics, metrics: list[str], shown: list[str]) -> None:
-    frame = _named(res, res.deltas[res.deltas["metric"].isin(metrics) & res.deltas["variant"].isin(shown)])
-    if frame.empty:
-        st.info("No difference to show: the set needs the base and at least one other version.")
-        return
-    frame = frame.assign(label=frame["version"] + " · " + frame["metric"],
-                         verdict=frame.apply(lambda r: r["direction"] if r["significant"] else "not significant",
-                                             axis=1))
-    base = alt.Chart(frame).encode(y=alt.Y("label:N", title=None, axis=alt.Axis(labelLimit=360)))
-    colors = alt.Scale(domain=["better", "worse", "higher", "lower", "not significant"],
-                       range=["#2e7d32", "#c62828", "#1565c0", "#6a1b9a", "#9e9e9e"])
-    chart = (base.mark_rule(strokeWidth=3).encode(x=alt.X("lo:Q", title="difference from the base (paired)"),
-                                                 x2="hi:Q", color=alt.Color("verdict:N", scale=colors))
-             + base.mark_point(filled=True, size=90).encode(x="delta:Q", color=alt.Color("verdict:N", scale=colors),
-                                                            tooltip=["version", "metric", "delta", "lo", "hi", "p",
-                                                                     "p_holm", "p_bh", "n"])
-             + alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(strokeDash=[4, 4]).encode(x="x:Q"))
-    st.altair_chart(chart, width="stretch")
-    st.dataframe(frame[["version", "metric", "delta", "lo", "hi", "p", "p_holm", "p_bh", "significant",
-                        "direction", "n"]], hide_index=True, width="stretch",
-                 column_config={c: st.column_config.NumberColumn(format="%.4f")
-                                for c in ("delta", "lo", "hi", "p", "p_holm", "p_bh")})
-    st.caption("Intervals: paired bootstrap over examples. p: paired sign-flip permutation test; p_holm and p_bh "
-               "adjust for every comparison on this page. For lower-is-better metrics (ter) a negative difference "
-               "is better; length (words) is descriptive: higher or lower, not better or worse.")
-
-
-def _trend(dataset: str, res: results.SetMetrics, metrics: list[str], sets: list[dict]) -> None:
-    user, o = current_user(), owner()
-    metric = st.selectbox("Metric", metrics or res.metrics, key="trend_metric")
-    part = results.trend(o.store, user, dataset, o.settings.metrics, metric, sets)
-    if part["set_id"].nunique() < 2:
-        st.info(f"Only one scored set of {dataset} so far: the trend appears once a later version is scored "
-                "on the same split.")
-    if part.empty:
-        return
-    base = alt.Chart(part).encode(x=alt.X("created_at:T", title="generation set"),
-                                  color=alt.Color("name:N", title="version"))
-    chart = (base.mark_rule(strokeWidth=2).encode(y=alt.Y("lo:Q", title=metric, scale=alt.Scale(zero=False)),
-                                                 y2="hi:Q")
-             + base.mark_line(point=True).encode(y="mean:Q", tooltip=["set_name", "name", "mean", "lo", "hi", "delta",
-                                                                      "significant"]))
-    st.altair_chart(chart, width="stretch")
-    st.dataframe(part[["set_name", "created_at", "name", "mean", "lo", "hi", "delta", "significant"]],
-                 hide_index=True, width="stretch")
-
-
-def _examples(res: results.SetMetrics, metrics: list[str], shown: list[str]) -> None:
-    user, o = current_user(), owner()
-    c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
-    metric = c1.selectbox("Metric", metrics or res.metrics, key="drill_metric")
-    others = [v for v in shown if v != "base"] or shown
-    variant = c2.selectbox("Version", others, format_func=res.label, key="drill_variant")
-    order = c3.selectbox("Show", list(results.ORDERS), format_func=results.ORDERS.get, key="drill_order")
-    limit = c4.number_input("How many", 1, 50, 5, key="drill_n")
-    rows = results.examples(o.store, user, res.set_id, metric, variant, order, int(limit))
-    if not rows:
-        st.info("No scored examples for this choice.")
-        return
-    scored = "tests_pass" if metric.startswith("pass@") else metric  # pass@k is per problem; its samples pass or not
-    for ex in rows:
-        with st.container(border=True):
-            st.markdown(f"**Prompt {ex['prompt_idx']}**")
-            conversation(ex["messages"])
-            if ex["reference"]:
-                st.caption("Reference answer")
-                st.text(ex["reference"])
-            for col, out in zip(st.columns(len(ex["outputs"])), ex["outputs"]):
-                with col:
-                    score = "–" if out["value"] is None else f"{out['value']:.3f}"
-                    st.markdown(f"**{res.label(out['variant_id'])}** · {scored} {score}")
-                    response(out["output"])
-
-
-def _exports(res: results.SetMetrics) -> None:
-    user, o = current_user(), owner()
-    c1, c2 = st.columns(2)
-    table = c1.selectbox("Table", list(results.TABLES), key="metrics_export_table",
-                         help="summary: means with CIs; deltas: differences from the base with p-values; scores: "
-                              "every per-example score.")
-    fmt = c2.radio("Format", ["csv", "parquet"], horizontal=True, key="metrics_export_fmt")
-    with user_errors():
-        data, name, mime = results.export(o.store, user, res, fmt, table)
-        st.download_button(f"Download {name}", data, file_name=name, mime=mime, icon=":material/download:")
-        report, rname, rmime = results.export(o.store, user, res, "html")
-        st.download_button("Download the HTML report", report, file_name=rname, mime=rmime,
-                           icon=":material/description:")
