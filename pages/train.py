@@ -14,7 +14,8 @@ from dashboard.widgets import loss_chart, run_progress, user_errors
 
 FORM_FIELDS = ("method", "learning_rate", "epochs", "max_steps", "batch_size", "grad_accum", "max_seq_len",
                "lora_rank", "lora_alpha", "lora_dropout", "target_modules", "warmup_ratio", "lr_scheduler",
-               "eval_every", "eval_max_examples", "early_stopping_patience", "seed", "packing")
+               "eval_every", "keep_checkpoints", "eval_max_examples", "early_stopping_patience", "seed",
+               "packing")
 
 
 def _field(name: str, default, meta: dict, key: str):

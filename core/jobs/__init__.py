@@ -275,8 +275,9 @@ class Jobs:
 class JobMonitor:
     """A daemon thread in the owner that keeps ingesting events while the app serves."""
 
-    def __init__(self, jobs: Jobs, interval: float = 1.0):
-        self.jobs, self.interval = jobs, interval
+    def __init__(self, jobs: Jobs, interval: float = 1.0, after: Callable[[], Any] | None = None):
+        # `after` runs after each ingest pass: the owner's follow-ups (e.g. advancing checkpoint sweeps).
+        self.jobs, self.interval, self.after = jobs, interval, after
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tuneboard-job-monitor", daemon=True)
         self.last_error: str | None = None
@@ -293,6 +294,8 @@ class JobMonitor:
         while not self._stop.is_set():
             try:
                 self.jobs.reconcile()
+                if self.after is not None:
+                    self.after()
                 self.last_error = None
             except Exception as exc:  # keep serving; the page shows the problem
                 self.last_error = str(exc)

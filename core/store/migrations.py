@@ -377,4 +377,20 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             created_at   TIMESTAMP NOT NULL DEFAULT current_timestamp
         );
     """),
+    (13, "checkpoint_sweeps", """
+        -- A checkpoint sweep: one run's kept checkpoints (and the base) answer the probe suite and
+        -- the run's test split; the test-split set is scored when it finishes (the owner advances
+        -- the sweep), and the page reads task score vs general score per checkpoint.
+        CREATE TABLE checkpoint_sweeps (
+            sweep_id   VARCHAR PRIMARY KEY,
+            run_id     VARCHAR NOT NULL,
+            variants   VARCHAR NOT NULL,
+            suite_set  VARCHAR NOT NULL,
+            task_set   VARCHAR NOT NULL,
+            score_job  VARCHAR,
+            error      VARCHAR,
+            created_by VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+    """),
 ]

@@ -23,6 +23,7 @@ TARGETS = {
     # Attention plus MLP: for complex tasks (more capacity, more memory).
     "all-linear": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
 }
+CHECKPOINTS = "checkpoints"  # the run folder's sub-folder holding checkpoint-STEP folders
 SCHEDULERS = ("cosine", "linear", "constant_with_warmup")
 
 
@@ -61,6 +62,8 @@ class TrainConfig:
     warmup_ratio: float = knob(0.05, "Share of steps with a linear warm-up before the schedule.", min=0.0, max=0.5)
     lr_scheduler: str = knob("cosine", "Learning-rate schedule after warm-up.", choices=SCHEDULERS)
     eval_every: int = knob(20, "Validation loss (and a checkpoint) every N steps.", min=1, max=1_000_000)
+    keep_checkpoints: int = knob(3, "Checkpoints kept on disk (the newest and the best); keep more to compare "
+                                 "earlier checkpoints in a regression sweep.", min=1, max=1000)
     eval_max_examples: int = knob(0, "Validation loss on at most this many validation examples, the same ones "
                                   "each time (0: all of them).", min=0, max=10_000_000)
     early_stopping_patience: int = knob(3, "Stop after this many evaluations without a better validation loss "

@@ -19,9 +19,8 @@ from typing import Any, Callable
 from transformers import TrainerCallback
 
 from core.jobs.events import EventWriter, cancel_requested
-from core.training.config import TrainConfig
+from core.training.config import CHECKPOINTS, TrainConfig
 
-CHECKPOINTS = "checkpoints"
 ADAPTER = "adapter"
 DATA = "data"
 
@@ -207,7 +206,7 @@ def sft_config(config: TrainConfig, run_dir: Path, has_eval: bool, assistant_mas
         eval_steps=config.eval_every,
         save_strategy="steps",
         save_steps=config.eval_every,
-        save_total_limit=2,
+        save_total_limit=config.keep_checkpoints,
         load_best_model_at_end=has_eval,
         metric_for_best_model="eval_loss" if has_eval else None,
         greater_is_better=False if has_eval else None,
