@@ -41,8 +41,6 @@ metrics_app = typer.Typer(help="Task metrics of generation sets: score, show.", 
 app.add_typer(metrics_app, name="metrics")
 review_app = typer.Typer(help="Blind A/B review: pair sets, raters, results.", no_args_is_help=True)
 app.add_typer(review_app, name="review")
-regression_app = typer.Typer(help="General-capability regression suite, gates and promotion.", no_args_is_help=True)
-app.add_typer(regression_app, name="regression")
 # Pipes get wide lines: rich would wrap tables at 80 columns and break one-row-per-line output.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -775,75 +773,7 @@ def main() -> None:
             _state["store"].close()
 
 
+import core.cli_regression  # noqa: E402,F401  (registers `tuneboard regression ...` and `tuneboard promote`)
+
 if __name__ == "__main__":
     main()
-
-
-@regression_app.command("run")
-def regression_run(variants: str = typer.Option(..., help="Comma-separated fine-tuned variant ids to compare with "
-                                                "the base, e.g. adapter:RUN."),
-                   path: str = typer.Option("auto", help="Serving path: auto, vllm-multi-lora, vllm-merged, "
-                                            "transformers or openai."),
-                   timeout: float = typer.Option(7200, help="Seconds to follow the run.")) -> None:
-    """Generate the probe suite with the base and the fine-tunes (greedy), then print each gate."""
-    from core.regression import runs
-
-    o = owner()
-    ids = _csv(variants)
-    set_id = runs.start_run(o.store, o.jobs, settings(), CLI_USER, ids, path=path)
-    out.print(f"started {set_id}", markup=False)
-    job = _follow(set_id, timeout)
-    out.print(f"{set_id}: {job['status']}" + (f" ({job['error']})" if job["error"] else ""), markup=False)
-    if job["status"] == "succeeded":
-        for variant in ids:
-            _print_gate(set_id, variant)
-
-
-@regression_app.command("list")
-def regression_list() -> None:
-    """Suite runs with their versions, and each version's newest gate."""
-    from core.regression import runs
-
-    table = Table("run", "name", "status", "versions", "created")
-    for r in runs.runs(store(), CLI_USER):
-        table.add_row(r["set_id"], r["name"], r["status"], ", ".join(v["variant_id"] for v in r["variants"]),
-                      f"{r['created_at']:%Y-%m-%d %H:%M}")
-    out.print(table)
-    for variant, gate in runs.latest_gates(store(), CLI_USER).items():
-        out.print(f"{variant}: gate {gate['verdict']} (run {gate['set_id']})", markup=False)
-
-
-@regression_app.command("gate")
-def regression_gate(run: str, variant: str = typer.Option(..., help="The fine-tuned variant id.")) -> None:
-    """The gate of a fine-tune against the base in a finished suite run, per category."""
-    _print_gate(run, variant)
-
-
-def _print_gate(set_id: str, variant: str) -> None:
-    from core.regression import runs
-
-    gate = runs.judge(store(), CLI_USER, set_id, variant, settings().regression)
-    detail = gate["detail"]
-    table = Table("category", "n", "base", "fine-tune", "drop (points)", "limit", "right->wrong", "wrong->right",
-                  "McNemar p", "verdict")
-    for c in detail["categories"] + [detail["overall"]]:
-        table.add_row(c["category"], str(c["n"]), f"{c['base_acc']:.3f}", f"{c['tuned_acc']:.3f}",
-                      f"{c['drop_points']:+.1f}", f"{c['max_drop_points']:g}", str(c["right_to_wrong"]),
-                      str(c["wrong_to_right"]), f"{c['p']:.3g}", c["verdict"])
-    out.print(table)
-    out.print(f"gate for {variant}: {gate['verdict']}", markup=False)
-    for line in detail["reasons"]:
-        out.print(f"  {line}", markup=False)
-    if detail["advice"]:
-        out.print("What usually helps: " + "; ".join(detail["advice"]) + ".", markup=False)
-
-
-@app.command("promote")
-def promote(variant: str, reason: str = typer.Option("", help="Why (required with --override)."),
-            override: bool = typer.Option(False, help="Promote although the newest gate did not pass.")) -> None:
-    """Promote a model version: its newest regression gate must pass, or --override with a --reason."""
-    from core.regression import runs
-
-    promotion = runs.promote(store(), CLI_USER, variant, reason, override)
-    out.print(f"promoted {variant} ({promotion})", markup=False)
-

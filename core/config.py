@@ -155,6 +155,8 @@ class RegressionSettings:
                                 max=0.999)
     demo_items: int = setting(0, "Items per category the demo's suite run answers (0: the whole suite; fewer "
                               "give an inconclusive gate).", min=0, max=100_000)
+    demo_sweep_items: int = setting(10, "Items per category of the checkpoint sweep the demo starts in the "
+                                    "background (0: no sweep).", min=0, max=100_000)
 
 
 @dataclass

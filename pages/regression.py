@@ -1,6 +1,7 @@
 """Regression (engineer, lead): the general-capability probe suite, base vs fine-tune per
 category with intervals, the gate verdict with its reasons, the items that flipped from right
-to wrong, and promotion (a passing gate, or an engineer's override with a written reason)."""
+to wrong, promotion (a passing gate, or an engineer's override with a written reason), and the
+checkpoint sweep (task score vs general score per checkpoint, dashboard/sweep_views.py)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,25 @@ import streamlit as st
 from core import serving
 from core.auth import Action
 from core.regression import runs, suite
+from dashboard import sweep_views
 from dashboard.context import current_user, owner
 from dashboard.widgets import VERDICT_BANNER, user_errors
 
 
 def render() -> None:
-    user, o = current_user(), owner()
     st.title("Regression")
     st.caption(f"Fine-tuning can make a model forget what it could do. The {suite.SUITE_NAME} suite "
                f"v{suite.SUITE_VERSION} ({len(suite.items())} items written by this project, scored by rules) "
                "is answered by the base and the fine-tune, greedy; each category is compared item by item.")
+    gate_tab, sweep_tab = st.tabs(["Gate", "Checkpoint sweep"])
+    with gate_tab:
+        _gate_view()
+    with sweep_tab:
+        sweep_views.render()
+
+
+def _gate_view() -> None:
+    user, o = current_user(), owner()
     if user.may(Action.GENERATE):
         with st.expander("Run the suite", expanded=not runs.runs(o.store, user)):
             _run_form()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from core.regression import suite
-from tests.apptest import assert_clean, button, goto, titles
+from tests.apptest import assert_clean, button, goto, registered_pages, titles
 from tests.test_app import app, fast_password_hashing  # noqa: F401  (the same fixtures as the other pages)
 from tests.test_regression_runs import seed_suite_set
 
@@ -64,3 +64,23 @@ def test_home_shows_the_gate_of_the_best_version(app, owner, accounts, failing):
     at = app("leo")
     assert_clean(at)
     assert any(t.value.startswith("• fail against base (suite run") for t in at.text)
+
+
+def test_the_sweep_tab_shows_task_vs_general_per_checkpoint(app, owner, accounts, tiny_model, demo_files):
+    from core.datasets import ImportOptions, import_dataset
+    from tests.test_regression_sweep import seed_ready_sweep
+
+    good, _ = demo_files
+    version = import_dataset(owner.store, accounts["engineer"], good.read_bytes(), good.name,
+                             ImportOptions(name="tickets")).version_id
+    _, ids, _ = seed_ready_sweep(owner, accounts["engineer"], tiny_model, version)
+    at = goto(app("leo"), "Regression")
+    assert_clean(at)
+    assert [t.label for t in at.tabs] == ["Gate", "Checkpoint sweep"]
+    sweep_tab = at.tabs[1]
+    assert any(m.value.startswith("**Step 10 has the best task score") for m in sweep_tab.markdown)
+    table = sweep_tab.dataframe[0].value
+    assert list(table["variant_id"]) == ["base", *ids] and list(table["gate"]) == ["", "pass", "fail"]
+    assert [c.type for c in sweep_tab.children.values() if c.type.endswith("chart")] == ["vega_lite_chart"]
+    assert any(e.label == "Start a sweep" for e in sweep_tab.expander)  # a sweep is generation: leads may start one
+    assert "Regression" not in registered_pages(app("rita"))  # raters never reach it

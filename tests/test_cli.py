@@ -250,3 +250,24 @@ def test_regression_commands(cli, settings, env):
     assert "promoted adapter:tuned" in cli("promote", "adapter:tuned").stdout
     refused = cli("promote", "adapter:other")
     assert refused.returncode == 1 and "no regression gate yet" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_sweep_commands_refuse_plainly(cli, settings, env, tiny_model, demo_files):
+    from core.auth import CLI_USER
+    from core.datasets import ImportOptions, import_dataset
+    from core.owner import Owner
+    from tests.test_regression_sweep import _fake_run
+
+    owner = Owner.open(settings, monitor=False, env=env)
+    good, _ = demo_files
+    version = import_dataset(owner.store, CLI_USER, good.read_bytes(), good.name, ImportOptions(name="t")).version_id
+    run_id = _fake_run(owner, tiny_model, version, [4, 8])
+    owner.close()
+    bad_steps = cli("regression", "sweep", run_id, "--steps", "4,x")
+    assert bad_steps.returncode == 1 and "--steps: '4,x' must be comma-separated whole numbers" in bad_steps.stderr
+    missing = cli("regression", "sweep", run_id, "--steps", "6")
+    assert missing.returncode == 1 and "no checkpoint at step 6; it kept 4, 8" in missing.stderr
+    listed = cli("regression", "sweeps")
+    assert listed.returncode == 0 and run_id not in listed.stdout  # refused requests leave no sweep behind
+    unknown = cli("regression", "sweep-show", "sweep-nope")
+    assert unknown.returncode != 0 and "No checkpoint sweep 'sweep-nope'" in unknown.stderr

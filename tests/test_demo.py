@@ -38,7 +38,8 @@ def test_demo_builds_once_then_is_cached(tmp_path, monkeypatch):
     # Two test prompts through transformers keep its generations short; the demo itself uses vLLM.
     settings = load_settings(env={"TUNEBOARD_WORKSPACE": str(tmp_path / "ws"), "TUNEBOARD_TRAINING_DEMO_STEPS": "2",
                                   "TUNEBOARD_REVIEW_DEMO_PROMPTS": "2", "TUNEBOARD_SERVING_PATH": "transformers",
-                                  "TUNEBOARD_REGRESSION_DEMO_ITEMS": "1"})
+                                  "TUNEBOARD_REGRESSION_DEMO_ITEMS": "1",
+                                  "TUNEBOARD_REGRESSION_DEMO_SWEEP_ITEMS": "0"})
     store = open_store(settings)
     logs: list[str] = []
     first = build_demo(store, settings, examples=300, log=logs.append)

@@ -18,12 +18,14 @@ from core.regression import runs, suite
 from tests.test_serving import add_adapter, tiny_adapters  # noqa: F401  (the session fixture)
 
 
-def seed_suite_set(store, wrong: dict[str, set[str]], source: dict | None = None, tuned: str = "adapter:tuned") -> str:
-    """A finished suite run of base and `tuned`; `wrong[variant]` are the items it gets wrong."""
+def seed_suite_set(store, wrong: dict[str, set[str]], source: dict | None = None,
+                   tuned: str | tuple[str, ...] = "adapter:tuned") -> str:
+    """A finished suite run of base and `tuned` (one or more); `wrong[variant]` are the items it gets wrong."""
     items = suite.items()
     set_id = f"generate-suite-{uuid.uuid4().hex[:8]}"
+    answering = ("base",) + ((tuned,) if isinstance(tuned, str) else tuple(tuned))
     variants = [{"variant_id": v, "kind": v.split(":")[0], "name": v.split(":")[-1], "path": "", "model": "",
-                 "api_key_env": ""} for v in ("base", tuned)]
+                 "api_key_env": ""} for v in answering]
     with store.transaction() as cur:
         cur.execute("""INSERT INTO jobs (job_id, kind, status, run_dir, config, created_by, started_at, finished_at)
                        VALUES (?, 'generate', 'succeeded', '', '{}', 'fixture', now(), now())""", [set_id])
@@ -36,7 +38,7 @@ def seed_suite_set(store, wrong: dict[str, set[str]], source: dict | None = None
         cur.executemany("""INSERT INTO generations (set_id, prompt_idx, variant_id, output, tokens_in, tokens_out,
                            finish_reason, latency_ms, backend, decoding) VALUES (?, ?, ?, ?, 1, 1, 'stop', 1, 'x', '{}')""",
                         [[set_id, i, v, it.bad if it.item_id in wrong.get(v, set()) else it.good]
-                         for i, it in enumerate(items) for v in ("base", tuned)])
+                         for i, it in enumerate(items) for v in answering])
     return set_id
 
 

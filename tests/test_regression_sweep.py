@@ -46,6 +46,41 @@ def _fake_run(owner, tiny_model: str, version: str, steps: list[int], status: st
     return run_id
 
 
+def seed_ready_sweep(owner, engineer, tiny_model: str, version: str) -> tuple[str, list[str], set[str]]:
+    """A finished sweep of a (fake) run's checkpoints 10 and 20 over hand-written outputs: step 10 forgets
+    nothing, step 20 forgets half of one category (its gate fails) but answers the task better. The
+    test split is scored by the real score worker."""
+    from core.demo.review import seed_generation_set
+    from core.metrics.scoring import start_scoring
+    from tests.test_regression_runs import seed_suite_set
+
+    run_id = _fake_run(owner, tiny_model, version, [10, 20])
+    ids = sweep.checkpoint_variants(owner.store, engineer, run_id)
+    category = suite.items()[0].category
+    lost = {it.item_id for it in suite.items() if it.category == category}
+    lost = set(sorted(lost)[: len(lost) // 2])
+    suite_set = seed_suite_set(owner.store, {ids[1]: lost}, tuned=tuple(ids))
+    task_set = seed_generation_set(owner.store, n_prompts=16, variants=("base", *ids), seed=3)
+    score = start_scoring(owner.store, owner.jobs, engineer, task_set, ["chrf"])
+    assert owner.jobs.wait(score, timeout=120)["status"] == "succeeded"
+    owner.store.execute("""INSERT INTO checkpoint_sweeps (sweep_id, run_id, variants, suite_set, task_set, score_job,
+                           created_by) VALUES ('sweep-fixture', ?, ?, ?, ?, ?, ?)""",
+                        [run_id, json.dumps(ids), suite_set, task_set, score, engineer.username])
+    return "sweep-fixture", ids, lost
+
+
+def test_a_ready_sweep_reads_task_and_general_scores_per_checkpoint(owner, accounts, tiny_model, tickets):
+    sweep_id, ids, lost = seed_ready_sweep(owner, accounts["engineer"], tiny_model, tickets)
+    frame = sweep.table(owner.store, accounts["lead"], owner.settings, sweep_id).set_index("variant_id")
+    n = len(suite.items())
+    assert frame.loc["base", "general"] == frame.loc[ids[0], "general"] == 1.0  # every known-good answer
+    assert frame.loc[ids[1], "general"] == pytest.approx((n - len(lost)) / n)
+    assert list(frame["gate"]) == ["", "pass", "fail"] and list(frame["step"]) == [0, 10, 20]
+    assert frame.loc[ids[0], "best"] and not frame.loc[ids[1], "best"]  # the fake run's best is step 10
+    assert (frame["metric"] == "chrf").all() and (frame["task_lo"] <= frame["task"]).all()
+    assert sweep.advice(frame.reset_index()).startswith("Step 10 has the best task score")
+
+
 def test_checkpoints_become_variants_and_bad_requests_say_why(owner, accounts, tiny_model, tickets):
     run_id = _fake_run(owner, tiny_model, tickets, [10, 20, 30])
     kept = sweep.checkpoints(owner.store, accounts["lead"], run_id)

@@ -120,6 +120,8 @@ def build_demo(store: Store, settings: Settings, examples: int = 1200,
     if run_id:
         demo_regression(store, settings, run_id, log)
     log(f"demo ready in {time.monotonic() - t0:.0f} s")
+    if run_id:
+        demo_sweep(store, settings, run_id, log)
     return DemoResult(model_dir, result.version_id, logins, run_id, gen_id, pair_set_id)
 
 
@@ -314,3 +316,27 @@ def demo_regression(store: Store, settings: Settings, run_id: str, log: Callable
     for reason in gate["detail"]["reasons"][:4]:
         log(f"      {reason}")
 
+
+
+def demo_sweep(store: Store, settings: Settings, run_id: str, log: Callable[[str], None]) -> None:
+    """A short checkpoint sweep of the demo fine-tune, started once and left running in the background
+    (the dashboard's owner scores it when it finishes): the Regression page's trade-off chart."""
+    from core.jobs import Jobs
+    from core.regression import sweep
+
+    items = settings.regression.demo_sweep_items
+    if not items:
+        return
+    previous = sweep.sweeps(store, CLI_USER, run_id)
+    if previous:
+        log(f"      checkpoint sweep: {previous[0]['sweep_id']} ({previous[0]['status']})")
+        return
+    kept = sweep.checkpoints(store, CLI_USER, run_id)
+    if len(kept) < 2:
+        return  # nothing to compare (a very short run)
+    jobs = Jobs(store, settings.runs_dir)
+    sweep_id = sweep.start_sweep(store, jobs, settings, CLI_USER, run_id, items_per_category=items,
+                                 task_prompts=settings.review.demo_prompts, path=_demo_path(settings))
+    log(f"      checkpoint sweep {sweep_id} of steps {', '.join(str(c['step']) for c in kept)} runs in the "
+        "background ({items} suite items per category); its chart appears on the Regression page in a few "
+        "minutes".replace("{items}", str(items)))

@@ -25,6 +25,8 @@ from core.regression import suite
 from core.store import Store
 
 MIN_REASON = 15
+# The settings a gate depends on (a new value judges again; the demo's knobs do not).
+GATE_SETTINGS = ("max_drop_points", "category_max_drop", "require_significance", "alpha", "min_items", "confidence")
 
 
 def suite_source() -> dict:
@@ -120,7 +122,7 @@ def judge(store: Store, actor: User, set_id: str, variant: str, settings: Regres
     """The gate of `variant` against the base in this run: stored once per settings, then read back."""
     require(actor, Action.METRICS_VIEW)
     frame = outcomes(store, actor, set_id)
-    wanted = json.dumps(asdict(settings), sort_keys=True)
+    wanted = json.dumps({k: v for k, v in asdict(settings).items() if k in GATE_SETTINGS}, sort_keys=True)
     stored = store.row("""SELECT * FROM regression_gates WHERE set_id = ? AND variant_id = ? AND baseline = ?
                           AND settings = ? ORDER BY computed_at DESC LIMIT 1""", [set_id, variant, baseline, wanted])
     if stored is None:

@@ -1,0 +1,152 @@
+"""`tuneboard regression ...` and `tuneboard promote`: the probe suite, its gates, checkpoint sweeps,
+the optional lm-eval harness and promotion (registered on core.cli's app)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from core.auth import CLI_USER
+from core.errors import InvalidInput
+from core.cli import _csv, _follow, app, out, owner, settings, store
+
+regression_app = typer.Typer(help="General-capability regression suite, gates, checkpoint sweeps and promotion.",
+                             no_args_is_help=True)
+app.add_typer(regression_app, name="regression")
+
+
+@regression_app.command("run")
+def regression_run(variants: str = typer.Option(..., help="Comma-separated fine-tuned variant ids to compare with "
+                                                "the base, e.g. adapter:RUN."),
+                   path: str = typer.Option("auto", help="Serving path: auto, vllm-lora, vllm-merged or "
+                                            "transformers."),
+                   timeout: float = typer.Option(7200, help="Seconds to follow the run.")) -> None:
+    """Generate the probe suite with the base and the fine-tunes (greedy), then print each gate."""
+    from core.regression import runs
+
+    o = owner()
+    ids = _csv(variants)
+    set_id = runs.start_run(o.store, o.jobs, settings(), CLI_USER, ids, path=path)
+    out.print(f"started {set_id}", markup=False)
+    job = _follow(set_id, timeout)
+    out.print(f"{set_id}: {job['status']}" + (f" ({job['error']})" if job["error"] else ""), markup=False)
+    if job["status"] == "succeeded":
+        for variant in ids:
+            _print_gate(set_id, variant)
+
+
+@regression_app.command("list")
+def regression_list() -> None:
+    """Suite runs with their versions, and each version's newest gate."""
+    from core.regression import runs
+
+    table = Table("run", "name", "status", "versions", "created")
+    for r in runs.runs(store(), CLI_USER):
+        table.add_row(r["set_id"], r["name"], r["status"], ", ".join(v["variant_id"] for v in r["variants"]),
+                      f"{r['created_at']:%Y-%m-%d %H:%M}")
+    out.print(table)
+    for variant, gate in runs.latest_gates(store(), CLI_USER).items():
+        out.print(f"{variant}: gate {gate['verdict']} (run {gate['set_id']})", markup=False)
+
+
+@regression_app.command("gate")
+def regression_gate(run: str, variant: str = typer.Option(..., help="The fine-tuned variant id.")) -> None:
+    """The gate of a fine-tune against the base in a finished suite run, per category."""
+    _print_gate(run, variant)
+
+
+def _print_gate(set_id: str, variant: str) -> None:
+    from core.regression import runs
+
+    gate = runs.judge(store(), CLI_USER, set_id, variant, settings().regression)
+    detail = gate["detail"]
+    table = Table("category", "n", "base", "fine-tune", "drop (points)", "limit", "right->wrong", "wrong->right",
+                  "McNemar p", "verdict")
+    for c in detail["categories"] + [detail["overall"]]:
+        table.add_row(c["category"], str(c["n"]), f"{c['base_acc']:.3f}", f"{c['tuned_acc']:.3f}",
+                      f"{c['drop_points']:+.1f}", f"{c['max_drop_points']:g}", str(c["right_to_wrong"]),
+                      str(c["wrong_to_right"]), f"{c['p']:.3g}", c["verdict"])
+    out.print(table)
+    out.print(f"gate for {variant}: {gate['verdict']}", markup=False)
+    for line in detail["reasons"]:
+        out.print(f"  {line}", markup=False)
+    if detail["advice"]:
+        out.print("What usually helps: " + "; ".join(detail["advice"]) + ".", markup=False)
+
+
+@regression_app.command("sweep")
+def regression_sweep(run: str,
+                     steps: str = typer.Option("", help="Comma-separated checkpoint steps (default: every kept one)."),
+                     items: Optional[int] = typer.Option(None, help="Suite items per category (default: all; fewer "
+                                                         "is quicker but the gates read inconclusive)."),
+                     prompts: Optional[int] = typer.Option(None, help="Test-split prompts (default: all)."),
+                     path: str = typer.Option("auto", help="Serving path: auto, vllm-lora, vllm-merged or "
+                                              "transformers."),
+                     timeout: float = typer.Option(7200, help="Seconds to follow the sweep.")) -> None:
+    """Task score vs general score for each kept checkpoint of a run: generate, score, print the table."""
+    from core.regression import sweep
+
+    o = owner()
+    try:
+        chosen = [int(s) for s in _csv(steps)]
+    except ValueError:
+        raise InvalidInput(f"--steps: {steps!r} must be comma-separated whole numbers, e.g. 20,40") from None
+    sweep_id = sweep.start_sweep(o.store, o.jobs, settings(), CLI_USER, run, chosen or None, items, prompts, path)
+    record = sweep.get_sweep(o.store, CLI_USER, sweep_id)
+    out.print(f"started {sweep_id}: {', '.join(record['variants'])} (suite {record['suite_set']}, test split "
+              f"{record['task_set']})", markup=False)
+    for job_id in (record["suite_set"], record["task_set"]):
+        if _follow(job_id, timeout)["status"] != "succeeded":
+            break
+    for job_id in sweep.advance(o.store, o.jobs, settings()):
+        _follow(job_id, timeout)
+    _print_sweep(sweep_id)
+
+
+@regression_app.command("sweeps")
+def regression_sweeps() -> None:
+    """Checkpoint sweeps with their status."""
+    from core.regression import sweep
+
+    table = Table("sweep", "run", "checkpoints", "status", "created")
+    for s in sweep.sweeps(store(), CLI_USER):
+        table.add_row(s["sweep_id"], s["run_id"], ", ".join(v.rsplit("@", 1)[-1] for v in s["variants"]),
+                      s["status"] + (f" ({s['why']})" if s["why"] else ""), f"{s['created_at']:%Y-%m-%d %H:%M}")
+    out.print(table)
+
+
+@regression_app.command("sweep-show")
+def regression_sweep_show(sweep_id: str) -> None:
+    """A finished sweep's table: per checkpoint, task metric and suite accuracy with intervals, and the gate."""
+    _print_sweep(sweep_id)
+
+
+def _print_sweep(sweep_id: str) -> None:
+    from core.regression import sweep
+
+    frame = sweep.table(store(), CLI_USER, settings(), sweep_id)
+    metric = frame["metric"].iloc[0]
+    table = Table("version", "step", metric, "interval", "general", "interval", "items", "gate")
+    for r in frame.itertuples():
+        task = "-" if r.task is None else f"{r.task:.3f}"
+        spread = "-" if r.task_lo is None else f"[{r.task_lo:.3f}, {r.task_hi:.3f}]"
+        table.add_row(r.variant_id, str(r.step or "-") + (" (best)" if r.best else ""), task, spread,
+                      f"{100 * r.general:.1f}%", f"[{100 * r.general_lo:.1f}, {100 * r.general_hi:.1f}]",
+                      str(r.items), r.gate or "-")
+    out.print(table)
+    line = sweep.advice(frame)
+    if line:
+        out.print(line, markup=False)
+
+
+@app.command("promote")
+def promote(variant: str, reason: str = typer.Option("", help="Why (required with --override)."),
+            override: bool = typer.Option(False, help="Promote although the newest gate did not pass.")) -> None:
+    """Promote a model version: its newest regression gate must pass, or --override with a --reason."""
+    from core.regression import runs
+
+    promotion = runs.promote(store(), CLI_USER, variant, reason, override)
+    out.print(f"promoted {variant} ({promotion})", markup=False)
+
