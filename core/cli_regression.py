@@ -141,6 +141,28 @@ def _print_sweep(sweep_id: str) -> None:
         out.print(line, markup=False)
 
 
+@regression_app.command("harness")
+def regression_harness(variant: str = typer.Option(..., help="The variant: base, adapter:RUN or merged:RUN."),
+                       tasks: str = typer.Option(..., help="Comma-separated lm-eval task names, e.g. arc_easy."),
+                       limit: Optional[int] = typer.Option(None, help="Examples per task (default: all)."),
+                       path: str = typer.Option("transformers", help="lm-eval backend: transformers or vllm."),
+                       timeout: float = typer.Option(7200, help="Seconds to follow the job.")) -> None:
+    """Optional: lm-evaluation-harness tasks on one variant (needs lm-eval and the hub for its data)."""
+    from core.regression import harness
+
+    o = owner()
+    job_id = harness.start_harness(o.store, o.jobs, settings(), CLI_USER, variant, _csv(tasks), limit, path)
+    out.print(f"started {job_id}", markup=False)
+    job = _follow(job_id, timeout)
+    out.print(f"{job_id}: {job['status']}" + (f" ({job['error']})" if job["error"] else ""), markup=False)
+    frame = harness.results(o.store, CLI_USER, variant)
+    table = Table("task", "metric", "value", "stderr", "n")
+    for r in frame[frame["job_id"] == job_id].itertuples():
+        table.add_row(r.task, r.metric, f"{r.value:.4f}", "-" if r.stderr != r.stderr or r.stderr is None
+                      else f"{r.stderr:.4f}", str(r.n_samples))
+    out.print(table)
+
+
 @app.command("promote")
 def promote(variant: str, reason: str = typer.Option("", help="Why (required with --override)."),
             override: bool = typer.Option(False, help="Promote although the newest gate did not pass.")) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from core.config import Settings
 import core.metrics.scoring  # noqa: F401  (registers the score job's event handler)
+import core.regression.harness  # noqa: F401  (registers the harness job's event handler)
 import core.serving  # noqa: F401  (registers the generate job's event handler)
 import core.training  # noqa: F401  (registers the train job's event handler)
 from core.jobs import JobMonitor, Jobs

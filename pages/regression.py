@@ -11,7 +11,7 @@ import streamlit as st
 
 from core import serving
 from core.auth import Action
-from core.regression import runs, suite
+from core.regression import harness, runs, suite
 from dashboard import sweep_views
 from dashboard.context import current_user, owner
 from dashboard.widgets import VERDICT_BANNER, user_errors
@@ -22,11 +22,13 @@ def render() -> None:
     st.caption(f"Fine-tuning can make a model forget what it could do. The {suite.SUITE_NAME} suite "
                f"v{suite.SUITE_VERSION} ({len(suite.items())} items written by this project, scored by rules) "
                "is answered by the base and the fine-tune, greedy; each category is compared item by item.")
-    gate_tab, sweep_tab = st.tabs(["Gate", "Checkpoint sweep"])
+    gate_tab, sweep_tab, harness_tab = st.tabs(["Gate", "Checkpoint sweep", "lm-eval harness"])
     with gate_tab:
         _gate_view()
     with sweep_tab:
         sweep_views.render()
+    with harness_tab:
+        _harness_view()
 
 
 def _gate_view() -> None:
@@ -139,3 +141,28 @@ def _promotion(variant: str, gate: dict) -> None:
         st.caption("Promotions: " + "; ".join(
             f"{p['created_at']:%Y-%m-%d %H:%M} by {p['promoted_by']} (gate {p['gate_verdict'] or 'none'}"
             + (f", override: {p['reason']}" if p["override"] else "") + ")" for p in history))
+
+
+def _harness_view() -> None:
+    """Optional: lm-evaluation-harness tasks on one version (needs lm-eval and the hub for task data)."""
+    user, o = current_user(), owner()
+    why = harness.missing()
+    if why:
+        st.info(why)
+    elif user.may(Action.GENERATE):
+        versions = serving.available_variants(o.store, user, o.settings.base_model)
+        with st.form("harness", border=False):
+            variant = st.selectbox("Version", [v.variant_id for v in versions if v.kind != "external"])
+            tasks = st.text_input("lm-eval tasks (comma-separated)", placeholder="arc_easy, hellaswag")
+            limit = st.number_input("Examples per task (0: all)", min_value=0, value=0, step=50)
+            go = st.form_submit_button("Run lm-eval")
+        if go:
+            with user_errors():
+                job_id = harness.start_harness(o.store, o.jobs, o.settings, user, variant,
+                                               [t for t in tasks.split(",")], int(limit) or None)
+                st.success(f"Started {job_id}; results appear here when each task finishes.")
+    for job in [j for j in o.jobs.list(user, "harness")[:5] if j["status"] == "failed"]:
+        st.error(f"lm-eval job {job['job_id']} failed: {job['error']}")
+    stored = harness.results(o.store, user)
+    if not stored.empty:
+        st.dataframe(stored, hide_index=True, width="stretch")

@@ -271,3 +271,5 @@ def test_sweep_commands_refuse_plainly(cli, settings, env, tiny_model, demo_file
     assert listed.returncode == 0 and run_id not in listed.stdout  # refused requests leave no sweep behind
     unknown = cli("regression", "sweep-show", "sweep-nope")
     assert unknown.returncode != 0 and "No checkpoint sweep 'sweep-nope'" in unknown.stderr
+    offline = cli("regression", "harness", "--variant", "base", "--tasks", "arc_easy")
+    assert offline.returncode == 1 and "lm-eval (lm-evaluation-harness) is not installed" in offline.stderr

@@ -37,10 +37,12 @@ WORKERS: dict[str, str] = {
     "generate": "core.serving.worker",
     "serve": "core.serving.serve_worker",
     "score": "core.metrics.worker",
+    "harness": "core.regression.harness_worker",
 }
 
 # The action a person needs to start, cancel or resume a job of each kind (default JOBS_RUN).
-KIND_ACTIONS: dict[str, Action] = {"generate": Action.GENERATE, "serve": Action.GENERATE, "score": Action.GENERATE}
+KIND_ACTIONS: dict[str, Action] = {"generate": Action.GENERATE, "serve": Action.GENERATE, "score": Action.GENERATE,
+                                     "harness": Action.GENERATE}
 
 # What the owner does with a job kind's events beyond storing them, inside the same
 # transaction as the event rows (so it happens exactly once): e.g. a finished training run

@@ -393,4 +393,20 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
         );
     """),
+    (14, "harness_results", """
+        -- lm-evaluation-harness results (optional): one row per task and metric of a harness job's
+        -- variant, as lm-eval reported them, with the lm-eval release that computed them.
+        CREATE TABLE harness_results (
+            job_id          VARCHAR NOT NULL,
+            variant_id      VARCHAR NOT NULL,
+            task            VARCHAR NOT NULL,
+            metric          VARCHAR NOT NULL,
+            value           DOUBLE,
+            stderr          DOUBLE,
+            n_samples       INTEGER,
+            lm_eval_version VARCHAR,
+            created_at      TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            PRIMARY KEY (job_id, variant_id, task, metric)
+        );
+    """),
 ]
