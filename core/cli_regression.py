@@ -1,4 +1,4 @@
-"""`tuneboard regression ...` and `tuneboard promote`: the probe suite, its gates, checkpoint sweeps,
+"""`tuneboard regression ...`, `tuneboard promote` and `tuneboard rollback`: the probe suite, its gates, checkpoint sweeps,
 the optional lm-eval harness and promotion (registered on core.cli's app)."""
 
 from __future__ import annotations
@@ -164,11 +164,21 @@ def regression_harness(variant: str = typer.Option(..., help="The variant: base,
 
 
 @app.command("promote")
-def promote(variant: str, reason: str = typer.Option("", help="Why (required with --override)."),
-            override: bool = typer.Option(False, help="Promote although the newest gate did not pass.")) -> None:
-    """Promote a model version: its newest regression gate must pass, or --override with a --reason."""
-    from core.regression import runs
+def promote(variant: str, reason: str = typer.Option(..., help="Why (kept on record; 15+ characters)."),
+            override: bool = typer.Option(False, help="Promote although the newest gate did not pass."),
+            task: str = typer.Option("", help="The task (dataset) it serves; default: the one it was trained on.")
+            ) -> None:
+    """Make a version the promoted one of its task: its newest gate must pass, or --override; always a --reason."""
+    from core.lifecycle import promotion
 
-    promotion = runs.promote(store(), CLI_USER, variant, reason, override)
-    out.print(f"promoted {variant} ({promotion})", markup=False)
+    promotion_id = promotion.promote(store(), CLI_USER, variant, reason, override, task=task or None)
+    out.print(f"promoted {variant} ({promotion_id})", markup=False)
 
+
+@app.command("rollback")
+def rollback(task: str, reason: str = typer.Option(..., help="Why (kept on record; 15+ characters).")) -> None:
+    """Return a task to the version promoted before the current one."""
+    from core.lifecycle import promotion
+
+    promotion.rollback(store(), CLI_USER, task, reason)
+    out.print(f"{task}: promoted version is now {promotion.current(store(), CLI_USER, task)}", markup=False)

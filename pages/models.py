@@ -1,5 +1,6 @@
-"""Models (engineer; lead read-only): runs and adapters with lineage, best checkpoint,
-parity of merged exports; engineers merge/export and reproduce runs."""
+"""Models (engineer; lead read-only): each task's promoted version with its history and rollback;
+runs and adapters with lineage, best checkpoint, gates, parity of merged exports; engineers
+promote, merge/export and reproduce runs."""
 
 import json
 
@@ -7,21 +8,23 @@ import pandas as pd
 import streamlit as st
 
 from core.auth import Action
-from core.regression import runs
 from core.training import get_run, list_runs, list_variants, reproduce, start_merge
+from dashboard import lifecycle_views
 from dashboard.context import current_user, owner, require_page
-from dashboard.widgets import VERDICT_BANNER, loss_chart, run_progress, user_errors
+from dashboard.widgets import loss_chart, run_progress, user_errors
 
 
 def render() -> None:
     user, o = current_user(), owner()
     st.title("Models")
+    lifecycle_views.promoted_versions()
     runs = list_runs(o.store, user)
     if not runs:
         st.info("No training runs yet." + (" Start one on the Train page." if user.may(Action.JOBS_RUN) else ""))
         return
     table = pd.DataFrame(runs)[["job_id", "status", "method", "dataset_version", "best_eval_loss", "final_step",
                                 "created_by", "started_at", "finished_at"]]
+    st.subheader("Training runs")
     st.dataframe(table, hide_index=True, width="stretch")
     chosen = st.selectbox("Run", [r["job_id"] for r in runs])
     run = get_run(o.store, user, chosen)
@@ -39,31 +42,12 @@ def render() -> None:
     c3.markdown(f"**Code** tuneboard {code['tuneboard']} · `{code['commit'][:10]}`"
                 + (" (uncommitted changes)" if code["dirty"] else "") + f"  \nseed {lineage['seed']}")
     st.markdown(f"**Best checkpoint** `{run['best_checkpoint'] or '-'}` · **adapter** `{run['adapter_dir'] or '-'}`")
-    _gates(chosen)
+    lifecycle_views.version_gates(chosen, [v for v in list_variants(o.store, user) if v["job_id"] == chosen])
     with st.expander("Full config and lineage (packages, host, times)"):
         st.json({"config": run["config"], "lineage": lineage,
                  "started_at": str(run["started_at"]), "finished_at": str(run["finished_at"])})
 
     _exports(chosen)
-
-
-def _gates(chosen: str) -> None:
-    """Each version of the run: its regression gate against the base, and its promotions."""
-    user, o = current_user(), owner()
-    gates = runs.latest_gates(o.store, user)
-    promoted = {p["variant_id"]: p for p in reversed(runs.promotions(o.store, user))}
-    for v in [v for v in list_variants(o.store, user) if v["job_id"] == chosen]:
-        gate = gates.get(v["variant_id"])
-        if gate is None:
-            st.markdown(f"**Regression gate** of `{v['variant_id']}`: not run yet (Regression page).")
-        else:
-            VERDICT_BANNER[gate["verdict"]](
-                f"Regression gate of `{v['variant_id']}`: **{gate['verdict']}** against {gate['baseline']} "
-                f"(run {gate['set_id']}, {gate['computed_at']:%Y-%m-%d %H:%M}); details on the Regression page.")
-        if v["variant_id"] in promoted:
-            p = promoted[v["variant_id"]]
-            st.caption(f"Promoted {p['created_at']:%Y-%m-%d %H:%M} by {p['promoted_by']}"
-                       + (f" over a {p['gate_verdict'] or 'missing'} gate: {p['reason']}" if p["override"] else ""))
 
 
 @st.fragment(run_every="3s")

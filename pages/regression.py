@@ -11,6 +11,8 @@ import streamlit as st
 
 from core import serving
 from core.auth import Action
+from core.datasets import list_versions
+from core.lifecycle import promotion
 from core.regression import harness, runs, suite
 from dashboard import sweep_views
 from dashboard.context import current_user, owner
@@ -126,21 +128,29 @@ def _flips(set_id: str, variant: str) -> None:
 def _promotion(variant: str, gate: dict) -> None:
     user, o = current_user(), owner()
     if user.may(Action.PROMOTE):
+        tasks = list(dict.fromkeys(v["dataset"] for v in list_versions(o.store, user)))
+        own = promotion.task_of(o.store, variant)
         with st.form("promote", border=False):
             passing = gate["verdict"] == "pass"
-            reason = st.text_area("Reason" + ("" if passing else " for overriding the gate (required, kept on "
-                                                                  "record)"), key="promote_reason")
+            task = st.selectbox("Task it serves", tasks, index=tasks.index(own) if own in tasks else 0,
+                                disabled=own is not None, key="promote_task",
+                                help="Each task (dataset) has one promoted version; exports and deployment use it.")
+            reason = st.text_area("Reason" + (" (kept on record)" if passing else " for overriding the gate "
+                                                                             "(required, kept on record)"),
+                                  key="promote_reason")
             go = st.form_submit_button("Promote" if passing else "Promote despite the gate",
                                        type="primary" if passing else "secondary")
         if go:
             with user_errors():
-                runs.promote(o.store, user, variant, reason, override=not passing, gate_id=gate["gate_id"])
+                promotion.promote(o.store, user, variant, reason, override=not passing, gate_id=gate["gate_id"],
+                                  task=own or task)
                 st.success(f"Promoted {variant}.")
-    history = [p for p in runs.promotions(o.store, user) if p["variant_id"] == variant]
+    history = [p for p in promotion.history(o.store, user) if p["variant_id"] == variant]
     if history:
         st.caption("Promotions: " + "; ".join(
-            f"{p['created_at']:%Y-%m-%d %H:%M} by {p['promoted_by']} (gate {p['gate_verdict'] or 'none'}"
-            + (f", override: {p['reason']}" if p["override"] else "") + ")" for p in history))
+            f"{p['created_at']:%Y-%m-%d %H:%M} {p['action']} for {p['task']} by {p['promoted_by']} "
+            f"(gate {p['gate_verdict'] or 'none'}" + (", override" if p["override"] else "") + f"): {p['reason']}"
+            for p in history))
 
 
 def _harness_view() -> None:

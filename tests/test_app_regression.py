@@ -14,7 +14,11 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def failing(owner):
+def failing(owner, accounts, demo_files):
+    from core.datasets import ImportOptions, import_dataset
+
+    good, _ = demo_files  # the task the promoted version serves
+    import_dataset(owner.store, accounts["engineer"], good.read_bytes(), good.name, ImportOptions(name="tickets"))
     category = suite.items()[0].category
     ids = [it.item_id for it in suite.items() if it.category == category]
     lost = set(ids[: len(ids) // 2])
@@ -51,6 +55,7 @@ def test_engineer_overrides_the_gate_with_a_reason(app, owner, failing):
     assert [s.value for s in at.success] == ["Promoted adapter:tuned."]
     row = owner.store.row("SELECT * FROM promotions")
     assert row["override"] and row["gate_verdict"] == "fail" and row["promoted_by"] == "eve"
+    assert row["task"] == "tickets" and row["action"] == "promote"
 
 
 def test_home_shows_the_gate_of_the_best_version(app, owner, accounts, failing):

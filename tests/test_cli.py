@@ -247,9 +247,16 @@ def test_regression_commands(cli, settings, env):
     assert gate.returncode == 0, gate.stderr
     assert "gate for adapter:tuned: pass" in gate.stdout and "McNemar p" in gate.stdout
     assert "adapter:tuned: gate pass" in cli("regression", "list").stdout
-    assert "promoted adapter:tuned" in cli("promote", "adapter:tuned").stdout
-    refused = cli("promote", "adapter:other")
+    why = ("--reason", "passes the gate and reads better")
+    assert "promoted adapter:tuned" in cli("promote", "adapter:tuned", *why, "--task", "tickets").stdout
+    refused = cli("promote", "adapter:other", *why, "--task", "tickets")
     assert refused.returncode == 1 and "no regression gate yet" in refused.stderr and "Traceback" not in refused.stderr
+    forced = cli("promote", "adapter:other", "--override", *why, "--task", "tickets")
+    assert forced.returncode == 0, forced.stderr
+    back = cli("rollback", "tickets", "--reason", "the override was premature")
+    assert back.returncode == 0 and "tickets: promoted version is now adapter:tuned" in back.stdout
+    again = cli("rollback", "tickets", "--reason", "the override was premature")
+    assert again.returncode == 1 and "only one promoted version" in again.stderr
 
 
 def test_sweep_commands_refuse_plainly(cli, settings, env, tiny_model, demo_files):

@@ -169,3 +169,13 @@ def test_result_events_are_stored_exactly_once(owner, accounts, installed, idle_
     assert stored[("arc_easy", "acc_norm")] == (0.75, 4)
     assert frame.loc[frame["metric"] == "exact_match,strict-match", "stderr"].isna().all()
     assert harness.results(owner.store, accounts["lead"], "base").empty
+
+
+def test_the_owner_registers_the_harness_event_handler():
+    """In a fresh interpreter: the dashboard's owner must store harness results it ingests."""
+    import subprocess
+    import sys
+
+    code = "import core.owner, core.jobs; print(sorted(core.jobs.EVENT_HANDLERS))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "'harness'" in done.stdout and "'score'" in done.stdout, done.stderr

@@ -14,6 +14,7 @@ from dataclasses import replace
 import pytest
 
 from core.errors import InvalidInput, PermissionDenied
+from core.lifecycle import promotion
 from core.regression import runs, suite
 from tests.test_serving import add_adapter, tiny_adapters  # noqa: F401  (the session fixture)
 
@@ -63,17 +64,17 @@ def test_outcomes_are_scored_once_by_each_items_rule(world):
     assert store.scalar("SELECT count(*) FROM regression_items WHERE set_id = ?", [set_id]) == len(frame)
 
 
-def test_no_forgetting_passes_and_may_be_promoted_without_a_reason(world):
+def test_no_forgetting_passes_and_may_be_promoted(world):
     store, acc, settings = world
     set_id = seed_suite_set(store, {})
     gate = runs.judge(store, acc["lead"], set_id, "adapter:tuned", settings)
     assert gate["verdict"] == "pass" and gate["detail"]["overall"]["n"] == len(suite.items())
     assert runs.judge(store, acc["engineer"], set_id, "adapter:tuned", settings)["gate_id"] == gate["gate_id"]
-    promotion = runs.promote(store, acc["engineer"], "adapter:tuned")
-    row = store.row("SELECT * FROM promotions WHERE promotion_id = ?", [promotion])
+    promoted = promotion.promote(store, acc["engineer"], "adapter:tuned", "passes the gate, better chrF", task="t")
+    row = store.row("SELECT * FROM promotions WHERE promotion_id = ?", [promoted])
     assert row["gate_verdict"] == "pass" and not row["override"] and row["gate_id"] == gate["gate_id"]
     with pytest.raises(PermissionDenied):
-        runs.promote(store, acc["lead"], "adapter:tuned")
+        promotion.promote(store, acc["lead"], "adapter:tuned", "passes the gate, better chrF", task="t")
 
 
 def test_forgetting_a_category_fails_lists_the_flips_and_blocks_promotion(world):
@@ -93,11 +94,12 @@ def test_forgetting_a_category_fails_lists_the_flips_and_blocks_promotion(world)
     row = flipped.iloc[0]
     assert row["base_answer"] == by_id[row["item_id"]].good and row["tuned_answer"] == by_id[row["item_id"]].bad
     with pytest.raises(InvalidInput, match="regression gate is fail"):
-        runs.promote(store, acc["engineer"], "adapter:tuned")
+        promotion.promote(store, acc["engineer"], "adapter:tuned", "the task gain outweighs it for now", task="t")
     with pytest.raises(InvalidInput, match="written reason"):
-        runs.promote(store, acc["engineer"], "adapter:tuned", "ok", override=True)
+        promotion.promote(store, acc["engineer"], "adapter:tuned", "ok", override=True, task="t")
     assert store.scalar("SELECT count(*) FROM promotions") == 0
-    runs.promote(store, acc["engineer"], "adapter:tuned", "the task gain outweighs it for now", override=True)
+    promotion.promote(store, acc["engineer"], "adapter:tuned", "the task gain outweighs it for now", override=True,
+                      task="t")
     row = store.row("SELECT * FROM promotions")
     assert row["override"] and row["gate_verdict"] == "fail" and "outweighs" in row["reason"]
     assert store.scalar("SELECT count(*) FROM audit_log WHERE action = 'promote' AND detail LIKE '%override%'") == 1

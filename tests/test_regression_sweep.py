@@ -14,6 +14,7 @@ import pytest
 from core.datasets import ImportOptions, import_dataset
 from core.errors import InvalidInput, PermissionDenied
 from core.jobs import JobMonitor
+from core.lifecycle import promotion
 from core.regression import runs, suite, sweep
 from core.training import start_training
 from core.training.config import CHECKPOINTS, TrainConfig
@@ -172,5 +173,7 @@ def test_a_sweep_of_a_real_run_end_to_end(owner, accounts, tiny_model, tickets):
     assert list(frame["gate"]) == ["", "inconclusive", "inconclusive", "inconclusive"]  # 1 item per category
     # A checkpoint is a version like any other: promoting it needs its gate to pass, or an override.
     with pytest.raises(InvalidInput, match="inconclusive"):
-        runs.promote(owner.store, eng, f"adapter:{run_id}@8")
-    runs.promote(owner.store, eng, f"adapter:{run_id}@8", "keeps general skills better than step 12", override=True)
+        promotion.promote(owner.store, eng, f"adapter:{run_id}@8", "keeps general skills better than step 12")
+    promotion.promote(owner.store, eng, f"adapter:{run_id}@8", "keeps general skills better than step 12",
+                      override=True)
+    assert promotion.current(owner.store, lead, "tickets") == f"adapter:{run_id}@8"  # its task: the run's dataset

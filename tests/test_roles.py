@@ -18,6 +18,7 @@ from core.demo.review import seed_generation_set
 from core.metrics.scoring import start_scoring
 from core.review import pairs, results
 from core.metrics import results as metric_results
+from core.lifecycle import promotion
 from core.regression import runs as regression_runs
 from core.review.desk import RatingDesk
 from core.review.pairs import PairSetSpec
@@ -206,11 +207,14 @@ SERVICES: dict[Action, list] = {
         lambda w, u: metric_results.raw_scores(w["store"], u, w["gen"]),
         lambda w, u: regression_runs.runs(w["store"], u),
         lambda w, u: regression_runs.latest_gates(w["store"], u),
-        lambda w, u: regression_runs.promotions(w["store"], u),
+        lambda w, u: promotion.history(w["store"], u),
     ],
     Action.PROMOTE: [
-        lambda w, u: regression_runs.promote(w["store"], u, "adapter:tuned", "no gate yet: promoted for the test run",
-                                             override=True),
+        lambda w, u: promotion.promote(w["store"], u, "adapter:tuned", "no gate yet: promoted for the test run",
+                                       override=True, task="tickets"),
+        lambda w, u: promotion.promote(w["store"], u, "adapter:other", "a second version, to roll back from",
+                                       override=True, task="tickets"),
+        lambda w, u: promotion.rollback(w["store"], u, "tickets", "back to the earlier version for the test"),
     ],
     Action.JOBS_RUN: [
         lambda w, u: w["jobs"].submit(u, "ticker", {"steps": 1}),

@@ -4,8 +4,8 @@ A run is a generation set whose prompts are the suite's items (greedy, through t
 serving paths as everything else; each prompt's source_ref is its item id). Once it has
 finished, every output is scored by its item's rule, once, into regression_items; a gate
 compares a fine-tune with the base item by item (core.regression.gate) and is stored with
-its settings. Promotion needs a passing gate, or an engineer's override with a written
-reason; both are recorded.
+its settings. Promotion (core.lifecycle.promotion) needs a passing gate, or an engineer's
+override with a written reason.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from core.regression import gate as gates
 from core.regression import suite
 from core.store import Store
 
-MIN_REASON = 15
 # The settings a gate depends on (a new value judges again; the demo's knobs do not).
 GATE_SETTINGS = ("max_drop_points", "category_max_drop", "require_significance", "alpha", "min_items", "confidence")
 
@@ -162,40 +161,3 @@ def latest_gates(store: Store, actor: User) -> dict[str, dict]:
     rows = store.rows("""SELECT * FROM regression_gates QUALIFY row_number() OVER (PARTITION BY variant_id
                          ORDER BY computed_at DESC) = 1""")
     return {r["variant_id"]: r for r in rows}
-
-
-def promote(store: Store, actor: User, variant: str, reason: str = "", override: bool = False,
-            gate_id: str | None = None) -> str:
-    """Promote a version: its gate (the one named, else its newest) must pass, or an engineer overrides
-    with a written reason."""
-    require(actor, Action.PROMOTE)
-    if gate_id:
-        gate = store.row("SELECT * FROM regression_gates WHERE gate_id = ? AND variant_id = ?", [gate_id, variant])
-        if gate is None:
-            raise NotFound(f"No gate {gate_id!r} of {variant}.")
-    else:
-        gate = latest_gates(store, actor).get(variant)
-    verdict = gate["verdict"] if gate else None
-    if verdict != "pass":
-        if not override:
-            state = f"its regression gate is {verdict}" if verdict else "it has no regression gate yet"
-            raise InvalidInput(f"{variant} cannot be promoted: {state}. Run the suite on the Regression page, or "
-                               "override with a written reason.")
-        if len(reason.strip()) < MIN_REASON:
-            raise InvalidInput(f"reason: an override needs a written reason of at least {MIN_REASON} characters "
-                               "(it is kept with the promotion).")
-    promotion_id = f"promotion-{uuid.uuid4().hex[:12]}"
-    with store.transaction() as cur:
-        cur.execute("""INSERT INTO promotions (promotion_id, variant_id, gate_id, gate_verdict, override, reason,
-                       promoted_by) VALUES (?, ?, ?, ?, ?, ?, ?)""",
-                    [promotion_id, variant, gate["gate_id"] if gate else None, verdict, verdict != "pass",
-                     reason.strip(), actor.username])
-        cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES (?, 'promote', ?, ?)",
-                    [actor.username, variant, f"gate {verdict or 'none'}" + (f"; override: {reason.strip()}"
-                                                                           if verdict != "pass" else "")])
-    return promotion_id
-
-
-def promotions(store: Store, actor: User) -> list[dict]:
-    require(actor, Action.METRICS_VIEW)
-    return store.rows("SELECT * FROM promotions ORDER BY created_at DESC")

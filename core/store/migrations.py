@@ -409,4 +409,18 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             PRIMARY KEY (job_id, variant_id, task, metric)
         );
     """),
+    (15, "promotion_pointer", """
+        -- Each task (dataset) has a promoted version: promotions become its history. A promote row
+        -- pushes a version, a rollback row returns to the one promoted before; both carry a reason.
+        CREATE SEQUENCE promotion_seq;
+        ALTER TABLE promotions ADD COLUMN seq BIGINT DEFAULT nextval('promotion_seq');
+        ALTER TABLE promotions ADD COLUMN task VARCHAR;
+        ALTER TABLE promotions ADD COLUMN action VARCHAR DEFAULT 'promote';
+        UPDATE promotions SET action = 'promote' WHERE action IS NULL;
+        UPDATE promotions SET task = t.dataset
+            FROM (SELECT v.variant_id, d.dataset FROM model_variants v JOIN runs r ON r.job_id = v.job_id
+                  JOIN dataset_versions d ON d.version_id = r.dataset_version) t
+            WHERE t.variant_id = promotions.variant_id;
+        UPDATE promotions SET task = 'unassigned' WHERE task IS NULL;
+    """),
 ]
