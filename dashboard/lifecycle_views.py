@@ -3,6 +3,8 @@ and promoting a version (core.lifecycle.promotion holds the rules)."""
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import streamlit as st
 
@@ -49,7 +51,11 @@ def version_gates(run_id: str, variants: list[dict]) -> None:
     user, o = current_user(), owner()
     gates = runs.latest_gates(o.store, user)
     current = {p["current"]: task for task, p in promotion.promoted(o.store, user).items()}
-    for v in variants:
+    def order(v: dict) -> tuple:  # the run's own version first, then its checkpoints by step
+        step = json.loads(v["detail"] or "{}").get("step")
+        return (step is not None, step or 0, v["variant_id"])
+
+    for v in sorted(variants, key=order):
         vid = v["variant_id"]
         gate = gates.get(vid)
         if gate is None:

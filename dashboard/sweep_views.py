@@ -39,6 +39,11 @@ def render() -> None:
     if chosen["status"] != "ready":
         (st.error if chosen["status"] == "failed" else st.info)(
             f"Sweep {sweep_id} is {chosen['status']}: {chosen['why']}.")
+        if chosen["status"] == "failed" and chosen["task_status"] == "succeeded" and user.may(Action.GENERATE):
+            if st.button("Score the test split again", key="sweep_rescore"):
+                with user_errors():
+                    job_id = sweep.retry_scoring(o.store, o.jobs, o.settings, user, sweep_id)
+                    st.success(f"Scoring started ({job_id}).")
         return
     with user_errors():
         frame = sweep.table(o.store, user, o.settings, sweep_id)

@@ -117,6 +117,11 @@ def test_advice_picks_the_best_task_score_among_checkpoints_that_pass():
         {"variant_id": "adapter:r@30", "step": 30, "metric": "chrf", "task": 0.8, "general": 0.30, "gate": "fail"}])
     assert sweep.advice(frame).startswith("Step 20 has the best task score (chrf 0.600)")
     assert "promote adapter:r@20" in sweep.advice(frame)
+    frame["items"] = 70
+    frame.loc[frame["step"] > 0, "gate"] = "inconclusive"
+    assert sweep.advice(frame).startswith("No gate is conclusive yet (70 suite items per version")
+    assert "Step 10 keeps the most general skill (49.0%), step 30 has the best task score (chrf 0.800)" in \
+        sweep.advice(frame)
     frame.loc[frame["step"] > 0, "gate"] = "fail"
     assert "No checkpoint passes the gate" in sweep.advice(frame)
 
@@ -177,3 +182,29 @@ def test_a_sweep_of_a_real_run_end_to_end(owner, accounts, tiny_model, tickets):
     promotion.promote(owner.store, eng, f"adapter:{run_id}@8", "keeps general skills better than step 12",
                       override=True)
     assert promotion.current(owner.store, lead, "tickets") == f"adapter:{run_id}@8"  # its task: the run's dataset
+
+
+def test_advance_scores_as_the_starter_and_a_failed_start_can_be_retried(owner, accounts, tiny_model, tickets):
+    from core.demo.review import seed_generation_set
+    from core.users import set_disabled
+    from tests.test_regression_runs import seed_suite_set
+
+    suite_set = seed_suite_set(owner.store, {})
+    rows = []
+    for sweep_id, starter in (("sweep-cli", "cli"), ("sweep-gone", "eve")):
+        task_set = seed_generation_set(owner.store, n_prompts=4, variants=("base", "adapter:tuned"), seed=1)
+        owner.store.execute("""INSERT INTO checkpoint_sweeps (sweep_id, run_id, variants, suite_set, task_set,
+                               created_by) VALUES (?, 'train-x', '["adapter:tuned"]', ?, ?, ?)""",
+                            [sweep_id, suite_set, task_set, starter])
+        rows.append(task_set)
+    set_disabled(owner.store, accounts["admin"], "eve", True)  # the engineer left before the split finished
+    started = sweep.advance(owner.store, owner.jobs, owner.settings)
+    assert len(started) == 1 and owner.jobs.get(started[0])["created_by"] == "cli"
+    gone = sweep.get_sweep(owner.store, accounts["lead"], "sweep-gone")
+    assert gone["status"] == "failed" and "eve (who started the sweep) no longer has an active account" in gone["why"]
+    assert sweep.advance(owner.store, owner.jobs, owner.settings) == []  # a failed start is not retried by itself
+    job_id = sweep.retry_scoring(owner.store, owner.jobs, owner.settings, accounts["lead"], "sweep-gone")
+    assert owner.jobs.wait(job_id, timeout=120)["status"] == "succeeded"
+    assert sweep.get_sweep(owner.store, accounts["lead"], "sweep-gone")["status"] == "ready"
+    with pytest.raises(PermissionDenied):
+        sweep.retry_scoring(owner.store, owner.jobs, owner.settings, accounts["rater"], "sweep-gone")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.auth import Action, User, require
+from core.auth import CLI_USER, Action, User, require
 from core.config import Settings
 from core.errors import InvalidInput, NotFound, TuneboardError
 from core.jobs import ACTIVE, Jobs
@@ -133,7 +133,7 @@ def _advance(store: Store, jobs: Jobs, settings: Settings) -> list[str]:
     started = []
     for sweep in store.rows("""SELECT s.* FROM checkpoint_sweeps s JOIN jobs j ON j.job_id = s.task_set
                                WHERE s.score_job IS NULL AND s.error IS NULL AND j.status = 'succeeded'"""):
-        actor = get_user(store, sweep["created_by"])
+        actor = CLI_USER if sweep["created_by"] == CLI_USER.username else get_user(store, sweep["created_by"])
         try:
             if actor is None:
                 raise InvalidInput(f"{sweep['created_by']} (who started the sweep) no longer has an active account")
@@ -145,6 +145,21 @@ def _advance(store: Store, jobs: Jobs, settings: Settings) -> list[str]:
         store.execute("UPDATE checkpoint_sweeps SET score_job = ? WHERE sweep_id = ?", [job_id, sweep["sweep_id"]])
         started.append(job_id)
     return started
+
+
+def retry_scoring(store: Store, jobs: Jobs, settings: Settings, actor: User, sweep_id: str) -> str:
+    """Score a sweep's finished test split now, as `actor` (after scoring failed or could not start)."""
+    from core.metrics.scoring import start_scoring
+
+    sweep = get_sweep(store, actor, sweep_id)
+    if sweep["task_status"] != "succeeded":
+        raise InvalidInput(f"Sweep {sweep_id}: its test split is {sweep['task_status']}; resume it on the "
+                           "Generations page first.")
+    if sweep["score_status"] in ACTIVE:
+        raise InvalidInput(f"Sweep {sweep_id} is being scored ({sweep['score_job']}).")
+    job_id = start_scoring(store, jobs, actor, sweep["task_set"], settings=settings.metrics)
+    store.execute("UPDATE checkpoint_sweeps SET score_job = ?, error = NULL WHERE sweep_id = ?", [job_id, sweep_id])
+    return job_id
 
 
 def sweeps(store: Store, actor: User, run_id: str | None = None) -> list[dict]:
@@ -218,9 +233,17 @@ def advice(frame: pd.DataFrame) -> str:
     if tuned.empty:
         return ""
     passing = tuned[tuned["gate"] == "pass"]
-    if passing.empty:
+    if passing.empty and (tuned["gate"] == "fail").all():
         return ("No checkpoint passes the gate against the base: an earlier checkpoint does not help here; try a "
                 "lower rank, fewer epochs or mixing general data into training.")
+    if passing.empty:
+        general = tuned.sort_values("general", ascending=False, na_position="last").iloc[0]
+        task = tuned.sort_values("task", ascending=False, na_position="last").iloc[0]
+        return (f"No gate is conclusive yet ({int(general['items'])} suite items per version: too few, or drops "
+                f"that are not significant). Step {general['step']} keeps the most general skill "
+                f"({100 * general['general']:.1f}%)"
+                + (" and" if task["step"] == general["step"] else f", step {task['step']}")
+                + f" has the best task score ({task['metric']} {task['task']:.3f}); sweep the whole suite to decide.")
     top = passing.sort_values(["task", "general"], ascending=False, na_position="last").iloc[0]
     return (f"Step {top['step']} has the best task score ({top['metric']} {top['task']:.3f}) of the checkpoints "
             f"that pass the gate (general {100 * top['general']:.1f}%); promote {top['variant_id']} to use it.")
