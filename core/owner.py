@@ -16,10 +16,19 @@ import core.serving  # noqa: F401  (registers the generate job's event handler)
 import core.training  # noqa: F401  (registers the train job's event handler)
 from core.jobs import JobMonitor, Jobs
 from core.jobs.launchers import LocalLauncher, accelerate_command
+from core.lifecycle import pipelines, schedules
 from core.regression.sweep import advance as advance_sweeps
 from core.review.desk import RatingDesk
 from core.store import Store, open_store
 from core.users import ensure_admin
+
+
+def follow_ups(store: Store, jobs: Jobs, settings: Settings) -> None:
+    """What the owner does after each ingest pass: work that starts jobs when others finish, and
+    schedules that start work when they are due."""
+    advance_sweeps(store, jobs, settings)
+    pipelines.advance(store, jobs, settings)
+    schedules.tick(store, jobs, settings)
 
 
 def training_launchers(settings: Settings) -> dict:
@@ -45,7 +54,7 @@ class Owner:
         password = ensure_admin(store, dict(os.environ if env is None else env))
         jobs = Jobs(store, settings.runs_dir, launchers=training_launchers(settings))
         jobs.reconcile()  # re-attach: ingest what workers wrote while no owner ran
-        mon = JobMonitor(jobs, after=lambda: advance_sweeps(store, jobs, settings)).start() if monitor else None
+        mon = JobMonitor(jobs, after=lambda: follow_ups(store, jobs, settings)).start() if monitor else None
         return cls(settings, store, jobs, mon, RatingDesk(store, settings.review.min_vote_seconds), password)
 
     def close(self) -> None:

@@ -423,4 +423,55 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             WHERE t.variant_id = promotions.variant_id;
         UPDATE promotions SET task = 'unassigned' WHERE task IS NULL;
     """),
+    (16, "schedules_and_pipelines", """
+        -- Scheduled retraining. A schedule fires on the owner's tick (every N hours, a cron
+        -- expression, or a new version of its task's dataset) and starts a pipeline: retrain with
+        -- the promoted version's config on the newest data, generate the test split and the probe
+        -- suite, score, gate, and a blind pair set; the candidate then waits for a person.
+        CREATE TABLE schedules (
+            schedule_id VARCHAR PRIMARY KEY,
+            name        VARCHAR NOT NULL,
+            task        VARCHAR NOT NULL,
+            trigger     VARCHAR NOT NULL CHECK (trigger IN ('interval', 'cron', 'new_data')),
+            spec        VARCHAR NOT NULL,
+            options     VARCHAR NOT NULL,
+            enabled     BOOLEAN NOT NULL DEFAULT TRUE,
+            next_run_at TIMESTAMP,
+            created_by  VARCHAR NOT NULL,
+            created_at  TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        CREATE SEQUENCE schedule_event_seq;
+        CREATE TABLE schedule_events (
+            id          BIGINT PRIMARY KEY DEFAULT nextval('schedule_event_seq'),
+            schedule_id VARCHAR NOT NULL,
+            fired_at    TIMESTAMP NOT NULL,
+            outcome     VARCHAR NOT NULL CHECK (outcome IN ('started', 'skipped', 'failed')),
+            pipeline_id VARCHAR,
+            note        VARCHAR NOT NULL
+        );
+        CREATE TABLE pipelines (
+            pipeline_id     VARCHAR PRIMARY KEY,
+            schedule_id     VARCHAR,
+            task            VARCHAR NOT NULL,
+            dataset_version VARCHAR NOT NULL,
+            promoted        VARCHAR,
+            config          VARCHAR NOT NULL,
+            options         VARCHAR NOT NULL,
+            stage           VARCHAR NOT NULL,
+            train_job       VARCHAR,
+            candidate       VARCHAR,
+            task_set        VARCHAR,
+            suite_set       VARCHAR,
+            score_job       VARCHAR,
+            gate_id         VARCHAR,
+            pair_set        VARCHAR,
+            error           VARCHAR,
+            decision        VARCHAR,
+            decided_by      VARCHAR,
+            decision_reason VARCHAR,
+            created_by      VARCHAR NOT NULL,
+            created_at      TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            finished_at     TIMESTAMP
+        );
+    """),
 ]

@@ -1,0 +1,84 @@
+"""A retraining pipeline on the tiny model, through the real workers: retrain with the promoted
+config on the newest data, generate, score, gate, pair set; then a person decides."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from core.datasets import ImportOptions, import_dataset
+from core.errors import InvalidInput, PermissionDenied
+from core.lifecycle import pipelines, promotion
+from core.lifecycle.pipelines import PipelineOptions
+from core.training import start_training
+from core.training.config import TrainConfig
+
+pytestmark = pytest.mark.slow
+
+
+def _drive(owner, pipeline_id: str, timeout: float = 900) -> dict:
+    """What the owner's monitor does every second: ingest, then advance."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        owner.jobs.reconcile()
+        pipelines.advance(owner.store, owner.jobs, owner.settings)
+        p = pipelines.get_pipeline(owner.store, _lead(owner), pipeline_id)
+        if p["status"] != "running":
+            return p
+        time.sleep(0.5)
+    raise AssertionError(f"{pipeline_id} still running")
+
+
+def _lead(owner):
+    from core.auth import Role, User
+
+    return User("leo", Role.LEAD)
+
+
+def test_a_retrain_pipeline_puts_a_measured_candidate_beside_the_promoted_version(owner, accounts, tiny_model,
+                                                                                  demo_files):
+    eng, lead = accounts["engineer"], accounts["lead"]
+    good, _ = demo_files
+    version = import_dataset(owner.store, eng, good.read_bytes(), good.name,
+                             ImportOptions(name="tickets", metrics=["exact_match", "chrf"])).version_id
+    config = TrainConfig(base_model=tiny_model, dataset_version=version, learning_rate=3e-3, max_steps=4,
+                         batch_size=8, eval_every=4, lora_rank=8, lora_alpha=16, modules_to_save=["lm_head"],
+                         max_seq_len=256, early_stopping_patience=0)
+    first = start_training(owner.store, owner.jobs, eng, config)
+    assert owner.jobs.wait(first, timeout=300, poll=0.3)["status"] == "succeeded"
+    promotion.promote(owner.store, eng, f"adapter:{first}", "the first version, before any gate existed",
+                      override=True)
+
+    options = PipelineOptions(test_prompts=3, suite_items=1, path="transformers")
+    pid = pipelines.start_pipeline(owner.store, owner.jobs, owner.settings, eng, "tickets", options)
+    p = _drive(owner, pid)
+    assert p["status"] == "ready", p["why"]
+    assert p["promoted"] == f"adapter:{first}" and "the promoted version" in p["config"]["_origin"]
+    assert p["config"]["max_steps"] == 4 and p["candidate"] == f"adapter:{p['train_job']}"
+    # The test split was answered by the base, the promoted version and the candidate, and scored.
+    gen = owner.store.row("SELECT variants, n_prompts FROM generation_sets WHERE set_id = ?", [p["task_set"]])
+    assert [v["variant_id"] for v in __import__("json").loads(gen["variants"])] == [
+        "base", f"adapter:{first}", p["candidate"]] and gen["n_prompts"] == 3
+    shown = pipelines.summary(owner.store, lead, owner.settings, p)
+    assert shown["metric"] == "exact_match"
+    assert {s["variant"] for s in shown["scores"]} == {"base", f"adapter:{first}", p["candidate"]}
+    assert shown["gate"]["verdict"] == "inconclusive"  # one suite item per category
+    # The pair set compares the candidate with the promoted version, assigned to the raters.
+    ps = owner.store.row("SELECT * FROM pair_sets WHERE pair_set_id = ?", [p["pair_set"]])
+    assert ps["generation_set_id"] == p["task_set"] and shown["pairs"] >= 3
+    assert owner.store.scalar("SELECT count(DISTINCT rater) FROM assignments WHERE pair_set_id = ?",
+                              [p["pair_set"]]) == 1  # the one rater account
+    assert pipelines.advance(owner.store, owner.jobs, owner.settings) == []  # nothing starts twice
+
+    with pytest.raises(PermissionDenied):
+        pipelines.decide(owner.store, lead, pid, "promoted", "the candidate reads better")
+    with pytest.raises(InvalidInput, match="inconclusive"):
+        pipelines.decide(owner.store, eng, pid, "promoted", "the candidate reads better")
+    pipelines.decide(owner.store, eng, pid, "promoted", "the candidate reads better on new data", override=True)
+    assert promotion.current(owner.store, lead, "tickets") == p["candidate"]
+    assert pipelines.get_pipeline(owner.store, lead, pid)["status"] == "promoted"
+    with pytest.raises(InvalidInput, match="already promoted"):
+        pipelines.decide(owner.store, eng, pid, "dismissed", "changed my mind about it")
+    promotion.rollback(owner.store, eng, "tickets", "the candidate broke refunds in production")
+    assert promotion.current(owner.store, lead, "tickets") == f"adapter:{first}"
