@@ -773,7 +773,8 @@ def main() -> None:
             _state["store"].close()
 
 
-import core.cli_regression  # noqa: E402,F401  (registers `tuneboard regression ...` and `tuneboard promote`)
+import core.cli_lifecycle  # noqa: E402,F401  (registers `tuneboard promote`, `rollback`, `retrain ...`)
+import core.cli_regression  # noqa: E402,F401  (registers `tuneboard regression ...`)
 
 if __name__ == "__main__":
     main()

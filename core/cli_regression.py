@@ -1,5 +1,5 @@
-"""`tuneboard regression ...`, `tuneboard promote` and `tuneboard rollback`: the probe suite, its gates, checkpoint sweeps,
-the optional lm-eval harness and promotion (registered on core.cli's app)."""
+"""`tuneboard regression ...`: the probe suite, its gates, checkpoint sweeps and the optional
+lm-eval harness (registered on core.cli's app)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from core.auth import CLI_USER
 from core.errors import InvalidInput
 from core.cli import _csv, _follow, app, out, owner, settings, store
 
-regression_app = typer.Typer(help="General-capability regression suite, gates, checkpoint sweeps and promotion.",
+regression_app = typer.Typer(help="General-capability regression suite, gates, checkpoint sweeps, lm-eval.",
                              no_args_is_help=True)
 app.add_typer(regression_app, name="regression")
 
@@ -161,24 +161,3 @@ def regression_harness(variant: str = typer.Option(..., help="The variant: base,
         table.add_row(r.task, r.metric, f"{r.value:.4f}", "-" if r.stderr != r.stderr or r.stderr is None
                       else f"{r.stderr:.4f}", str(r.n_samples))
     out.print(table)
-
-
-@app.command("promote")
-def promote(variant: str, reason: str = typer.Option(..., help="Why (kept on record; 15+ characters)."),
-            override: bool = typer.Option(False, help="Promote although the newest gate did not pass."),
-            task: str = typer.Option("", help="The task (dataset) it serves; default: the one it was trained on.")
-            ) -> None:
-    """Make a version the promoted one of its task: its newest gate must pass, or --override; always a --reason."""
-    from core.lifecycle import promotion
-
-    promotion_id = promotion.promote(store(), CLI_USER, variant, reason, override, task=task or None)
-    out.print(f"promoted {variant} ({promotion_id})", markup=False)
-
-
-@app.command("rollback")
-def rollback(task: str, reason: str = typer.Option(..., help="Why (kept on record; 15+ characters).")) -> None:
-    """Return a task to the version promoted before the current one."""
-    from core.lifecycle import promotion
-
-    promotion.rollback(store(), CLI_USER, task, reason)
-    out.print(f"{task}: promoted version is now {promotion.current(store(), CLI_USER, task)}", markup=False)

@@ -1,5 +1,6 @@
-"""The Models page's lifecycle parts: each task's promoted version with its history, rollback,
-and promoting a version (core.lifecycle.promotion holds the rules)."""
+"""The Models page's lifecycle parts: each task's promoted version with its history, rollback and
+promotion; retrain candidates beside it with the decision; schedules and pipelines (the rules
+live in core.lifecycle)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import pandas as pd
 import streamlit as st
 
 from core.auth import Action
-from core.lifecycle import promotion
+from core.datasets import list_versions
+from core.lifecycle import pipelines, promotion, schedules
+from core.lifecycle.pipelines import PipelineOptions
 from core.regression import runs
 from dashboard.context import current_user, owner
 from dashboard.widgets import VERDICT_BANNER, user_errors
@@ -78,3 +81,122 @@ def version_gates(run_id: str, variants: list[dict]) -> None:
                     promotion.promote(o.store, user, vid, reason, override=not passing)
                     st.success(f"Promoted {vid}.")
                     st.rerun()
+
+
+def candidates() -> None:
+    """Each retrain's candidate beside the promoted version: task metric, gate, blind pairs; the decision."""
+    user, o = current_user(), owner()
+    waiting = [p for p in pipelines.pipelines(o.store, user) if p["status"] in ("ready", "running", "failed")]
+    st.subheader("Candidates")
+    if not waiting:
+        st.caption("No retrain is waiting for a decision. Schedule one (or run one now) in the Retraining tab.")
+        return
+    for p in waiting[:5]:
+        with st.container(border=True):
+            _candidate(p)
+
+
+def _candidate(p: dict) -> None:
+    user, o = current_user(), owner()
+    title = f"**{p['task']}**: candidate `{p['candidate'] or p['train_job']}` (data version `{p['dataset_version']}`)"
+    st.markdown(title + f" · {p['pipeline_id']} · {p['status']}")
+    if p["status"] != "ready":
+        (st.error if p["status"] == "failed" else st.info)(p["why"] + ".")
+        return
+    shown = pipelines.summary(o.store, user, o.settings, p)
+    if shown["metric"]:
+        rows = pd.DataFrame(shown["scores"])
+        role = {p["candidate"]: "candidate", p["promoted"]: "promoted", "base": "base"}
+        rows["role"] = [role.get(v, "contender") for v in rows["variant"]]
+        st.dataframe(rows[["role", "label", "mean", "lo", "hi", "n"]], hide_index=True, width="stretch",
+                     column_config={"mean": st.column_config.NumberColumn(shown["metric"], format="%.3f"),
+                                    "lo": st.column_config.NumberColumn("low", format="%.3f"),
+                                    "hi": st.column_config.NumberColumn("high", format="%.3f")})
+    gate = shown["gate"]
+    if gate:
+        VERDICT_BANNER[gate["verdict"]](
+            f"Regression gate of the candidate: **{gate['verdict']}** (all items: base {100 * gate['base_acc']:.1f}% "
+            f"→ candidate {100 * gate['tuned_acc']:.1f}%); details on the Regression page.")
+    st.caption(f"Blind pair set {p['pair_set']}: {shown['pairs']} pairs, {shown['votes']} votes so far "
+               "(Results page).")
+    if user.may(Action.PROMOTE):
+        passing = bool(gate) and gate["verdict"] == "pass"
+        key = p["pipeline_id"]
+        with st.form(f"decide_{key}", border=False):
+            reason = st.text_input("Reason for the decision (kept on record)", key=f"decide_reason_{key}")
+            override = False if passing else st.checkbox("Promote despite the gate", key=f"decide_override_{key}")
+            c1, c2, _ = st.columns([1, 1, 3])
+            promote = c1.form_submit_button("Promote candidate", type="primary")
+            dismiss = c2.form_submit_button("Dismiss")
+        if promote or dismiss:
+            with user_errors():
+                pipelines.decide(o.store, user, p["pipeline_id"], "promoted" if promote else "dismissed", reason,
+                                 override=override)
+                st.success(f"Candidate {'promoted' if promote else 'dismissed'}.")
+                st.rerun()
+
+
+def retraining() -> None:
+    """Schedules (engineer: create, run now, pause, delete), their firings, and every pipeline."""
+    user, o = current_user(), owner()
+    st.caption("A schedule retrains a task unattended: the promoted version's config on the newest data version, "
+               "then the test split, the regression suite, scores, the gate and a blind pair set; the candidate "
+               "waits beside the promoted version (Versions tab). Schedules fire while the dashboard runs, never "
+               "twice at once.")
+    if user.may(Action.JOBS_RUN):
+        with st.expander("New schedule", expanded=not schedules.schedules(o.store, user)):
+            _schedule_form()
+    rows = schedules.schedules(o.store, user)
+    for s in rows:
+        c1, c2, c3, c4 = st.columns([5, 1, 1, 1])
+        state = f"next {s['next_run_at']:%Y-%m-%d %H:%M} UTC" if s["enabled"] and s["next_run_at"] else (
+            "waits for new data" if s["enabled"] else "paused")
+        c1.markdown(f"**{s['name']}** · {s['task']} · {s['describe']} · {state} · by {s['created_by']}")
+        if user.may(Action.JOBS_RUN):
+            with user_errors():
+                if c2.button("Run now", key=f"run_{s['schedule_id']}"):
+                    pid = schedules.run_now(o.store, o.jobs, o.settings, user, s["schedule_id"])
+                    st.toast(f"Started {pid}.")
+                if c3.button("Pause" if s["enabled"] else "Resume", key=f"toggle_{s['schedule_id']}"):
+                    schedules.set_enabled(o.store, user, s["schedule_id"], not s["enabled"])
+                    st.rerun()
+                if c4.button("Delete", key=f"delete_{s['schedule_id']}"):
+                    schedules.delete_schedule(o.store, user, s["schedule_id"])
+                    st.rerun()
+    fired = schedules.events(o.store, user)
+    if fired:
+        st.markdown("**Firings**")
+        st.dataframe(pd.DataFrame(fired)[["fired_at", "schedule_id", "outcome", "pipeline_id", "note"]],
+                     hide_index=True, width="stretch")
+    runs_ = pipelines.pipelines(o.store, user)
+    if runs_:
+        st.markdown("**Pipelines**")
+        st.dataframe(pd.DataFrame(runs_)[["created_at", "pipeline_id", "task", "status", "why", "candidate",
+                                          "dataset_version", "schedule_id"]], hide_index=True, width="stretch")
+
+
+def _schedule_form() -> None:
+    user, o = current_user(), owner()
+    tasks = list(dict.fromkeys(v["dataset"] for v in list_versions(o.store, user)))
+    if not tasks:
+        st.info("Import a dataset first (Data page).")
+        return
+    with st.form("schedule", border=False):
+        c1, c2 = st.columns(2)
+        name = c1.text_input("Name", value="weekly retrain", key="schedule_name")
+        task = c2.selectbox("Task (dataset)", tasks, key="schedule_task")
+        trigger = st.radio("When", list(schedules.TRIGGERS), horizontal=True, key="schedule_trigger",
+                           format_func=lambda t: schedules.TRIGGERS[t])
+        spec = st.text_input("Every how many hours (interval), or the cron expression (cron)", value="168",
+                             key="schedule_spec", help="168 = weekly; cron '0 3 * * 1' = Mondays 03:00 UTC. "
+                                                       "Ignored for new data.")
+        c3, c4, c5 = st.columns(3)
+        prompts = c3.number_input("Test prompts (0: all)", min_value=0, value=0, key="schedule_prompts")
+        items = c4.number_input("Suite items per category (0: all)", min_value=0, value=0, key="schedule_items")
+        raters = c5.number_input("Raters per pair", min_value=1, value=3, key="schedule_raters")
+        go = st.form_submit_button("Create schedule", type="primary")
+    if go:
+        with user_errors():
+            options = PipelineOptions(test_prompts=int(prompts), suite_items=int(items), raters_per_pair=int(raters))
+            sid = schedules.create_schedule(o.store, user, name, task, trigger, spec, options)
+            st.success(f"Created {sid}.")

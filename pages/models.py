@@ -17,14 +17,24 @@ from dashboard.widgets import loss_chart, run_progress, user_errors
 def render() -> None:
     user, o = current_user(), owner()
     st.title("Models")
-    lifecycle_views.promoted_versions()
+    versions_tab, retrain_tab, runs_tab = st.tabs(["Versions", "Retraining", "Training runs"])
+    with versions_tab:
+        lifecycle_views.promoted_versions()
+        lifecycle_views.candidates()
+    with retrain_tab:
+        lifecycle_views.retraining()
+    with runs_tab:
+        _runs()
+
+
+def _runs() -> None:
+    user, o = current_user(), owner()
     runs = list_runs(o.store, user)
     if not runs:
         st.info("No training runs yet." + (" Start one on the Train page." if user.may(Action.JOBS_RUN) else ""))
         return
     table = pd.DataFrame(runs)[["job_id", "status", "method", "dataset_version", "best_eval_loss", "final_step",
                                 "created_by", "started_at", "finished_at"]]
-    st.subheader("Training runs")
     st.dataframe(table, hide_index=True, width="stretch")
     chosen = st.selectbox("Run", [r["job_id"] for r in runs])
     run = get_run(o.store, user, chosen)

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from core.lifecycle import promotion
+import json
+
+from core.datasets import ImportOptions, import_dataset
+from core.lifecycle import promotion, schedules
+from core.training.config import TrainConfig
 from tests.apptest import assert_clean, goto
 from tests.test_app import app, fast_password_hashing  # noqa: F401  (the same fixtures as the other pages)
-from tests.test_lifecycle_promotion import WHY, world  # noqa: F401
+from tests.test_lifecycle_promotion import LINEAGE, WHY, world  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -34,3 +38,37 @@ def test_engineer_rolls_back_the_promoted_version_with_a_reason(app, world):
     assert any(m.value.startswith("**tickets** → `adapter:a` (gate pass) · rolled back to") for m in at.markdown)
     history = at.dataframe[0].value
     assert list(history["action"]) == ["rollback", "promote", "promote"]
+
+
+def test_engineer_schedules_a_retrain_and_pauses_it(app, owner, accounts, demo_files, tiny_model):
+    good, _ = demo_files
+    version = import_dataset(owner.store, accounts["engineer"], good.read_bytes(), good.name,
+                             ImportOptions(name="tickets")).version_id
+    with owner.store.transaction() as cur:
+        cur.execute("INSERT INTO jobs (job_id, kind, status, run_dir, config, created_by) VALUES "
+                    "('train-first', 'train', 'succeeded', '', '{}', 'eve')")
+        cur.execute("INSERT INTO runs (job_id, dataset_version, base_model, method, config, lineage) VALUES "
+                    "('train-first', ?, ?, 'lora', ?, ?)",
+                    [version, tiny_model, json.dumps(TrainConfig(base_model=tiny_model, dataset_version=version)
+                                                     .to_dict()), json.dumps(LINEAGE)])
+    at = goto(app("eve"), "Models")
+    retrain = at.tabs[1]
+    assert any(e.label == "New schedule" for e in retrain.expander)
+    at.text_input(key="schedule_name").set_value("Monday retrain")
+    at.radio(key="schedule_trigger").set_value("cron")
+    at.text_input(key="schedule_spec").set_value("0 3 * * 1")
+    next(b for b in at.button if b.label == "Create schedule").click().run()
+    assert_clean(at)
+    [s] = schedules.schedules(owner.store, accounts["lead"])
+    assert (s["name"], s["task"], s["trigger"], s["spec"], s["enabled"]) == ("Monday retrain", "tickets", "cron",
+                                                                             "0 3 * * 1", True)
+    assert s["next_run_at"].weekday() == 0 and s["next_run_at"].hour == 3  # a Monday, 03:00 UTC
+    at.run()
+    assert any("cron '0 3 * * 1' (UTC)" in m.value for m in at.tabs[1].markdown)
+    next(b for b in at.button if b.label == "Pause").click().run()
+    assert_clean(at)
+    assert not schedules.schedules(owner.store, accounts["lead"])[0]["enabled"]
+    assert any("paused" in m.value for m in at.tabs[1].markdown)
+    lead = goto(app("leo"), "Models")
+    assert not any(e.label == "New schedule" for e in lead.tabs[1].expander)
+    assert not any(b.label in ("Run now", "Resume", "Delete") for b in lead.button)  # leads read

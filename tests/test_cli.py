@@ -280,3 +280,34 @@ def test_sweep_commands_refuse_plainly(cli, settings, env, tiny_model, demo_file
     assert unknown.returncode != 0 and "No checkpoint sweep 'sweep-nope'" in unknown.stderr
     offline = cli("regression", "harness", "--variant", "base", "--tasks", "arc_easy")
     assert offline.returncode == 1 and "lm-eval (lm-evaluation-harness) is not installed" in offline.stderr
+
+
+def test_retrain_commands(cli, settings, env, tiny_model, demo_files):
+    from core.auth import CLI_USER
+    from core.datasets import ImportOptions, import_dataset
+    from core.owner import Owner
+    from core.training.config import TrainConfig
+
+    owner = Owner.open(settings, monitor=False, env=env)
+    good, _ = demo_files
+    version = import_dataset(owner.store, CLI_USER, good.read_bytes(), good.name, ImportOptions(name="t")).version_id
+    with owner.store.transaction() as cur:
+        cur.execute("INSERT INTO jobs (job_id, kind, status, run_dir, config, created_by) VALUES "
+                    "('train-first', 'train', 'succeeded', '', '{}', 'cli')")
+        cur.execute("INSERT INTO runs (job_id, dataset_version, base_model, method, config, lineage) VALUES "
+                    "('train-first', ?, ?, 'lora', ?, '{}')",
+                    [version, tiny_model, json.dumps(TrainConfig(base_model=tiny_model, dataset_version=version)
+                                                     .to_dict())])
+    owner.close()
+    both = cli("retrain", "schedule", "t", "--every-hours", "24", "--cron", "0 3 * * 1")
+    assert both.returncode == 1 and "exactly one of --every-hours N, --cron EXPR or --on-new-data" in both.stderr
+    made = cli("retrain", "schedule", "t", "--cron", "0 3 * * 1", "--name", "weekly")
+    assert made.returncode == 0 and re.search(r"created schedule-\S+: t cron '0 3 \* \* 1' \(UTC\), next \d{4}-",
+                                              made.stdout)
+    listed = cli("retrain", "schedules")
+    assert "weekly" in listed.stdout and "cron '0 3 * * 1' (UTC)" in listed.stdout
+    bad = cli("retrain", "schedule", "nope", "--on-new-data")
+    assert bad.returncode == 1 and "no dataset named 'nope'" in bad.stderr
+    undecided = cli("retrain", "decide", "pipeline-nope", "--reason", "the candidate is fine here")
+    assert undecided.returncode == 1 and "exactly one of --promote or --dismiss" in undecided.stderr
+    assert cli("retrain", "list").returncode == 0

@@ -13,6 +13,8 @@ from core.lifecycle import pipelines, promotion
 from core.lifecycle.pipelines import PipelineOptions
 from core.training import start_training
 from core.training.config import TrainConfig
+from tests.apptest import assert_clean, goto
+from tests.test_app import app, fast_password_hashing  # noqa: F401  (the dashboard's fixtures)
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +38,7 @@ def _lead(owner):
     return User("leo", Role.LEAD)
 
 
-def test_a_retrain_pipeline_puts_a_measured_candidate_beside_the_promoted_version(owner, accounts, tiny_model,
+def test_a_retrain_pipeline_puts_a_measured_candidate_beside_the_promoted_version(app, owner, accounts, tiny_model,
                                                                                   demo_files):
     eng, lead = accounts["engineer"], accounts["lead"]
     good, _ = demo_files
@@ -75,7 +77,18 @@ def test_a_retrain_pipeline_puts_a_measured_candidate_beside_the_promoted_versio
         pipelines.decide(owner.store, lead, pid, "promoted", "the candidate reads better")
     with pytest.raises(InvalidInput, match="inconclusive"):
         pipelines.decide(owner.store, eng, pid, "promoted", "the candidate reads better")
-    pipelines.decide(owner.store, eng, pid, "promoted", "the candidate reads better on new data", override=True)
+    # The engineer decides on the Models page, where the candidate sits beside the promoted version.
+    at = goto(app("eve"), "Models")
+    assert_clean(at)
+    versions = at.tabs[0]
+    assert any(m.value.startswith(f"**tickets**: candidate `{p['candidate']}`") for m in versions.markdown)
+    [table] = [d.value for d in versions.dataframe if "role" in d.value.columns]
+    assert set(table["role"]) == {"base", "promoted", "candidate"}
+    assert any("Regression gate of the candidate: **inconclusive**" in w.value for w in versions.warning)
+    at.text_input(key=f"decide_reason_{pid}").set_value("the candidate reads better on new data")
+    at.checkbox(key=f"decide_override_{pid}").check()
+    next(b for b in at.button if b.label == "Promote candidate").click().run()
+    assert_clean(at)
     assert promotion.current(owner.store, lead, "tickets") == p["candidate"]
     assert pipelines.get_pipeline(owner.store, lead, pid)["status"] == "promoted"
     with pytest.raises(InvalidInput, match="already promoted"):

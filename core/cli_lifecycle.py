@@ -1,0 +1,189 @@
+"""`tuneboard promote`, `rollback` and `retrain ...`: the promoted version of each task, and
+retraining pipelines and their schedules (registered on core.cli's app)."""
+
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from core.auth import CLI_USER
+from core.cli import app, out, owner, settings, store
+
+retrain_app = typer.Typer(help="Retrain a task: now, or on a schedule; candidates and decisions.", no_args_is_help=True)
+app.add_typer(retrain_app, name="retrain")
+
+
+@app.command("promote")
+def promote(variant: str, reason: str = typer.Option(..., help="Why (kept on record; 15+ characters)."),
+            override: bool = typer.Option(False, help="Promote although the newest gate did not pass."),
+            task: str = typer.Option("", help="The task (dataset) it serves; default: the one it was trained on.")
+            ) -> None:
+    """Make a version the promoted one of its task: its newest gate must pass, or --override; always a --reason."""
+    from core.lifecycle import promotion
+
+    promotion_id = promotion.promote(store(), CLI_USER, variant, reason, override, task=task or None)
+    out.print(f"promoted {variant} ({promotion_id})", markup=False)
+
+
+@app.command("rollback")
+def rollback(task: str, reason: str = typer.Option(..., help="Why (kept on record; 15+ characters).")) -> None:
+    """Return a task to the version promoted before the current one."""
+    from core.lifecycle import promotion
+
+    promotion.rollback(store(), CLI_USER, task, reason)
+    out.print(f"{task}: promoted version is now {promotion.current(store(), CLI_USER, task)}", markup=False)
+
+
+def _options(test_prompts: int, suite_items: int, raters_per_pair: int, path: str):
+    from core.lifecycle.pipelines import PipelineOptions
+
+    return PipelineOptions(test_prompts=test_prompts, suite_items=suite_items, raters_per_pair=raters_per_pair,
+                           path=path)
+
+
+TEST_PROMPTS = typer.Option(0, help="Test-split prompts (0: all).")
+SUITE_ITEMS = typer.Option(0, help="Suite items per category (0: all; a gate needs enough).")
+RATERS = typer.Option(3, help="Raters per pair of the blind pair set.")
+PATH = typer.Option("auto", help="Serving path: auto, vllm-lora, vllm-merged or transformers.")
+
+
+@retrain_app.command("now")
+def retrain_now(task: str, test_prompts: int = TEST_PROMPTS, suite_items: int = SUITE_ITEMS,
+                raters_per_pair: int = RATERS, path: str = PATH,
+                timeout: float = typer.Option(14400, help="Seconds to follow the pipeline.")) -> None:
+    """Retrain a task now with its promoted config on its newest data, measure the candidate, and wait."""
+    from core.lifecycle import pipelines
+
+    o = owner()
+    pid = pipelines.start_pipeline(o.store, o.jobs, settings(), CLI_USER, task,
+                                   _options(test_prompts, suite_items, raters_per_pair, path))
+    out.print(f"started {pid}", markup=False)
+    deadline, last = time.monotonic() + timeout, ""
+    while time.monotonic() < deadline:
+        o.jobs.reconcile()
+        pipelines.advance(o.store, o.jobs, settings())
+        p = pipelines.get_pipeline(o.store, CLI_USER, pid)
+        if p["why"] != last:
+            out.print(f"{pid}: {p['status']}: {p['why']}", markup=False)
+            last = p["why"]
+        if p["status"] != "running":
+            break
+        time.sleep(1.0)
+    _print_candidate(pid)
+
+
+@retrain_app.command("schedule")
+def retrain_schedule(task: str, name: str = typer.Option("", help="A name (default: the task and when)."),
+                     every_hours: Optional[float] = typer.Option(None, help="Fire every N hours (168: weekly)."),
+                     cron: str = typer.Option("", help="Fire on a cron expression, UTC (e.g. '0 3 * * 1')."),
+                     on_new_data: bool = typer.Option(False, help="Fire when a new data version is imported."),
+                     test_prompts: int = TEST_PROMPTS, suite_items: int = SUITE_ITEMS,
+                     raters_per_pair: int = RATERS, path: str = PATH) -> None:
+    """Schedule unattended retraining of a task (fires while the dashboard runs, or on `retrain tick`)."""
+    from core.errors import InvalidInput
+    from core.lifecycle import schedules
+
+    chosen = [t for t, on in (("interval", every_hours is not None), ("cron", bool(cron)), ("new_data", on_new_data))
+              if on]
+    if len(chosen) != 1:
+        raise InvalidInput("when: give exactly one of --every-hours N, --cron EXPR or --on-new-data.")
+    spec = {"interval": str(every_hours), "cron": cron, "new_data": ""}[chosen[0]]
+    sid = schedules.create_schedule(store(), CLI_USER, name or f"{task} ({chosen[0]})", task, chosen[0], spec,
+                                    _options(test_prompts, suite_items, raters_per_pair, path))
+    s = schedules.get_schedule(store(), CLI_USER, sid)
+    nxt = f", next {s['next_run_at']:%Y-%m-%d %H:%M} UTC" if s["next_run_at"] else ""
+    out.print(f"created {sid}: {task} {s['describe']}{nxt}", markup=False)
+
+
+@retrain_app.command("schedules")
+def retrain_schedules() -> None:
+    """Schedules with their next firing, and the latest firings."""
+    from core.lifecycle import schedules
+
+    table = Table("schedule", "name", "task", "when", "next (UTC)", "enabled", "by")
+    for s in schedules.schedules(store(), CLI_USER):
+        table.add_row(s["schedule_id"], s["name"], s["task"], s["describe"],
+                      f"{s['next_run_at']:%Y-%m-%d %H:%M}" if s["next_run_at"] else "-", str(s["enabled"]),
+                      s["created_by"])
+    out.print(table)
+    for e in schedules.events(store(), CLI_USER, limit=10):
+        out.print(f"{e['fired_at']:%Y-%m-%d %H:%M} {e['schedule_id']} {e['outcome']} {e['pipeline_id'] or ''} "
+                  f"{e['note']}", markup=False)
+
+
+@retrain_app.command("tick")
+def retrain_tick() -> None:
+    """Fire due schedules and advance running pipelines once (e.g. from cron when no dashboard runs)."""
+    from core.lifecycle import pipelines, schedules
+
+    o = owner()
+    o.jobs.reconcile()
+    moved = pipelines.advance(o.store, o.jobs, settings())
+    started = schedules.tick(o.store, o.jobs, settings())
+    out.print(f"started {len(started)} pipeline(s){': ' + ', '.join(started) if started else ''}; "
+              f"{len(moved)} job(s) for running pipelines", markup=False)
+
+
+@retrain_app.command("pause")
+def retrain_pause(schedule: str, resume: bool = typer.Option(False, help="Resume instead.")) -> None:
+    """Pause (or --resume) a schedule."""
+    from core.lifecycle import schedules
+
+    schedules.set_enabled(store(), CLI_USER, schedule, resume)
+    out.print(f"{schedule}: {'resumed' if resume else 'paused'}", markup=False)
+
+
+@retrain_app.command("list")
+def retrain_list() -> None:
+    """Pipelines, newest first."""
+    from core.lifecycle import pipelines
+
+    table = Table("pipeline", "task", "status", "candidate", "data version", "why")
+    for p in pipelines.pipelines(store(), CLI_USER):
+        table.add_row(p["pipeline_id"], p["task"], p["status"], p["candidate"] or "-", p["dataset_version"], p["why"])
+    out.print(table)
+
+
+@retrain_app.command("show")
+def retrain_show(pipeline: str) -> None:
+    """A pipeline's candidate beside the promoted version: task metric, gate, blind pairs."""
+    _print_candidate(pipeline)
+
+
+@retrain_app.command("decide")
+def retrain_decide(pipeline: str, reason: str = typer.Option(..., help="Why (kept on record; 15+ characters)."),
+                   promote: bool = typer.Option(False, "--promote", help="Promote the candidate."),
+                   dismiss: bool = typer.Option(False, "--dismiss", help="Dismiss the candidate."),
+                   override: bool = typer.Option(False, help="Promote although its gate did not pass.")) -> None:
+    """Promote or dismiss a pipeline's candidate."""
+    from core.errors import InvalidInput
+    from core.lifecycle import pipelines
+
+    if promote == dismiss:
+        raise InvalidInput("decision: give exactly one of --promote or --dismiss.")
+    pipelines.decide(store(), CLI_USER, pipeline, "promoted" if promote else "dismissed", reason, override)
+    out.print(f"{pipeline}: candidate {'promoted' if promote else 'dismissed'}", markup=False)
+
+
+def _print_candidate(pipeline_id: str) -> None:
+    from core.lifecycle import pipelines
+
+    p = pipelines.get_pipeline(store(), CLI_USER, pipeline_id)
+    out.print(f"{p['pipeline_id']} ({p['task']}, data {p['dataset_version']}): {p['status']}: {p['why']}", markup=False)
+    if p["status"] not in ("ready", "promoted", "dismissed"):
+        return
+    shown = pipelines.summary(store(), CLI_USER, settings(), p)
+    table = Table("version", "role", shown["metric"] or "metric", "interval", "n")
+    role = {p["candidate"]: "candidate", p["promoted"]: "promoted", "base": "base"}
+    for s in shown["scores"]:
+        table.add_row(s["variant"], role.get(s["variant"], "contender"), f"{s['mean']:.3f}",
+                      f"[{s['lo']:.3f}, {s['hi']:.3f}]", str(s["n"]))
+    out.print(table)
+    if shown["gate"]:
+        g = shown["gate"]
+        out.print(f"gate {g['verdict']}: base {100 * g['base_acc']:.1f}% -> candidate {100 * g['tuned_acc']:.1f}%",
+                  markup=False)
+    out.print(f"pair set {p['pair_set']}: {shown['pairs']} pairs, {shown['votes']} votes", markup=False)
