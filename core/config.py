@@ -60,13 +60,18 @@ class TrainingSettings:
     hourly_price: float = setting(0.0, "Price of one hour of this machine (or one GPU-hour), for the cost "
                                   "estimate before a launch; 0 hides the cost.", min=0.0, max=10_000.0)
     currency: str = setting("USD", "Currency of hourly_price.")
-    launcher: str = setting("local", "Where training workers run: local (a process on this machine) or "
-                            "accelerate (`accelerate launch`, several GPUs on one host).",
-                            choices=("local", "accelerate"))
+    launcher: str = setting("local", "Where training workers run: local (a process on this machine), "
+                            "accelerate (`accelerate launch`, several GPUs on one host) or ray (a Ray job on the "
+                            "cluster at ray_address; the workspace and the project must be on storage every node "
+                            "mounts at the same path).",
+                            choices=("local", "accelerate", "ray"))
     accelerate_strategy: str = setting("fsdp", "With launcher = accelerate: ddp, fsdp or deepspeed (ZeRO-2) on "
                                        "GPUs, or cpu; the config is written into each run folder.",
                                        choices=("cpu", "ddp", "fsdp", "deepspeed"))
     num_processes: int = setting(1, "With launcher = accelerate: processes (usually one per GPU).", min=1, max=1024)
+    ray_address: str = setting("http://127.0.0.1:8265", "With launcher = ray: the Ray dashboard's address on the "
+                               "head node (Jobs API), e.g. http://head-node:8265. RAY_ADDRESS in the environment "
+                               "overrides it.")
     demo_steps: int = setting(30, "Optimizer steps of the demo's fine-tune of SmolLM2 (minutes on 2 cores).",
                               min=1, max=100_000)
 
@@ -273,6 +278,10 @@ def _check_ranges(settings: Settings, problems: list[str]) -> None:
                         "(train, validation, test)")
     elif split[0] == 0:
         problems.append("data.split: the train fraction must be above 0")
+    address = settings.training.ray_address
+    if settings.training.launcher == "ray" and not address.startswith(("http://", "https://")):
+        problems.append(f"training.ray_address: {address!r} must be the Ray dashboard's http(s) address, "
+                        "e.g. http://head-node:8265 (launcher = ray submits through the Jobs API)")
     ks = settings.metrics.pass_k
     if not ks or any(k < 1 or not float(k).is_integer() for k in ks):
         problems.append(f"metrics.pass_k: {ks} must be whole numbers of 1 or more (e.g. 1, 5, 10)")

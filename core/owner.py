@@ -15,7 +15,7 @@ import core.regression.harness  # noqa: F401  (registers the harness job's event
 import core.serving  # noqa: F401  (registers the generate job's event handler)
 import core.training  # noqa: F401  (registers the train job's event handler)
 from core.jobs import JobMonitor, Jobs
-from core.jobs.launchers import LocalLauncher, accelerate_command
+from core.jobs.launchers import LocalLauncher, RayJobsLauncher, accelerate_command
 from core.lifecycle import pipelines, schedules
 from core.regression.sweep import advance as advance_sweeps
 from core.review.desk import RatingDesk
@@ -32,10 +32,12 @@ def follow_ups(store: Store, jobs: Jobs, settings: Settings) -> None:
 
 
 def training_launchers(settings: Settings) -> dict:
-    """The launcher per job kind chosen in the settings (training may use accelerate)."""
+    """The launcher per job kind chosen in the settings (training may use accelerate or a Ray cluster)."""
     if settings.training.launcher == "accelerate":
         command = accelerate_command(settings.training.accelerate_strategy, settings.training.num_processes)
         return {"train": LocalLauncher(command)}
+    if settings.training.launcher == "ray":
+        return {"train": RayJobsLauncher(settings.training.ray_address)}
     return {}
 
 

@@ -5,22 +5,29 @@
 - `LocalLauncher(accelerate_command(...))`: the same worker under `accelerate launch`, for
   several GPUs on one host (DDP, FSDP or DeepSpeed; the config file is written into the run
   folder for the user to read and reuse). Only rank 0 writes events.
-- Many machines: a Ray launcher implements the same three methods with Ray Jobs
-  (`JobSubmissionClient.submit_job(entrypoint="python -m MODULE RUN_DIR", runtime_env=...)`,
-  `get_job_status`, `stop_job`) with the run folder on shared storage; nothing else changes,
-  because a worker needs only its run folder.
+- `RayJobsLauncher(address)`: many machines. The same `python -m MODULE RUN_DIR` is submitted
+  as a Ray job to the cluster whose dashboard listens at `address`; the run folder must be on
+  storage every node mounts at the same path (NFS, a shared disk; on a one-node cluster, the
+  local disk). Nothing else changes, because a worker needs only its run folder.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import secrets
+import shlex
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 from core.jobs.events import LOG_FILE
+
+log = logging.getLogger(__name__)
 
 Command = Callable[[str, Path], list[str]]
 STRATEGIES = ("cpu", "ddp", "fsdp", "deepspeed")
@@ -107,3 +114,134 @@ class LocalLauncher:
                 os.killpg(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+
+
+# Environment a worker reads besides its run folder, passed on to Ray jobs when the owner has it
+# set. The cluster's nodes have their own environment; these keep a worker behaving the same as a
+# local one (thread counts measured on these hosts, offline hub, vLLM's CPU cache size).
+RAY_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TOKENIZERS_PARALLELISM", "HF_HOME", "HF_HUB_OFFLINE",
+                "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "VLLM_CPU_KVCACHE_SPACE", "PYTORCH_CUDA_ALLOC_CONF")
+RAY_JOB_FILE = "ray_job.json"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the folder holding `core/`, for the workers' PYTHONPATH
+
+
+class RayJobsLauncher:
+    """Workers as Ray jobs on a cluster (Ray Jobs API, through the dashboard at `address`).
+
+    Requirements on the cluster, because a worker needs only its run folder and `core`:
+    - the runs folder is shared storage, mounted at the same path on every node;
+    - the project (`PROJECT_ROOT`) is at the same path on every node (shared storage or the same
+      image): it goes on PYTHONPATH; nothing is uploaded (no `working_dir`), so large run
+      folders never travel through Ray's object store;
+    - `python` on the nodes has tuneboard's dependencies (default: the `python` on the PATH of
+      the node's Ray processes).
+
+    The jobs table stores an int pid, so `start` picks a random positive 31-bit token, names the
+    Ray submission `tuneboard-<job_id>-<token>` and returns the token: `alive` and `stop` rebuild
+    the submission id from (job_id, pid) without reading the run folder, and a resumed job (a new
+    submission, a new token) is never confused with its earlier run. The id is also written to
+    `ray_job.json` in the run folder for people (`ray job logs <id>`).
+
+    If the cluster cannot be reached, `alive` says yes (and logs a warning): a network blip must
+    not mark a healthy run failed; a cluster that restarted has forgotten its jobs, and a job it
+    does not know is reported dead, so the next reconcile marks it failed then. `stop` never
+    raises: `Jobs.cancel` has already written the cancel request into the run folder, which the
+    worker obeys on its own.
+
+    Note: Ray's client lets RAY_API_SERVER_ADDRESS / RAY_ADDRESS in the environment override
+    `address`.
+    """
+
+    ALIVE = ("PENDING", "RUNNING")
+
+    def __init__(self, address: str, python: str = "python", stop_grace_s: int = 30,
+                 timeout_s: float = 10.0, env_vars: tuple[str, ...] = RAY_ENV_VARS) -> None:
+        self.address = address.rstrip("/")
+        self.python, self.stop_grace_s, self.timeout_s, self.env_vars = python, stop_grace_s, timeout_s, env_vars
+        self._client_cache: Any = None
+
+    @staticmethod
+    def submission_id(job_id: str, pid: int) -> str:
+        return f"tuneboard-{job_id}-{pid}"
+
+    def _client(self) -> Any:
+        """The Jobs API client, made on first use (it connects when made; ray is imported only here)."""
+        if self._client_cache is None:
+            try:
+                from ray.job_submission import JobSubmissionClient
+            except ImportError:
+                raise OSError("training.launcher is 'ray' but the ray package is not installed here; "
+                              "install it with `pip install 'ray[default]'` (the version the cluster runs).") from None
+            timeout = self.timeout_s
+
+            class _Client(JobSubmissionClient):
+                # Ray's client sends its requests without a timeout; an unresponsive dashboard would
+                # block the owner's reconcile loop (and with it every job's ingestion).
+                def _do_request(self, *args: Any, **kwargs: Any) -> Any:
+                    kwargs.setdefault("timeout", timeout)
+                    return super()._do_request(*args, **kwargs)
+
+            for name in ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS"):
+                if os.environ.get(name, self.address).rstrip("/") != self.address:
+                    log.warning("%s=%s overrides training.ray_address=%s for Ray's job client", name,
+                                os.environ[name], self.address)
+            self._client_cache = _Client(self.address)
+        return self._client_cache
+
+    def _env(self, job_id: str) -> dict[str, str]:
+        env = {name: os.environ[name] for name in self.env_vars if name in os.environ}
+        pythonpath = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        # RAY_JOB_STOP_WAIT_TIME_S: the time Ray's job supervisor gives SIGTERM before SIGKILL (default 3 s),
+        # enough for a training worker to save its checkpoint.
+        return {**env, "PYTHONPATH": pythonpath, "PYTHONUNBUFFERED": "1", "TUNEBOARD_JOB_ID": job_id,
+                "RAY_JOB_STOP_WAIT_TIME_S": str(self.stop_grace_s)}
+
+    def start(self, job_id: str, module: str, run_dir: Path) -> int:
+        """Submit the worker; raises OSError (Jobs marks the job failed) if the cluster refuses it."""
+        run_dir = Path(run_dir).resolve()
+        pid = secrets.randbelow(2**31 - 2) + 1
+        submission_id = self.submission_id(job_id, pid)
+        # Output goes to the run folder's log, as with a local worker: the owner shows its tail on failure.
+        entrypoint = (f"exec {shlex.quote(self.python)} -m {shlex.quote(module)} {shlex.quote(str(run_dir))} "
+                      f">> {shlex.quote(str(run_dir / LOG_FILE))} 2>&1")
+        try:
+            self._client().submit_job(entrypoint=entrypoint, submission_id=submission_id,
+                                      runtime_env={"env_vars": self._env(job_id)})
+        except OSError as exc:
+            self._client_cache = None
+            raise OSError(f"the Ray cluster at {self.address} cannot be reached ({exc}); "
+                          "check training.ray_address and that the head node's dashboard is up") from None
+        except RuntimeError as exc:  # the job server answered with an error
+            raise OSError(f"the Ray cluster at {self.address} refused the job: {exc}") from None
+        (run_dir / RAY_JOB_FILE).write_text(json.dumps(
+            {"address": self.address, "submission_id": submission_id, "entrypoint": entrypoint,
+             "submitted_at": time.time()}, indent=2))
+        return pid
+
+    def alive(self, job_id: str, pid: int | None) -> bool:
+        if not pid:
+            return False
+        try:
+            status = self._client().get_job_status(self.submission_id(job_id, pid))
+        except RuntimeError as exc:
+            if "status code 404" in str(exc):
+                return False  # the cluster does not know it (finished and deleted, or the cluster restarted)
+            log.warning("Ray at %s could not report job %s (%s); treating it as running", self.address, job_id, exc)
+            return True
+        except OSError as exc:
+            self._client_cache = None
+            log.warning("Ray at %s is unreachable (%s); treating job %s as running", self.address, exc, job_id)
+            return True
+        return str(getattr(status, "value", status)) in self.ALIVE
+
+    def stop(self, job_id: str, pid: int | None) -> None:
+        """Ask Ray to stop the job: SIGTERM, then SIGKILL after `stop_grace_s`."""
+        if not pid:
+            return
+        try:
+            self._client().stop_job(self.submission_id(job_id, pid))
+        except (OSError, RuntimeError) as exc:
+            if isinstance(exc, OSError):
+                self._client_cache = None
+            log.warning("Ray at %s could not stop job %s (%s); the worker still sees the cancel request "
+                        "in its run folder", self.address, job_id, exc)

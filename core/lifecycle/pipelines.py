@@ -183,8 +183,10 @@ def _start_evaluation(store: Store, jobs: Jobs, settings: Settings, actor: User,
     task_set = generate(store, jobs, settings, actor,
                         GenerationSpec(f"retrain of {p['task']}: test split", compared, prompts,
                                        {**source, "pipeline": p["pipeline_id"]}, path=options.path))
-    suite_set = runs.start_run(store, jobs, settings, actor, [candidate], name=f"retrain of {p['task']}: suite",
-                               path=options.path, limit=options.suite_items or None)
+    rivals = [v for v in compared if v not in ("base", p["promoted"], candidate)]  # the task's contenders
+    suite_set = runs.start_run(store, jobs, settings, actor, [candidate] + rivals,
+                               name=f"retrain of {p['task']}: suite", path=options.path,
+                               limit=options.suite_items or None)
     store.execute("""UPDATE pipelines SET stage = 'evaluate', candidate = ?, task_set = ?, suite_set = ?
                      WHERE pipeline_id = ?""", [candidate, task_set, suite_set, p["pipeline_id"]])
     return [task_set, suite_set]
@@ -192,7 +194,7 @@ def _start_evaluation(store: Store, jobs: Jobs, settings: Settings, actor: User,
 
 def contenders_of(store: Store, task: str) -> list[str]:
     """Variants registered as contenders for a task (newer bases, prompted bases, endpoints)."""
-    rows = store.rows("SELECT variant_id, detail FROM model_variants WHERE kind IN ('external', 'contender') "
+    rows = store.rows("SELECT variant_id, detail FROM model_variants WHERE kind IN ('external', 'model', 'prompted') "
                       "ORDER BY created_at")
     out = []
     for r in rows:
@@ -208,11 +210,16 @@ def _pair_set(store: Store, actor: User, p: dict, options: PipelineOptions) -> s
     raters = [r["username"] for r in store.rows(
         "SELECT username FROM users WHERE role = 'rater' AND NOT disabled ORDER BY username")]
     baseline = p["promoted"] if p["promoted"] and p["promoted"] != p["candidate"] else "base"
-    # Pair sets are a lead's tool; the pipeline acts for the engineer who scheduled it (CLI_USER
-    # when it came from the command line), whose role may manage review.
+    answered = [v["variant_id"] for v in json.loads(store.row(
+        "SELECT variants FROM generation_sets WHERE set_id = ?", [p["task_set"]])["variants"])]
+    rivals = [v for v in answered if v not in ("base", baseline, p["candidate"])]
+    # With contenders every two versions meet, so the Bradley-Terry ladder places them all; else
+    # the candidate meets the promoted version (or the base). The pipeline acts for the engineer
+    # who scheduled it (CLI_USER from the command line), whose role may manage review.
     return create_pair_set(store, actor, PairSetSpec(
         name=f"retrain of {p['task']} ({p['pipeline_id']})", generation_set_id=p["task_set"],
-        variants=[p["candidate"], baseline], baseline=baseline, raters=raters,
+        variants=[p["candidate"], baseline] + rivals, design="all-pairs" if rivals else "baseline",
+        baseline=baseline, raters=raters,
         raters_per_pair=min(options.raters_per_pair, len(raters)) if raters else 1, seed=7,
         instructions="Which response would you rather send to the customer?"))
 

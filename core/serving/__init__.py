@@ -50,10 +50,15 @@ def available_variants(store: Store, actor: User, base_model: str) -> list[Varia
     require(actor, Action.GENERATE)
     out = [base_variant(base_model)]
     for row in store.rows("SELECT * FROM model_variants ORDER BY created_at DESC"):
+        detail = json.loads(row["detail"] or "{}")
+        prompt = {"system_prompt": detail.get("system_prompt", ""), "few_shot": detail.get("few_shot", ())}
         if row["kind"] == "external":
-            detail = json.loads(row["detail"] or "{}")
             out.append(Variant(row["variant_id"], "external", row["name"], row["path"], detail.get("model", ""),
-                               detail.get("api_key_env", "")))
+                               detail.get("api_key_env", ""), **prompt))
+        elif row["kind"] == "model":  # another model: its own engine, whatever the base
+            out.append(Variant(row["variant_id"], "model", row["name"], row["path"], **prompt))
+        elif row["kind"] == "prompted" and _same_model(row["base_model"], base_model):
+            out.append(Variant(row["variant_id"], "base", row["name"], base_model, **prompt))
         elif row["kind"] in ("adapter", "merged") and _same_model(row["base_model"], base_model):
             out.append(Variant(row["variant_id"], row["kind"], row["name"], row["path"]))
     return out
@@ -63,8 +68,13 @@ def _same_model(a: str, b: str) -> bool:
     return a == b or (Path(a).exists() and Path(b).exists() and Path(a).resolve() == Path(b).resolve())
 
 
-def register_external(store: Store, actor: User, name: str, base_url: str, model: str, api_key_env: str = "") -> str:
-    """An OpenAI-compatible endpoint as a contender. Only the *name* of its key's variable is stored."""
+def register_external(store: Store, actor: User, name: str, base_url: str, model: str, api_key_env: str = "",
+                      system_prompt: str = "", few_shot: list | None = None, tasks: list[str] | None = None) -> str:
+    """An OpenAI-compatible endpoint as a contender. Only the *name* of its key's variable is stored.
+    A system prompt and few-shot examples make it a prompted contender (core.lifecycle.contenders)."""
+    from core.lifecycle.contenders import check_prompt
+
+    system_prompt, few_shot = check_prompt(system_prompt, few_shot or [])
     require(actor, Action.JOBS_RUN)
     import re
     from urllib.parse import urlsplit
@@ -91,7 +101,9 @@ def register_external(store: Store, actor: User, name: str, base_url: str, model
         cur.execute("DELETE FROM model_variants WHERE variant_id = ?", [variant_id])
         cur.execute("INSERT INTO model_variants (variant_id, kind, name, path, base_model, detail) "
                     "VALUES (?, 'external', ?, ?, '', ?)",
-                    [variant_id, name, base_url, json.dumps({"model": model, "api_key_env": api_key_env})])
+                    [variant_id, name, base_url, json.dumps({"model": model, "api_key_env": api_key_env,
+                                                             "system_prompt": system_prompt, "few_shot": few_shot,
+                                                             "tasks": sorted(set(tasks or []))})])
     return variant_id
 
 
@@ -108,7 +120,8 @@ def resolve_variants(store: Store, actor: User, ids: list[str], base_model: str)
         raise InvalidInput(f"variants: unknown {', '.join(unknown)}.{hint} Known: {', '.join(known)}.")
     if len(set(ids)) != len(ids):
         raise InvalidInput("variants: a variant is listed twice.")
-    missing = [known[i] for i in ids if known[i].kind in ("adapter", "merged") and not Path(known[i].path).exists()]
+    missing = [known[i] for i in ids if (known[i].kind in ("adapter", "merged") or known[i].kind == "model" and
+                                         known[i].path.startswith("/")) and not Path(known[i].path).exists()]
     if missing:
         raise InvalidInput("variants: files are gone for " + ", ".join(f"{v.variant_id} ({v.path})" for v in missing))
     return [known[i] for i in ids]

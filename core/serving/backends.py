@@ -79,15 +79,33 @@ class Decoding:
 class Variant:
     """One contender in a generation set."""
 
-    variant_id: str          # "base", "adapter:<run>", "merged:<run>", "external:<name>"
-    kind: str                # base | adapter | merged | external
+    variant_id: str          # "base", "adapter:<run>", "merged:<run>", "external:<name>", "contender:<name>"
+    kind: str                # base | adapter | merged | external | model (another model: its own engine)
     name: str
-    path: str = ""           # model folder, adapter folder, or an endpoint's base URL
+    path: str = ""           # model folder or hub id, adapter folder, or an endpoint's base URL
     model: str = ""          # external: the model name the endpoint expects
     api_key_env: str = ""    # external: the environment variable holding its key (never the key)
+    system_prompt: str = ""  # a prompted contender's system prompt (replaces the prompt's own)
+    few_shot: tuple = ()     # a prompted contender's examples: (user, assistant) pairs before the prompt
+
+    def __post_init__(self):
+        object.__setattr__(self, "few_shot", tuple(tuple(pair) for pair in self.few_shot))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def prompted(self, messages: tuple) -> tuple:
+        """The chat this variant answers: its system prompt and few-shot turns, then the prompt's own
+        turns (a system message of the prompt is replaced by the variant's, when it has one)."""
+        if not self.system_prompt and not self.few_shot:
+            return messages
+        turns = [m for m in messages if not (self.system_prompt and m["role"] == "system")]
+        head = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        if turns and turns[0]["role"] == "system":
+            head, turns = head + turns[:1], turns[1:]
+        shots = [{"role": role, "content": text} for user, answer in self.few_shot
+                 for role, text in (("user", user), ("assistant", answer))]
+        return tuple(head + shots + turns)
 
 
 @dataclass(frozen=True)

@@ -80,26 +80,28 @@ def serve_variant(server: dict, variant: Variant) -> Variant:
         raise InvalidInput("The model server is not ready yet.")
     if variant.kind == "external":
         return variant
-    if variant.kind == "merged":
-        raise InvalidInput(f"{variant.name} is a merged copy: the playground serves the base and its adapters "
-                           "(pick the adapter it was merged from).")
+    if variant.kind in ("merged", "model"):
+        raise InvalidInput(f"{variant.name} is a whole model of its own: the playground serves the base and its "
+                           "adapters (compare it in a generation set instead).")
     name = "base" if variant.kind == "base" else variant.variant_id
     url = urlparse(ready["url"])
     handle = VLLMServer(json.loads(server["config"])["base_model"], host=url.hostname, port=url.port,
                         max_lora_rank=ready["max_lora_rank"])
     if name not in handle.models():
         handle.load_adapter(name, variant.path)
-    return Variant(variant.variant_id, "external", variant.name, ready["url"], name)
+    return Variant(variant.variant_id, "external", variant.name, ready["url"], name,
+                   system_prompt=variant.system_prompt, few_shot=variant.few_shot)
 
 
 def stream(server: dict, variant: Variant, messages: list[dict], decoding: Decoding) -> Iterator[str]:
     """Text deltas of one chat from one variant."""
     from core.serving.openai_api import stream_chat
 
-    return stream_chat(serve_variant(server, variant), messages, decoding)
+    served = serve_variant(server, variant)
+    return stream_chat(served, list(served.prompted(tuple(messages))), decoding)
 
 
 def playground_variants(store: Store, actor: User, settings: Settings) -> list[Variant]:
-    return [v for v in available_variants(store, actor, settings.base_model) if v.kind != "merged"]
+    return [v for v in available_variants(store, actor, settings.base_model) if v.kind not in ("merged", "model")]
 
 

@@ -171,6 +171,9 @@ class VLLMMergedBackend:
         if self.loaded == variant_id:
             return self.llm
         folder = self.model_dirs[variant_id]
+        if self.llm is not None and folder == self.model_dirs.get(self.loaded):
+            self.loaded = variant_id  # the same weights (e.g. a prompted base): nothing to load
+            return self.llm
         shape = self._shape(folder)
         if self.llm is not None and shape == self.shape:
             t0 = time.perf_counter()

@@ -162,11 +162,18 @@ def generate_all(config: dict, run_dir: Path, events, should_stop) -> str:
             events.emit("progress", done=count, total=total, backend=backend.name)
         return True
 
+    def todo(group: list[Variant]) -> list[Request]:
+        return [Request(p["prompt_idx"], v.variant_id, v.prompted(messages[p["prompt_idx"]])) for v in group
+                for p in prompts if (p["prompt_idx"], v.variant_id) not in done]
+
+    # The base and its adapters share one engine; another model (a newer base) gets its own, with
+    # its own tokenizer and chat template, one after the other.
+    models = [v for v in local if v.kind == "model"]
+    local = [v for v in local if v.kind != "model"]
     path = "none"
-    todo_local = [Request(p["prompt_idx"], v.variant_id, messages[p["prompt_idx"]]) for v in local for p in prompts
-                  if (p["prompt_idx"], v.variant_id) not in done]
-    if todo_local or (local and decoding.greedy and int(serving.get("parity_sample", 0))):
-        path, _ = plan_path(config, local, prompts, max(len(todo_local), 1), events, run_dir)
+    todo_local = todo(local)
+    if todo_local or todo(models) or (local and decoding.greedy and int(serving.get("parity_sample", 0))):
+        path, _ = plan_path(config, local or models, prompts, max(len(todo_local), 1), events, run_dir)
     if todo_local:
         if path == "vllm-lora":  # interleave variants so every chunk is a mixed batch
             todo_local.sort(key=lambda r: (r.prompt_idx, r.variant_id))
@@ -176,20 +183,30 @@ def generate_all(config: dict, run_dir: Path, events, should_stop) -> str:
                 return "cancelled"
         finally:
             backend.close()
+    for v in models:
+        if not todo([v]):
+            continue
+        events.emit("progress", stage=f"starting {v.name} ({v.path}) on its own engine")
+        alone = Variant(v.variant_id, "base", v.name, v.path)
+        backend = build_backend(path, v.path, [alone], serving, Path(config["cache_dir"]), events)
+        try:
+            if not run(backend, todo([v])):
+                return "cancelled"
+        finally:
+            backend.close()
     if external:
         from core.serving.openai_api import OpenAIBackend
 
-        todo = [Request(p["prompt_idx"], v.variant_id, messages[p["prompt_idx"]]) for v in external for p in prompts
-                if (p["prompt_idx"], v.variant_id) not in done]
-        if todo:
+        pending = todo(external)
+        if pending:
             backend = OpenAIBackend(external)
             try:
-                if not run(backend, todo):
+                if not run(backend, pending):
                     return "cancelled"
             finally:
                 backend.close()
     k = int(serving.get("parity_sample", 0))
-    if path.startswith("vllm") and decoding.greedy and k and not should_stop():
+    if local and path.startswith("vllm") and decoding.greedy and k and not should_stop():
         check_parity(config, local, prompts, messages, decoding, done, k, path, events, should_stop)
     return "cancelled" if should_stop() else "finished"
 
@@ -208,8 +225,8 @@ def check_parity(config: dict, local: list[Variant], prompts: list[dict], messag
         for v in local:
             if should_stop():
                 return
-            results: list[Result] = reference.generate([Request(i, v.variant_id, messages[i]) for i in indices],
-                                                       decoding)
+            results: list[Result] = reference.generate(
+                [Request(i, v.variant_id, v.prompted(messages[i])) for i in indices], decoding)
             pairs = [(r.prompt_idx, done.get((r.prompt_idx, v.variant_id), []), r.token_ids) for r in results]
             summary = checks.parity(pairs, lambda ids: reference.tokenizer.decode(ids, skip_special_tokens=True))
             events.emit("parity", variant_id=v.variant_id, backend=path, reference="transformers+peft", **summary)

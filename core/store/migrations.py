@@ -474,4 +474,23 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             finished_at     TIMESTAMP
         );
     """),
+    (17, "contender_kinds", """
+        -- Contenders: another model (kind 'model', its own engine) and a prompted base ('prompted').
+        -- DuckDB cannot change a CHECK constraint in place: the table is rebuilt with its rows.
+        CREATE TABLE model_variants_new (
+            variant_id  VARCHAR PRIMARY KEY,
+            kind        VARCHAR NOT NULL CHECK (kind IN ('base', 'adapter', 'merged', 'external', 'model',
+                                                         'prompted')),
+            name        VARCHAR NOT NULL,
+            path        VARCHAR NOT NULL,
+            base_model  VARCHAR NOT NULL,
+            job_id      VARCHAR,
+            detail      VARCHAR,
+            created_at  TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        INSERT INTO model_variants_new SELECT variant_id, kind, name, path, base_model, job_id, detail, created_at
+            FROM model_variants;
+        DROP TABLE model_variants;
+        ALTER TABLE model_variants_new RENAME TO model_variants;
+    """),
 ]
