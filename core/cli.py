@@ -594,16 +594,48 @@ def serve_models(port: Optional[int] = typer.Option(None, help="Port (default se
     raise InvalidInput(f"the vLLM server stopped; see {server.log_path}")
 
 
+SYSTEM_PROMPT = typer.Option("", help="A system prompt the contender answers with (replaces the prompt's own).")
+FEW_SHOT = typer.Option(None, help="A JSONL file of few-shot examples, one {\"user\": ..., \"assistant\": ...} "
+                        "per line, put before every prompt.")
+TASKS = typer.Option("", help="Comma-separated tasks (datasets) it competes on (default: all).")
+
+
+def _shots(few_shot: Optional[Path]) -> list:
+    from core.lifecycle.contenders import read_few_shot
+
+    if few_shot is None:
+        return []
+    if not few_shot.is_file():
+        raise InvalidInput(f"--few-shot: {few_shot} is not a file.")
+    return read_few_shot(few_shot.read_bytes(), few_shot.name)
+
+
 @contenders_app.command("add")
 def contenders_add(name: str, url: str = typer.Option(..., help="OpenAI-compatible base URL, e.g. "
                                                       "https://api.example.com/v1."),
                    model: str = typer.Option(..., help="Model name the endpoint expects."),
                    key_env: str = typer.Option("", help="Name of the environment variable holding the API key "
-                                               "(the key itself is never stored).")) -> None:
+                                               "(the key itself is never stored)."),
+                   system_prompt: str = SYSTEM_PROMPT, few_shot: Optional[Path] = FEW_SHOT,
+                   tasks: str = TASKS) -> None:
     """Register an external model as a contender (variant external:NAME)."""
     from core.serving import register_external
 
-    variant = register_external(owner().store, CLI_USER, name, url, model, key_env)
+    variant = register_external(owner().store, CLI_USER, name, url, model, key_env, system_prompt, _shots(few_shot),
+                                _csv(tasks))
+    out.print(f"registered {variant}", markup=False)
+
+
+@contenders_app.command("model")
+def contenders_model(name: str, model: str = typer.Option("", help="A newer base: a hub id or a local model folder "
+                                                           "(empty: the configured base, with a prompt)."),
+                     system_prompt: str = SYSTEM_PROMPT, few_shot: Optional[Path] = FEW_SHOT,
+                     tasks: str = TASKS) -> None:
+    """Register another model, or the base with a system prompt and few-shot examples, as contender:NAME."""
+    from core.lifecycle.contenders import register
+
+    variant = register(owner().store, CLI_USER, name, settings().base_model, model, system_prompt, _shots(few_shot),
+                       _csv(tasks))
     out.print(f"registered {variant}", markup=False)
 
 

@@ -1,9 +1,10 @@
-"""`tuneboard promote`, `rollback` and `retrain ...`: the promoted version of each task, and
-retraining pipelines and their schedules (registered on core.cli's app)."""
+"""`tuneboard promote`, `rollback`, `deploy` and `retrain ...`: the promoted version of each task,
+its deployment, retraining pipelines and their schedules (registered on core.cli's app)."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -187,3 +188,71 @@ def _print_candidate(pipeline_id: str) -> None:
         out.print(f"gate {g['verdict']}: base {100 * g['base_acc']:.1f}% -> candidate {100 * g['tuned_acc']:.1f}%",
                   markup=False)
     out.print(f"pair set {p['pair_set']}: {shown['pairs']} pairs, {shown['votes']} votes", markup=False)
+
+
+@app.command("deploy")
+def deploy(folder: Path = typer.Option(Path("deployment"), "--out", help="Folder to write (replaced if it holds an "
+                                     "earlier deployment)."),
+           tasks: str = typer.Option("", help="Comma-separated tasks (default: every task with a promoted version)."),
+           mode: str = typer.Option("adapters", help="adapters: the base + LoRA adapters on one multi-LoRA engine; "
+                                    "merged: each version as a merged full model."),
+           tensor_parallel: Optional[int] = typer.Option(None, help="GPUs of one node per engine (vLLM "
+                                                         "--tensor-parallel-size)."),
+           pipeline_parallel: Optional[int] = typer.Option(None, help="Nodes per engine (vLLM "
+                                                           "--pipeline-parallel-size, over Ray)."),
+           dry_run: bool = typer.Option(False, help="Print the plan and the vLLM command; write nothing."),
+           no_copy: bool = typer.Option(False, help="Reference the weights where they are instead of copying.")) -> None:
+    """Write what production needs for the promoted versions: weights, serve.sh (the vLLM command), a manifest."""
+    from core.cli import _csv
+    from core.lifecycle import deploy as deployment
+
+    chosen = _csv(tasks) or None
+    plan = deployment.plan(store(), CLI_USER, settings(), chosen, mode, tensor_parallel, pipeline_parallel)
+    for v in plan.versions:
+        out.print(f"{v['task']}: {v['variant_id']} (gate {v.get('gate_verdict') or 'none'}) served as "
+                  f"'{v['served_name']}'", markup=False)
+    for problem in plan.problems:
+        out.print(f"problem: {problem}", markup=False)
+    for c in plan.commands:
+        out.print(c["shell"], markup=False)
+    if dry_run or plan.problems:
+        if plan.problems:
+            from core.errors import InvalidInput
+
+            raise InvalidInput("deploy: fix the problems above first; nothing was written.")
+        return
+    written = deployment.write(store(), CLI_USER, settings(), folder, chosen, mode, not no_copy, tensor_parallel,
+                               pipeline_parallel)
+    out.print(f"wrote {len(written)} files to {folder} (run {folder / 'serve.sh'})", markup=False)
+
+
+@app.command("bundle")
+def bundle(run: str, out_path: Path = typer.Option(Path("."), "--out", help="A .zip path or a folder."),
+           no_data: bool = typer.Option(False, help="Leave the dataset version's rows out (the manifest stays).")
+           ) -> None:
+    """Export a run's complete record (config, data manifest and rows, packages, metrics, gates, review
+    results, promotions) as one zip that `tuneboard reproduce` re-runs."""
+    from core.lifecycle.bundle import export_bundle
+
+    path = export_bundle(store(), CLI_USER, settings(), run, out_path, include_data=not no_data)
+    out.print(f"wrote {path}", markup=False)
+
+
+@app.command("reproduce")
+def reproduce(path: Path, detach: bool = typer.Option(False, help="Return once the run has started.")) -> None:
+    """Re-run a run from its bundle: same data (imported if missing), base files, config and seed."""
+    from core.cli import _follow
+    from core.lifecycle.bundle import reproduce_bundle
+    from core.training import get_run
+
+    o = owner()
+    job_id = reproduce_bundle(o.store, o.jobs, CLI_USER, settings(), path)
+    notes = get_run(o.store, CLI_USER, job_id)["lineage"].get("reproduced_from", {})
+    for warning in notes.get("warnings", []):
+        out.print(f"note: {warning}", markup=False)
+    for name, versions in notes.get("package_differences", {}).items():
+        out.print(f"note: {name} {versions['bundle']} in the bundle, {versions['here']} here", markup=False)
+    out.print(f"started {job_id}", markup=False)
+    if not detach:
+        job = _follow(job_id, 24 * 3600)
+        out.print(f"{job_id}: {job['status']}" + (f" ({job['error']})" if job["error"] else ""), markup=False)

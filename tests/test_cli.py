@@ -311,3 +311,16 @@ def test_retrain_commands(cli, settings, env, tiny_model, demo_files):
     undecided = cli("retrain", "decide", "pipeline-nope", "--reason", "the candidate is fine here")
     assert undecided.returncode == 1 and "exactly one of --promote or --dismiss" in undecided.stderr
     assert cli("retrain", "list").returncode == 0
+
+
+def test_lifecycle_commands_refuse_plainly_and_register_contenders(cli, tmp_path):
+    nothing = cli("deploy", "--dry-run")
+    assert nothing.returncode == 1 and "tuneboard promote" in nothing.stderr
+    plain = cli("contenders", "model", "plain")
+    assert plain.returncode == 1 and "needs a system prompt or few-shot examples" in plain.stderr
+    shots = tmp_path / "shots.jsonl"
+    shots.write_text('{"user": "Card charged twice", "assistant": "{\\"category\\": \\"billing\\"}"}\n')
+    made = cli("contenders", "model", "prompted", "--system-prompt", "Answer in JSON.", "--few-shot", str(shots))
+    assert made.returncode == 0 and "registered contender:prompted" in made.stdout
+    missing = cli("bundle", "train-nope")
+    assert missing.returncode != 0 and "No training run 'train-nope'" in missing.stderr
