@@ -208,7 +208,7 @@ def deploy(folder: Path = typer.Option(Path("deployment"), "--out", help="Folder
 
     chosen = _csv(tasks) or None
     plan = deployment.plan(store(), CLI_USER, settings(), chosen, mode, tensor_parallel, pipeline_parallel)
-    for v in plan.versions:
+    for v in plan.versions.values():
         out.print(f"{v['task']}: {v['variant_id']} (gate {v.get('gate_verdict') or 'none'}) served as "
                   f"'{v['served_name']}'", markup=False)
     for problem in plan.problems:

@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.auth import Action
 from core.datasets import list_versions
-from core.lifecycle import pipelines, promotion, schedules
+from core.lifecycle import contenders, deploy, pipelines, promotion, schedules
 from core.lifecycle.pipelines import PipelineOptions
 from core.regression import runs
 from dashboard.context import current_user, owner
@@ -200,3 +200,68 @@ def _schedule_form() -> None:
             options = PipelineOptions(test_prompts=int(prompts), suite_items=int(items), raters_per_pair=int(raters))
             sid = schedules.create_schedule(o.store, user, name, task, trigger, spec, options)
             st.success(f"Created {sid}.")
+
+
+def deployment() -> None:
+    """What production runs for the promoted versions: the vLLM command(s); engineers write the folder."""
+    user, o = current_user(), owner()
+    if not promotion.promoted(o.store, user):
+        return
+    st.subheader("Deployment")
+    mode = st.radio("Serve", deploy.MODES, horizontal=True, key="deploy_mode",
+                    format_func=lambda m: {"adapters": "the base + adapters (multi-LoRA, one engine)",
+                                           "merged": "merged full models"}[m])
+    with user_errors():
+        plan = deploy.plan(o.store, user, o.settings, mode=mode)
+        for problem in plan.problems:
+            st.warning(problem)
+        for c in plan.commands:
+            st.code(c["shell"], language="bash", wrap_lines=True)
+        if plan.notes:
+            st.caption(" ".join(plan.notes))
+        if user.may(Action.JOBS_RUN) and plan.ok:
+            target = o.settings.exports_dir / "deployment"
+            if st.button(f"Write the deployment to {target}", key="deploy_write"):
+                written = deploy.write(o.store, user, o.settings, target, mode=mode)
+                st.success(f"Wrote {len(written)} files; start it with {target / 'serve.sh'}.")
+
+
+def contenders_view() -> None:
+    """Registered contenders with their prompts; engineers add a newer base or a prompted base."""
+    user, o = current_user(), owner()
+    st.caption("Would a newer base model, or the base with good prompting, beat the fine-tune? Contenders answer "
+               "the same test split and suite in every retrain and meet the candidate in its blind pairs (the "
+               "Bradley-Terry ladder on the Results page places them). Endpoints are added with `tuneboard "
+               "contenders add`.")
+    if user.may(Action.JOBS_RUN):
+        with st.expander("Add a contender"):
+            _contender_form()
+    rows = contenders.contenders(o.store, user)
+    if not rows:
+        st.info("No contender yet.")
+        return
+    table = pd.DataFrame([{"contender": r["variant_id"], "kind": r["kind"],
+                           "model": r["path"] if r["kind"] != "external" else r["detail"].get("model"),
+                           "system prompt": r["detail"].get("system_prompt", ""),
+                           "examples": len(r["detail"].get("few_shot", [])),
+                           "tasks": ", ".join(r["detail"].get("tasks") or []) or "all"} for r in rows])
+    st.dataframe(table, hide_index=True, width="stretch")  # prompts shown as plain text cells
+
+
+def _contender_form() -> None:
+    user, o = current_user(), owner()
+    tasks = list(dict.fromkeys(v["dataset"] for v in list_versions(o.store, user)))
+    with st.form("contender", border=False):
+        c1, c2 = st.columns(2)
+        name = c1.text_input("Name", key="contender_name", placeholder="smollm2-360m or prompted-base")
+        model = c2.text_input("Model (hub id or folder; empty: the base with a prompt)", key="contender_model")
+        system = st.text_area("System prompt", key="contender_system")
+        shots = st.file_uploader("Few-shot examples (JSONL: one {\"user\": ..., \"assistant\": ...} per line)",
+                                 type=["jsonl"], key="contender_shots")
+        chosen = st.multiselect("Tasks it competes on (empty: all)", tasks, key="contender_tasks")
+        go = st.form_submit_button("Add contender", type="primary")
+    if go:
+        with user_errors():
+            examples = contenders.read_few_shot(shots.getvalue(), shots.name) if shots else []
+            vid = contenders.register(o.store, user, name, o.settings.base_model, model, system, examples, chosen)
+            st.success(f"Added {vid}.")

@@ -3,11 +3,14 @@ runs and adapters with lineage, best checkpoint, gates, parity of merged exports
 promote, merge/export and reproduce runs."""
 
 import json
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from core.auth import Action
+from core.lifecycle.bundle import export_bundle
 from core.training import get_run, list_runs, list_variants, reproduce, start_merge
 from dashboard import lifecycle_views
 from dashboard.context import current_user, owner, require_page
@@ -17,12 +20,16 @@ from dashboard.widgets import loss_chart, run_progress, user_errors
 def render() -> None:
     user, o = current_user(), owner()
     st.title("Models")
-    versions_tab, retrain_tab, runs_tab = st.tabs(["Versions", "Retraining", "Training runs"])
+    versions_tab, retrain_tab, contenders_tab, runs_tab = st.tabs(["Versions", "Retraining", "Contenders",
+                                                                   "Training runs"])
     with versions_tab:
         lifecycle_views.promoted_versions()
         lifecycle_views.candidates()
+        lifecycle_views.deployment()
     with retrain_tab:
         lifecycle_views.retraining()
+    with contenders_tab:
+        lifecycle_views.contenders_view()
     with runs_tab:
         _runs()
 
@@ -85,6 +92,18 @@ def _exports(chosen: str) -> None:
             if b2.button("Reproduce", help="A new run with exactly this config, data version and seed."):
                 job_id = reproduce(o.store, o.jobs, user, chosen)
                 st.toast(f"Started {job_id}.")
+    if status in ("succeeded", "failed", "cancelled"):
+        with user_errors():
+            if st.button("Prepare the run record (zip)", key=f"bundle_{chosen}",
+                         help="Config, data version (manifest and rows), packages, metrics, gates, review results "
+                              "and promotions in one file; `tuneboard reproduce FILE` re-runs it."):
+                with tempfile.TemporaryDirectory() as tmp:
+                    path = export_bundle(o.store, user, o.settings, chosen, Path(tmp))
+                    st.session_state[f"bundle_bytes_{chosen}"] = (path.name, path.read_bytes())
+            ready = st.session_state.get(f"bundle_bytes_{chosen}")
+            if ready:
+                st.download_button(f"Download {ready[0]}", ready[1], file_name=ready[0], mime="application/zip",
+                                   key=f"bundle_download_{chosen}")
     merges = [j for j in o.jobs.list(user, "merge") if json.loads(j["config"]).get("run_id") == chosen]
     if merges and merges[0]["status"] in ("queued", "running"):
         st.info(f"Merge {merges[0]['job_id']} is running ...")

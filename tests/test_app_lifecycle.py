@@ -72,3 +72,26 @@ def test_engineer_schedules_a_retrain_and_pauses_it(app, owner, accounts, demo_f
     lead = goto(app("leo"), "Models")
     assert not any(e.label == "New schedule" for e in lead.tabs[1].expander)
     assert not any(b.label in ("Run now", "Resume", "Delete") for b in lead.button)  # leads read
+
+
+def test_deployment_and_contenders_on_the_models_page(app, world, tiny_model):
+    store, acc = world
+    promotion.promote(store, acc["engineer"], "adapter:a", WHY)
+    at = goto(app("eve"), "Models")
+    assert_clean(at)
+    versions = at.tabs[0]
+    assert "Deployment" in [h.value for h in versions.subheader]
+    # The fixture's versions have no adapter files: the plan says so instead of writing a broken deployment.
+    assert any("tickets" in w.value for w in versions.warning)
+    assert not any(b.label.startswith("Write the deployment") for b in at.button)
+    contenders_tab = at.tabs[2]
+    assert contenders_tab.label == "Contenders" and any(i.value == "No contender yet." for i in contenders_tab.info)
+    at.text_input(key="contender_name").set_value("prompted-base")
+    at.text_area(key="contender_system").set_value("Reply with the JSON triage object only.")
+    next(b for b in at.button if b.label == "Add contender").click().run()
+    assert_clean(at)
+    table = at.tabs[2].dataframe[0].value
+    assert list(table["contender"]) == ["contender:prompted-base"] and list(table["kind"]) == ["prompted"]
+    assert table["system prompt"][0] == "Reply with the JSON triage object only."
+    lead = goto(app("leo"), "Models")
+    assert not any(e.label == "Add a contender" for e in lead.tabs[2].expander)
