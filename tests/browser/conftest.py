@@ -86,6 +86,7 @@ def server(request, tmp_path_factory, tiny_model) -> Server:
     env.update({"TUNEBOARD_WORKSPACE": str(workspace), "TUNEBOARD_MODEL_BASE": tiny_model,
                 "TUNEBOARD_ADMIN_PASSWORD": ADMIN_PASSWORD, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
                 "TOKENIZERS_PARALLELISM": "false"})
+    env.update(getattr(request.module, "SERVER_ENV", {}))  # a module may set more (e.g. a serving path)
 
     # The accounts go in through core before the server owns the database.
     # Settings as the server reads them: from root, where there is no tuneboard.toml.
