@@ -3,13 +3,15 @@ config on the newest data, generate, score, gate, pair set; then a person decide
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import datetime, timedelta
 
 import pytest
 
 from core.datasets import ImportOptions, import_dataset
 from core.errors import InvalidInput, PermissionDenied
-from core.lifecycle import pipelines, promotion
+from core.lifecycle import contenders, pipelines, promotion, schedules
 from core.lifecycle.pipelines import PipelineOptions
 from core.training import start_training
 from core.training.config import TrainConfig
@@ -17,6 +19,7 @@ from tests.apptest import assert_clean, goto
 from tests.test_app import app, fast_password_hashing  # noqa: F401  (the dashboard's fixtures)
 
 pytestmark = pytest.mark.slow
+T0 = datetime(2026, 11, 29, 5, 0)
 
 
 def _drive(owner, pipeline_id: str, timeout: float = 900) -> dict:
@@ -52,23 +55,32 @@ def test_a_retrain_pipeline_puts_a_measured_candidate_beside_the_promoted_versio
     promotion.promote(owner.store, eng, f"adapter:{first}", "the first version, before any gate existed",
                       override=True)
 
+    rival = contenders.register(owner.store, eng, "prompted", tiny_model, system_prompt="Reply in JSON.")
+    # The schedule fires on a fake clock and the pipeline runs through the real workers.
     options = PipelineOptions(test_prompts=3, suite_items=1, path="transformers")
-    pid = pipelines.start_pipeline(owner.store, owner.jobs, owner.settings, eng, "tickets", options)
+    sid = schedules.create_schedule(owner.store, eng, "nightly", "tickets", "interval", "24", options, now=T0)
+    assert schedules.tick(owner.store, owner.jobs, owner.settings, T0 + timedelta(hours=23)) == []
+    [pid] = schedules.tick(owner.store, owner.jobs, owner.settings, T0 + timedelta(hours=24))
     p = _drive(owner, pid)
     assert p["status"] == "ready", p["why"]
     assert p["promoted"] == f"adapter:{first}" and "the promoted version" in p["config"]["_origin"]
     assert p["config"]["max_steps"] == 4 and p["candidate"] == f"adapter:{p['train_job']}"
     # The test split was answered by the base, the promoted version and the candidate, and scored.
     gen = owner.store.row("SELECT variants, n_prompts FROM generation_sets WHERE set_id = ?", [p["task_set"]])
-    assert [v["variant_id"] for v in __import__("json").loads(gen["variants"])] == [
-        "base", f"adapter:{first}", p["candidate"]] and gen["n_prompts"] == 3
+    assert [v["variant_id"] for v in json.loads(gen["variants"])] == [
+        "base", f"adapter:{first}", p["candidate"], rival] and gen["n_prompts"] == 3
     shown = pipelines.summary(owner.store, lead, owner.settings, p)
     assert shown["metric"] == "exact_match"
-    assert {s["variant"] for s in shown["scores"]} == {"base", f"adapter:{first}", p["candidate"]}
+    assert {s["variant"] for s in shown["scores"]} == {"base", f"adapter:{first}", p["candidate"], rival}
     assert shown["gate"]["verdict"] == "inconclusive"  # one suite item per category
-    # The pair set compares the candidate with the promoted version, assigned to the raters.
+    suite = owner.store.row("SELECT variants FROM generation_sets WHERE set_id = ?", [p["suite_set"]])
+    assert [v["variant_id"] for v in json.loads(suite["variants"])] == ["base", p["candidate"], rival]
+    # The pair set: every two of candidate, promoted version and contender meet (a Bradley-Terry ladder).
     ps = owner.store.row("SELECT * FROM pair_sets WHERE pair_set_id = ?", [p["pair_set"]])
-    assert ps["generation_set_id"] == p["task_set"] and shown["pairs"] >= 3
+    assert ps["generation_set_id"] == p["task_set"] and ps["design"] == "all-pairs"
+    assert sorted(json.loads(ps["variants"])) == sorted([p["candidate"], f"adapter:{first}", rival])
+    assert shown["pairs"] >= 9  # 3 prompts x 3 comparisons
+    assert [e["outcome"] for e in schedules.events(owner.store, lead, sid)] == ["started"]
     assert owner.store.scalar("SELECT count(DISTINCT rater) FROM assignments WHERE pair_set_id = ?",
                               [p["pair_set"]]) == 1  # the one rater account
     assert pipelines.advance(owner.store, owner.jobs, owner.settings) == []  # nothing starts twice
@@ -83,7 +95,7 @@ def test_a_retrain_pipeline_puts_a_measured_candidate_beside_the_promoted_versio
     versions = at.tabs[0]
     assert any(m.value.startswith(f"**tickets**: candidate `{p['candidate']}`") for m in versions.markdown)
     [table] = [d.value for d in versions.dataframe if "role" in d.value.columns]
-    assert set(table["role"]) == {"base", "promoted", "candidate"}
+    assert set(table["role"]) == {"base", "promoted", "candidate", "contender"}
     assert any("Regression gate of the candidate: **inconclusive**" in w.value for w in versions.warning)
     at.text_input(key=f"decide_reason_{pid}").set_value("the candidate reads better on new data")
     at.checkbox(key=f"decide_override_{pid}").check()
