@@ -24,7 +24,8 @@ def promoted_versions() -> None:
     st.subheader("Promoted versions")
     pointers = promotion.promoted(o.store, user)
     if not pointers:
-        st.caption("No version is promoted yet: promote one below (or on the Regression page) once its gate passes.")
+        st.caption("No version is promoted yet: promote one in the Training runs tab (or on the Regression page) "
+                   "once its gate passes.")
         return
     gates = runs.latest_gates(o.store, user)
     for task, p in sorted(pointers.items()):
@@ -190,6 +191,9 @@ def _schedule_form() -> None:
         spec = st.text_input("Every how many hours (interval), or the cron expression (cron)", value="168",
                              key="schedule_spec", help="168 = weekly; cron '0 3 * * 1' = Mondays 03:00 UTC. "
                                                        "Ignored for new data.")
+        st.caption("Every retrain answers the test split and the suite with several versions: on a small CPU, "
+                   "24 test prompts and 10 suite items per category keep it to minutes (the gate then reads "
+                   "inconclusive); 0 measures everything.")
         c3, c4, c5 = st.columns(3)
         prompts = c3.number_input("Test prompts (0: all)", min_value=0, value=0, key="schedule_prompts")
         items = c4.number_input("Suite items per category (0: all)", min_value=0, value=0, key="schedule_items")

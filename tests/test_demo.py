@@ -85,6 +85,7 @@ def test_demo_builds_once_then_is_cached(tmp_path, monkeypatch):
     # And the general-capability suite with its gate (one item per category here: inconclusive).
     gate = store.row("SELECT * FROM regression_gates WHERE variant_id = ?", [f"adapter:{first.run_id}"])
     assert gate["verdict"] == "inconclusive" and gate["baseline"] == "base"
+    assert store.scalar("SELECT count(*) FROM promotions") == 0  # only a passing gate is promoted by the demo
 
     second = build_demo(store, settings, examples=300, log=logs.append)
     assert second.dataset_version == first.dataset_version and second.run_id == first.run_id

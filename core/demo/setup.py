@@ -315,6 +315,13 @@ def demo_regression(store: Store, settings: Settings, run_id: str, log: Callable
         f"{100 * overall['tuned_acc']:.0f}% (fine-tune)")
     for reason in gate["detail"]["reasons"][:4]:
         log(f"      {reason}")
+    from core.lifecycle import promotion
+
+    task = promotion.task_of(store, adapter)
+    if gate["verdict"] == "pass" and task and promotion.current(store, CLI_USER, task) is None:
+        promotion.promote(store, CLI_USER, adapter, "demo: the first fine-tune passes its regression gate",
+                          gate_id=gate["gate_id"])
+        log(f"      promoted {adapter} for {task} (Models page; a scheduled retrain is compared with it)")
 
 
 
