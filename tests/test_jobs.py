@@ -180,3 +180,30 @@ def test_a_job_being_launched_is_not_failed_by_the_monitor(owner, accounts):
                         "VALUES ('launching', 'ticker', 'queued', '/nonexistent', '{}', 'eve')")
     owner.jobs.reconcile()
     assert owner.jobs.get("launching")["status"] == "queued"
+
+
+def test_an_event_its_handler_cannot_take_is_reported_and_skipped(owner, accounts):
+    """Valid JSON of the wrong shape (a 'generated' event without rows) once stopped every later
+    ingest of its job; now it is recorded as a problem and the lines after it still land."""
+    from core.jobs import EVENT_HANDLERS
+
+    def picky(cur, job, type_, payload):  # writes in the ingest transaction, as real handlers do
+        if type_ == "tick" and payload["step"] == 2:
+            raise KeyError("rows")
+        if type_ == "tick":
+            cur.execute("INSERT INTO audit_log (actor, action, target) VALUES ('test', 'tick', ?)",
+                        [str(payload["step"])])
+
+    EVENT_HANDLERS["ticker"] = picky
+    try:
+        job_id = owner.jobs.submit(accounts["engineer"], "ticker", {"steps": 4, "interval": 0.01})
+        job = owner.jobs.wait(job_id, timeout=30)
+        assert job["status"] == "succeeded"  # the 'finished' event after the bad one was ingested
+        assert _ticks(owner.jobs, job_id) == [1, 3, 4]
+        handled = owner.store.rows("SELECT target FROM audit_log WHERE action = 'tick' ORDER BY id")
+        assert [r["target"] for r in handled] == ["1", "3", "4"]  # once each, the rolled-back try left nothing
+        [problem] = owner.jobs.ingest_problems(job_id)
+        assert "(tick)" in problem["message"] and "was skipped: KeyError" in problem["message"]
+        assert owner.jobs.ingest(job_id).events == 0  # nothing twice
+    finally:
+        del EVENT_HANDLERS["ticker"]

@@ -51,6 +51,14 @@ EventHandler = Callable[[Any, dict, str, dict], None]  # (cursor, job row, event
 EVENT_HANDLERS: dict[str, EventHandler] = {}
 
 
+class HandlerError(Exception):
+    """A kind's event handler failed on the event at `event_index` of a batch."""
+
+    def __init__(self, event_index: int):
+        super().__init__(f"event handler failed on event {event_index}")
+        self.event_index = event_index
+
+
 @dataclass
 class IngestResult:
     events: int = 0
@@ -193,7 +201,7 @@ class Jobs:
                 return IngestResult()  # only a partial line so far: wait for the rest
             chunk = data[: end + 1]
             last_seq = int(job["last_seq"])
-            events, problems, pos = [], [], offset
+            events, problems, pos, ends = [], [], offset, []
             for raw in chunk.split(b"\n")[:-1]:
                 line_at = pos
                 pos += len(raw) + 1
@@ -209,33 +217,55 @@ class Jobs:
                     continue  # already ingested (a rewritten or replayed line)
                 last_seq = seq
                 events.append((job_id, seq, at, type_, json.dumps(record, default=str)))
-            status = job["status"]
-            error = job["error"]
-            for _, _, _, type_, payload in events:
-                if type_ == "started" and status in ACTIVE:
-                    status = "running"
-                elif type_ in TERMINAL:
-                    status = TERMINAL[type_]
-                    if type_ == "failed":
-                        error = json.loads(payload).get("error", "worker reported failure")
-            with self.store.transaction() as cur:
-                if events:
-                    batch = pa.table(list(zip(*events)), names=["job_id", "seq", "emitted_at", "type", "payload"])
-                    cur.register("event_batch", batch)
-                    cur.execute("INSERT OR IGNORE INTO job_events SELECT * FROM event_batch")
-                    cur.unregister("event_batch")
-                handler = EVENT_HANDLERS.get(job["kind"])
-                if handler is not None:
-                    for _, seq, at, type_, payload in events:
+                ends.append((line_at, pos))
+            try:
+                return self._commit(job, events, problems, offset + len(chunk), last_seq)
+            except HandlerError as exc:  # an event its kind's handler cannot take (the transaction rolled back)
+                bad = exc.event_index
+                # Commit what came before it, record it as a problem and step past it; the rest of the
+                # file is read on the next pass. The owner keeps ingesting this job and every other.
+                line_at, line_end = ends[bad]
+                problems = [p for p in problems if p[1] < line_at]
+                problems.append((job_id, line_at, f"event seq {events[bad][1]} ({events[bad][3]}) at byte {line_at} "
+                                                  f"was skipped: {type(exc.__cause__).__name__}: "
+                                                  f"{str(exc.__cause__)[:200]}"))
+                last = events[bad][1]
+                return self._commit(job, events[:bad], problems, line_end, last)
+
+    def _commit(self, job: dict, events: list[tuple], problems: list[tuple], new_offset: int,
+                last_seq: int) -> IngestResult:
+        """One transaction: the events, what their kind's handler makes of them, the problems, the offset."""
+        job_id = job["job_id"]
+        status = job["status"]
+        error = job["error"]
+        for _, _, _, type_, payload in events:
+            if type_ == "started" and status in ACTIVE:
+                status = "running"
+            elif type_ in TERMINAL:
+                status = TERMINAL[type_]
+                if type_ == "failed":
+                    error = json.loads(payload).get("error", "worker reported failure")
+        with self.store.transaction() as cur:
+            if events:
+                batch = pa.table(list(zip(*events)), names=["job_id", "seq", "emitted_at", "type", "payload"])
+                cur.register("event_batch", batch)
+                cur.execute("INSERT OR IGNORE INTO job_events SELECT * FROM event_batch")
+                cur.unregister("event_batch")
+            handler = EVENT_HANDLERS.get(job["kind"])
+            if handler is not None:
+                for i, (_, seq, at, type_, payload) in enumerate(events):
+                    try:
                         handler(cur, job, type_, {"seq": seq, "at": at, **json.loads(payload)})
-                if problems:
-                    cur.executemany("INSERT OR IGNORE INTO ingest_problems (job_id, byte_offset, message) "
-                                    "VALUES (?, ?, ?)", problems)
-                finished = status in TERMINAL.values() and job["status"] not in TERMINAL.values()
-                cur.execute("UPDATE jobs SET ingest_offset = ?, last_seq = ?, status = ?, error = ?, "
-                            "finished_at = CASE WHEN ? THEN now() ELSE finished_at END WHERE job_id = ?",
-                            [offset + len(chunk), last_seq, status, error, finished, job_id])
-            return IngestResult(len(events), len(problems))
+                    except Exception as exc:
+                        raise HandlerError(i) from exc
+            if problems:
+                cur.executemany("INSERT OR IGNORE INTO ingest_problems (job_id, byte_offset, message) "
+                                "VALUES (?, ?, ?)", problems)
+            finished = status in TERMINAL.values() and job["status"] not in TERMINAL.values()
+            cur.execute("UPDATE jobs SET ingest_offset = ?, last_seq = ?, status = ?, error = ?, "
+                        "finished_at = CASE WHEN ? THEN now() ELSE finished_at END WHERE job_id = ?",
+                        [new_offset, last_seq, status, error, finished, job_id])
+        return IngestResult(len(events), len(problems))
 
     def ingest_problems(self, job_id: str) -> list[dict]:
         return self.store.rows("SELECT byte_offset, message, created_at FROM ingest_problems WHERE job_id = ? "
