@@ -98,6 +98,14 @@ def authenticate(store: Store, username: str, password: str) -> User:
     return User(username, Role(row["role"]))
 
 
+def acting_user(store: Store, username: str) -> User | None:
+    """Who work started earlier acts as now (a sweep, a schedule, a pipeline): the account as it is
+    today, or the command line's user; None when the account is gone or disabled."""
+    from core.auth import CLI_USER
+
+    return CLI_USER if username == CLI_USER.username else get_user(store, username)
+
+
 def get_user(store: Store, username: str) -> User | None:
     """The account as it is now (role changes and disabling take effect at once)."""
     row = store.row("SELECT role, disabled FROM users WHERE username = ?", [username])

@@ -18,7 +18,6 @@ from dashboard.widgets import loss_chart, run_progress, user_errors
 
 
 def render() -> None:
-    user, o = current_user(), owner()
     st.title("Models")
     versions_tab, retrain_tab, contenders_tab, runs_tab = st.tabs(["Versions", "Retraining", "Contenders",
                                                                    "Training runs"])

@@ -22,10 +22,10 @@ import uuid
 from dataclasses import dataclass, asdict
 from typing import Any
 
-from core.auth import CLI_USER, Action, User, require
+from core.auth import Action, User, require
 from core.config import Settings
 from core.errors import InvalidInput, NotFound, TuneboardError
-from core.jobs import ACTIVE, Jobs
+from core.jobs import Jobs
 from core.lifecycle import promotion
 from core.store import Store
 
@@ -61,9 +61,9 @@ class PipelineOptions:
 
 
 def _actor(store: Store, username: str) -> User | None:
-    from core.users import get_user
+    from core.users import acting_user
 
-    return CLI_USER if username == CLI_USER.username else get_user(store, username)
+    return acting_user(store, username)
 
 
 def newest_version(store: Store, task: str) -> str | None:

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 
 from croniter import croniter
 
-from core.auth import CLI_USER, Action, User, require
+from core.auth import Action, User, require
 from core.config import Settings
 from core.errors import InvalidInput, NotFound, TuneboardError
 from core.jobs import Jobs
@@ -156,7 +156,7 @@ def _due(store: Store, s: dict, now: datetime) -> str | None:
 
 def tick(store: Store, jobs: Jobs, settings: Settings, now: datetime | None = None) -> list[str]:
     """Fire every enabled schedule that is due; returns the pipelines started."""
-    from core.users import get_user
+    from core.users import acting_user
 
     now = now or utcnow()
     started = []
@@ -174,7 +174,7 @@ def tick(store: Store, jobs: Jobs, settings: Settings, now: datetime | None = No
                     _event(store, s["schedule_id"], now, "skipped", None, f"{why}; the previous pipeline "
                            f"{running[0]} is still going (a schedule never overlaps itself)")
                 continue
-            actor = CLI_USER if s["created_by"] == CLI_USER.username else get_user(store, s["created_by"])
+            actor = acting_user(store, s["created_by"])
             try:
                 if actor is None:
                     raise InvalidInput(f"{s['created_by']} (who made the schedule) no longer has an active account")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.auth import CLI_USER, Action, User, require
+from core.auth import Action, User, require
 from core.config import Settings
 from core.errors import InvalidInput, NotFound, TuneboardError
 from core.jobs import ACTIVE, Jobs
@@ -128,12 +128,12 @@ def advance(store: Store, jobs: Jobs, settings: Settings) -> list[str]:
 
 def _advance(store: Store, jobs: Jobs, settings: Settings) -> list[str]:
     from core.metrics.scoring import start_scoring
-    from core.users import get_user
+    from core.users import acting_user
 
     started = []
     for sweep in store.rows("""SELECT s.* FROM checkpoint_sweeps s JOIN jobs j ON j.job_id = s.task_set
                                WHERE s.score_job IS NULL AND s.error IS NULL AND j.status = 'succeeded'"""):
-        actor = CLI_USER if sweep["created_by"] == CLI_USER.username else get_user(store, sweep["created_by"])
+        actor = acting_user(store, sweep["created_by"])
         try:
             if actor is None:
                 raise InvalidInput(f"{sweep['created_by']} (who started the sweep) no longer has an active account")
