@@ -54,8 +54,9 @@ def _raters() -> list[str]:
     return [f"rater{i:02d}" for i in range(N_RATERS)]
 
 
-def build(store: Store) -> dict:
-    """The workspace described above, in bulk SQL. Returns counts."""
+def build(store: Store, n_prompts: int = N_PROMPTS, n_pairs: int = N_PAIRS, n_raters: int = N_RATERS, k: int = K,
+          votes_per_rater: int = VOTES_PER_RATER) -> dict:
+    """The workspace described above, in bulk SQL (smaller when asked: the CI load test). Returns counts."""
     with store.transaction() as cur:
         cur.execute("""INSERT INTO jobs (job_id, kind, status, run_dir, config, created_by, started_at, finished_at)
                        VALUES (?, 'generate', 'succeeded', '', '{}', 'bench', current_timestamp, current_timestamp)""",
@@ -65,34 +66,34 @@ def build(store: Store) -> dict:
         cur.execute("""INSERT INTO generation_sets (set_id, name, source, base_model, variants, decoding,
                        requested_path, chosen_path, n_prompts)
                        VALUES (?, 'bench p2', '{"kind": "bench"}', 'demo-base', ?, '{}', 'transformers',
-                               'transformers', ?)""", [GEN_SET, json.dumps(variants), N_PROMPTS])
+                               'transformers', ?)""", [GEN_SET, json.dumps(variants), n_prompts])
         cur.execute("""INSERT INTO generation_prompts (set_id, prompt_idx, messages, reference, source_ref)
                        SELECT ?, i::INTEGER,
                               to_json([{'role': 'system', 'content': 'You are a support agent. Answer in JSON.'},
                                        {'role': 'user', 'content': 'Ticket ' || i || ': my order has not '
                                         || 'arrived and the tracking page shows nothing. What now?'}])::VARCHAR,
                               '{"answer": "reference ' || i || '"}', 'bench:' || i
-                       FROM range(?) t(i)""", [GEN_SET, N_PROMPTS])
+                       FROM range(?) t(i)""", [GEN_SET, n_prompts])
         cur.execute("""INSERT INTO pair_sets (pair_set_id, name, generation_set_id, variants, comparisons, design,
                        raters_per_pair, gold_rate, seed, assign_version, created_by)
                        VALUES (?, 'bench p2', ?, '["base", "adapter:tuned"]', '[["adapter:tuned", "base"]]',
-                               'baseline', ?, 0.0, 0, 1, 'bench')""", [PAIR_SET, GEN_SET, K])
+                               'baseline', ?, 0.0, 0, 1, 'bench')""", [PAIR_SET, GEN_SET, k])
         cur.execute("""INSERT INTO pairs (pair_set_id, pair_id, prompt_idx, a, b, left_is_a, a_text, b_text,
                        identity_flags)
                        SELECT ?, i::INTEGER, (i % ?)::INTEGER, 'adapter:tuned', 'base', hash(i) % 2 = 0,
                               '{"answer": "Sorry about order ' || i || '; a new one ships today."}',
                               '{"answer": "I am not sure how to help with that (' || i || ')."}', '[]'
-                       FROM range(?) t(i)""", [PAIR_SET, N_PROMPTS, N_PAIRS])
+                       FROM range(?) t(i)""", [PAIR_SET, n_prompts, n_pairs])
         cur.execute("INSERT INTO users (username, password_hash, role, created_by) "
                     "SELECT 'rater' || lpad(i::VARCHAR, 2, '0'), 'not-a-hash', 'rater', 'bench' FROM range(?) t(i)",
-                    [N_RATERS])
+                    [n_raters])
         # pair p goes to raters p, p+17, p+34 (mod 50): three distinct raters, 21,000 pairs each,
         # in a shuffled order per rater.
         cur.execute("""INSERT INTO assignments (pair_set_id, rater, pair_id, position)
                        SELECT ?, 'rater' || lpad(r::VARCHAR, 2, '0'), p::INTEGER,
                               (row_number() OVER (PARTITION BY r ORDER BY hash(p, r)) - 1)::INTEGER
                        FROM (SELECT p, (p + 17 * j) % ? AS r FROM range(?) t(p), range(?) s(j))""",
-                    [PAIR_SET, N_RATERS, N_PAIRS, K])
+                    [PAIR_SET, n_raters, n_pairs, k])
         cur.execute("""INSERT INTO votes (pair_set_id, pair_id, rater, choice, outcome, seconds, created_at)
                        SELECT a.pair_set_id, a.pair_id, a.rater, c.choice,
                               CASE WHEN c.choice IN ('tie', 'both_bad') THEN c.choice
@@ -103,7 +104,7 @@ def build(store: Store) -> dict:
                             LATERAL (SELECT ['1', '2', 'tie', 'both_bad'][(1 + hash(a.pair_id, a.rater) % 4)::INTEGER]
                                      AS choice) c
                        WHERE a.pair_set_id = ? AND a.position < ?
-                       ORDER BY a.position, a.rater""", [PAIR_SET, VOTES_PER_RATER])
+                       ORDER BY a.position, a.rater""", [PAIR_SET, votes_per_rater])
     store.execute("CHECKPOINT")
     return {t: store.scalar(f"SELECT count(*) FROM {t}") for t in ("pairs", "assignments", "votes")}
 
