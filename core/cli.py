@@ -110,7 +110,11 @@ def serve(port: Optional[int] = typer.Option(None, help="Port (default server.po
             "--server.port", str(port or cfg.server.port), "--server.address", host or cfg.server.host,
             "--server.headless", "true", "--browser.gatherUsageStats", "false",
             "--server.maxUploadSize", str(cfg.data.max_upload_mb), "--theme.base", "light",
-            "--client.toolbarMode", "minimal", "--server.fileWatcherType", "none"]
+            "--client.toolbarMode", "minimal", "--server.fileWatcherType", "none",
+            # Streamlit's gc.collect(2) after every page run walks the whole heap (torch and
+            # transformers are loaded): with 50 raters it was half the server's CPU (py-spy).
+            # Python's own collector still runs; dashboard/context.py freezes the start-up heap.
+            "--runner.postScriptGC", "false"]
     out.print(f"tuneboard dashboard on http://{host or cfg.server.host}:{port or cfg.server.port}")
     sys.stdout.flush()
     os.execv(sys.executable, args)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import streamlit as st
 
 from core.auth import User
@@ -20,6 +22,9 @@ COOKIE = "tuneboard_session"
 @st.cache_resource(show_spinner="Opening the workspace ...")
 def _owner(database_path: str) -> Owner:
     owner = Owner.open(load_settings())
+    # What is loaded by now (libraries, the owner) lives as long as the process: out of the
+    # collector's way, so a full collection during a page run does not walk it every time.
+    gc.freeze()
     if owner.generated_admin_password:
         print(f"tuneboard: created the engineer account admin with password "
               f"{owner.generated_admin_password} (shown once)", flush=True)
