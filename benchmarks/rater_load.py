@@ -213,6 +213,28 @@ def run_raters(base_url: str, tokens: dict[str, str], votes: int, think: tuple[f
     return reports
 
 
+def acknowledged(reports: list[RaterReport]) -> Counter:
+    """(rater, choice) -> votes the page acknowledged (summed over runs of the same rater)."""
+    out: Counter = Counter()
+    for r in reports:
+        out.update({(r.name, choice): n for choice, n in r.acknowledged.items()})
+    return out
+
+
+def stored_votes(database: Path, since: str = "2025-06-01") -> tuple[Counter, int, int]:
+    """With the server stopped: votes per (rater, choice) cast after `since` (the seeded ones are
+    older), all rows, and distinct (pair set, pair, rater) keys among them."""
+    store = Store(database)
+    try:
+        rows = store.rows("SELECT rater, choice, count(*) AS n FROM votes WHERE created_at > ? GROUP BY ALL",
+                          [since])
+        total = store.scalar("SELECT count(*) FROM votes")
+        distinct = store.scalar("SELECT count(DISTINCT (pair_set_id, pair_id, rater)) FROM votes")
+    finally:
+        store.close()
+    return Counter({(r["rater"], r["choice"]): r["n"] for r in rows}), total, distinct
+
+
 # ---- a server to drive ---------------------------------------------------------------
 
 def free_port() -> int:

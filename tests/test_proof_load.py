@@ -14,15 +14,13 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections import Counter
-
 import pytest
 
 from benchmarks import bench_review_p2 as p2
-from benchmarks.rater_load import RaterReport, free_port, mint_tokens, run_raters, server_env, start_server, stop_server
+from benchmarks.rater_load import (RaterReport, acknowledged, free_port, mint_tokens, run_raters, server_env,
+                                   start_server, stop_server, stored_votes)
 from core.config import load_settings
 from core.owner import Owner
-from core.store import Store
 
 pytestmark = pytest.mark.slow
 
@@ -45,23 +43,6 @@ def workspace(tmp_path):
     return tmp_path, env, settings, tokens
 
 
-def _stored(settings) -> tuple[Counter, int, int]:
-    """Votes per (rater, choice) beyond the prestored ones, and (rows, distinct (rater, pair)) overall."""
-    store = Store(settings.database_path)
-    try:
-        rows = store.rows("""SELECT rater, choice, count(*) AS n FROM votes WHERE created_at > TIMESTAMP '2025-06-01'
-                             GROUP BY ALL""")
-        total = store.scalar("SELECT count(*) FROM votes")
-        distinct = store.scalar("SELECT count(DISTINCT (pair_set_id, pair_id, rater)) FROM votes")
-    finally:
-        store.close()
-    return Counter({(r["rater"], r["choice"]): r["n"] for r in rows}), total, distinct
-
-
-def _acknowledged(reports) -> Counter:
-    return Counter({(r.name, choice): n for r in reports for choice, n in r.acknowledged.items()})
-
-
 def test_fifty_raters_at_once_lose_and_double_count_nothing(workspace):
     root, env, settings, tokens = workspace
     port = free_port()
@@ -75,8 +56,8 @@ def test_fifty_raters_at_once_lose_and_double_count_nothing(workspace):
     assert errors == []
     assert all(sum(r.acknowledged.values()) == 4 for r in reports), "a rater was stopped by the deadline"
     assert sum(r.served_again for r in reports) == 0          # no pair shown again after its vote
-    stored, total, distinct = _stored(settings)
-    assert stored == _acknowledged(reports)                    # per rater and choice: none lost, none extra
+    stored, total, distinct = stored_votes(settings.database_path)
+    assert stored == acknowledged(reports)                    # per rater and choice: none lost, none extra
     assert total == distinct == len(RATERS) * (PRESTORED + 4)  # one row per (rater, pair)
 
 
@@ -101,7 +82,7 @@ def test_kill_9_mid_rating_keeps_every_acknowledged_vote(workspace):
         done.set()
         killer.join()
         stop_server(proc, kill=True)
-    acked = _acknowledged(before)
+    acked = acknowledged(before)
     assert 0 < sum(acked.values()) < len(RATERS) * 20, "the kill did not land mid-rating"
     # Every rater saw the connection drop (nothing else went wrong).
     assert all(r.errors and all("Connection" in e or "Timeout" in e for e in r.errors) for r in before), \
@@ -114,8 +95,8 @@ def test_kill_9_mid_rating_keeps_every_acknowledged_vote(workspace):
     finally:
         stop_server(proc)
     assert [e for r in after for e in r.errors] == []
-    stored, total, distinct = _stored(settings)
-    both = acked + _acknowledged(after)
+    stored, total, distinct = stored_votes(settings.database_path)
+    both = acked + acknowledged(after)
     missing = {key: n - stored[key] for key, n in both.items() if stored[key] < n}
     assert missing == {}, f"acknowledged votes lost by the crash: {missing}"
     # At most one vote per rater was written without its acknowledgement reaching the rater
