@@ -376,6 +376,9 @@ def _follow(job_id: str, timeout: float) -> dict:
         seen = len(events)
         job = o.jobs.get(job_id)
         if job["status"] not in ("queued", "running"):
+            note = o.jobs.skipped_note(job_id)
+            if note:
+                out.print(f"warning: {note}", markup=False)
             return job
         if time.monotonic() > deadline:
             out.print(f"still running; follow it with `tuneboard runs show {job_id}`", markup=False)
@@ -436,6 +439,9 @@ def runs_show(run_id: str) -> None:
     owner()
     run = get_run(store(), CLI_USER, run_id)
     out.print(f"{run_id}: {run['status']}" + (f"\n{run['error']}" if run["error"] else ""), markup=False)
+    note = owner().jobs.skipped_note(run_id)
+    if note:
+        out.print(f"warning: {note}", markup=False)
     out.print("[train]", markup=False)
     for key, value in run["config"].items():
         out.print(f"{key} = {json.dumps(value)}", markup=False)

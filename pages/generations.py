@@ -11,7 +11,7 @@ from core.auth import Action
 from core.datasets import list_versions
 from dashboard.context import current_user, owner, require_page
 from dashboard.generation_views import parity_view, sanity_view, side_by_side
-from dashboard.widgets import user_errors
+from dashboard.widgets import skipped_lines, user_errors
 
 PATH_CHOICES = ("auto",) + serving.PATHS
 
@@ -116,6 +116,7 @@ def _set_detail(set_id: str) -> None:
     text = f"{record['status']} · {record['n_outputs']}/{total} outputs" + (f" · {stage}" if record["status"] in
                                                                             ("queued", "running") and stage else "")
     st.progress(min(1.0, record["n_outputs"] / max(1, total)), text=text)
+    skipped_lines(set_id)
     if record["error"]:
         st.error("The set failed:")
         st.code(record["error"], language=None)

@@ -44,6 +44,14 @@ WORKERS: dict[str, str] = {
 KIND_ACTIONS: dict[str, Action] = {"generate": Action.GENERATE, "serve": Action.GENERATE, "score": Action.GENERATE,
                                      "harness": Action.GENERATE}
 
+
+def _require_some_job_action(actor: User) -> None:
+    """Before a job is looked up by id: someone who may start no kind of job (a rater) is refused
+    without learning anything, not even whether the id exists; the job's own kind is checked next."""
+    if actor is None or not any(actor.may(a) for a in (Action.JOBS_RUN, *KIND_ACTIONS.values())):
+        require(actor, Action.JOBS_RUN)
+
+
 # What the owner does with a job kind's events beyond storing them, inside the same
 # transaction as the event rows (so it happens exactly once): e.g. a finished training run
 # registers its adapter. Filled by the modules that own those kinds.
@@ -125,6 +133,7 @@ class Jobs:
 
     def cancel(self, actor: User, job_id: str) -> None:
         """Graceful: the worker sees the request, saves what it must and says 'cancelled'."""
+        _require_some_job_action(actor)
         job = self.get(job_id)
         require(actor, KIND_ACTIONS.get(job["kind"], Action.JOBS_RUN))
         if job["status"] not in ACTIVE:
@@ -134,6 +143,7 @@ class Jobs:
 
     def resume(self, actor: User, job_id: str) -> None:
         """Start the same worker again in the same run folder; it continues from its state."""
+        _require_some_job_action(actor)
         job = self.get(job_id)
         require(actor, KIND_ACTIONS.get(job["kind"], Action.JOBS_RUN))
         if job["status"] in ACTIVE:
@@ -270,6 +280,16 @@ class Jobs:
     def ingest_problems(self, job_id: str) -> list[dict]:
         return self.store.rows("SELECT byte_offset, message, created_at FROM ingest_problems WHERE job_id = ? "
                                "ORDER BY byte_offset", [job_id])
+
+    def skipped_note(self, job_id: str) -> str | None:
+        """What the pages and the CLI say when lines of a job's event file could not be taken in."""
+        problems = self.ingest_problems(job_id)
+        if not problems:
+            return None
+        first = problems[0]
+        return (f"{len(problems)} line(s) of this job's event file ({EVENTS_FILE} in its run folder) could not be "
+                f"read and were skipped; everything else was taken in. First, at byte {first['byte_offset']}: "
+                f"{first['message']}")
 
     def reconcile(self) -> None:
         """Ingest every active job; a worker that died without a final event is marked failed."""
