@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 
 import pandas as pd
@@ -22,6 +23,18 @@ def conversation(messages: list[dict]) -> None:
         with st.chat_message(m["role"], avatar=ROLE_ICONS.get(m["role"])):
             st.caption(m["role"])
             st.text(m["content"])
+
+
+def plain(text: object) -> str:
+    """Free text written by a person (a reason, a rationale, instructions, a name) made literal for
+    st.markdown, st.caption and the like: every ASCII punctuation character is backslash-escaped
+    (CommonMark allows it for each), so HTML, markdown links and images, LaTeX and Streamlit's
+    directives show as the characters typed and nothing loads. Bare http(s) URLs stay clickable:
+    Streamlit's GFM finds them in the rendered text, after escapes are gone."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\g<0>", str(text))
+
+
+_MARKDOWN_PUNCTUATION = re.compile(r"[!-/:-@\[-`{-~]")
 
 
 def response(text: str) -> None:
@@ -96,6 +109,15 @@ def loss_chart(events: list[dict]) -> None:
     st.altair_chart(chart, width="stretch")
 
 
+def skipped_lines(job_id: str) -> None:
+    """A warning when the owner skipped unreadable lines of this job's event file."""
+    from dashboard.context import owner
+
+    note = owner().jobs.skipped_note(job_id)
+    if note:
+        st.warning(note, icon=":material/report:")
+
+
 def run_progress(job: dict, events: list[dict]) -> None:
     """Status line, progress bar, ETA, tokens/s and warnings of a training run."""
     train = [e for e in events if e["type"] == "train"]
@@ -114,6 +136,7 @@ def run_progress(job: dict, events: list[dict]) -> None:
         st.caption(f"Best validation loss {best['eval_loss']:.4f} at step {best['step']}.")
     for w in [e for e in events if e["type"] == "warning"][-2:]:
         st.warning(w["message"])
+    skipped_lines(job["job_id"])
     if job["error"]:
         st.error("The run failed:")
         st.code(job["error"], language=None)
