@@ -295,6 +295,7 @@ def summary(store: Store, actor: User, settings: Settings, p: dict) -> dict[str,
     each compared version, the candidate's gate and the pair set's votes."""
     from core.metrics import results
 
+    require(actor, Action.JOBS_VIEW)
     out: dict[str, Any] = {"metric": None, "scores": [], "gate": None, "votes": 0, "pairs": 0}
     if p["task_set"] and _has_scores(store, p["task_set"]):
         res = results.latest(store, actor, p["task_set"], settings.metrics)

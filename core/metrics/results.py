@@ -172,6 +172,7 @@ def trend(store: Store, actor: User, dataset: str, m: MetricsSettings, metric: s
 
     One row per (set, variant, metric), with the set's time, for charts of versions over time.
     `sets`: scored_sets() already read for this page."""
+    require(actor, Action.METRICS_VIEW)
     sets = [s for s in (scored_sets(store, actor) if sets is None else sets) if s["dataset"] == dataset]
     for s in sets:
         if s["summarized"] is None:
@@ -290,6 +291,7 @@ def export(store: Store, actor: User, res: SetMetrics, fmt: str, table: str = "s
 
 def report_html(store: Store, actor: User, res: SetMetrics, worst_per_metric: int = 3) -> str:
     """A self-contained report: no scripts, every value escaped, model output as plain text."""
+    require(actor, Action.METRICS_VIEW)
     esc = html.escape
     src = res.source
     origin = (f"{src.get('dataset')} {src.get('version_id')}, {src.get('split')} split" if src.get("kind") == "dataset"

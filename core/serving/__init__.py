@@ -74,8 +74,8 @@ def register_external(store: Store, actor: User, name: str, base_url: str, model
     A system prompt and few-shot examples make it a prompted contender (core.lifecycle.contenders)."""
     from core.lifecycle.contenders import check_prompt
 
-    system_prompt, few_shot = check_prompt(system_prompt, few_shot or [])
     require(actor, Action.JOBS_RUN)
+    system_prompt, few_shot = check_prompt(system_prompt, few_shot or [])
     import re
     from urllib.parse import urlsplit
 

@@ -230,5 +230,6 @@ def list_variants(store: Store, actor: User) -> list[dict]:
 
 def reproduce(store: Store, jobs: Jobs, actor: User, job_id: str) -> str:
     """A new run from a recorded one's exact config (same data version, base, seed)."""
+    require(actor, Action.JOBS_RUN)  # before reading the run: a lead may read it but not start one
     run = get_run(store, actor, job_id)
     return start_training(store, jobs, actor, TrainConfig.from_dict(run["config"]))
