@@ -41,7 +41,7 @@ test-fast: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow and not browser and not vllm"
 
 bench: install
-	HF_HUB_OFFLINE=1 $(BIN)/python -m benchmarks
+	HF_HUB_OFFLINE=1 $(BIN)/python -m benchmarks $(BENCH)
 
 clean-workspace:
 	rm -rf workspace

