@@ -62,6 +62,7 @@ def test_launch_watch_cancel_resume_finish_merge(server, page):
 
     page.get_by_role("link", name="Models").click()
     wait_idle(page)
+    page.get_by_role("tab", name="Training runs").click()
     expect(page.get_by_text("Dataset", exact=False).first).to_be_visible()
     expect(page.get_by_text(re.compile(r"Best checkpoint .*checkpoint-\d+"))).to_be_visible()
     page.get_by_role("button", name="Merge and export").click()
