@@ -15,7 +15,7 @@ from core.lifecycle import contenders, deploy, pipelines, promotion, schedules
 from core.lifecycle.pipelines import PipelineOptions
 from core.regression import runs
 from dashboard.context import current_user, owner
-from dashboard.widgets import VERDICT_BANNER, user_errors
+from dashboard.widgets import VERDICT_BANNER, plain, user_errors
 
 
 def promoted_versions() -> None:
@@ -33,7 +33,8 @@ def promoted_versions() -> None:
         verdict = f"gate {gate['verdict']}" if gate else "no gate"
         how = "rolled back to" if p["action"] == "rollback" else "promoted"
         st.markdown(f"**{task}** → `{p['current']}` ({verdict}) · {how} {p['created_at']:%Y-%m-%d %H:%M} by "
-                    f"{p['promoted_by']}" + (" over a failing gate" if p["override"] else "") + f": {p['reason']}")
+                    f"{p['promoted_by']}" + (" over a failing gate" if p["override"] else "")
+                    + f": {plain(p['reason'])}")
         if p["previous"] and user.may(Action.PROMOTE):
             with st.form(f"rollback_{task}", border=False):
                 c1, c2 = st.columns([4, 1])
@@ -152,7 +153,7 @@ def retraining() -> None:
         c1, c2, c3, c4 = st.columns([5, 1, 1, 1])
         state = f"next {s['next_run_at']:%Y-%m-%d %H:%M} UTC" if s["enabled"] and s["next_run_at"] else (
             "waits for new data" if s["enabled"] else "paused")
-        c1.markdown(f"**{s['name']}** · {s['task']} · {s['describe']} · {state} · by {s['created_by']}")
+        c1.markdown(f"**{plain(s['name'])}** · {s['task']} · {s['describe']} · {state} · by {s['created_by']}")
         if user.may(Action.JOBS_RUN):
             with user_errors():
                 if c2.button("Run now", key=f"run_{s['schedule_id']}"):

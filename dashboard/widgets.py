@@ -27,14 +27,14 @@ def conversation(messages: list[dict]) -> None:
 
 def plain(text: object) -> str:
     """Free text written by a person (a reason, a rationale, instructions, a name) made literal for
-    st.markdown, st.caption and the like: every ASCII punctuation character is backslash-escaped
-    (CommonMark allows it for each), so HTML, markdown links and images, LaTeX and Streamlit's
-    directives show as the characters typed and nothing loads. Bare http(s) URLs stay clickable:
-    Streamlit's GFM finds them in the rendered text, after escapes are gone."""
-    return _MARKDOWN_PUNCTUATION.sub(r"\\\g<0>", str(text))
+    st.markdown, st.caption and the like: each character markdown, HTML or LaTeX could act on is
+    backslash-escaped (CommonMark allows it for any ASCII punctuation), so tags, links, images,
+    math and lists show as the characters typed and nothing loads ('?', ',', quotes stay as typed).
+    Bare http(s) URLs stay clickable: Streamlit's GFM finds them in the text after parsing."""
+    return _MARKDOWN_ACTIVE.sub(r"\\\g<0>", str(text))
 
 
-_MARKDOWN_PUNCTUATION = re.compile(r"[!-/:-@\[-`{-~]")
+_MARKDOWN_ACTIVE = re.compile(r"[\\`*_{}\[\]()<>#+\-.!|$~:&=]")
 
 
 def response(text: str) -> None:

@@ -12,7 +12,7 @@ from core.metrics import results
 from core.metrics.registry import higher_is_better
 from core.regression import runs
 from dashboard.context import current_user, owner
-from dashboard.widgets import DELTA_COLOR, user_errors
+from dashboard.widgets import DELTA_COLOR, plain, user_errors
 
 
 def _pct(x: float) -> str:
@@ -38,7 +38,7 @@ def render() -> None:
     res: results.SetMetrics = best["results"]
     st.subheader(f"Best version: {best['name']}")
     src = res.source
-    st.caption(f"Leads on {best['primary']} in the newest scored set, {res.name} ({src.get('dataset', '')} "
+    st.caption(f"Leads on {best['primary']} in the newest scored set, {plain(res.name)} ({src.get('dataset', '')} "
                f"{src.get('version_id', '')} {src.get('split', '')} split, {int(res.summary['n'].max())} examples), "
                f"scored {res.computed_at:%Y-%m-%d %H:%M}.")
     _metric_cards(best)

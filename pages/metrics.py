@@ -15,7 +15,7 @@ from core.metrics.registry import METRICS, higher_is_better
 from core.metrics.scoring import start_scoring
 from dashboard import metric_views as views
 from dashboard.context import current_user, owner, require_page
-from dashboard.widgets import DELTA_COLOR, user_errors
+from dashboard.widgets import DELTA_COLOR, plain, user_errors
 
 
 def render() -> None:
@@ -107,7 +107,7 @@ def _headline(res: results.SetMetrics) -> None:
     origin = (f"{src.get('dataset')} · version {src.get('version_id')} · {src.get('split')} split"
               if src.get("kind") == "dataset" else src.get("name") or src.get("kind", ""))
     n = int(res.summary["n"].max()) if len(res.summary) else 0
-    st.caption(f"{res.name} · {origin} · {n} examples · base model {res.base_model} · summary computed "
+    st.caption(f"{plain(res.name)} · {plain(origin)} · {n} examples · base model {res.base_model} · summary computed "
                f"{res.computed_at:%Y-%m-%d %H:%M:%S}, {res.settings.get('bootstrap_rounds')} bootstrap rounds, "
                f"{int(round(100 * res.settings.get('confidence', 0.95)))}% intervals")
     primary = res.primary

@@ -12,7 +12,7 @@ import streamlit as st
 from core.errors import TuneboardError
 from core.review.desk import CHOICES
 from dashboard.context import current_user, owner
-from dashboard.widgets import conversation, response
+from dashboard.widgets import conversation, plain, response
 
 FLASH = "rate_flash"
 TASK = "rate_task"
@@ -87,7 +87,7 @@ def render() -> None:
     if pair.returning:
         st.caption("You skipped this pair earlier.")
     if task["instructions"]:
-        st.caption(task["instructions"])
+        st.caption(plain(task["instructions"]))
     conversation(pair.messages)
     left, right = st.columns(2)
     for column, title, text in ((left, "Response 1", pair.response_1), (right, "Response 2", pair.response_2)):

@@ -16,7 +16,7 @@ from core.lifecycle import promotion
 from core.regression import harness, runs, suite
 from dashboard import sweep_views
 from dashboard.context import current_user, owner
-from dashboard.widgets import VERDICT_BANNER, user_errors
+from dashboard.widgets import VERDICT_BANNER, plain, user_errors
 
 
 def render() -> None:
@@ -149,7 +149,8 @@ def _promotion(variant: str, gate: dict) -> None:
     if history:
         st.caption("Promotions: " + "; ".join(
             f"{p['created_at']:%Y-%m-%d %H:%M} {p['action']} for {p['task']} by {p['promoted_by']} "
-            f"(gate {p['gate_verdict'] or 'none'}" + (", override" if p["override"] else "") + f"): {p['reason']}"
+            f"(gate {p['gate_verdict'] or 'none'}" + (", override" if p["override"] else "")
+            + f"): {plain(p['reason'])}"
             for p in history))
 
 

@@ -12,7 +12,7 @@ import streamlit as st
 from core.auth import Action
 from core.review import pairs, results
 from dashboard.context import current_user, owner
-from dashboard.widgets import conversation, response, user_errors
+from dashboard.widgets import conversation, plain, response, user_errors
 
 
 def _fmt(x, digits: int = 3) -> str:
@@ -155,7 +155,7 @@ def _drill_down(pair_set_id: str) -> None:
             response(row[f"{side}_text"])
     for v in row["votes"] or []:
         st.caption(f"{v['rater']}: {v['outcome']} in {_fmt(v['seconds'], 1)} s" +
-                   (f" — {v['rationale']}" if v["rationale"] else ""))
+                   (f" — {plain(v['rationale'])}" if v["rationale"] else ""))
 
 
 def _exports(res: results.Results) -> None:
