@@ -130,6 +130,10 @@ def _promotion(variant: str, gate: dict) -> None:
     if user.may(Action.PROMOTE):
         tasks = list(dict.fromkeys(v["dataset"] for v in list_versions(o.store, user)))
         own = promotion.task_of(o.store, variant)
+        if own is None and not tasks:
+            st.info("To promote this version, import the dataset (task) it serves on the Data page first: "
+                    "each task has one promoted version.")
+            return
         with st.form("promote", border=False):
             passing = gate["verdict"] == "pass"
             task = st.selectbox("Task it serves", tasks, index=tasks.index(own) if own in tasks else 0,

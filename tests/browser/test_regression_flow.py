@@ -23,8 +23,14 @@ STATE: dict = {}
 
 
 def seed_workspace(owner, root) -> None:
+    from core.auth import CLI_USER
+    from core.datasets import ImportOptions, import_dataset
+    from core.demo.tickets import write_demo_files
     from core.regression import suite
     from tests.test_regression_runs import seed_suite_set
+
+    good, _ = write_demo_files(root / "data", n=120, seed=3)  # the task the promoted version serves
+    import_dataset(owner.store, CLI_USER, good.read_bytes(), good.name, ImportOptions(name="tickets"))
 
     category = suite.items()[0].category
     ids = [it.item_id for it in suite.items() if it.category == category]
@@ -67,4 +73,4 @@ def test_engineer_overrides_the_gate_with_a_reason(server, page):
     page.get_by_role("button", name="Promote despite the gate").click()
     wait_idle(page)
     expect(page.get_by_test_id("stAlertContentSuccess").filter(has_text="Promoted adapter:tuned.")).to_be_visible()
-    expect(page.get_by_text(re.compile("override: the format change ships this week"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"gate fail, override\): the format change ships this week"))).to_be_visible()
