@@ -30,7 +30,8 @@ def _demo(workspace: Path, cwd: Path) -> tuple[float, float | None, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUNEBOARD_")}
     env.update({"TUNEBOARD_WORKSPACE": str(workspace), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
                 "VLLM_CPU_KVCACHE_SPACE": env.get("VLLM_CPU_KVCACHE_SPACE", "2"), "HF_HUB_OFFLINE": "1",
-                "TUNEBOARD_REGRESSION_DEMO_SWEEP_ITEMS": "0", "TUNEBOARD_ADMIN_PASSWORD": "bench-demo-admin-pw"})
+                "TUNEBOARD_REGRESSION_DEMO_SWEEP_ITEMS": "0", "TUNEBOARD_ADMIN_PASSWORD": "bench-demo-admin-pw",
+                "PYTHONUNBUFFERED": "1"})  # each line as it is printed, as on a terminal
     tuneboard = Path(sys.executable).with_name("tuneboard")
     t0 = time.perf_counter()
     proc = subprocess.Popen([str(tuneboard), "demo"], cwd=cwd, env=env, stdout=subprocess.PIPE,
