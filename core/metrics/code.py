@@ -39,7 +39,8 @@ def isolation_problem() -> str | None:
     """Why generated code cannot be run contained on this host, or None when it can."""
     caps = sandbox_capabilities()
     missing = [why for key, why in (("network_isolated", "a network namespace"),
-                                    ("mountns", "a private mount namespace (tmpfs over /tmp and the work folder)"),
+                                    ("mountns", "a private mount namespace (its own root: read-only system "
+                                                "folders, tmpfs for /tmp and the work folder)"),
                                     ("setuid", "dropping to a per-run uid"))
                if not caps.get(key)]
     if not missing:
