@@ -244,9 +244,10 @@ def free_port() -> int:
 
 
 def healthy(url: str) -> bool:
+    """Streamlit's own health check answers "ok" once the server takes sessions."""
     try:
         with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-            return resp.status == 200
+            return resp.status == 200 and resp.read().decode().strip() == "ok"
     except (urllib.error.URLError, ConnectionError, OSError):
         return False
 

@@ -11,17 +11,15 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from benchmarks.rater_load import free_port, healthy
 from core.auth import CLI_USER
 from core.config import load_settings
 from core.owner import Owner
@@ -46,20 +44,6 @@ class Server:
 
     def log_tail(self, n: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:]) if self.log.exists() else ""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-            return resp.status == 200 and resp.read().decode().strip() == "ok"
-    except (urllib.error.URLError, ConnectionError, OSError):
-        return False
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -102,7 +86,7 @@ def server(request, tmp_path_factory, tiny_model) -> Server:
     finally:
         owner.close()
 
-    port = _free_port()
+    port = free_port()
     url = f"http://localhost:{port}"
     log = root / "server.log"
     with open(log, "wb") as out:
@@ -112,7 +96,7 @@ def server(request, tmp_path_factory, tiny_model) -> Server:
     srv = Server(url, workspace, log, process)
     try:
         deadline = time.monotonic() + START_TIMEOUT
-        while not _healthy(url):
+        while not healthy(url):
             if process.poll() is not None:
                 pytest.fail(f"tuneboard serve exited with {process.returncode}:\n{srv.log_tail()}")
             if time.monotonic() > deadline:
