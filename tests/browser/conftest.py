@@ -10,16 +10,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from benchmarks.rater_load import free_port, healthy
+from benchmarks.rater_load import free_port, start_server, stop_server
 from core.auth import CLI_USER
 from core.config import load_settings
 from core.owner import Owner
@@ -44,19 +42,6 @@ class Server:
 
     def log_tail(self, n: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:]) if self.log.exists() else ""
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)  # the server is the leader of its own group
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=15)
-    except ProcessLookupError:
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -87,25 +72,15 @@ def server(request, tmp_path_factory, tiny_model) -> Server:
         owner.close()
 
     port = free_port()
-    url = f"http://localhost:{port}"
     log = root / "server.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen([str(TUNEBOARD), "serve", "--port", str(port)], cwd=root, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
-    srv = Server(url, workspace, log, process)
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not healthy(url):
-            if process.poll() is not None:
-                pytest.fail(f"tuneboard serve exited with {process.returncode}:\n{srv.log_tail()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"tuneboard serve did not answer /_stcore/health within {START_TIMEOUT:.0f} s:\n"
-                            f"{srv.log_tail()}")
-            time.sleep(0.25)
-        yield srv
+        process = start_server(root, env, port, log, timeout=START_TIMEOUT)
+    except RuntimeError as exc:  # it exited or never answered; the message has the log's tail
+        pytest.fail(str(exc))
+    try:
+        yield Server(f"http://localhost:{port}", workspace, log, process)
     finally:
-        _stop(process)
+        stop_server(process)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -12,7 +12,8 @@ import re
 
 import pytest
 
-from tests.browser.conftest import _stop, log_in, wait_idle
+from benchmarks.rater_load import stop_server
+from tests.browser.conftest import log_in, wait_idle
 from tests.conftest import ADMIN_PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.vllm, pytest.mark.slow]
@@ -58,7 +59,7 @@ def test_generate_test_split_through_vllm_side_by_side(server, page):
     expect(page.get_by_text(re.compile(r"\d+ tokens · (stop|length) · vllm-lora"))).to_have_count(2)
     expect(page.get_by_text("Reference answer")).to_be_visible()
 
-    _stop(server.process)  # the server owns the database; stop it to read the rows
+    stop_server(server.process)  # the server owns the database; stop it to read the rows
     from core.auth import CLI_USER
     from core.config import load_settings
     from core.owner import Owner

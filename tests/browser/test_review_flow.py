@@ -20,7 +20,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.browser.conftest import _stop, log_in, wait_idle
+from benchmarks.rater_load import stop_server
+from tests.browser.conftest import log_in, wait_idle
 from tests.conftest import ADMIN_PASSWORD, PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -378,7 +379,7 @@ def test_votes_landed_in_duckdb(server):
     from core.owner import Owner
 
     assert set(STATE["votes"]) == {"rita", "ruth"}, "the rating tests ran first"
-    _stop(server.process)  # the server owns the database; stop it to read the rows
+    stop_server(server.process)  # the server owns the database; stop it to read the rows
     env = {"TUNEBOARD_WORKSPACE": str(server.workspace), "TUNEBOARD_ADMIN_PASSWORD": ADMIN_PASSWORD}
     with contextlib.chdir(server.workspace.parent):  # as the server read them: no stray tuneboard.toml
         settings = load_settings(env=env)
