@@ -1,6 +1,6 @@
-"""The Models page's lifecycle parts: each task's promoted version with its history, rollback and
-promotion; retrain candidates beside it with the decision; schedules and pipelines (the rules
-live in core.lifecycle)."""
+"""The lifecycle parts of the Models page (each task's promoted version with its history, rollback
+and promotion; retrain candidates beside it with the decision; schedules and pipelines) and the
+Regression page's promotion form. The rules live in core.lifecycle."""
 
 from __future__ import annotations
 
@@ -83,6 +83,41 @@ def version_gates(run_id: str, variants: list[dict]) -> None:
                     promotion.promote(o.store, user, vid, reason, override=not passing)
                     st.success(f"Promoted {vid}.")
                     st.rerun()
+
+
+def gate_promotion(variant: str, gate: dict) -> None:
+    """The Regression page's promotion of the version it shows: a passing gate, or an override with
+    a reason; then the version's promotion history."""
+    user, o = current_user(), owner()
+    if user.may(Action.PROMOTE):
+        tasks = list(dict.fromkeys(v["dataset"] for v in list_versions(o.store, user)))
+        own = promotion.task_of(o.store, variant)
+        if own is None and not tasks:
+            st.info("To promote this version, import the dataset (task) it serves on the Data page first: "
+                    "each task has one promoted version.")
+            return
+        with st.form("promote", border=False):
+            passing = gate["verdict"] == "pass"
+            task = st.selectbox("Task it serves", tasks, index=tasks.index(own) if own in tasks else 0,
+                                disabled=own is not None, key="promote_task",
+                                help="Each task (dataset) has one promoted version; exports and deployment use it.")
+            reason = st.text_area("Reason" + (" (kept on record)" if passing else " for overriding the gate "
+                                                                             "(required, kept on record)"),
+                                  key="promote_reason")
+            go = st.form_submit_button("Promote" if passing else "Promote despite the gate",
+                                       type="primary" if passing else "secondary")
+        if go:
+            with user_errors():
+                promotion.promote(o.store, user, variant, reason, override=not passing, gate_id=gate["gate_id"],
+                                  task=own or task)
+                st.success(f"Promoted {variant}.")
+    history = [p for p in promotion.history(o.store, user) if p["variant_id"] == variant]
+    if history:
+        st.caption("Promotions: " + "; ".join(
+            f"{p['created_at']:%Y-%m-%d %H:%M} {p['action']} for {p['task']} by {p['promoted_by']} "
+            f"(gate {p['gate_verdict'] or 'none'}" + (", override" if p["override"] else "")
+            + f"): {plain(p['reason'])}"
+            for p in history))
 
 
 def candidates() -> None:

@@ -11,12 +11,10 @@ import streamlit as st
 
 from core import serving
 from core.auth import Action
-from core.datasets import list_versions
-from core.lifecycle import promotion
 from core.regression import harness, runs, suite
-from dashboard import sweep_views
+from dashboard import lifecycle_views, sweep_views
 from dashboard.context import current_user, owner
-from dashboard.widgets import VERDICT_BANNER, plain, user_errors
+from dashboard.widgets import VERDICT_BANNER, user_errors
 
 
 def render() -> None:
@@ -57,7 +55,7 @@ def _gate_view() -> None:
         _verdict(gate)
         _categories(gate)
         _flips(set_id, variant)
-        _promotion(variant, gate)
+        lifecycle_views.gate_promotion(variant, gate)
 
 
 def _run_form() -> None:
@@ -123,39 +121,6 @@ def _flips(set_id: str, variant: str) -> None:
     category = st.selectbox("Category", ["all"] + sorted(lost["category"].unique()), key="flips_category")
     shown = lost if category == "all" else lost[lost["category"] == category]
     st.dataframe(shown, hide_index=True, width="stretch")  # cells are plain text: model output stays inert
-
-
-def _promotion(variant: str, gate: dict) -> None:
-    user, o = current_user(), owner()
-    if user.may(Action.PROMOTE):
-        tasks = list(dict.fromkeys(v["dataset"] for v in list_versions(o.store, user)))
-        own = promotion.task_of(o.store, variant)
-        if own is None and not tasks:
-            st.info("To promote this version, import the dataset (task) it serves on the Data page first: "
-                    "each task has one promoted version.")
-            return
-        with st.form("promote", border=False):
-            passing = gate["verdict"] == "pass"
-            task = st.selectbox("Task it serves", tasks, index=tasks.index(own) if own in tasks else 0,
-                                disabled=own is not None, key="promote_task",
-                                help="Each task (dataset) has one promoted version; exports and deployment use it.")
-            reason = st.text_area("Reason" + (" (kept on record)" if passing else " for overriding the gate "
-                                                                             "(required, kept on record)"),
-                                  key="promote_reason")
-            go = st.form_submit_button("Promote" if passing else "Promote despite the gate",
-                                       type="primary" if passing else "secondary")
-        if go:
-            with user_errors():
-                promotion.promote(o.store, user, variant, reason, override=not passing, gate_id=gate["gate_id"],
-                                  task=own or task)
-                st.success(f"Promoted {variant}.")
-    history = [p for p in promotion.history(o.store, user) if p["variant_id"] == variant]
-    if history:
-        st.caption("Promotions: " + "; ".join(
-            f"{p['created_at']:%Y-%m-%d %H:%M} {p['action']} for {p['task']} by {p['promoted_by']} "
-            f"(gate {p['gate_verdict'] or 'none'}" + (", override" if p["override"] else "")
-            + f"): {plain(p['reason'])}"
-            for p in history))
 
 
 def _harness_view() -> None:
