@@ -34,8 +34,13 @@ chromium:
 demo: install
 	$(BIN)/tuneboard demo --serve
 
+# The whole suite on TEST_WORKERS parallel workers (pytest-xdist). --dist loadscope keeps each
+# module on one worker, so a module's server, engine or cluster starts once and two never share
+# it; modules go out in the order tests/conftest.py sets (long ones first). The log ends with
+# the slowest tests and each tier's total.
+TEST_WORKERS ?= 2
 test: install chromium
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder --durations=30
 
 test-fast: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow and not browser and not vllm"

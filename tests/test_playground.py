@@ -47,8 +47,10 @@ def test_model_server_job_streams_and_loads_new_adapters_at_run_time(owner, acco
         texts = {}
         for variant_id in ("base", first, later):  # `later` is loaded into the running server now
             texts[variant_id] = "".join(stream(server, variants[variant_id], chat, Decoding(max_tokens=12)))
-            assert texts[variant_id]
-        assert len(set(texts.values())) == 3  # three different models answered
+        # Three different models answered. (Not "each said something": the tiny model's weights are
+        # random, and its greedy first token can be the end of the answer; this failed once in a
+        # parallel run, where one answer came back empty.)
+        assert len(set(texts.values())) == 3, texts
         # Streaming again does not try to load the adapter twice.
         assert "".join(stream(server, variants[later], chat, Decoding(max_tokens=12))) == texts[later]
     finally:

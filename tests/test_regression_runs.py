@@ -16,6 +16,7 @@ import pytest
 from core.errors import InvalidInput, PermissionDenied
 from core.lifecycle import promotion
 from core.regression import runs, suite
+from core.store import insert_rows
 from tests.test_serving import add_adapter, tiny_adapters  # noqa: F401  (the session fixture)
 
 
@@ -33,13 +34,12 @@ def seed_suite_set(store, wrong: dict[str, set[str]], source: dict | None = None
         cur.execute("""INSERT INTO generation_sets (set_id, name, source, base_model, variants, decoding,
                        requested_path, n_prompts) VALUES (?, 'suite fixture', ?, 'm', ?, '{}', 'transformers', ?)""",
                     [set_id, json.dumps(source or runs.suite_source()), json.dumps(variants), len(items)])
-        cur.executemany("INSERT INTO generation_prompts VALUES (?, ?, ?, NULL, ?)",
-                        [[set_id, i, json.dumps([dict(m) for m in it.messages]), it.item_id]
-                         for i, it in enumerate(items)])
-        cur.executemany("""INSERT INTO generations (set_id, prompt_idx, variant_id, output, tokens_in, tokens_out,
-                           finish_reason, latency_ms, backend, decoding) VALUES (?, ?, ?, ?, 1, 1, 'stop', 1, 'x', '{}')""",
-                        [[set_id, i, v, it.bad if it.item_id in wrong.get(v, set()) else it.good]
-                         for i, it in enumerate(items) for v in answering])
+        insert_rows(cur, "generation_prompts", ["set_id", "prompt_idx", "messages", "source_ref"],
+                    [[set_id, i, json.dumps([dict(m) for m in it.messages]), it.item_id] for i, it in enumerate(items)])
+        insert_rows(cur, "generations", ["set_id", "prompt_idx", "variant_id", "output", "tokens_in", "tokens_out",
+                                         "finish_reason", "latency_ms", "backend", "decoding"],
+                    [[set_id, i, v, it.bad if it.item_id in wrong.get(v, set()) else it.good, 1, 1, "stop", 1, "x", "{}"]
+                     for i, it in enumerate(items) for v in answering])
     return set_id
 
 

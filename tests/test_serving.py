@@ -17,12 +17,14 @@ from core.serving import (Decoding, GenerationSpec, available_variants, generate
                           parity_results, prompts_from_file, prompts_from_version, register_external, sanity)
 from core.serving.checks import common_prefix, parity, repeats_prompt
 from core.serving.checks import sanity as sanity_of
+from tests.conftest import built_once
 
 
 @pytest.fixture(scope="session")
 def tiny_adapters(tiny_model, tmp_path_factory) -> list[str]:
-    root = tmp_path_factory.mktemp("adapters")
-    return [str(build_random_adapter(tiny_model, root / f"a{seed}", seed=seed)) for seed in (1, 2)]
+    return [str(built_once(tmp_path_factory, f"tiny-adapter-{seed}",
+                           lambda folder, seed=seed: build_random_adapter(tiny_model, folder, seed=seed)))
+            for seed in (1, 2)]
 
 
 def add_adapter(owner, tiny_model: str, path: str, name: str) -> str:

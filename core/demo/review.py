@@ -17,7 +17,7 @@ import numpy as np
 
 from core.auth import CLI_USER
 from core.demo.tickets import make_dataset
-from core.store import Store
+from core.store import Store, insert_rows
 from core.users import create_user
 
 
@@ -46,11 +46,9 @@ def seed_generation_set(store: Store, n_prompts: int = 40, variants: tuple[str, 
                 good = rng.random() < 0.55 + 0.3 * rank / max(1, len(variants) - 1)  # later variants answer better
                 text = reference if good else json.dumps({"answer": "I am not sure how to help with that."})
                 outputs.append([set_id, i, v, text, 20, len(text.split()), "stop", 1.0, "fixture", "{}"])
-        cur.executemany("INSERT INTO generation_prompts (set_id, prompt_idx, messages, reference, source_ref) "
-                        "VALUES (?, ?, ?, ?, ?)", prompts)
-        cur.executemany("""INSERT INTO generations (set_id, prompt_idx, variant_id, output, tokens_in, tokens_out,
-                           finish_reason, latency_ms, backend, decoding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                        outputs)
+        insert_rows(cur, "generation_prompts", ["set_id", "prompt_idx", "messages", "reference", "source_ref"], prompts)
+        insert_rows(cur, "generations", ["set_id", "prompt_idx", "variant_id", "output", "tokens_in", "tokens_out",
+                                         "finish_reason", "latency_ms", "backend", "decoding"], outputs)
     return set_id
 
 

@@ -16,7 +16,7 @@ from core.metrics.code import isolation_problem
 from core.metrics.passk import pass_at_k_table
 from core.metrics.registry import METRICS, check_metrics, default_metrics, summarize
 from core.metrics.worker import INPUTS_FILE
-from core.store import Store
+from core.store import Store, insert_rows
 
 
 def start_scoring(store: Store, jobs: Jobs, actor: User, set_id: str, metrics: list[str] | None = None,
@@ -86,10 +86,10 @@ def _on_score_event(cur, job: dict, type_: str, payload: dict) -> None:
         return
     set_id = json.loads(job["config"])["set_id"]
     [seq] = cur.execute("SELECT set_seq FROM generation_sets WHERE set_id = ?", [set_id]).fetchone()
-    cur.executemany("INSERT OR REPLACE INTO metric_scores (set_id, metric, metric_version, variant_id, prompt_idx, "
-                    "value, job_id, set_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [[set_id, payload["metric"], payload["metric_version"], payload["variant_id"], idx, value,
-                      job["job_id"], seq] for idx, value in payload["items"]])
+    insert_rows(cur, "metric_scores", ["set_id", "metric", "metric_version", "variant_id", "prompt_idx", "value",
+                                       "job_id", "set_seq"],
+                [[set_id, payload["metric"], payload["metric_version"], payload["variant_id"], idx, value,
+                  job["job_id"], seq] for idx, value in payload["items"]], verb="INSERT OR REPLACE")
 
 
 EVENT_HANDLERS["score"] = _on_score_event

@@ -22,7 +22,7 @@ from core.errors import InvalidInput, NotFound
 from core.jobs import Jobs
 from core.regression import gate as gates
 from core.regression import suite
-from core.store import Store
+from core.store import Store, insert_rows
 
 # The settings a gate depends on (a new value judges again; the demo's knobs do not).
 GATE_SETTINGS = ("max_drop_points", "category_max_drop", "require_significance", "alpha", "min_items", "confidence")
@@ -112,8 +112,8 @@ def _score(store: Store, set_id: str, version: str) -> None:
     scored = [[set_id, r["item_id"], r["variant_id"], by_id[r["item_id"]].category,
                bool(suite.score(by_id[r["item_id"]], r["output"])), version] for r in rows]
     with store.transaction() as cur:
-        cur.executemany("INSERT OR IGNORE INTO regression_items (set_id, item_id, variant_id, category, correct, "
-                        "suite_version) VALUES (?, ?, ?, ?, ?, ?)", scored)
+        insert_rows(cur, "regression_items", ["set_id", "item_id", "variant_id", "category", "correct",
+                                              "suite_version"], scored, verb="INSERT OR IGNORE")
 
 
 def judge(store: Store, actor: User, set_id: str, variant: str, settings: RegressionSettings,

@@ -20,7 +20,7 @@ import numpy as np
 
 from core.auth import Action, Role, User, require
 from core.errors import InvalidInput, NotFound
-from core.store import Store
+from core.store import Store, insert_rows
 
 DESIGNS = ("baseline", "all-pairs")
 GOLD_REFERENCE = "gold:reference"
@@ -221,9 +221,9 @@ def create_pair_set(store: Store, actor: User, spec: PairSetSpec) -> str:
                     [pair_set_id, name, spec.instructions.strip(), spec.generation_set_id,
                      json.dumps(variants), json.dumps(record["comparisons"]), spec.design, spec.raters_per_pair,
                      spec.gold_rate, spec.seed, actor.username])
-        cur.executemany("""INSERT INTO pairs (pair_set_id, pair_id, prompt_idx, a, b, left_is_a, a_text, b_text,
-                           gold_better, gold_source, identity_flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                        [[pair_set_id, int(new_id)] + rows[old] for new_id, old in enumerate(order)])
+        insert_rows(cur, "pairs", ["pair_set_id", "pair_id", "prompt_idx", "a", "b", "left_is_a", "a_text", "b_text",
+                                   "gold_better", "gold_source", "identity_flags"],
+                    [[pair_set_id, int(new_id)] + rows[old] for new_id, old in enumerate(order)])
         cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES (?, 'pair_set.create', ?, ?)",
                     [actor.username, pair_set_id, json.dumps({"pairs": len(rows), "gold": n_gold, **record})])
         if spec.raters:
@@ -303,7 +303,7 @@ def _assign(cur, pair_set_id: str, raters: list[str], k: int, seed: int) -> dict
         for offset, i in enumerate(rng.permutation(len(pids))):
             rows.append([pair_set_id, r, pids[i], start + offset])
     if rows:
-        cur.executemany("INSERT INTO assignments (pair_set_id, rater, pair_id, position) VALUES (?, ?, ?, ?)", rows)
+        insert_rows(cur, "assignments", ["pair_set_id", "rater", "pair_id", "position"], rows)
     cur.execute("UPDATE pair_sets SET assign_version = assign_version + 1, raters_per_pair = ? "
                 "WHERE pair_set_id = ?", [k, pair_set_id])
     return {r: len(p) for r, p in new.items()}

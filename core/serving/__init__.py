@@ -22,7 +22,7 @@ from core.errors import InvalidInput, NotFound
 from core.jobs import EVENT_HANDLERS, Jobs
 from core.serving import checks
 from core.serving.backends import PATH_HELP, PATHS, PROMPTS_FILE, Decoding, Variant
-from core.store import Store
+from core.store import Store, insert_rows
 
 SOURCES = ("dataset", "file")
 MAX_PROMPTS = 100_000
@@ -300,11 +300,11 @@ def _on_generate_event(cur, job: dict, type_: str, payload: dict) -> None:
     set_id = job["job_id"]
     if type_ == "generated":
         decoding = json.dumps(json.loads(job["config"])["decoding"], sort_keys=True)
-        cur.executemany(
-            "INSERT OR IGNORE INTO generations (set_id, prompt_idx, variant_id, output, tokens_in, tokens_out, "
-            "finish_reason, latency_ms, backend, decoding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [[set_id, r["prompt_idx"], r["variant_id"], r["text"], r["tokens_in"], r["tokens_out"],
-              r["finish_reason"], r["latency_ms"], r["backend"], decoding] for r in payload["rows"]])
+        insert_rows(cur, "generations", ["set_id", "prompt_idx", "variant_id", "output", "tokens_in", "tokens_out",
+                                         "finish_reason", "latency_ms", "backend", "decoding"],
+                    [[set_id, r["prompt_idx"], r["variant_id"], r["text"], r["tokens_in"], r["tokens_out"],
+                      r["finish_reason"], r["latency_ms"], r["backend"], decoding] for r in payload["rows"]],
+                    verb="INSERT OR IGNORE")
     elif type_ == "plan":
         cur.execute("UPDATE generation_sets SET chosen_path = ?, path_reason = ?, plan = ? WHERE set_id = ?",
                     [payload["path"], payload["reason"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -139,6 +140,28 @@ class Store:
 
     def close(self) -> None:
         self._con.close()
+
+
+def insert_rows(cur: duckdb.DuckDBPyConnection, table: str, columns: Sequence[str], rows: Iterable[Sequence],
+                verb: str = "INSERT") -> int:
+    """Many rows in one statement (`verb`: INSERT, INSERT OR IGNORE or INSERT OR REPLACE); how many.
+
+    DuckDB runs executemany as one statement per row (740 suite outcomes took ~2 s); one
+    INSERT ... SELECT over an Arrow table takes milliseconds. Arrow keeps None as NULL (a
+    pandas frame would turn it into NaN in a float column). A key repeated within `rows` keeps
+    its first row.
+    """
+    import pyarrow as pa
+
+    rows = [list(r) for r in rows]
+    if not rows:
+        return 0
+    tb_insert_rows = pa.table({name: pa.array([r[i] for r in rows]) for i, name in enumerate(columns)})
+    names = ", ".join(f'"{name}"' for name in columns)
+    # DuckDB finds the Arrow table by its variable name (a replacement scan): no register() needed,
+    # which a cursor with an unread result (an INSERT just before) would refuse.
+    cur.execute(f"{verb} INTO {table} ({names}) SELECT {names} FROM tb_insert_rows").fetchall()
+    return len(rows)
 
 
 def open_store(settings) -> Store:

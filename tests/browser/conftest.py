@@ -121,17 +121,44 @@ def page(request, tmp_path):
 
 
 def wait_idle(page, timeout: float = 30_000) -> None:
-    """Wait until the app is connected and its script is not running (Streamlit's own e2e helper)."""
+    """Wait until the app is connected and its script is not running (Streamlit's own e2e helper).
+
+    Idle alone proves nothing about content: right after a page load or a click the app still
+    reports "notRunning" until the server starts the run. Before reading the page, wait for what
+    the run draws (an `expect`, or `wait_drawn` after a page load); then idle means that run ended.
+    """
     page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']", timeout=timeout,
                            state="attached")
     page.wait_for_selector(IDLE, timeout=timeout, state="attached")
-    page.wait_for_timeout(100)
 
 
-def log_in(page, url: str, username: str, password: str) -> None:
+def wait_drawn(page, timeout: float = 30_000) -> None:
+    """After a page load (goto, reload): the first run has drawn the page's title and ended.
+
+    Every page, the log-in page included, starts with a title; it is only there once the run has
+    started, so the idle state after it is that run's end.
+    """
+    page.locator("[data-testid='stMain'] h1").first.wait_for(state="visible", timeout=timeout)
+    wait_idle(page, timeout)
+
+
+def log_in(page, url: str, username: str, password: str, timeout: float = 30_000) -> None:
+    """Sign in on the log-in page and wait until the landing page has been drawn (within `timeout` ms)."""
     page.goto(url)
-    wait_idle(page)
+    wait_drawn(page)
     page.get_by_role("textbox", name="Username").fill(username)
     page.get_by_role("textbox", name="Password").fill(password)
     page.get_by_role("button", name="Log in").click()
-    wait_idle(page)
+    # the rerun that signs in draws the sidebar's line; idle after it is that run's end
+    page.get_by_test_id("stSidebar").get_by_text(f"Signed in as {username}").first.wait_for(state="visible")
+    wait_idle(page, timeout)
+
+
+def close_page_not_found(page) -> None:
+    """Streamlit's dialog for a page the navigation does not offer (it then runs the main page)."""
+    from playwright.sync_api import expect
+
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Page not found")
+    dialog.get_by_role("button", name="Close").click()
+    expect(dialog).to_have_count(0)

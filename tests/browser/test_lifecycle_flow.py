@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.browser.conftest import log_in, wait_idle
+from tests.browser.conftest import log_in, wait_drawn, wait_idle
 from tests.conftest import ADMIN_PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -45,8 +45,11 @@ def seed_workspace(owner, root) -> None:
 
 
 def _tab(page, name: str) -> None:
-    page.get_by_role("tab", name=name).click()
-    page.wait_for_timeout(300)
+    from playwright.sync_api import expect
+
+    tab = page.get_by_role("tab", name=name)
+    tab.click()
+    expect(tab).to_have_attribute("aria-selected", "true")
 
 
 def test_engineer_retrains_with_a_contender_then_promotes_and_rolls_back(server, page):
@@ -83,13 +86,13 @@ def test_engineer_retrains_with_a_contender_then_promotes_and_rolls_back(server,
     deadline = time.monotonic() + 600
     while True:
         page.reload()
-        wait_idle(page)
+        wait_drawn(page)
         if page.get_by_role("button", name="Promote candidate").count():
             break
         failed = page.get_by_test_id("stAlertContentError").filter(has_text="pipeline")
         assert not failed.count(), failed.first.inner_text()
         assert time.monotonic() < deadline, server.log_tail()
-        page.wait_for_timeout(5000)
+        page.wait_for_timeout(5000)  # the pipeline is still measuring: look again in a while
     candidate = page.get_by_text(re.compile(r"tickets\*?\*?: candidate")).first
     expect(candidate).to_be_visible()
     scores = page.get_by_test_id("stDataFrame").filter(has_text="candidate")

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.browser.conftest import log_in, wait_idle
+from tests.browser.conftest import close_page_not_found, log_in, wait_drawn, wait_idle
 from tests.conftest import ADMIN_PASSWORD, PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -83,19 +83,11 @@ def assert_no_engineer_content(page) -> None:
     ex(page.get_by_test_id("stException")).to_have_count(0)
 
 
-def close_page_not_found(page) -> None:
-    """Streamlit's dialog for a page the navigation does not offer; it then runs the main page."""
-    dialog = page.get_by_role("dialog")
-    expect()(dialog).to_contain_text("Page not found")
-    dialog.get_by_role("button", name="Close").click()
-    expect()(dialog).to_have_count(0)
-
-
 @pytest.mark.parametrize("path", ["/users", "/data"])
 def test_typed_address_signed_out_shows_only_the_login_page(server, page, path):
     page.goto(server.url + path)  # a typed address opens a new session: signed out
-    wait_idle(page)
     close_page_not_found(page)
+    wait_drawn(page)
     expect()(page.get_by_role("heading", name="tuneboard")).to_be_visible()
     expect()(page.get_by_role("textbox", name="Username")).to_be_visible()
     assert_no_engineer_content(page)
@@ -112,10 +104,9 @@ def test_rater_sees_no_engineer_content(server, page):
     for path in ("/users", "/data"):
         page.evaluate("p => { history.pushState({}, '', p); dispatchEvent(new PopStateEvent('popstate')); }",
                       path)
-        wait_idle(page)
-        if page.get_by_role("dialog").count():
-            close_page_not_found(page)
+        close_page_not_found(page)
         ex(page.get_by_role("heading", name="Rate", exact=True)).to_be_visible()
+        wait_idle(page)
         ex(page.get_by_test_id("stSidebar")).to_contain_text("Signed in as rita · rater")
         assert_no_engineer_content(page)
 
@@ -125,7 +116,7 @@ def test_reload_keeps_the_login_until_logout(server, page):
     log_in(page, server.url, "leo", PASSWORD)
     ex(page.get_by_test_id("stSidebar")).to_contain_text("Signed in as leo · lead")
     page.reload()  # a new Streamlit session: signed in again from the login cookie
-    wait_idle(page)
+    wait_drawn(page)
     ex(page.get_by_test_id("stSidebar")).to_contain_text("Signed in as leo · lead")
     cookie = [c for c in page.context.cookies() if c["name"] == "tuneboard_session"]
     assert len(cookie) == 1 and cookie[0]["sameSite"] == "Strict"
@@ -133,6 +124,6 @@ def test_reload_keeps_the_login_until_logout(server, page):
     wait_idle(page)
     ex(page.get_by_role("textbox", name="Username")).to_be_visible()
     page.reload()
-    wait_idle(page)
+    wait_drawn(page)
     ex(page.get_by_role("textbox", name="Username")).to_be_visible()
     assert page.get_by_text("Signed in as").count() == 0

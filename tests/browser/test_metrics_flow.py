@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from tests.browser.conftest import log_in, wait_idle
+from tests.browser.conftest import close_page_not_found, log_in, wait_drawn, wait_idle
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -41,8 +41,7 @@ def seed_workspace(owner, root) -> None:
 def test_lead_sees_home_metrics_examples_and_downloads_the_report(server, page, tmp_path):
     from playwright.sync_api import expect
 
-    log_in(page, server.url, "leo", PASSWORD)
-    wait_idle(page, timeout=90_000)  # the first visit summarizes the set (bootstrap)
+    log_in(page, server.url, "leo", PASSWORD, timeout=90_000)  # the first visit summarizes the set (bootstrap)
     expect(page.get_by_role("heading", name="Home", exact=True)).to_be_visible()
     expect(page.get_by_role("heading", name="Best version: adapter:tuned")).to_be_visible()
     labels = page.get_by_test_id("stMetricLabel")
@@ -89,6 +88,7 @@ def test_a_rater_typing_the_metrics_url_gets_the_rate_page(server, page):
 
     log_in(page, server.url, "rita", PASSWORD)
     page.goto(f"{server.url}/metrics")
-    wait_idle(page)
+    close_page_not_found(page)
+    wait_drawn(page)
     expect(page.get_by_role("heading", name="Rate", exact=True)).to_be_visible()
     expect(page.get_by_text("field_accuracy")).to_have_count(0)

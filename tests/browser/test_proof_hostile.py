@@ -30,7 +30,7 @@ from urllib.parse import urlparse
 import pytest
 
 from core.auth import PAGES, Role, pages_for
-from tests.browser.conftest import log_in, wait_idle
+from tests.browser.conftest import log_in, wait_drawn, wait_idle
 from tests.conftest import ADMIN_PASSWORD, PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -243,13 +243,24 @@ def assert_inert(page, where: str, requests: list[str]) -> None:
     assert errors.count() == 0, f"{where}: a traceback is shown: {errors.first.inner_text()[:2000]}"
 
 
-def _open_everything(page, label: str, check) -> str:
-    """Open every expander and every tab of the page; check after each step. Returns the text shown."""
-    shown = []
-    for summary in page.locator("[data-testid='stExpander'] details:not([open]) > summary").all():
+def _open_expanders(page) -> None:
+    """Open every visible closed expander and wait until each shows its content."""
+    from playwright.sync_api import expect
+
+    for details in page.locator("[data-testid='stExpander'] details:not([open])").all():
+        summary = details.locator("> summary")
         if summary.is_visible():
             summary.click()
-    page.wait_for_timeout(200)
+            expect(details).to_have_attribute("open", "")
+            expect(details.get_by_test_id("stExpanderDetails")).to_be_visible()
+
+
+def _open_everything(page, label: str, check) -> str:
+    """Open every expander and every tab of the page; check after each step. Returns the text shown."""
+    from playwright.sync_api import expect
+
+    shown = []
+    _open_expanders(page)
     check(f"{label}, expanders open")
     shown.append(page.locator("body").inner_text())
     tabs = page.get_by_role("tab")
@@ -257,11 +268,9 @@ def _open_everything(page, label: str, check) -> str:
         tab = tabs.nth(i)
         name = tab.inner_text()
         tab.click()
+        expect(tab).to_have_attribute("aria-selected", "true")
         wait_idle(page)
-        for summary in page.locator("[data-testid='stExpander'] details:not([open]) > summary").all():
-            if summary.is_visible():
-                summary.click()
-        page.wait_for_timeout(200)
+        _open_expanders(page)
         check(f"{label}, tab {name!r}")
         shown.append(page.locator("body").inner_text())
     return "\n".join(shown)
@@ -295,8 +304,8 @@ def test_hostile_text_is_inert_on_every_page(server, page, role):
     for name in names:
         title = name.capitalize()  # dashboard/app.py: title and url_path follow the page's key
         nav.filter(has_text=re.compile(rf"{title}$")).click()
-        wait_idle(page)
         expect(page.get_by_role("heading", name=title, exact=True)).to_be_visible()
+        wait_idle(page)  # the heading is this run's: idle now is its end, everything is drawn
         if name == "generations":  # its details show after the seeded set is picked
             _select(page, "Set", STATE["gen"])
         text = _open_everything(page, name, check)
@@ -421,7 +430,7 @@ def test_a_raters_browser_never_receives_which_model_or_side(server, page):
 
     rec = Recorder(page, server.url)
     page.goto(server.url)
-    wait_idle(page)
+    wait_drawn(page)
     rec.snapshot("login page")
     log_in(page, server.url, "rita", PASSWORD)
     expect(page.get_by_role("heading", name="Rate", exact=True)).to_be_visible()
@@ -449,11 +458,11 @@ def test_a_raters_browser_never_receives_which_model_or_side(server, page):
     for name in pages_for(Role.RATER):
         title = name.capitalize()
         page.get_by_test_id("stSidebarNav").get_by_role("link").filter(has_text=re.compile(rf"{title}$")).click()
-        wait_idle(page)
         expect(page.get_by_role("heading", name=title, exact=True)).to_be_visible()
+        wait_idle(page)
         rec.snapshot(f"{name} page")
     page.reload()  # a new session from the login cookie: the first frames of a page load again
-    wait_idle(page)
+    wait_drawn(page)
     rec.snapshot("after a reload")
     expect(page.get_by_test_id("stException")).to_have_count(0)
     rec.finish()

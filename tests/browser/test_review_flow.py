@@ -302,10 +302,10 @@ def test_double_click_counts_once_and_u_takes_the_last_vote_back(server, page):
     # A human double click: two clicks 120 ms apart.
     time.sleep(SETTLE_S)
     button.click()
-    page.wait_for_timeout(120)
+    page.wait_for_timeout(120)  # the gap of a human double click is the action itself
     button.click()
     expect_progress(page, 2, total)
-    time.sleep(1.0)
+    time.sleep(1.0)  # a second vote, had it counted, would show by now
     wait_idle(page)
     expect_progress(page, 2, total)
     rec.snapshot("after a slow double click")
@@ -328,14 +328,14 @@ def test_double_click_counts_once_and_u_takes_the_last_vote_back(server, page):
     why.focus()
     page.keyboard.type(RATIONALE_TYPED, delay=30)
     expect(why).to_have_value(RATIONALE_TYPED)
-    time.sleep(1.0)
+    time.sleep(1.0)  # a shortcut fired from inside the box would have voted by now
     expect_progress(page, 2, total)  # no "1", "2", "T", "B", "S" or "U" fired from inside the box
     assert shown_pair(page) == before
 
     # And the pair can be voted on again.
-    page.evaluate("() => document.activeElement.blur()")  # leaving the box sends its text: a rerun
-    page.wait_for_timeout(300)
-    wait_idle(page)
+    # Leaving the box sends its text; the shortcut's click goes after it on the same connection and
+    # carries every widget's value, so the vote gets the reason whether or not that rerun has ended.
+    page.evaluate("() => document.activeElement.blur()")
     press(page, "T")
     expect_progress(page, 3, total)
     expect(why).to_have_value("")
@@ -351,8 +351,8 @@ def test_lead_sees_the_ladder_and_agreement_on_results(server, page, tmp_path):
     assert set(STATE["votes"]) == {"rita", "ruth"}, "the rating tests ran first"
     log_in(page, server.url, "leo", PASSWORD)
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Results").click()
-    wait_idle(page, timeout=90_000)  # the first visit computes the result (1,000 bootstrap rounds)
     expect(page.get_by_role("heading", name="Results", exact=True)).to_be_visible()
+    wait_idle(page, timeout=90_000)  # the first visit computes the result (1,000 bootstrap rounds)
     expect(page.get_by_role("combobox", name="Pair set")).to_have_value(re.compile("^" + re.escape(PAIR_SET_NAME)))
     chart = page.get_by_test_id("stVegaLiteChart").first
     expect(chart.locator("canvas, svg").first).to_be_visible(timeout=30_000)
