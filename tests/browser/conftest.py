@@ -162,3 +162,20 @@ def close_page_not_found(page) -> None:
     expect(dialog).to_contain_text("Page not found")
     dialog.get_by_role("button", name="Close").click()
     expect(dialog).to_have_count(0)
+
+
+def navigate_in_session(page, path: str) -> None:
+    """Ask for `path` within the session, as the browser's back/forward would (history navigation).
+
+    Streamlit answers with a run of the page it decides on and names that page in the address bar;
+    a page the navigation does not offer never stays there. Wait for that, then for the run's end.
+    """
+    from urllib.parse import urlparse
+
+    wanted = urlparse(path).path
+    page.evaluate("p => { history.pushState({}, '', p); dispatchEvent(new PopStateEvent('popstate')); }", path)
+    page.wait_for_url(lambda url: urlparse(url).path != wanted)
+    wait_idle(page)
+    dialog = page.get_by_role("dialog")
+    if dialog.count():  # Streamlit may also say so in a dialog
+        close_page_not_found(page)

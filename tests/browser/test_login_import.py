@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.browser.conftest import close_page_not_found, log_in, wait_drawn, wait_idle
+from tests.browser.conftest import close_page_not_found, log_in, navigate_in_session, wait_drawn, wait_idle
 from tests.conftest import ADMIN_PASSWORD, PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -102,11 +102,8 @@ def test_rater_sees_no_engineer_content(server, page):
     # the same session asks for the engineer pages by address (history navigation, as the
     # browser's back/forward would): the rater stays on the rating page
     for path in ("/users", "/data"):
-        page.evaluate("p => { history.pushState({}, '', p); dispatchEvent(new PopStateEvent('popstate')); }",
-                      path)
-        close_page_not_found(page)
+        navigate_in_session(page, path)
         ex(page.get_by_role("heading", name="Rate", exact=True)).to_be_visible()
-        wait_idle(page)
         ex(page.get_by_test_id("stSidebar")).to_contain_text("Signed in as rita · rater")
         assert_no_engineer_content(page)
 

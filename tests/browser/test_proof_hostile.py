@@ -244,15 +244,13 @@ def assert_inert(page, where: str, requests: list[str]) -> None:
 
 
 def _open_expanders(page) -> None:
-    """Open every visible closed expander and wait until each shows its content."""
-    from playwright.sync_api import expect
-
-    for details in page.locator("[data-testid='stExpander'] details:not([open])").all():
-        summary = details.locator("> summary")
-        if summary.is_visible():
-            summary.click()
-            expect(details).to_have_attribute("open", "")
-            expect(details.get_by_test_id("stExpanderDetails")).to_be_visible()
+    """Open every visible closed expander and wait until each is open (its content shown)."""
+    for details in page.locator("[data-testid='stExpander'] details").element_handles():
+        summary = details.query_selector(":scope > summary")
+        if details.get_property("open").json_value() or summary is None or not summary.is_visible():
+            continue
+        summary.click()
+        page.wait_for_function("d => d.open", arg=details)
 
 
 def _open_everything(page, label: str, check) -> str:

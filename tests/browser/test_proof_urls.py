@@ -21,7 +21,7 @@ from urllib.parse import urlencode, urlparse
 import pytest
 
 from core.auth import PAGES, Role, pages_for
-from tests.browser.conftest import close_page_not_found, log_in, wait_drawn, wait_idle
+from tests.browser.conftest import close_page_not_found, log_in, navigate_in_session, wait_drawn, wait_idle
 from tests.conftest import ADMIN_PASSWORD, PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -139,9 +139,17 @@ SEEN = r"""() => {
 # What each rater page draws last: the proof reads the page only once it is there. (A page that
 # has just loaded reports its script "not running" before the run starts, so idle alone is no sign
 # that the content has arrived.)
-READY = {"rate": lambda page: [page.get_by_text(MINE), page.get_by_role("button", name="Undo")],
-         "account": lambda page: [page.get_by_text(re.compile(r"rita\s*·\s*role rater")),
-                                  page.get_by_role("button", name="Change password")]}
+def _ready_rate(page) -> None:  # rita's own task in the selector, and the vote row below the pair
+    expect()(page.get_by_role("combobox", name="Task")).to_have_value(re.compile("^" + re.escape(MINE)))
+    expect()(page.get_by_role("button", name="Undo")).to_be_visible()
+
+
+def _ready_account(page) -> None:  # her own account line, and the password form below it
+    expect()(page.get_by_text(re.compile(r"rita\s*·\s*role rater")).first).to_be_visible()
+    expect()(page.get_by_role("button", name="Change password")).to_be_visible()
+
+
+READY = {"rate": _ready_rate, "account": _ready_account}
 
 
 def forbidden_on_screen(seen: dict) -> set[str]:
@@ -169,8 +177,7 @@ def wait_for_rater_page(page, name: str | None = None) -> str:
     heading = page.get_by_role("heading", name=re.compile("^(" + "|".join(map(re.escape, titles)) + ")$"))
     expect()(heading).to_have_count(1)
     shown = next(n for t, n in titles.items() if page.get_by_role("heading", name=t, exact=True).count())
-    for marker in READY[shown](page):
-        expect()(marker.first).to_be_visible()
+    READY[shown](page)
     wait_idle(page)
     return shown
 
@@ -242,9 +249,7 @@ def test_rater_navigating_in_the_session(server, page):
     queries = hostile_queries()
     for i, name in enumerate(FORBIDDEN):
         target = f"/{APP_PAGES[name]['url_path']}?{urlencode(queries[i % len(queries)])}"
-        page.evaluate("p => { history.pushState({}, '', p); dispatchEvent(new PopStateEvent('popstate')); }",
-                      target)
-        close_page_not_found(page)
+        navigate_in_session(page, target)
         assert_rater_only(page, target)
 
 
