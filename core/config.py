@@ -74,6 +74,8 @@ class TrainingSettings:
                                "overrides it.")
     demo_steps: int = setting(30, "Optimizer steps of the demo's fine-tune of SmolLM2 (minutes on 2 cores).",
                               min=1, max=100_000)
+    demo_threads: int = setting(0, "CPU threads of torch in the demo's fine-tune (0 = every core: nothing else "
+                                "runs while the demo builds).", min=0, max=4096)
 
 
 @dataclass

@@ -25,6 +25,10 @@ from core.config import load_settings  # noqa: E402
 from core.owner import Owner  # noqa: E402
 from core.users import create_user  # noqa: E402
 
+# The suite runs two test modules at once, each starting workers of its own: a torch worker that
+# took every core would fight the other module's for them (STACK.md: 2 threads on a loaded
+# 2-core machine ran up to 33x slower). Every workspace of the tests gives its jobs one thread.
+ONE_THREAD = {"TUNEBOARD_SERVING_THREADS": "1", "TUNEBOARD_TRAINING_DEMO_THREADS": "1"}
 ADMIN_PASSWORD = "admin-test-password"
 PASSWORD = "correct-horse-battery"
 
@@ -62,7 +66,7 @@ def tiny_model(tmp_path_factory) -> str:
 def env(tmp_path, tiny_model) -> dict[str, str]:
     """Environment of a fresh workspace whose base model is the tiny model."""
     return {"TUNEBOARD_WORKSPACE": str(tmp_path / "ws"), "TUNEBOARD_MODEL_BASE": tiny_model,
-            "TUNEBOARD_ADMIN_PASSWORD": ADMIN_PASSWORD}
+            "TUNEBOARD_ADMIN_PASSWORD": ADMIN_PASSWORD, **ONE_THREAD}
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 
 from core.demo.tickets import CATEGORIES, PRIORITIES, TRIAGE_SCHEMA, make_dataset
 from core.users import authenticate
+from tests.conftest import ONE_THREAD
 
 
 def test_demo_dataset_is_varied_valid_and_seeded():
@@ -39,7 +40,7 @@ def test_demo_builds_once_then_is_cached(tmp_path, monkeypatch):
     settings = load_settings(env={"TUNEBOARD_WORKSPACE": str(tmp_path / "ws"), "TUNEBOARD_TRAINING_DEMO_STEPS": "2",
                                   "TUNEBOARD_REVIEW_DEMO_PROMPTS": "2", "TUNEBOARD_SERVING_PATH": "transformers",
                                   "TUNEBOARD_REGRESSION_DEMO_ITEMS": "1",
-                                  "TUNEBOARD_REGRESSION_DEMO_SWEEP_ITEMS": "0"})
+                                  "TUNEBOARD_REGRESSION_DEMO_SWEEP_ITEMS": "0", **ONE_THREAD})
     store = open_store(settings)
     logs: list[str] = []
     first = build_demo(store, settings, examples=300, log=logs.append)
@@ -65,7 +66,7 @@ def test_demo_builds_once_then_is_cached(tmp_path, monkeypatch):
 
     run = store.row("SELECT r.*, j.status FROM runs r JOIN jobs j USING (job_id) WHERE r.job_id = ?", [first.run_id])
     assert run["status"] == "succeeded" and run["final_step"] == 2 and run["adapter_dir"]
-    assert json.loads(run["lineage"])["host"]["torch_threads"] == os.cpu_count()
+    assert json.loads(run["lineage"])["host"]["torch_threads"] == settings.training.demo_threads == 1
     assert store.scalar("SELECT count(*) FROM model_variants WHERE kind = 'adapter'") == 1
 
     # The pair set of the demo: fine-tune vs base on the test prompts, three raters per pair.

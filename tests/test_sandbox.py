@@ -62,8 +62,25 @@ def pids_with_marker(marker: str) -> list[int]:
     return found
 
 
+_BEFORE: set[int] = set()
+
+
+@pytest.fixture(autouse=True)
+def _children_before_the_test():
+    """What already ran below this process before the test (under xdist, a helper an earlier
+    module's library started in the same worker, e.g. multiprocessing's resource tracker): the
+    sandbox is answerable only for what appears during the test."""
+    _BEFORE.clear()
+    _BEFORE.update(_descendants())
+    yield
+
+
 def live_children() -> list[int]:
-    """This test process's descendants that are still running (not zombies)."""
+    """This test process's descendants that are still running (not zombies), started during the test."""
+    return sorted(set(_descendants()) - _BEFORE)
+
+
+def _descendants() -> list[int]:
     parents = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():

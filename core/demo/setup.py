@@ -148,8 +148,9 @@ def demo_fine_tune(store: Store, settings: Settings, version_id: str, log: Calla
                          [version_id, config.base_model, json.dumps(config.to_dict(), sort_keys=True)])
 
     def start() -> tuple[str, str]:
-        # Nothing else runs during the demo build, so the worker may use every core.
-        job_id = start_training(store, jobs, CLI_USER, config, threads=os.cpu_count() or 1)
+        # Nothing else runs during the demo build, so by default the worker uses every core.
+        threads = settings.training.demo_threads or os.cpu_count() or 1
+        job_id = start_training(store, jobs, CLI_USER, config, threads=threads)
         return job_id, (f"LoRA on {Path(config.base_model).name}, {config.max_steps} steps ({job_id}); a few "
                         "minutes on 2 cores, cached afterwards")
 

@@ -22,7 +22,7 @@ from core.auth import CLI_USER
 from core.config import load_settings
 from core.owner import Owner
 from core.users import create_user
-from tests.conftest import ADMIN_PASSWORD, PASSWORD
+from tests.conftest import ADMIN_PASSWORD, ONE_THREAD, PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -54,7 +54,7 @@ def server(request, tmp_path_factory, tiny_model) -> Server:
     env = {key: value for key, value in os.environ.items() if not key.startswith("TUNEBOARD_")}
     env.update({"TUNEBOARD_WORKSPACE": str(workspace), "TUNEBOARD_MODEL_BASE": tiny_model,
                 "TUNEBOARD_ADMIN_PASSWORD": ADMIN_PASSWORD, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-                "TOKENIZERS_PARALLELISM": "false"})
+                "TOKENIZERS_PARALLELISM": "false", **ONE_THREAD})
     env.update(getattr(request.module, "SERVER_ENV", {}))  # a module may set more (e.g. a serving path)
 
     # The accounts go in through core before the server owns the database.
