@@ -100,3 +100,28 @@ def test_unwritable_workspace_is_a_clear_error(tmp_path):
     settings = load_settings(env={"TUNEBOARD_WORKSPACE": str(blocker / "ws")})
     with pytest.raises(StoreError, match="workspace"):
         open_store(settings)
+
+
+def test_insert_rows_matches_row_by_row_inserts(tmp_path):
+    """insert_rows (one INSERT ... SELECT over an Arrow table) stores what executemany stores:
+    NULLs stay NULL (not NaN), booleans and JSON text survive, OR IGNORE keeps the existing row,
+    and an unread result on the cursor (an INSERT just before) does not get in the way."""
+    from core.store import insert_rows
+
+    store = Store(tmp_path / "t.duckdb")
+    ddl = ("CREATE TABLE {} (k INTEGER PRIMARY KEY, name VARCHAR, score DOUBLE, ok BOOLEAN, detail JSON, "
+           "\"position\" INTEGER)")
+    rows = [[1, "a", 0.5, True, '{"x": 1}', 3], [2, None, None, False, None, 4], [3, "c", 1, None, "[]", None]]
+    columns = ["k", "name", "score", "ok", "detail", "position"]
+    with store.transaction() as cur:
+        for table in ("by_row", "at_once"):
+            cur.execute(ddl.format(table))
+            cur.execute(f"INSERT INTO {table} (k, name) VALUES (0, 'kept')")  # its result is never read
+        cur.executemany("INSERT OR IGNORE INTO by_row VALUES (?, ?, ?, ?, ?, ?)", [[0, "new", 1, 1, None, 1], *rows])
+        assert insert_rows(cur, "at_once", columns, [[0, "new", 1, True, None, 1], *rows], verb="INSERT OR IGNORE") == 4
+        assert insert_rows(cur, "at_once", columns, []) == 0
+    read = "SELECT * FROM {} ORDER BY k"
+    assert store.rows(read.format("at_once")) == store.rows(read.format("by_row"))
+    assert store.scalar("SELECT count(*) FROM at_once WHERE score IS NULL") == 2  # kept row and row 2: NULL, not NaN
+    assert store.scalar("SELECT name FROM at_once WHERE k = 0") == "kept"
+    store.close()
