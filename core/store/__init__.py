@@ -156,7 +156,8 @@ def insert_rows(cur: duckdb.DuckDBPyConnection, table: str, columns: Sequence[st
     rows = [list(r) for r in rows]
     if not rows:
         return 0
-    tb_insert_rows = pa.table({name: pa.array([r[i] for r in rows]) for i, name in enumerate(columns)})
+    tb_insert_rows = pa.table(  # noqa: F841  (read by the SQL below)
+        {name: pa.array([r[i] for r in rows]) for i, name in enumerate(columns)})
     names = ", ".join(f'"{name}"' for name in columns)
     # DuckDB finds the Arrow table by its variable name (a replacement scan): no register() needed,
     # which a cursor with an unread result (an INSERT just before) would refuse.

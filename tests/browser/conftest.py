@@ -179,3 +179,17 @@ def navigate_in_session(page, path: str) -> None:
     dialog = page.get_by_role("dialog")
     if dialog.count():  # Streamlit may also say so in a dialog
         close_page_not_found(page)
+
+
+def open_page(page, title: str, timeout: float = 30_000) -> None:
+    """Click the page `title` in the sidebar and wait until its run has drawn everything.
+
+    Its title heading appears only once that run has started, so idle after it is that run's end
+    (idle alone right after the click is the previous state). Acting on a page whose run is still
+    drawing can lose the action: a form submitted while its run re-drew it was never received.
+    """
+    from playwright.sync_api import expect
+
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
+    expect(page.get_by_role("heading", name=title, exact=True)).to_be_visible(timeout=timeout)
+    wait_idle(page, timeout)

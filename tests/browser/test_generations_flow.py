@@ -13,7 +13,7 @@ import re
 import pytest
 
 from benchmarks.rater_load import stop_server
-from tests.browser.conftest import log_in, wait_idle
+from tests.browser.conftest import log_in, open_page, wait_idle
 from tests.conftest import ADMIN_PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.vllm, pytest.mark.slow]
@@ -37,8 +37,7 @@ def test_generate_test_split_through_vllm_side_by_side(server, page):
     from playwright.sync_api import expect
 
     log_in(page, server.url, "admin", ADMIN_PASSWORD)
-    page.get_by_role("link", name="Generations").click()
-    wait_idle(page)
+    open_page(page, "Generations")
     page.get_by_role("spinbutton", name="Only the first").fill("6")
     page.get_by_role("combobox", name=re.compile("Serving path")).click()
     page.get_by_role("option", name=re.compile(r"^vllm-lora")).click()

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.browser.conftest import log_in, wait_drawn, wait_idle
+from tests.browser.conftest import log_in, open_page, wait_drawn, wait_idle
 from tests.conftest import ADMIN_PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -56,8 +56,7 @@ def test_engineer_retrains_with_a_contender_then_promotes_and_rolls_back(server,
     from playwright.sync_api import expect
 
     log_in(page, server.url, "admin", ADMIN_PASSWORD)
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Models").click()
-    wait_idle(page)
+    open_page(page, "Models")
     expect(page.get_by_text(re.compile(rf"tickets → {re.escape(STATE['first'])}"))).to_be_visible()
 
     _tab(page, "Contenders")

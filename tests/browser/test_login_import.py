@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.browser.conftest import close_page_not_found, log_in, navigate_in_session, wait_drawn, wait_idle
+from tests.browser.conftest import close_page_not_found, log_in, navigate_in_session, open_page, wait_drawn, wait_idle
 from tests.conftest import ADMIN_PASSWORD, PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -33,9 +33,7 @@ def test_admin_uploads_a_bad_then_a_good_file(server, page, demo_files):
     ex(page.get_by_role("heading", name="Home", exact=True)).to_be_visible()  # engineers land on Home
     sidebar = page.get_by_test_id("stSidebar")
     ex(sidebar).to_contain_text("Signed in as admin · engineer")
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Data").click()
-    wait_idle(page)
-    ex(page.get_by_role("heading", name="Data", exact=True)).to_be_visible()
+    open_page(page, "Data")
 
     page.get_by_role("tab", name="Import").click()
     wait_idle(page)

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from tests.browser.conftest import close_page_not_found, log_in, wait_drawn, wait_idle
+from tests.browser.conftest import close_page_not_found, log_in, open_page, wait_drawn, wait_idle
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -49,9 +49,7 @@ def test_lead_sees_home_metrics_examples_and_downloads_the_report(server, page, 
     field = page.get_by_test_id("stMetric").filter(has=labels.filter(has_text=re.compile("^field_accuracy$")))
     expect(field.get_by_test_id("stMetricDelta")).to_have_text(re.compile(r"[+-]\d\.\d{3} vs base · "))
 
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Metrics").click()
-    wait_idle(page)
-    expect(page.get_by_role("heading", name="Metrics", exact=True)).to_be_visible()
+    open_page(page, "Metrics")
     chart = page.get_by_test_id("stVegaLiteChart").first
     expect(chart.locator("canvas, svg").first).to_be_visible(timeout=30_000)
     page.get_by_text("The verdict in words").click()

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from tests.browser.conftest import log_in, wait_idle
+from tests.browser.conftest import log_in, open_page, wait_idle
 from tests.conftest import ADMIN_PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -34,8 +34,7 @@ def test_oversized_upload_is_refused_and_nothing_is_imported(server, page, demo_
 
     big = _big_file(tmp_path / "huge.jsonl")
     log_in(page, server.url, "admin", ADMIN_PASSWORD)
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Data").click()
-    wait_idle(page)
+    open_page(page, "Data")
     page.get_by_role("tab", name="Import").click()
     wait_idle(page)
     page.locator("input[type=file]").set_input_files(str(big))

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from tests.browser.conftest import log_in, wait_idle
+from tests.browser.conftest import log_in, open_page, wait_idle
 from tests.conftest import ADMIN_PASSWORD, PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -46,9 +46,7 @@ def test_lead_reads_the_failed_gate_down_to_the_items(server, page):
     from playwright.sync_api import expect
 
     log_in(page, server.url, "leo", PASSWORD)
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Regression").click()
-    wait_idle(page)
-    expect(page.get_by_role("heading", name="Regression", exact=True)).to_be_visible()
+    open_page(page, "Regression")
     expect(page.get_by_test_id("stAlertContentError")).to_contain_text("Gate: fail for adapter:tuned against base.")
     expect(page.get_by_text(re.compile(f"^• {STATE['category']}: accuracy fell"))).to_be_visible()
     expect(page.get_by_text("What usually helps:", exact=False)).to_be_visible()
@@ -67,8 +65,7 @@ def test_engineer_overrides_the_gate_with_a_reason(server, page):
     from playwright.sync_api import expect
 
     log_in(page, server.url, "admin", ADMIN_PASSWORD)
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Regression").click()
-    wait_idle(page)
+    open_page(page, "Regression")
     page.get_by_role("textbox", name=re.compile("^Reason for overriding")).fill("the format change ships this week")
     page.get_by_role("button", name="Promote despite the gate").click()
     wait_idle(page)

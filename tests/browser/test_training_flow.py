@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.browser.conftest import log_in, wait_idle
+from tests.browser.conftest import log_in, open_page, wait_idle
 from tests.conftest import ADMIN_PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -39,8 +39,7 @@ def _set_number(page, label: str, value: str) -> None:
 def test_launch_watch_cancel_resume_finish_merge(server, page):
     expect = _expect()
     log_in(page, server.url, "admin", ADMIN_PASSWORD)
-    page.get_by_role("link", name="Train").click()
-    wait_idle(page)
+    open_page(page, "Train")
     expect(page.get_by_text("Estimate:")).to_be_visible()
     _set_number(page, "max_steps", "160")
     _set_number(page, "eval_every", "10")
@@ -60,8 +59,7 @@ def test_launch_watch_cancel_resume_finish_merge(server, page):
     page.get_by_role("button", name="Resume").click()
     expect(page.get_by_text(re.compile(r"succeeded · step 160/160"))).to_be_visible(timeout=180_000)
 
-    page.get_by_role("link", name="Models").click()
-    wait_idle(page)
+    open_page(page, "Models")
     page.get_by_role("tab", name="Training runs").click()
     expect(page.get_by_text("Dataset", exact=False).first).to_be_visible()
     expect(page.get_by_text(re.compile(r"Best checkpoint .*checkpoint-\d+"))).to_be_visible()
