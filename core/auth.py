@@ -85,6 +85,10 @@ class User:
 CLI_USER = User("cli", Role.ENGINEER)
 
 
+# The owning process acting on its own behalf (recomputing stored results after a method change).
+OWNER = User("tuneboard", Role.ENGINEER)
+
+
 def require(user: User | None, action: Action) -> User:
     if user is None:
         raise PermissionDenied(f"Log in first: '{action.value}' needs an account.")

@@ -6,9 +6,13 @@ sessions; tests create their own. Nothing here imports streamlit.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import threading
 from dataclasses import dataclass
 
+from core.auth import OWNER
 from core.config import Settings
 import core.metrics.scoring  # noqa: F401  (registers the score job's event handler)
 import core.regression.harness  # noqa: F401  (registers the harness job's event handler)
@@ -18,6 +22,7 @@ from core.jobs import JobMonitor, Jobs
 from core.jobs.launchers import LocalLauncher, RayJobsLauncher, accelerate_command
 from core.lifecycle import pipelines, schedules
 from core.regression.sweep import advance as advance_sweeps
+from core.review import results as review_results
 from core.review.desk import RatingDesk
 from core.store import Store, open_store
 from core.users import ensure_admin
@@ -31,6 +36,18 @@ def follow_ups(store: Store, jobs: Jobs, settings: Settings) -> None:
     schedules.tick(store, jobs, settings)
 
 
+def restate_results(store: Store, settings: Settings) -> dict[str, int]:
+    """Recompute, once, stored results an older method computed ([trust]: review statistics by
+    prompt); returns how many of each kind. The owner runs it in the background at start, so pages
+    keep reading small stored tables and never pay for the change."""
+    done = {"review": review_results.restate(store, settings.review)}
+    if any(done.values()):
+        with store.transaction() as cur:
+            cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES (?, 'results.restate', ?, ?)",
+                        [OWNER.username, "stored results", json.dumps(done)])
+    return done
+
+
 def training_launchers(settings: Settings) -> dict:
     """The launcher per job kind chosen in the settings (training may use accelerate or a Ray cluster)."""
     if settings.training.launcher == "accelerate":
@@ -41,6 +58,14 @@ def training_launchers(settings: Settings) -> dict:
     return {}
 
 
+def _quietly(work, *args) -> None:
+    """Background work that must never take the owner down: a failure is logged, not raised."""
+    try:
+        work(*args)
+    except Exception:  # noqa: BLE001 - logged with its traceback; pages then recompute on demand
+        logging.getLogger("tuneboard").exception("background %s failed", getattr(work, "__name__", work))
+
+
 @dataclass
 class Owner:
     settings: Settings
@@ -49,6 +74,7 @@ class Owner:
     monitor: JobMonitor | None
     desk: RatingDesk
     generated_admin_password: str | None = None
+    restating: threading.Thread | None = None
 
     @classmethod
     def open(cls, settings: Settings, monitor: bool = True, env: dict[str, str] | None = None) -> "Owner":
@@ -57,9 +83,15 @@ class Owner:
         jobs = Jobs(store, settings.runs_dir, launchers=training_launchers(settings))
         jobs.reconcile()  # re-attach: ingest what workers wrote while no owner ran
         mon = JobMonitor(jobs, after=lambda: follow_ups(store, jobs, settings)).start() if monitor else None
-        return cls(settings, store, jobs, mon, RatingDesk(store, settings.review.min_vote_seconds), password)
+        restating = threading.Thread(target=_quietly, args=(restate_results, store, settings), name="restate",
+                                     daemon=True)
+        restating.start()
+        return cls(settings, store, jobs, mon, RatingDesk(store, settings.review.min_vote_seconds), password,
+                   restating)
 
     def close(self) -> None:
+        if self.restating is not None:
+            self.restating.join(timeout=60)  # a restate in flight finishes before the store closes
         if self.monitor:
             self.monitor.stop()
         self.store.close()

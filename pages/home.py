@@ -10,13 +10,11 @@ import streamlit as st
 
 from core.metrics import results
 from core.metrics.registry import higher_is_better
+from core.regression import gate as gates
 from core.regression import runs
+from core.review.results import pct
 from dashboard.context import current_user, owner
 from dashboard.widgets import DELTA_COLOR, plain, user_errors
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.0f}%"
 
 
 def render() -> None:
@@ -53,10 +51,10 @@ def render() -> None:
     if not best["review"]:
         st.text("• No blind-review results that include this version yet (Review page: create a pair set).")
     for r in best["review"]:
-        sig = "significant" if r["significant"] else "not significant"
-        st.text(f"• {r['name']}: preferred to {r['other']} in {_pct(r['win_rate'])} of {r['n']} votes "
-                f"(CI {_pct(r['win_lo'])}–{_pct(r['win_hi'])}, ties as half), sign test p = {r['p_sign']:.3g}, "
-                f"{sig}; {r['n_votes']} votes in the set, computed {r['computed_at']:%Y-%m-%d %H:%M}.")
+        word = ("better" if r["win_rate"] > 0.5 else "worse") if r["significant"] else "no clear difference"
+        st.text(f"• {r['name']} vs {r['other']}: {word} — win rate {pct(r['win_rate'])} over {r['prompts']} prompts "
+                f"(CI {pct(r['win_lo'])}–{pct(r['win_hi'])}, ties as half; {r['n']} votes), p = {r['p']:.3g}; "
+                f"computed {r['computed_at']:%Y-%m-%d %H:%M}.")
     _gate(best["variant"])
 
 
@@ -72,7 +70,10 @@ def _gate(variant: str) -> None:
             f"{gate['computed_at']:%Y-%m-%d %H:%M}): all items {100 * detail['overall']['base_acc']:.0f}% -> "
             f"{100 * detail['overall']['tuned_acc']:.0f}%.")
     for reason in detail["reasons"]:
-        st.text(f"  {reason}")
+        if not reason.startswith("all items (pooled)"):  # the pooled verdict comes next, whatever it is
+            st.text(f"  {reason}")
+    for line in gates.headline(detail):
+        st.text(f"  {line}")
 
 
 def _metric_cards(best: dict) -> None:

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from core.auth import Action
-from core.review import pairs, results
+from core.review import pairs, results, stats
 from dashboard.context import current_user, owner
 from dashboard.widgets import conversation, plain, response, user_errors
 
@@ -51,11 +51,13 @@ def render() -> None:
 
 
 def _summary(res: results.Results) -> None:
+    user, o = current_user(), owner()
     pb = res.position_bias
     cols = st.columns(5)
-    cols[0].metric("Votes", res.n_votes)
-    cols[1].metric("Fleiss' κ", _fmt(res.fleiss_kappa))
-    cols[2].metric("Krippendorff's α", _fmt(res.krippendorff_alpha))
+    cols[0].metric("Prompts", "–" if res.n_prompts is None else res.n_prompts,
+                   help="The unit of analysis: each prompt counts once, however many raters voted on it.")
+    cols[1].metric("Votes", res.n_votes)
+    cols[2].metric("Fleiss' κ", _fmt(res.fleiss_kappa))
     cols[3].metric("Response 1 chosen", "–" if not pb.get("n") else f"{100 * pb['share_first']:.0f}%",
                    help="Share of decisive votes for the left response; far from 50% means position bias.")
     lead = res.leader
@@ -64,9 +66,12 @@ def _summary(res: results.Results) -> None:
                    help="The fewest votes whose flip would put another variant on top of the Bradley-Terry ladder.")
     for line in results.verdict(res):
         st.text(f"• {line}")
-    st.caption(f"Result {res.result_id}, computed {res.computed_at:%Y-%m-%d %H:%M:%S} from {res.n_votes} votes"
-               + (f"; excluded raters: {', '.join(res.excluded)}" if res.excluded else "")
-               + f"; {res.settings['bootstrap_rounds']} bootstrap rounds, {int(100 * res.settings['confidence'])}% intervals.")
+    st.caption(f"{stats.UNIT_RULE} {stats.TIE_RULE} 'Better' means the interval lies wholly on one side of 50%.")
+    st.caption("Plan: " + results.plan_now(o.store, user, res.pair_set_id, res, o.settings.review).sentence())
+    st.caption(f"Result {res.result_id}, computed {res.computed_at:%Y-%m-%d %H:%M:%S} from {res.n_prompts} prompts and "
+               f"{res.n_votes} votes" + (f"; excluded raters: {', '.join(res.excluded)}" if res.excluded else "")
+               + f"; {res.settings['bootstrap_rounds']} bootstrap rounds of prompts for the ladder, "
+               f"{int(100 * res.settings['confidence'])}% intervals.")
 
 
 def _ladder(res: results.Results) -> None:
@@ -83,8 +88,7 @@ def _ladder(res: results.Results) -> None:
     st.altair_chart(chart, width="stretch")
     st.dataframe(ladder, hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.1f") for c in ("rating", "lo", "hi")})
-    st.caption("Ties and 'both bad' count as half a win to each side. Intervals and rank ranges come from "
-               "resampling votes.")
+    st.caption(f"{stats.TIE_RULE} Intervals and rank ranges come from resampling prompts, each with all its votes.")
 
 
 def _comparisons(res: results.Results) -> None:
@@ -92,15 +96,20 @@ def _comparisons(res: results.Results) -> None:
     if comp.empty:
         st.info("No comparison has votes yet.")
         return
+    comp = comp.assign(units=[results.units(c) for c in comp.to_dict("records")])
     chart = alt.Chart(comp.assign(label=comp["a"] + " vs " + comp["b"])).encode(y=alt.Y("label:N", title=None))
     st.altair_chart(
-        chart.mark_rule(strokeWidth=3).encode(x=alt.X("lo:Q", title="win rate of the first (ties as half)",
+        chart.mark_rule(strokeWidth=3).encode(x=alt.X("lo:Q", title="win rate of the first over prompts (ties as half)",
                                                       scale=alt.Scale(domain=[0, 1])), x2="hi:Q")
         + chart.mark_point(filled=True, size=90).encode(x="rate:Q", tooltip=list(comp.columns))
         + alt.Chart(pd.DataFrame({"x": [0.5]})).mark_rule(strokeDash=[4, 4]).encode(x="x:Q"), width="stretch")
     st.dataframe(comp, hide_index=True, width="stretch")
-    st.caption("flips_winner: fewest votes whose flip would change the winner; flips_significance: fewest that "
-               "would change whether it is significant (sign test, ties left out).")
+    st.caption("rate: the first variant's win rate over prompts; lo–hi its interval; significant: the interval "
+               "excludes 50%. rate_without_low/high: the rate with one rater left out (rater_low/high); "
+               "raters_moving_verdict: raters without whom the verdict would change. flips_winner: fewest votes "
+               "whose flip would change the winner; flips_significance: fewest that would change whether it is "
+               "significant. more_prompts: prompts to add for 80% power at the rate seen so far. "
+               + stats.TIE_RULE)
 
 
 def _agreement(res: results.Results) -> None:
@@ -117,6 +126,7 @@ def _agreement(res: results.Results) -> None:
 def _raters(res: results.Results) -> None:
     user, o = current_user(), owner()
     st.dataframe(res.raters, hide_index=True, width="stretch")
+    st.caption(stats.GOLD_RULE)
     if not user.may(Action.REVIEW_MANAGE):
         return
     raters = list(res.raters["rater"])

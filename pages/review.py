@@ -54,19 +54,28 @@ def _new_pair_set() -> None:
     variants = [v["variant_id"] for v in next(json.loads(s["variants"]) for s in gen_sets if s["set_id"] == gen_id)]
     raters = pairs.rater_accounts(o.store, user)
     cfg = o.settings.review
+    # The design first, outside the form: the plan figure below follows each change.
+    chosen = st.multiselect("Variants", variants, default=variants[:2] if len(variants) >= 2 else variants)
+    c1, c2 = st.columns(2)
+    design = c1.radio("Design", ["baseline", "all-pairs"], help=pairs.PairSetSpec.HELP["design"], horizontal=True)
+    baseline = c2.selectbox("Baseline", variants, index=variants.index("base") if "base" in variants else 0)
+    picked = st.multiselect("Raters", raters, default=raters[:3])
+    c1, c2 = st.columns(2)
+    k = c1.number_input("Raters per pair", 1, 100, min(cfg.raters_per_pair, max(1, len(picked) or 1)),
+                        help=pairs.PairSetSpec.HELP["raters_per_pair"])
+    limit = c2.number_input("Prompts (0 = all)", 0, 1_000_000, 0, help=pairs.PairSetSpec.HELP["max_prompts"])
+    spec = pairs.PairSetSpec(name="", generation_set_id=gen_id, variants=chosen, design=design, baseline=baseline,
+                             raters=picked, raters_per_pair=int(k), max_prompts=int(limit))
+    with user_errors():
+        plan = pairs.plan_pair_set(o.store, user, spec)
+        if plan is not None:
+            st.info(f"**Plan.** {plan.sentence()} A smaller true difference would often end as 'no clear "
+                    "difference'; more prompts help more than more raters per prompt.", icon=":material/target:")
     with st.form("new_pair_set", border=False):
         name = st.text_input("Name (raters see it)", placeholder="Support replies, round 1")
-        chosen = st.multiselect("Variants", variants, default=variants[:2] if len(variants) >= 2 else variants)
         c1, c2 = st.columns(2)
-        design = c1.radio("Design", ["baseline", "all-pairs"], help=pairs.PairSetSpec.HELP["design"], horizontal=True)
-        baseline = c2.selectbox("Baseline", variants, index=variants.index("base") if "base" in variants else 0)
-        picked = st.multiselect("Raters", raters, default=raters[:3])
-        c1, c2, c3, c4 = st.columns(4)
-        k = c1.number_input("Raters per pair", 1, 100, min(cfg.raters_per_pair, max(1, len(picked) or 1)),
-                            help=pairs.PairSetSpec.HELP["raters_per_pair"])
-        gold = c2.number_input("Gold rate", 0.0, 0.5, cfg.gold_rate, step=0.05, help=pairs.PairSetSpec.HELP["gold_rate"])
-        limit = c3.number_input("Prompts (0 = all)", 0, 1_000_000, 0, help=pairs.PairSetSpec.HELP["max_prompts"])
-        seed = c4.number_input("Seed", 0, 2**31 - 1, 0, help="Seeds the left/right coin flips and the assignment.")
+        gold = c1.number_input("Gold rate", 0.0, 0.5, cfg.gold_rate, step=0.05, help=pairs.PairSetSpec.HELP["gold_rate"])
+        seed = c2.number_input("Seed", 0, 2**31 - 1, 0, help="Seeds the left/right coin flips and the assignment.")
         instructions = st.text_area("Instructions for raters", help=pairs.PairSetSpec.HELP["instructions"],
                                     placeholder="Which reply would you rather send to the customer?")
         submitted = st.form_submit_button("Create pair set", type="primary")

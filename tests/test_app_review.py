@@ -121,8 +121,13 @@ def test_results_page_shows_the_stored_statistics_and_only_leads_unblind(app, ow
     at = goto(app("leo"), "Results")
     assert_clean(at)
     labels = [m.label for m in at.metric]
-    assert {"Votes", "Fleiss' κ", "Krippendorff's α", "Response 1 chosen"} <= set(labels)
-    assert any("adapter:tuned vs base" in t.value for t in at.text)
+    assert {"Prompts", "Votes", "Fleiss' κ", "Krippendorff's α (nominal)", "Response 1 chosen"} <= set(labels)
+    [line] = [t.value for t in at.text if "adapter:tuned vs base" in t.value]
+    prompts = owner.store.scalar("SELECT count(DISTINCT prompt_idx) FROM pairs WHERE pair_set_id = ? "
+                                 "AND gold_better IS NULL", [pair_set["id"]])
+    assert f"{prompts} prompts" in line and "votes" in line and "raters each" in line  # the unit, said
+    assert ("is better" in line) != ("no clear difference" in line)
+    assert any(c.value.startswith("Plan: With") for c in at.caption)
     assert owner.store.scalar("SELECT count(*) FROM review_results WHERE pair_set_id = ?", [pair_set["id"]]) == 1
     assert any("shown as Response" in m.value for m in at.markdown)  # the lead's drill-down names sides
     eng = goto(app("eve"), "Results")

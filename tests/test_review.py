@@ -19,7 +19,7 @@ import pytest
 from core.auth import Role, User
 from core.demo.review import rater_accounts, seed_generation_set, simulated_choice
 from core.errors import InvalidInput, PermissionDenied
-from core.review import pairs, results
+from core.review import pairs, results, stats
 from core.review.desk import RatingDesk
 from core.review.pairs import GOLD_CORRUPTED, GOLD_REFERENCE, PairSetSpec
 from core.review.render import inert_html
@@ -388,3 +388,70 @@ def test_model_output_renders_formatted_but_inert(text, present):
     tags = set(re.findall(r"<([a-z0-9]+)", out))
     assert tags <= {"div", "p", "strong", "em", "code", "pre", "ul", "ol", "li", "table", "thead", "tbody", "tr", "th",
                     "td", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "br"}, tags
+
+
+# ---- [trust]: the prompt as the unit, plans, stored results of an older method --------------
+
+def test_results_count_prompts_and_say_the_unit(world):
+    store, review = world["store"], world["owner"].settings.review
+    review.bootstrap_rounds = 100
+    ps = make_set(world)
+    _rate_everything(world, ps, {"ann": 0.9, "ben": 0.9, "cat": 0.6})
+    res = results.latest(store, world["lead"], ps, review)
+    prompts = store.scalar("SELECT count(DISTINCT prompt_idx) FROM pairs WHERE pair_set_id = ? "
+                           "AND gold_better IS NULL", [ps])
+    [comp] = res.comparisons.to_dict("records")
+    assert (comp["prompts"], comp["n"], comp["raters"], res.n_prompts) == (prompts, 3 * prompts, 3, prompts)
+    [line] = [v for v in results.verdict(res) if v.startswith("adapter:tuned vs base")]
+    assert f"{prompts} prompts, {3 * prompts} votes, 3 raters each" in line
+    assert ("is better" in line) == bool(comp["significant"]) and ("no clear difference" in line) != comp["significant"]
+    assert "without" in line  # how the rate moves with each rater left out
+    plan = results.plan_now(store, world["lead"], ps, res, review)
+    assert plan.prompts == prompts and plan.raters_per_prompt == 3 and plan.icc == pytest.approx(res.icc)
+
+
+def test_a_plan_before_the_pair_set_exists(world):
+    spec = PairSetSpec(name="", generation_set_id=world["gen"], variants=list(VARIANTS), baseline="base",
+                       raters_per_pair=3, max_prompts=20)
+    plan = pairs.plan_pair_set(world["store"], world["lead"], spec)
+    assert (plan.prompts, plan.raters_per_prompt, plan.icc) == (20, 3, 0.3)
+    assert plan.detectable_rate == pytest.approx(stats.plan(20, 3).detectable_rate)
+    assert pairs.plan_pair_set(world["store"], world["lead"], PairSetSpec(
+        name="", generation_set_id=world["gen"], variants=["base"])) is None
+    with pytest.raises(PermissionDenied):
+        pairs.plan_pair_set(world["store"], rater("ann"), spec)
+
+
+def test_results_of_an_older_method_are_recomputed_once_when_the_owner_starts(settings, env):
+    """Through the real trigger: a stored result marked as computed by the vote-level method is
+    recomputed by the owner's background pass at start, once; the next start leaves it alone."""
+    from core.owner import Owner
+    from core.users import create_user
+
+    settings.review.bootstrap_rounds = 100
+    first = Owner.open(settings, monitor=False, env=env)
+    lead = create_user(first.store, User("admin", Role.ENGINEER), "leo", "correct-horse-battery", "lead")
+    world = {"store": first.store, "lead": lead, "owner": first,
+             "gen": seed_generation_set(first.store, n_prompts=12, variants=VARIANTS, seed=3)}
+    rater_accounts(first.store, RATERS, "correct-horse-battery")
+    ps = make_set(world)
+    _rate_everything(world, ps, {"ann": 0.9, "ben": 0.9, "cat": 0.9})
+    old = results.latest(first.store, lead, ps, settings.review)
+    first.store.execute("UPDATE review_results SET settings = json_object('method', 1, 'fingerprint', 'old') "
+                        "WHERE result_id = ?", [old.result_id])
+    first.close()
+
+    second = Owner.open(settings, monitor=False, env=env)
+    second.restating.join(timeout=60)
+    newest = second.store.row("SELECT * FROM review_results WHERE pair_set_id = ? ORDER BY computed_at DESC LIMIT 1",
+                              [ps])
+    assert newest["result_id"] != old.result_id and newest["computed_by"] == "tuneboard"
+    assert json.loads(newest["settings"])["method"] == stats.METHOD_VERSION
+    assert second.store.scalar("SELECT count(*) FROM review_comparisons WHERE result_id = ?",
+                               [newest["result_id"]]) == 1
+    assert second.store.scalar("SELECT count(*) FROM audit_log WHERE action = 'results.restate'") == 1
+    second.close()
+    third = Owner.open(settings, monitor=False, env=env)
+    third.restating.join(timeout=60)
+    assert third.store.scalar("SELECT count(*) FROM review_results WHERE pair_set_id = ?", [ps]) == 2
+    third.close()

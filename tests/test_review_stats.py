@@ -11,7 +11,10 @@ import krippendorff
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import binomtest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import binomtest, norm
+from scipy.stats import t as student_t
 from sklearn.metrics import cohen_kappa_score
 
 from core.errors import InvalidInput
@@ -116,8 +119,8 @@ def test_ladder_narrows_with_more_votes():
     assert width(4000) < 0.6 * width(400)
 
 
-def test_cell_bootstrap_agrees_with_a_row_bootstrap():
-    """The multinomial-over-cells draw is the same resample as drawing rows with replacement."""
+def test_prompt_bootstrap_with_one_vote_per_prompt_agrees_with_a_row_bootstrap():
+    """With one vote per prompt, resampling prompts is drawing vote rows with replacement."""
     votes = make_votes(STRENGTHS, 800, seed=2)
     ours = stats.bradley_terry(votes, rounds=400, seed=0).set_index("variant")
     names = list(ours.index.sort_values())
@@ -146,58 +149,154 @@ def test_ladder_anchor_gold_and_empty():
         stats.bradley_terry(votes, anchor="nope")
 
 
-# ---------------------------------------------------------------- win rates, sign test, flips
+# ---------------------------------------------------------------- win rates over prompts
+
+def prompt_votes(scores_by_prompt: list[list[float]], a: str = "sft", b: str = "base") -> pd.DataFrame:
+    """Votes from each prompt's list of vote scores (1 a wins, 0.5 tie, 0 b wins), rater r<k> for the k-th."""
+    outcome = {1.0: "a", 0.5: "tie", 0.0: "b"}
+    rows = [[f"{p}-{k}", p, f"r{k}", a, b, outcome[x], "a", 10.0, False, None]
+            for p, votes in enumerate(scores_by_prompt) for k, x in enumerate(votes)]
+    return pd.DataFrame(rows, columns=["item", "prompt", *VOTE_COLUMNS[1:]])
+
 
 @pytest.mark.parametrize("k,n", [(0, 5), (3, 10), (9, 10), (17, 40), (40, 40), (123, 300)])
 def test_wilson_matches_scipy(k, n):
     ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
-    r = stats.win_rate(k, 0, n - k)
-    assert (r.lo, r.hi) == pytest.approx((ci.low, ci.high), abs=1e-12)
+    assert stats.wilson(k, n) == pytest.approx((ci.low, ci.high), abs=1e-12)
 
 
-def test_win_rate_counts_ties_and_both_bad_as_half():
-    r = stats.win_rate(6, 1, 2, both_bad=1)
-    assert (r.n, r.rate) == (10, pytest.approx(0.7))
-    assert r.p_sign == pytest.approx(binomtest(6, 8).pvalue)
-    assert stats.win_rate(9, 3, 1).p_sign == pytest.approx(0.021484375)  # 9 of 10, two-sided
-    empty = stats.win_rate(0, 0, 0)
-    assert math.isnan(empty.rate) and (empty.lo, empty.hi, empty.p_sign) == (0, 1, 1)
-    assert stats.win_rate(0, 4, 0).p_sign == 1.0
+@pytest.mark.parametrize("k,n", [(0, 24), (3, 24), (12, 24), (24, 24), (41, 100), (300, 400)])
+def test_one_vote_per_prompt_is_wilsons_interval_at_students_quantile(k, n):
+    """With 0/1 prompt scores the dispersion is 1 (binomial) and the interval is Wilson's score
+    interval with t(n - 1) in place of the normal quantile: statsmodels' Wilson at the matching level."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    r = stats.prompt_rate([1.0] * k + [0.0] * (n - k))
+    matching = 2 * norm.sf(student_t.ppf(0.975, n - 1))  # the normal tail whose quantile is t's
+    lo, hi = proportion_confint(k, n, alpha=matching, method="wilson")
+    assert r.dispersion == 1.0
+    assert (r.lo, r.hi) == pytest.approx((lo, hi), abs=1e-9)
+    assert r.prompts == n and r.rate == pytest.approx(k / n)
 
 
-@lru_cache(maxsize=None)
-def _p(w: int, l: int) -> float:
-    return 1.0 if w + l == 0 else binomtest(w, w + l).pvalue
+def test_intervals_never_collapse_at_the_edges():
+    won = stats.prompt_rate([1.0] * 24)
+    assert won.hi == 1.0 and 0.8 < won.lo < 0.9 and won.significant  # not [1, 1]
+    tied = stats.prompt_rate([0.5] * 24)
+    assert tied.lo < 0.5 < tied.hi and tied.hi - tied.lo > 0.05 and not tied.significant
+    assert stats.prompt_rate([]).prompts == 0 and (stats.prompt_rate([]).lo, stats.prompt_rate([]).hi) == (0, 1)
+    assert (stats.prompt_rate([1.0]).lo, stats.prompt_rate([1.0]).hi, stats.prompt_rate([1.0]).p) == (0, 1, 1)
+    with pytest.raises(InvalidInput, match=r"\[0, 1\]"):
+        stats.prompt_rate([1.5, 0.0])
 
 
-def _brute_force_flips(w, t, l, alpha=0.05):
-    """Try every split of flips between wins/ties (against the leader) or losses/ties (for it)."""
-    if l > w:
-        w, l = l, w
-    winner = min((x + y for x in range(w + 1) for y in range(t + 1) if w - x <= l + x + y), default=0)
-    if w == l:
-        winner = 0
-    if _p(w, l) < alpha:
-        sig = min(x + y for x in range(w + 1) for y in range(t + 1) if _p(w - x, l + x + y) >= alpha)
-    else:
-        options = [x + y for lead, trail in ((w, l), (l, w)) for x in range(trail + 1)
-                   for y in range(t + 1) if _p(lead + x + y, trail - x) < alpha]
-        sig = min(options, default=-1)
-    return winner, sig
+def test_the_issue_ties_example_word_and_interval_agree():
+    """9 wins, 1 loss, 90 ties (one rater per prompt): the old interval covered 0.5 while the
+    sign test said significant. Now the interval and the test come from the same statistic."""
+    r = stats.prompt_rate([1.0] * 9 + [0.0] + [0.5] * 90)
+    assert r.rate == pytest.approx(0.54)
+    assert r.significant == (r.p < 0.05) == (r.lo > 0.5)
+    table = stats.comparisons(prompt_votes([[1.0]] * 9 + [[0.0]] + [[0.5]] * 90))
+    row = table.iloc[0]
+    assert (row["wins"], row["losses"], row["ties"], row["prompts"], row["n"]) == (9, 1, 90, 100, 100)
+    assert bool(row["significant"]) == (row["lo"] > 0.5 or row["hi"] < 0.5) == (row["p"] < 0.05)
 
 
-def test_flips_hand_worked():
-    assert stats.flips_to_change(6, 0, 2)[0] == 2
-    assert stats.flips_to_change(6, 0, 2) == _brute_force_flips(6, 0, 2)
-    assert stats.flips_to_change(5, 0, 5) == (0, _brute_force_flips(5, 0, 5)[1])
-    assert stats.flips_to_change(1, 0, 0) == (1, -1)  # one vote can never be significant
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 1 / 3, 0.5, 2 / 3, 1.0]), min_size=2, max_size=60),
+       st.sampled_from([0.8, 0.9, 0.95, 0.99]))
+def test_word_and_interval_never_disagree(scores, level):
+    r = stats.prompt_rate(scores, level)
+    excludes = r.lo > 0.5 or r.hi < 0.5
+    assert r.significant == excludes
+    if abs(r.p - (1 - level)) > 1e-9:  # exactly on the boundary either reading is fair
+        assert (r.p < 1 - level) == excludes
+    assert 0 <= r.lo <= r.rate <= r.hi <= 1
 
 
-def test_flips_match_brute_force():
-    for w in range(11):
-        for l in range(11):
-            for t in range(4):
-                assert stats.flips_to_change(w, t, l) == _brute_force_flips(w, t, l), (w, t, l)
+def test_three_identical_votes_per_prompt_are_one_observation_not_three():
+    """The unit is the prompt: three raters who always agree add no information about prompts,
+    so the interval is the one-rater interval, not one sqrt(3) narrower (the old vote-level error)."""
+    rng = np.random.default_rng(3)
+    one = [[float(x)] for x in rng.random(40) < 0.6]
+    three = [v * 3 for v in one]
+    r1, r3 = (stats.comparisons(prompt_votes(v)).iloc[0] for v in (one, three))
+    assert (r1["prompts"], r3["prompts"], r3["n"], r3["raters"]) == (40, 40, 120, 3)
+    assert (r1["rate"], r1["lo"], r1["hi"], r1["p"]) == pytest.approx((r3["rate"], r3["lo"], r3["hi"], r3["p"]))
+    ladder1 = stats.bradley_terry(prompt_votes(one), rounds=300, seed=1).set_index("variant")
+    ladder3 = stats.bradley_terry(prompt_votes(three), rounds=300, seed=1).set_index("variant")
+    width = lambda ladder: float((ladder["hi"] - ladder["lo"]).mean())  # noqa: E731
+    assert width(ladder3) == pytest.approx(width(ladder1), rel=0.05)
+
+
+def _recompute(votes: pd.DataFrame, **changes) -> pd.Series:
+    return stats.comparisons(votes.assign(**changes) if changes else votes).iloc[0]
+
+
+def test_leaving_each_rater_out_matches_recomputing_without_them():
+    rng = np.random.default_rng(8)
+    votes = prompt_votes([[float(x) for x in rng.choice([0.0, 0.5, 1.0], size=rng.integers(1, 4), p=[.3, .2, .5])]
+                          for _ in range(30)])
+    row = stats.comparisons(votes).iloc[0]
+    without = {r: stats.comparisons(votes[votes["rater"] != r]).iloc[0] for r in sorted(votes["rater"].unique())}
+    rates = {r: w["rate"] for r, w in without.items()}
+    assert row["rate_without_low"] == pytest.approx(min(rates.values()))
+    assert row["rate_without_high"] == pytest.approx(max(rates.values()))
+    assert rates[row["rater_low"]] == pytest.approx(min(rates.values()))
+    moved = [r for r, w in without.items()
+             if bool(w["significant"]) != bool(row["significant"]) or (w["significant"] and w["winner"] != row["winner"])]
+    assert row["raters_moving_verdict"] == ", ".join(moved)
+
+
+def _brute_force_winner_flips(scores: list[list[float]]) -> int:
+    """Fewest single-vote flips against the leader (win or tie to a loss) that end its lead."""
+    from itertools import combinations as subsets
+
+    flat = [(p, k, x) for p, votes in enumerate(scores) for k, x in enumerate(votes)]
+    rate = lambda s: np.mean([np.mean(v) for v in s])  # noqa: E731
+    lead_a = rate(scores) >= 0.5
+    usable = [i for i, (_, _, x) in enumerate(flat) if (x > 0 if lead_a else x < 1)]
+    for size in range(len(usable) + 1):
+        for chosen in subsets(usable, size):
+            s = [list(v) for v in scores]
+            for i in chosen:
+                p, k, _ = flat[i]
+                s[p][k] = 0.0 if lead_a else 1.0
+            if (rate(s) <= 0.5 + 1e-12) if lead_a else (rate(s) >= 0.5 - 1e-12):
+                return size
+    return -1
+
+
+def test_flips_to_lose_the_winner_are_the_fewest_possible():
+    rng = np.random.default_rng(12)
+    for _ in range(25):
+        scores = [[float(x) for x in rng.choice([0.0, 0.5, 1.0], size=rng.integers(1, 3), p=[.25, .2, .55])]
+                  for _ in range(int(rng.integers(2, 6)))]
+        row = stats.comparisons(prompt_votes(scores)).iloc[0]
+        assert row["flips_winner"] == _brute_force_winner_flips(scores), scores
+
+
+def test_flips_to_change_significance_change_it():
+    """Flipping that many of the leader's votes (wins first, on prompts with fewest raters) makes it
+    not significant, and one fewer does not; an unreachable change is -1."""
+    votes = prompt_votes([[1.0]] * 30 + [[0.0]] * 8 + [[0.5]] * 4)
+    row = stats.comparisons(votes).iloc[0]
+    assert row["significant"] and 0 < row["flips_significance"] <= row["flips_winner"]
+    wins = votes.index[votes["outcome"] == "a"]
+    k = int(row["flips_significance"])
+    assert not stats.comparisons(votes.assign(outcome=votes["outcome"].where(~votes.index.isin(wins[:k]), "b"))) \
+        .iloc[0]["significant"]
+    assert stats.comparisons(votes.assign(outcome=votes["outcome"].where(~votes.index.isin(wins[:k - 1]), "b"))) \
+        .iloc[0]["significant"]
+    assert stats.comparisons(prompt_votes([[1.0]])).iloc[0]["flips_significance"] == -1  # one prompt never can be
+
+
+def test_more_prompts_for_power_only_while_inconclusive():
+    unclear = stats.comparisons(prompt_votes([[1.0]] * 14 + [[0.0]] * 10)).iloc[0]
+    assert not unclear["significant"] and unclear["more_prompts"] > 0
+    clear = stats.comparisons(prompt_votes([[1.0]] * 30 + [[0.0]] * 5)).iloc[0]
+    assert clear["significant"] and pd.isna(clear["more_prompts"])
+    assert stats.prompts_for_power(0.5, 1.0) is None
 
 
 def test_comparisons_table():
@@ -205,17 +304,64 @@ def test_comparisons_table():
     gold = votes.head(30).assign(gold=True, gold_better="a")
     table = stats.comparisons(pd.concat([votes, gold]))
     assert list(table.columns) == stats.COMPARISON_COLUMNS and len(table) == 6
-    assert table["n"].sum() == len(votes)
+    assert table["n"].sum() == len(votes) and table["prompts"].sum() == len(votes)  # one vote per prompt here
     row = table.set_index(["a", "b"]).loc[("base", "sft")]
     counts = votes[(votes["a"] == "base") & (votes["b"] == "sft")]["outcome"].value_counts()
     assert (row["wins"], row["losses"]) == (counts.get("a", 0), counts.get("b", 0))
-    assert row["winner"] == "sft" and bool(row["significant"])
-    assert row["flips_winner"] == (row["losses"] - row["wins"] + 1) // 2
+    assert row["winner"] == "sft" and bool(row["significant"]) and row["hi"] < 0.5
     assert stats.comparisons(votes.iloc[:0]).columns.tolist() == stats.COMPARISON_COLUMNS
     with pytest.raises(InvalidInput, match="unknown outcomes"):
         stats.comparisons(votes.assign(outcome="A"))
     with pytest.raises(InvalidInput, match="gold"):
         stats.comparisons(votes.drop(columns="gold"))
+
+
+# ---------------------------------------------------------------- plans and intra-class correlation
+
+SHROUT_FLEISS = [[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]]
+
+
+def test_icc_matches_shrout_and_fleiss_1979():
+    """ICC(1,1) of Shrout & Fleiss's six targets rated by four judges is 0.17 (their Table 4)."""
+    data = np.array(SHROUT_FLEISS, dtype=float)
+    assert stats.icc_oneway(np.repeat(np.arange(6), 4), data.ravel()) == pytest.approx(0.1657, abs=5e-4)
+
+
+def test_icc_of_votes_sees_prompts_that_split_raters_alike():
+    alike = prompt_votes([[1.0, 1.0, 1.0]] * 20 + [[0.0, 0.0, 0.0]] * 20)
+    assert stats.icc(alike) == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    independent = prompt_votes([[float(x) for x in rng.random(3) < 0.5] for _ in range(400)])
+    assert stats.icc(independent) < 0.08
+    assert math.isnan(stats.icc(prompt_votes([[1.0]] * 5)))
+
+
+def test_plan_has_the_power_it_promises():
+    """One rater per prompt: the exact power of our test at the planned rate, by enumerating the
+    binomial, is 80% (within the discreteness of 24 prompts)."""
+    from scipy.stats import binom
+
+    for n, lowest in ((24, 0.70), (100, 0.75)):
+        plan = stats.plan(n, 1)
+        significant = np.array([stats.prompt_rate([1.0] * k + [0.0] * (n - k)).significant for k in range(n + 1)])
+        power = binom.pmf(np.arange(n + 1), n, plan.detectable_rate)[significant].sum()
+        assert lowest <= power <= 0.9, (n, plan.detectable_rate, power)
+
+
+def test_plan_with_correlated_raters_by_simulation():
+    """Three raters per prompt whose votes correlate with ICC 0.3 (beta-binomial prompts)."""
+    plan = stats.plan(60, 3, icc=0.3)
+    p1, rho = plan.detectable_rate, 0.3
+    a, b = p1 * (1 - rho) / rho, (1 - p1) * (1 - rho) / rho  # beta with mean p1 and ICC rho
+    rng = np.random.default_rng(4)
+    hits = 0
+    for _ in range(600):
+        scores = rng.binomial(3, rng.beta(a, b, 60)) / 3
+        hits += stats.prompt_rate(scores).significant
+    assert 0.74 <= hits / 600 <= 0.88
+    assert plan.design_effect == pytest.approx(1.6) and plan.effective_votes == pytest.approx(60 * 3 / 1.6)
+    assert stats.plan(60, 3).icc == stats.PLAN_ICC and "60 prompts" in plan.sentence()
+    assert stats.plan(60, 1).detectable_rate > stats.plan(60, 3).detectable_rate > stats.plan(240, 3).detectable_rate
 
 
 def test_leader_robustness_two_variants_is_the_winner_flip_count():
@@ -230,7 +376,7 @@ def test_leader_robustness_two_variants_is_the_winner_flip_count():
                               "gold_better": None})
         result = stats.leader_robustness(votes)
         assert result["leader"] == ("x" if w > l else "y")
-        assert result["flips"] == stats.flips_to_change(w, t, l)[0]
+        assert result["flips"] == (abs(w - l) + 1) // 2  # each flipped win moves the margin by 2
 
 
 def test_leader_robustness_matches_a_linear_search():
@@ -339,13 +485,13 @@ def test_position_bias():
 
 
 def _rater_votes() -> pd.DataFrame:
-    """Items 0-39 rated by good1, good2, good3, rando, speedy, lefty; plus 8 gold pairs each.
+    """Items 0-39 rated by good1, good2, good3, rando, speedy, lefty; plus 24 gold pairs each.
     The truth on every item is 'a'; good raters and speedy know it, rando guesses,
     lefty always picks Response 1 (shown on alternating sides)."""
     rng = np.random.default_rng(11)
     rows = []
     for rater in ("good1", "good2", "good3", "rando", "speedy", "lefty"):
-        for item in range(48):
+        for item in range(64):
             gold = item >= 40
             first = "ab"[item % 2]
             if rater == "rando":
@@ -368,7 +514,23 @@ def test_rater_table_flags():
     assert "random?" in table.loc["rando", "flags"]
     assert table.loc["speedy", "flags"] == "too fast" and table.loc["speedy", "median_seconds"] == 1.0
     assert "one side" in table.loc["lefty", "flags"] and table.loc["lefty", "share_first"] == 1.0
-    assert (table["votes"] == 48).all() and (table["gold_n"] == 8).all()
+    assert (table["votes"] == 64).all() and (table["gold_n"] == 24).all()
+    assert table.loc["good1", "gold_note"] == "credible" and table.loc["rando", "gold_note"] == stats.GOLD_NEAR_CHANCE
+
+
+def test_rater_flags_need_evidence_not_just_few_gold_pairs():
+    """4 of 4 gold pairs right is not flagged (the issue's case) and says there is not enough gold
+    yet; so does 2 of 4; all wrong on 12 is flagged; perfect on 24 is credible."""
+    rows = []
+    for rater, right, n in (("perfect4", 4, 4), ("half4", 2, 4), ("wrong12", 0, 12), ("perfect24", 24, 24)):
+        rows += [[f"g{rater}{i}", rater, "base", "sft", "a" if i < right else "b", "a", 12.0, True, "a"]
+                 for i in range(n)]
+    table = stats.rater_table(pd.DataFrame(rows, columns=VOTE_COLUMNS)).set_index("rater")
+    assert table.loc["perfect4", "flags"] == "" and table.loc["perfect4", "gold_note"] == stats.GOLD_TOO_FEW
+    assert table.loc["half4", "flags"] == "" and table.loc["half4", "gold_note"] == stats.GOLD_TOO_FEW
+    assert table.loc["wrong12", "flags"] == "random?" and table.loc["wrong12", "gold_note"] == stats.GOLD_NEAR_CHANCE
+    assert table.loc["perfect24", "gold_note"] == "credible"
+    assert stats.gold_standing(0, 0) == ""
 
 
 def test_summary_bundles_everything():

@@ -20,6 +20,7 @@ import numpy as np
 
 from core.auth import Action, Role, User, require
 from core.errors import InvalidInput, NotFound
+from core.review import stats
 from core.store import Store, insert_rows
 
 DESIGNS = ("baseline", "all-pairs")
@@ -125,6 +126,30 @@ def _raters(store: Store, usernames: list[str]) -> list[str]:
     if problems:
         raise InvalidInput("; ".join(problems))
     return list(usernames)
+
+
+def plan_pair_set(store: Store, actor: User, spec: PairSetSpec) -> stats.Plan | None:
+    """What the pair set `spec` describes could detect, before it is made (stats.plan): the
+    prompts of its thinnest comparison, its raters per pair, the prior intra-class correlation.
+    None while the spec names fewer than two of the set's variants."""
+    require(actor, Action.REVIEW_MANAGE)
+    variants = list(dict.fromkeys(spec.variants))
+    if len(variants) < 2 or spec.raters_per_pair < 1:
+        return None
+    if spec.design == "baseline":
+        if spec.baseline not in variants:
+            return None
+        comparisons = [(v, spec.baseline) for v in variants if v != spec.baseline]
+    else:
+        comparisons = list(combinations(variants, 2))
+    have: dict[str, set[int]] = {}
+    for r in store.rows("SELECT DISTINCT variant_id, prompt_idx FROM generations WHERE set_id = ? "
+                        "AND variant_id IN (SELECT unnest(?))", [spec.generation_set_id, variants]):
+        have.setdefault(r["variant_id"], set()).add(r["prompt_idx"])
+    every = sorted(set().union(*have.values())) if have else []
+    chosen = set(every[: spec.max_prompts] if spec.max_prompts else every)
+    prompts = min(len(have.get(a, set()) & have.get(b, set()) & chosen) for a, b in comparisons)
+    return stats.plan(prompts, spec.raters_per_pair) if prompts else None
 
 
 def create_pair_set(store: Store, actor: User, spec: PairSetSpec) -> str:

@@ -2,18 +2,24 @@
 bootstrap intervals, rater agreement, position bias, robustness and rater quality.
 
 Input is a votes frame (columns item, rater, a, b, outcome, first, seconds, gold,
-gold_better). Gold rows only ever judge raters; every other statistic drops them.
+gold_better, and prompt: the prompt a pair is about; without it each pair is its own prompt).
+Gold rows only ever judge raters; every other statistic drops them.
+
+The rules every figure follows are stated once, below: UNIT_RULE (the prompt is the unit of
+analysis, never the vote) and TIE_RULE (a tie or both-bad is half a win to each side).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binom, binomtest, norm
+from scipy import sparse
+from scipy.stats import binomtest, norm
+from scipy.stats import t as student_t
 
 from core.errors import InvalidInput
 
@@ -21,17 +27,34 @@ OUTCOMES = ("a", "b", "tie", "both_bad")
 VOTE_COLUMNS = ["item", "rater", "a", "b", "outcome", "first", "seconds", "gold", "gold_better"]
 ELO_SCALE = 400 / math.log(10)
 LADDER_COLUMNS = ["variant", "strength", "rating", "lo", "hi", "rank", "rank_lo", "rank_hi", "n"]
-COMPARISON_COLUMNS = ["a", "b", "wins", "ties", "both_bad", "losses", "n", "rate", "lo", "hi",
-                      "p_sign", "significant", "winner", "flips_winner", "flips_significance"]
+COMPARISON_COLUMNS = ["a", "b", "wins", "ties", "both_bad", "losses", "n", "prompts", "raters", "rate", "lo", "hi",
+                      "p", "significant", "winner", "dispersion", "rate_without_low", "rater_low",
+                      "rate_without_high", "rater_high", "raters_moving_verdict", "flips_winner",
+                      "flips_significance", "more_prompts"]
 PAIR_COLUMNS = ["rater_a", "rater_b", "n", "kappa"]
-RATER_COLUMNS = ["rater", "votes", "gold_n", "gold_accuracy", "majority_agreement",
+RATER_COLUMNS = ["rater", "votes", "gold_n", "gold_accuracy", "gold_note", "majority_agreement",
                  "median_seconds", "share_first", "flags"]
 
 
-# ---------------------------------------------------------------- proportions and tests
+# ---------------------------------------------------------------- the rules, in one place
+
+METHOD_VERSION = 2  # 1: votes as independent observations; 2: the prompt is the unit
+TIE_RULE = ("A tie or 'both bad' counts as half a win to each side, everywhere: win rates, intervals, tests, "
+            "the ladder, the verdict and the robustness figures.")
+UNIT_RULE = ("The prompt is the unit: each prompt's score is the mean of its raters' votes (win 1, tie 0.5, "
+             "loss 0); the win rate is the mean over prompts, and its interval and test treat prompts, not votes, "
+             "as the independent observations.")
+SCORES = {"a": 1.0, "b": 0.0, "tie": 0.5, "both_bad": 0.5}
+PLAN_ICC = 0.3   # intra-class correlation of votes on one prompt assumed before a set has votes
+PLAN_POWER = 0.8
+GOLD_COMPETENT = 0.75  # a careful expert gets at least 3 in 4 gold pairs right
+GOLD_RULE = ("'random?' is raised only on evidence: the whole interval of a rater's gold accuracy lies below 75% "
+             "(or of their agreement with the other raters' majority, below 50%). Until their gold pairs can tell, "
+             "gold_note says 'not enough gold pairs yet' (4 of 4 right is there, not flagged).")
+
 
 def wilson(successes: float, n: float, level: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval; counts may be fractional (ties count half)."""
+    """Wilson score interval; counts may be fractional."""
     if n <= 0:
         return 0.0, 1.0
     z = norm.ppf(0.5 + level / 2)
@@ -41,35 +64,120 @@ def wilson(successes: float, n: float, level: float = 0.95) -> tuple[float, floa
     return max(0.0, float(centre - half)), min(1.0, float(centre + half))
 
 
-def sign_test(wins: int, losses: int) -> float:
-    """Exact two-sided sign test of wins against losses; 1.0 with no decisive votes."""
-    wins, losses = int(wins), int(losses)
-    # Under p = 0.5 the two tails mirror each other, so this equals scipy's binomtest
-    # p-value, without its search (which dominates on long tables).
-    return min(1.0, 2.0 * float(binom.cdf(min(wins, losses), wins + losses, 0.5)))
+def _dispersion(sums: np.ndarray, sumsq: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Variance of prompt scores over the most a [0, 1] score can vary at that mean, in (0, 1].
+
+    Computed with one pseudo-prompt scored 0 and one scored 1 added: it stays defined when
+    every prompt scores the same (all wins: 1, the binomial case; all ties: small, not 0),
+    and shrinks towards the binomial case when there are few prompts.
+    """
+    m = (sums + 1.0) / (n + 2.0)
+    var = (sumsq + 1.0 - (n + 2.0) * m * m) / (n + 1.0)
+    return np.clip(var / (m * (1.0 - m)), 1e-6, 1.0)
+
+
+def _rates(sums, sumsq, n, level: float) -> tuple[np.ndarray, ...]:
+    """(rate, lo, hi, p, dispersion) of mean prompt scores, vectorised over studies/comparisons.
+
+    A quasi-binomial score (Wilson) interval: Var(mean) = c * p(1 - p) / n, the dispersion c from
+    the prompt scores (_dispersion), and Student's t with n - 1 degrees of freedom in place of
+    the normal quantile. The test of 0.5 is the same score statistic, so p < 1 - level exactly
+    when the interval excludes 0.5: the word and the interval cannot disagree. The interval
+    stays inside [0, 1] and is never zero-wide (24 of 24 prompts won: about [0.86, 1]).
+    """
+    sums, sumsq, n = (np.asarray(x, dtype=float) for x in (sums, sumsq, n))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(n > 0, sums / n, np.nan)
+        c = _dispersion(sums, sumsq, n)
+        n_eff = n / c
+        df = np.maximum(n - 1.0, 1.0)
+        q = student_t.ppf(0.5 + level / 2, df)
+        q2 = q * q
+        centre = (rate + q2 / (2 * n_eff)) / (1 + q2 / n_eff)
+        half = q / (1 + q2 / n_eff) * np.sqrt(rate * (1 - rate) / n_eff + q2 / (4 * n_eff * n_eff))
+        lo, hi = np.clip(np.fmin(centre - half, rate), 0.0, 1.0), np.clip(np.fmax(centre + half, rate), 0.0, 1.0)
+        p = 2 * student_t.sf(np.abs(rate - 0.5) / np.sqrt(0.25 / n_eff), df)
+    few = n < 2  # one prompt says nothing about the spread between prompts
+    lo, hi, p = np.where(few, 0.0, lo), np.where(few, 1.0, hi), np.where(few, 1.0, p)
+    return rate, lo, hi, p, c
 
 
 @dataclass(frozen=True)
-class WinRate:
-    wins: int
-    ties: int
-    losses: int
-    both_bad: int
-    n: int
+class PromptRate:
+    """A win rate over prompts with its interval and test (see _rates)."""
+
+    prompts: int
     rate: float
     lo: float
     hi: float
-    p_sign: float
+    p: float
+    dispersion: float
+
+    @property
+    def significant(self) -> bool:
+        return bool(self.lo > 0.5 or self.hi < 0.5)
 
 
-def win_rate(wins: int, ties: int, losses: int, both_bad: int = 0, level: float = 0.95) -> WinRate:
-    """Win rate of side a with ties and both-bad as half a win (Chatbot Arena's "tie (bothbad)")."""
-    n = wins + ties + both_bad + losses
-    if n == 0:
-        return WinRate(wins, ties, losses, both_bad, 0, math.nan, 0.0, 1.0, 1.0)
-    score = wins + (ties + both_bad) / 2
-    lo, hi = wilson(score, n, level)
-    return WinRate(wins, ties, losses, both_bad, n, score / n, lo, hi, sign_test(wins, losses))
+def prompt_rate(scores: Sequence[float] | np.ndarray, level: float = 0.95) -> PromptRate:
+    """Win rate of side a from one score per prompt (each in [0, 1])."""
+    s = np.asarray(scores, dtype=float)
+    if s.size and (np.isnan(s).any() or s.min() < 0 or s.max() > 1):
+        raise InvalidInput("prompt scores must lie in [0, 1] (win 1, tie 0.5, loss 0, averaged over raters)")
+    rate, lo, hi, p, c = _rates(s.sum(), (s * s).sum(), s.size, level)
+    if s.size == 0:
+        return PromptRate(0, math.nan, 0.0, 1.0, 1.0, math.nan)
+    return PromptRate(int(s.size), float(rate), float(lo), float(hi), float(p), float(c))
+
+
+def _normal(q: float) -> float:
+    return float(norm.ppf(q))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a pair set can detect before a vote is cast."""
+
+    prompts: int
+    raters_per_prompt: int
+    icc: float
+    design_effect: float
+    effective_votes: float
+    detectable_rate: float  # the smallest win rate above 0.5 found with PLAN_POWER
+
+    def sentence(self) -> str:
+        return (f"With {self.prompts} prompts and {self.raters_per_prompt} rater(s) each, this set can tell a win rate "
+                f"of {100 * self.detectable_rate:.0f}% (or {100 * (1 - self.detectable_rate):.0f}%) from a draw "
+                f"{int(100 * PLAN_POWER)} times in 100 (the {self.prompts * self.raters_per_prompt} votes count as "
+                f"{self.effective_votes:.0f} independent ones: votes on one prompt agree with an intra-class "
+                f"correlation of {self.icc:.2f}).")
+
+
+def plan(prompts: int, raters_per_prompt: int, icc: float | None = None, level: float = 0.95,
+         power: float = PLAN_POWER) -> Plan:
+    """The smallest detectable win rate of a design: prompts x raters, votes on a prompt correlated
+    by `icc` (PLAN_ICC before a set has votes), no ties assumed (ties only make it easier)."""
+    if prompts < 1 or raters_per_prompt < 1:
+        raise InvalidInput("a plan needs at least one prompt and one rater per prompt")
+    icc = PLAN_ICC if icc is None or not math.isfinite(icc) else min(1.0, max(0.0, float(icc)))
+    k = int(raters_per_prompt)
+    deff = 1 + (k - 1) * icc
+    c = deff / k  # a prompt score's variance over a single vote's
+    q = float(student_t.ppf(0.5 + level / 2, max(prompts - 1, 1)))
+    zb = _normal(power)
+    delta = 0.25
+    for _ in range(50):  # delta = (q * 0.5 + zb * sqrt(p1 (1 - p1))) * sqrt(c / n), p1 = 0.5 + delta
+        delta = min(0.5, (q * 0.5 + zb * math.sqrt(max(0.25 - delta * delta, 0.0))) * math.sqrt(c / prompts))
+    return Plan(int(prompts), k, icc, deff, prompts * k / deff, 0.5 + delta)
+
+
+def prompts_for_power(rate: float, dispersion: float, level: float = 0.95, power: float = PLAN_POWER) -> int | None:
+    """Prompts (in all) that give `power` at the difference observed so far; None when it is 0."""
+    delta = abs(rate - 0.5)
+    if not math.isfinite(delta) or delta < 1e-9:
+        return None
+    q, zb = _normal(0.5 + level / 2), _normal(power)
+    n = (q * 0.5 * math.sqrt(dispersion) + zb * math.sqrt(dispersion * rate * (1 - rate))) ** 2 / delta ** 2
+    return max(2, math.ceil(n))
 
 
 def _first_true(lo: int, hi: int, ok: Callable[[int], bool]) -> int:
@@ -81,35 +189,6 @@ def _first_true(lo: int, hi: int, ok: Callable[[int], bool]) -> int:
         else:
             lo = mid + 1
     return lo
-
-
-def flips_to_change(wins: int, ties: int, losses: int, both_bad: int = 0,
-                    alpha: float = 0.05) -> tuple[int, int]:
-    """(flips to lose the winner, flips to change the sign test's verdict at alpha).
-
-    A flip turns one vote against the current leader. Turning a win into a loss moves the
-    margin by 2, a tie by 1, so wins are always flipped first; once the margin reaches 0
-    the winner is gone, hence ceil(margin / 2). The p-value is monotone along that path
-    (and along the mirror path loss->win, then tie->win, which is cheaper than tie->win
-    first), so a binary search finds the smallest count. -1: significance is out of reach.
-    """
-    w, l, t = int(wins), int(losses), int(ties) + int(both_bad)
-    if l > w:  # measure from the leading side's point of view; the counts are symmetric
-        w, l = l, w
-    margin = w - l
-    to_winner = (margin + 1) // 2
-    if sign_test(w, l) < alpha:
-        to_significance = _first_true(1, to_winner, lambda k: sign_test(w - k, l + k) >= alpha)
-    else:
-        def flipped(k: int) -> tuple[int, int]:
-            return w + k, l - min(k, l)  # losses become wins first, then ties do
-
-        total = l + t
-        if total == 0 or sign_test(*flipped(total)) >= alpha:
-            to_significance = -1
-        else:
-            to_significance = _first_true(1, total, lambda k: sign_test(*flipped(k)) < alpha)
-    return to_winner, to_significance
 
 
 # ---------------------------------------------------------------- votes frames
@@ -137,22 +216,152 @@ def _one_per_rater(ballots: pd.DataFrame) -> pd.DataFrame:
     return ballots.drop_duplicates(["item", "rater"], keep="last")
 
 
-def comparisons(votes: pd.DataFrame, level: float = 0.95, alpha: float = 0.05) -> pd.DataFrame:
-    """One row per pair (a, b): win rate of a with Wilson CI, sign test and flip counts."""
+def _prompts(ballots: pd.DataFrame) -> pd.Series:
+    """The prompt each vote is about: the `prompt` column, or the pair (`item`) when a frame has none."""
+    return ballots["prompt"] if "prompt" in ballots.columns else ballots["item"]
+
+
+def _scored(ballots: pd.DataFrame) -> pd.DataFrame:
+    """a, b, prompt, rater, score (side a's, by TIE_RULE) of each vote."""
+    return pd.DataFrame({"a": ballots["a"].to_numpy(), "b": ballots["b"].to_numpy(),
+                         "prompt": _prompts(ballots).to_numpy(), "rater": ballots["rater"].astype(str).to_numpy(),
+                         "score": ballots["outcome"].map(SCORES).to_numpy(dtype=float)})
+
+
+def _by_prompt(g: pd.DataFrame) -> pd.DataFrame:
+    """Per prompt: S (sum of vote scores), K (votes), m (the prompt's score)."""
+    by = g.groupby("prompt", sort=True)["score"].agg(S="sum", K="size")
+    by["m"] = by["S"] / by["K"]
+    return by
+
+
+def _without_each_rater(g: pd.DataFrame, by_prompt: pd.DataFrame, level: float) -> pd.DataFrame:
+    """rate, lo, hi with each rater's votes left out in turn (a prompt only they rated drops out)."""
+    pr = g.groupby(["prompt", "rater"], sort=False)["score"].agg(["sum", "size"]).reset_index()
+    pr = pr.join(by_prompt, on="prompt")
+    left = (pr["K"] - pr["size"]).to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(left > 0, (pr["S"] - pr["sum"]).to_numpy() / left, 0.0)
+    m_p = pr["m"].to_numpy()
+    pr["d_sum"] = mean - m_p
+    pr["d_sumsq"] = mean * mean - m_p * m_p
+    pr["d_n"] = np.where(left > 0, 0, -1)
+    per = pr.groupby("rater", sort=True)[["d_sum", "d_sumsq", "d_n"]].sum()
+    m = by_prompt["m"].to_numpy()
+    rate, lo, hi, _, _ = _rates(m.sum() + per["d_sum"].to_numpy(), (m * m).sum() + per["d_sumsq"].to_numpy(),
+                                len(m) + per["d_n"].to_numpy(), level)
+    return pd.DataFrame({"rate": rate, "lo": lo, "hi": hi}, index=per.index)
+
+
+def _flips(g: pd.DataFrame, by_prompt: pd.DataFrame, level: float) -> tuple[int, int]:
+    """(flips to lose the leader, flips to change whether the difference is significant).
+
+    A flip turns one vote against the current leader (a win into a loss, or a tie into a loss)
+    or, while the difference is not significant, towards it (a loss or a tie into a win). Votes
+    are flipped in the order that moves the win rate most (a whole win before a tie, a prompt with
+    fewer raters first), so the first count is the fewest possible. -1: flipping every such vote
+    does not change it.
+    """
+    n = len(by_prompt)
+    m = by_prompt["m"].to_numpy()
+    leader_is_a = m.mean() >= 0.5
+    score = g["score"].to_numpy() if leader_is_a else 1.0 - g["score"].to_numpy()
+    prompt = by_prompt.index.get_indexer(g["prompt"])
+    K = by_prompt["K"].to_numpy()[prompt]
+    start = m if leader_is_a else 1.0 - m
+
+    def path(step: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Win rates and significance after 0, 1, 2, ... flips along the best order."""
+        idx = np.flatnonzero(usable)
+        effect = step[idx] / K[idx]
+        order = np.argsort(-np.abs(effect), kind="stable")
+        idx, effect = idx[order], effect[order]
+        p_of = prompt[idx]
+        earlier = pd.Series(effect).groupby(p_of).cumsum().to_numpy() - effect
+        before = start[p_of] + earlier
+        after = before + effect
+        sums = start.sum() + np.concatenate([[0.0], np.cumsum(effect)])
+        sumsq = (start * start).sum() + np.concatenate([[0.0], np.cumsum(after * after - before * before)])
+        rate, lo, hi, _, _ = _rates(sums, sumsq, np.full(len(sums), n), level)
+        return rate, (lo > 0.5) | (hi < 0.5)
+
+    rate, significant = path(np.where(score == 1.0, -1.0, -0.5), score > 0)
+    lost = np.flatnonzero(rate <= 0.5 + 1e-12)
+    to_winner = int(lost[0]) if len(lost) else -1
+    if significant[0]:
+        changed = np.flatnonzero(~significant)
+    else:
+        _, significant = path(np.where(score == 0.0, 1.0, 0.5), score < 1)
+        changed = np.flatnonzero(significant)
+    return to_winner, int(changed[0]) if len(changed) else -1
+
+
+def icc_oneway(groups: Sequence | np.ndarray, values: Sequence[float] | np.ndarray,
+               strata: Sequence | np.ndarray | None = None) -> float:
+    """One-way random-effects intra-class correlation ICC(1) (Shrout & Fleiss 1979), with the
+    unequal-group-size correction k0; `strata` (e.g. the comparison) give each its own mean.
+    nan without a group of two or more; clipped to [0, 1]."""
+    frame = pd.DataFrame({"g": np.asarray(groups), "x": np.asarray(values, dtype=float),
+                          "s": 0 if strata is None else np.asarray(strata)})
+    by = frame.groupby(["s", "g"], sort=False)["x"]
+    k = by.size().to_numpy(dtype=float)
+    if (k >= 2).sum() == 0:
+        return math.nan
+    N, g, c = k.sum(), len(k), frame["s"].nunique()
+    means = by.transform("mean")
+    grand = frame.groupby("s")["x"].transform("mean")
+    msb = float(((means - grand) ** 2).sum()) / max(g - c, 1)
+    msw = float(((frame["x"] - means) ** 2).sum()) / max(N - g, 1)
+    k0 = (N - (k * k).sum() / N) / max(g - c, 1)
+    if msb + (k0 - 1) * msw <= 0:
+        return math.nan
+    return float(min(1.0, max(0.0, (msb - msw) / (msb + (k0 - 1) * msw))))
+
+
+def icc(votes: pd.DataFrame) -> float:
+    """Intra-class correlation of vote scores on one prompt (icc_oneway), comparisons as strata.
+    0: votes on one prompt agree no more than votes on different prompts; nan before any prompt
+    has two votes. It sets the design effect of the set's plan (plan)."""
+    scored = _scored(_one_per_rater(_ballots(votes)))
+    if scored.empty:
+        return math.nan
+    return icc_oneway(scored["prompt"], scored["score"], scored["a"] + "\x00" + scored["b"])
+
+
+def comparisons(votes: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """One row per compared pair of variants (a, b): side a's win rate over prompts (UNIT_RULE,
+    TIE_RULE) with its interval and test (_rates), the units (votes, prompts, raters), the lowest
+    and highest rate with one rater left out (and the raters whose removal would change the
+    verdict), flip counts (_flips), and, while not significant, how many more prompts would give
+    80% power at the rate seen so far."""
     ballots = _ballots(votes)
     if ballots.empty:
         return pd.DataFrame(columns=COMPARISON_COLUMNS)
-    counts = (ballots.groupby(["a", "b"])["outcome"].value_counts().unstack(fill_value=0)
-              .reindex(columns=list(OUTCOMES), fill_value=0))
+    scored = _scored(ballots)
+    outcome = ballots["outcome"].to_numpy()
     rows = []
-    for (a, b), c in counts.iterrows():
-        r = win_rate(int(c["a"]), int(c["tie"]), int(c["b"]), int(c["both_bad"]), level)
+    for (a, b), g in scored.groupby(["a", "b"], sort=True):
+        by_prompt = _by_prompt(g)
+        r = prompt_rate(by_prompt["m"].to_numpy(), level)
+        counts = pd.Series(outcome[g.index]).value_counts()
+        without = _without_each_rater(g, by_prompt, level)
+        if len(without) >= 2:
+            low, high = without["rate"].idxmin(), without["rate"].idxmax()
+            sig = ((without["lo"] > 0.5) | (without["hi"] < 0.5)).to_numpy()
+            side = np.sign(without["rate"].to_numpy() - 0.5)
+            moves = (sig != r.significant) | (sig & (side != np.sign(r.rate - 0.5)))
+            loo = [float(without.loc[low, "rate"]), str(low), float(without.loc[high, "rate"]), str(high),
+                   ", ".join(str(x) for x in without.index[moves])]
+        else:
+            loo = [math.nan, None, math.nan, None, ""]
+        flips_winner, flips_sig = _flips(g, by_prompt, level)
+        needed = None if r.significant else prompts_for_power(r.rate, r.dispersion, level)
         winner = a if r.rate > 0.5 else b if r.rate < 0.5 else None
-        flips_winner, flips_sig = flips_to_change(r.wins, r.ties, r.losses, r.both_bad, alpha)
-        rows.append([a, b, r.wins, r.ties, r.both_bad, r.losses, r.n, r.rate, r.lo, r.hi,
-                     r.p_sign, r.p_sign < alpha, winner, flips_winner, flips_sig])
+        rows.append([a, b, int(counts.get("a", 0)), int(counts.get("tie", 0)), int(counts.get("both_bad", 0)),
+                     int(counts.get("b", 0)), len(g), r.prompts, int(g["rater"].nunique()), r.rate, r.lo, r.hi, r.p,
+                     r.significant, winner, r.dispersion, *loo, flips_winner, flips_sig,
+                     None if needed is None else max(0, needed - r.prompts)])
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
-
 
 # ---------------------------------------------------------------- Bradley-Terry
 
@@ -200,13 +409,14 @@ def bt_fit(wins_matrix: np.ndarray, prior: float = 0.01) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Tally:
-    """Votes collapsed into cells (a, b, kind): the bootstrap redraws cell counts, not rows."""
+    """Votes collapsed into cells (a, b, kind); `vote_cell` maps each vote to its cell."""
 
     variants: list[str]
     cell_a: np.ndarray   # index of a
     cell_b: np.ndarray   # index of b
-    kind: np.ndarray     # 0: a won, 1: b won, 2: tie or both bad
+    kind: np.ndarray     # 0: a won, 1: b won, 2: tie or both bad (TIE_RULE: half each way)
     count: np.ndarray
+    vote_cell: np.ndarray
 
     def matrices(self, counts: np.ndarray) -> np.ndarray:
         """Win matrices (R, n, n) from cell counts (R, K)."""
@@ -222,9 +432,26 @@ class _Tally:
 def _tally(ballots: pd.DataFrame) -> _Tally:
     codes, variants = pd.factorize(pd.concat([ballots["a"], ballots["b"]], ignore_index=True), sort=True)
     n, rows = len(variants), len(ballots)
-    kind = _outcome_codes(ballots).clip(max=2)  # tie and both-bad weigh the same here
-    cells, count = np.unique((codes[:rows] * n + codes[rows:]) * 3 + kind, return_counts=True)
-    return _Tally([str(v) for v in variants], cells // 3 // n, cells // 3 % n, cells % 3, count)
+    kind = _outcome_codes(ballots).clip(max=2)  # tie and both-bad weigh the same (TIE_RULE)
+    cells, vote_cell, count = np.unique((codes[:rows] * n + codes[rows:]) * 3 + kind, return_inverse=True,
+                                        return_counts=True)
+    return _Tally([str(v) for v in variants], cells // 3 // n, cells // 3 % n, cells % 3, count, vote_cell.ravel())
+
+
+def _prompt_bootstrap(ballots: pd.DataFrame, tally: _Tally, rounds: int, seed: int,
+                      block: int = 100) -> Iterator[np.ndarray]:
+    """Cell counts (b, K) of `rounds` bootstrap samples of prompts, `block` rounds at a time.
+
+    A prompt is drawn with all its votes (in every comparison it appears in): one multinomial
+    draw per round over the prompts, then prompts x cells counts turn it into cell counts.
+    """
+    prompt, prompts = pd.factorize(_prompts(ballots))
+    P = len(prompts)
+    per_prompt = sparse.csr_matrix((np.ones(len(prompt)), (prompt, tally.vote_cell)), shape=(P, len(tally.count)))
+    rng = np.random.default_rng(seed)
+    for start in range(0, rounds, block):
+        weights = rng.multinomial(P, np.full(P, 1.0 / P), size=min(block, rounds - start))
+        yield np.asarray((per_prompt.T @ weights.T).T)
 
 
 def _ranks(s: np.ndarray) -> np.ndarray:
@@ -236,9 +463,8 @@ def bradley_terry(votes: pd.DataFrame, rounds: int = 1000, level: float = 0.95, 
                   anchor: str | None = None) -> pd.DataFrame:
     """Ladder of variants: BT strength, Elo-like rating, percentile bootstrap CIs and rank ranges.
 
-    The bootstrap resamples votes with replacement. Votes are interchangeable within a cell
-    (ordered pair x outcome), so one multinomial draw per round over the cells is the same
-    resample as drawing rows, and all rounds are fitted together.
+    The bootstrap resamples prompts, each with all its votes (UNIT_RULE; _prompt_bootstrap), and
+    fits a block of rounds at once.
     """
     ballots = _ballots(votes)
     if ballots.empty:
@@ -256,10 +482,8 @@ def bradley_terry(votes: pd.DataFrame, rounds: int = 1000, level: float = 0.95, 
     s = bt_fit(tally.matrices(tally.count)[0])
     point, rank = rating(s), _ranks(s)
     if rounds > 0:
-        rng = np.random.default_rng(seed)
-        total = int(tally.count.sum())
-        draws = rng.multinomial(total, tally.count / total, size=rounds)
-        boot = bt_fit_many(tally.matrices(draws))
+        boot = np.concatenate([bt_fit_many(tally.matrices(counts))
+                               for counts in _prompt_bootstrap(ballots, tally, rounds, seed)])
         q = (1 - level) / 2
         lo, hi = np.quantile(rating(boot), [q, 1 - q], axis=0)
         boot_ranks = _ranks(boot)
@@ -439,10 +663,24 @@ def _majority_agreement(ballots: pd.DataFrame) -> pd.DataFrame:
                         columns=["rater", "agree"])
 
 
-def rater_table(votes: pd.DataFrame, too_fast_seconds: float = 3.0, min_gold: int = 4,
-                alpha: float = 0.05) -> pd.DataFrame:
+GOLD_NEAR_CHANCE = "near chance"
+GOLD_TOO_FEW = "not enough gold pairs yet"
+
+
+def gold_standing(correct: int, n: int, level: float = 0.95) -> str:
+    """What a rater's gold pairs say: "" (none yet), GOLD_NEAR_CHANCE (even the top of the
+    interval of their gold accuracy is below GOLD_COMPETENT), "credible" (its bottom is at or
+    above it) or GOLD_TOO_FEW (the interval still reaches both sides: 4 of 4 right is here)."""
+    if n <= 0:
+        return ""
+    lo, hi = wilson(correct, n, level)
+    return GOLD_NEAR_CHANCE if hi < GOLD_COMPETENT else "credible" if lo >= GOLD_COMPETENT else GOLD_TOO_FEW
+
+
+def rater_table(votes: pd.DataFrame, too_fast_seconds: float = 3.0, alpha: float = 0.05) -> pd.DataFrame:
     """One row per rater: gold accuracy, agreement with the others' majority, speed, side
-    preference, and flags for raters whose votes look random, rushed or one-sided."""
+    preference, and flags for raters whose votes look random, rushed or one-sided (on evidence
+    only; too few gold pairs is the note GOLD_TOO_FEW, not a flag)."""
     if votes.empty:
         return pd.DataFrame(columns=RATER_COLUMNS)
     ballots = _ballots(votes)
@@ -469,11 +707,11 @@ def rater_table(votes: pd.DataFrame, too_fast_seconds: float = 3.0, min_gold: in
 
     def flags(r) -> str:
         found = []
-        # Gold is the direct test of competence; agreement with the others' majority catches
-        # a random rater who was served too little gold.
-        correct = int(gold_correct[r.Index])
-        if (r.gold_n >= min_gold and binomtest(correct, r.gold_n, 0.5, alternative="greater").pvalue >= alpha) \
-                or (majority_n[r.Index] >= 10 and r.majority_agreement < 0.4):
+        # Only on evidence: gold accuracy credibly below GOLD_COMPETENT (gold_standing), or
+        # agreement with the others' majority credibly below one half (which catches a random
+        # rater served too little gold). Too few gold pairs is a note, never a flag.
+        majority_hi = wilson(agree[r.Index], majority_n[r.Index], 1 - alpha)[1] if majority_n[r.Index] else 1.0
+        if r.gold_note == GOLD_NEAR_CHANCE or majority_hi < 0.5:
             found.append("random?")
         if r.median_seconds < too_fast_seconds:
             found.append("too fast")
@@ -481,6 +719,7 @@ def rater_table(votes: pd.DataFrame, too_fast_seconds: float = 3.0, min_gold: in
             found.append("one side")
         return "; ".join(found)
 
+    table["gold_note"] = [gold_standing(int(gold_correct[r]), int(table.loc[r, "gold_n"]), 1 - alpha) for r in raters]
     table["flags"] = [flags(r) for r in table.itertuples()]
     return table.rename_axis("rater").reset_index()[RATER_COLUMNS]
 
@@ -491,7 +730,7 @@ def summary(votes: pd.DataFrame, rounds: int = 1000, level: float = 0.95, seed: 
     ballots = _ballots(votes)
     return {
         "ladder": bradley_terry(votes, rounds=rounds, level=level, seed=seed, anchor=anchor),
-        "comparisons": comparisons(votes, level=level, alpha=alpha),
+        "comparisons": comparisons(votes, level=level),
         "pairwise_cohen": pairwise_cohen(votes),
         "fleiss": fleiss_from_votes(votes),
         "alpha_nominal": krippendorff_alpha_nominal(votes),
@@ -499,5 +738,7 @@ def summary(votes: pd.DataFrame, rounds: int = 1000, level: float = 0.95, seed: 
         "raters": rater_table(votes, too_fast_seconds=too_fast_seconds, alpha=alpha),
         "leader_robustness": leader_robustness(votes, alpha=alpha),
         "n_votes": len(ballots),
+        "n_prompts": int(_prompts(ballots).nunique()),
+        "icc": icc(votes),
         "n_gold": len(votes) - len(ballots),
     }

@@ -493,4 +493,21 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         DROP TABLE model_variants;
         ALTER TABLE model_variants_new RENAME TO model_variants;
     """),
+    (18, "review_prompt_unit", """
+        -- [trust]: the prompt is the unit of a review's statistics. Older results keep their rows
+        -- (their settings carry the old method version and are recomputed in the background).
+        ALTER TABLE review_comparisons RENAME COLUMN p_sign TO p;
+        ALTER TABLE review_comparisons ADD COLUMN prompts INTEGER;
+        ALTER TABLE review_comparisons ADD COLUMN raters INTEGER;
+        ALTER TABLE review_comparisons ADD COLUMN dispersion DOUBLE;
+        ALTER TABLE review_comparisons ADD COLUMN rate_without_low DOUBLE;
+        ALTER TABLE review_comparisons ADD COLUMN rater_low VARCHAR;
+        ALTER TABLE review_comparisons ADD COLUMN rate_without_high DOUBLE;
+        ALTER TABLE review_comparisons ADD COLUMN rater_high VARCHAR;
+        ALTER TABLE review_comparisons ADD COLUMN raters_moving_verdict VARCHAR;
+        ALTER TABLE review_comparisons ADD COLUMN more_prompts INTEGER;
+        ALTER TABLE review_raters ADD COLUMN gold_note VARCHAR;
+        ALTER TABLE review_results ADD COLUMN n_prompts INTEGER;
+        ALTER TABLE review_results ADD COLUMN icc DOUBLE;
+    """),
 ]
