@@ -30,6 +30,7 @@ LABELS = {
     "review_bt": "P6",          # [review]: Bradley-Terry with 1,000 bootstrap rounds
     "demo_p7": "P7",            # [proof]: `make demo`'s first run
     "load_server": "load",      # [proof]: 50 raters x 200 votes through the running app
+    "trust_calibration": "trust",  # [trust]: false-positive rates and coverage by simulation against known truth
 }
 
 

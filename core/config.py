@@ -134,11 +134,13 @@ class ReviewSettings:
 
 @dataclass
 class MetricsSettings:
-    bootstrap_rounds: int = setting(1000, "Bootstrap rounds of every metric's confidence interval and paired delta.",
+    bootstrap_rounds: int = setting(1000, "Resampling rounds of the metric intervals and paired deltas (at least; "
+                                    "raised to 50 / (1 - level) where an interval's level needs more).",
                                     min=100, max=100_000)
     confidence: float = setting(0.95, "Confidence level of every interval on the Metrics page.", min=0.5,
                                 max=0.999)
-    alpha: float = setting(0.05, "Significance level of the deltas vs the base (after Holm's adjustment).",
+    alpha: float = setting(0.05, "Family-wise significance level of the deltas vs the base on the declared "
+                           "metrics (Bonferroni: their simultaneous intervals hold together at 1 - alpha).",
                            min=0.001, max=0.5)
     processes: int = setting(0, "Processes a scoring job uses (0: one per core).", min=0, max=256)
     pass_k: list = setting([1, 5, 10], "The k of pass@k shown for code tasks (each needs at least k samples "
@@ -154,9 +156,13 @@ class RegressionSettings:
     max_drop_points: float = setting(5.0, "Most a category's accuracy may fall below the base's (percentage points) "
                                      "before the gate fails.", min=0.0, max=100.0)
     category_max_drop: str = setting("", "Per-category overrides of max_drop_points, e.g. 'safety=2, reasoning=8'.")
-    require_significance: bool = setting(True, "A drop past the threshold fails the gate only when McNemar's exact "
-                                         "test finds it significant; otherwise the gate is inconclusive.")
-    alpha: float = setting(0.05, "Significance level of McNemar's test.", min=0.001, max=0.5)
+    max_pooled_drop_points: float = setting(2.0, "Most the accuracy over all items (each weighing the same) may fall "
+                                            "below the base's (percentage points) before the gate fails, even when no "
+                                            "single category does.", min=0.0, max=100.0)
+    require_significance: bool = setting(True, "A drop past a limit fails the gate only when a one-sided test finds it "
+                                         "past the limit (Holm over categories); otherwise the gate is inconclusive.")
+    alpha: float = setting(0.05, "Significance level of the gate's one-sided tests (the category family after Holm, "
+                           "and the pooled test).", min=0.001, max=0.5)
     min_items: int = setting(30, "A category with fewer items gives an inconclusive verdict.", min=1, max=100_000)
     confidence: float = setting(0.95, "Confidence level of the per-category accuracy intervals.", min=0.5,
                                 max=0.999)

@@ -11,6 +11,7 @@ import streamlit as st
 
 from core import serving
 from core.auth import Action
+from core.regression import gate as gates
 from core.regression import harness, runs, suite
 from dashboard import lifecycle_views, sweep_views
 from dashboard.context import current_user, owner
@@ -79,14 +80,17 @@ def _verdict(gate: dict) -> None:
     detail = gate["detail"]
     VERDICT_BANNER[gate["verdict"]](f"Gate: **{gate['verdict']}** for {gate['variant_id']} against {gate['baseline']}.")
     for reason in detail["reasons"]:
-        st.text(f"• {reason}")
+        if not reason.startswith("all items (pooled)"):  # the pooled verdict has its own line, whatever it is
+            st.text(f"• {reason}")
+    for line in gates.headline(detail):
+        st.text(line)
     if detail["advice"]:
         st.markdown("**What usually helps:** " + "; ".join(detail["advice"]) + ".")
     overall = detail["overall"]
     st.caption(f"All {overall['n']} items: base {100 * overall['base_acc']:.1f}%, fine-tune "
-               f"{100 * overall['tuned_acc']:.1f}%; {overall['right_to_wrong']} right -> wrong, "
-               f"{overall['wrong_to_right']} wrong -> right (McNemar p = {overall['p']:.3g}). Gate computed "
-               f"{gate['computed_at']:%Y-%m-%d %H:%M} by {gate['computed_by']}.")
+               f"{100 * overall['tuned_acc']:.1f}%. Each question is one-sided (did it fall by more than its limit?), "
+               f"categories corrected together (Holm). Gate computed {gate['computed_at']:%Y-%m-%d %H:%M} by "
+               f"{gate['computed_by']}.")
 
 
 def _categories(gate: dict) -> None:
@@ -101,14 +105,17 @@ def _categories(gate: dict) -> None:
              + base.mark_point(filled=True, size=80).encode(x="acc:Q", tooltip=["category", "version", "acc", "lo",
                                                                                 "hi", "n"]))
     st.altair_chart(chart, width="stretch")
-    table = cats[["category", "n", "base_acc", "tuned_acc", "drop_points", "max_drop_points", "right_to_wrong",
-                  "wrong_to_right", "p", "verdict"]]
+    shown = ["category", "n", "base_acc", "tuned_acc", "drop_points", "max_drop_points", "right_to_wrong",
+             "wrong_to_right", "p_adjusted", "detectable_drop_points", "verdict"]
+    table = cats.reindex(columns=shown)  # a gate of an older rule lacks the newer columns
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={"base_acc": st.column_config.NumberColumn(format="%.3f"),
                                 "tuned_acc": st.column_config.NumberColumn(format="%.3f"),
                                 "drop_points": st.column_config.NumberColumn("drop (points)", format="%.1f"),
                                 "max_drop_points": st.column_config.NumberColumn("limit", format="%.1f"),
-                                "p": st.column_config.NumberColumn("McNemar p", format="%.3g")})
+                                "p_adjusted": st.column_config.NumberColumn("p (drop > limit, Holm)", format="%.3g"),
+                                "detectable_drop_points": st.column_config.NumberColumn("detectable at 80%",
+                                                                                        format="%.1f")})
 
 
 def _flips(set_id: str, variant: str) -> None:

@@ -114,7 +114,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 # ---- where the time goes ----------------------------------------------------------------------
-TIERS = ("browser", "vllm", "slow")  # a test's tier is its first marker in this order, else "default"
+TIERS = ("browser", "vllm", "slow", "simulation")  # a test's tier is its first marker in this order, else "default"
 _tier_time: dict[str, float] = defaultdict(float)
 _tier_tests: dict[str, set[str]] = defaultdict(set)
 

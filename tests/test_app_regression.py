@@ -32,11 +32,14 @@ def test_lead_reads_the_failed_gate_down_to_the_items(app, failing):
     assert titles(at) == ["Regression"]
     assert [e.value for e in at.error] == ["Gate: **fail** for adapter:tuned against base."]
     assert any(t.value.startswith(f"• {category}: accuracy fell") for t in at.text)
+    assert any(t.value.startswith(f"Pooled over all {len(suite.items())} items: fail; accuracy fell") for t in at.text)
+    assert any(t.value.startswith("At 80% power this suite detects a drop of") for t in at.text)
     assert any("earlier checkpoint" in m.value for m in at.markdown)
     table = at.dataframe[0].value
     assert set(table["category"]) == set(suite.CATEGORIES)
     row = table[table["category"] == category].iloc[0]
     assert row["verdict"] == "fail" and row["right_to_wrong"] == len(lost)
+    assert row["p_adjusted"] < 0.05 and row["detectable_drop_points"] > row["max_drop_points"]
     flips = at.dataframe[1].value
     assert set(flips["item_id"]) == lost and {"prompt", "base_answer", "tuned_answer"} <= set(flips.columns)
     assert not any(b.label.startswith("Promote") for b in at.button)  # leads do not promote
@@ -69,6 +72,8 @@ def test_home_shows_the_gate_of_the_best_version(app, owner, accounts, failing):
     at = app("leo")
     assert_clean(at)
     assert any(t.value.startswith("• fail against base (suite run") for t in at.text)
+    assert any(t.value.startswith(f"Pooled over all {len(suite.items())} items: fail; accuracy fell") for t in at.text)
+    assert any(t.value.startswith("At 80% power this suite detects") for t in at.text)
 
 
 def test_the_sweep_tab_shows_task_vs_general_per_checkpoint(app, owner, accounts, tiny_model, demo_files):

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 
 from core.errors import InvalidInput, PermissionDenied
 from core.lifecycle import promotion
+from core.regression import gate as gates
 from core.regression import runs, suite
 from core.store import insert_rows
 from tests.test_serving import add_adapter, tiny_adapters  # noqa: F401  (the session fixture)
@@ -117,6 +118,58 @@ def test_a_small_unconfirmed_drop_is_inconclusive_and_settings_make_a_new_gate(w
     strict = runs.judge(store, acc["lead"], set_id, "adapter:tuned", replace(settings, require_significance=False))
     assert strict["verdict"] == "fail" and strict["gate_id"] != gate["gate_id"]
     assert runs.latest_gates(store, acc["lead"])["adapter:tuned"]["gate_id"] == strict["gate_id"]
+
+
+def test_a_broad_drop_fails_on_the_pooled_limit_and_its_setting_makes_a_new_gate(world):
+    """Two items lost in every category (4 or 3.3 points: within each category's 5) and none gained is 3.8
+    points over the 370 items, surely past the pooled limit of 2: the gate fails on it alone. With one
+    item gained back per category (three lost) the pooled items cannot confirm the same net drop:
+    inconclusive; a pooled limit of 5 passes it."""
+    store, acc, settings = world
+    lost = {i for c in suite.CATEGORIES for i in _category(c)[:2]}
+    gate = runs.judge(store, acc["lead"], seed_suite_set(store, {"adapter:tuned": lost}), "adapter:tuned", settings)
+    pooled = gate["detail"]["overall"]
+    assert {c["verdict"] for c in gate["detail"]["categories"]} == {"pass"}
+    assert pooled["verdict"] == "fail" and gate["verdict"] == "fail" and gate["detail"]["advice"]
+    assert pooled["max_drop_points"] == settings.max_pooled_drop_points == 2.0 and pooled["lower_points"] > 2.0
+    assert gate["detail"]["reasons"] == [f"all items (pooled): {pooled['reason']}"]
+    assert gate["detail"]["method"] == gates.METHOD_VERSION
+
+    lost = {i for c in suite.CATEGORIES for i in _category(c)[:3]}
+    gained = {_category(c)[-1] for c in suite.CATEGORIES}
+    set_id = seed_suite_set(store, {"adapter:tuned": lost, "base": gained})
+    gate = runs.judge(store, acc["lead"], set_id, "adapter:tuned", settings)
+    pooled = gate["detail"]["overall"]
+    assert (pooled["right_to_wrong"], pooled["wrong_to_right"]) == (21, 7)
+    assert {c["verdict"] for c in gate["detail"]["categories"]} == {"pass"}
+    assert pooled["verdict"] == "inconclusive" and gate["verdict"] == "inconclusive"
+    loose = runs.judge(store, acc["lead"], set_id, "adapter:tuned", replace(settings, max_pooled_drop_points=5.0))
+    assert loose["verdict"] == "pass" and loose["gate_id"] != gate["gate_id"]
+    strict = runs.judge(store, acc["lead"], set_id, "adapter:tuned", replace(settings, require_significance=False))
+    assert strict["verdict"] == "fail" and strict["detail"]["reasons"][-1].startswith("all items (pooled)")
+
+
+def test_a_gate_of_an_older_method_is_judged_again_when_read(world):
+    """A stored gate's fingerprint holds the method version: one computed by the old rule (here a
+    'pass' it would no longer give) is recomputed by judge and by latest_gates, and promotion reads the
+    new verdict."""
+    store, acc, settings = world
+    category = suite.items()[0].category
+    set_id = seed_suite_set(store, {"adapter:tuned": set(_category(category)[:4])})  # 8 points, unconfirmed
+    old_settings = {k: v for k, v in asdict(settings).items()
+                    if k in runs.GATE_SETTINGS and k != "max_pooled_drop_points"}
+    store.execute("""INSERT INTO regression_gates (gate_id, set_id, variant_id, baseline, verdict, detail, settings,
+                     computed_by) VALUES ('gate-old', ?, 'adapter:tuned', 'base', 'pass', ?, ?, 'someone')""",
+                  [set_id, json.dumps({"categories": [], "overall": {"n": 370, "drop_points": 1.1}, "reasons": [],
+                                       "advice": []}), json.dumps(old_settings, sort_keys=True)])
+    assert "older rule" in gates.headline(json.loads(store.scalar("SELECT detail FROM regression_gates")))[0]
+    latest = runs.latest_gates(store, acc["lead"])["adapter:tuned"]
+    assert latest["gate_id"] != "gate-old" and latest["verdict"] == "inconclusive"
+    assert json.loads(latest["settings"])["method"] == gates.METHOD_VERSION
+    assert runs.judge(store, acc["lead"], set_id, "adapter:tuned", settings)["gate_id"] == latest["gate_id"]
+    assert store.scalar("SELECT count(*) FROM regression_gates") == 2  # judged again once, then read back
+    with pytest.raises(InvalidInput, match="regression gate is inconclusive"):
+        promotion.promote(store, acc["engineer"], "adapter:tuned", "it passed when we looked last week", task="t")
 
 
 def test_runs_that_cannot_be_judged_say_why(world):

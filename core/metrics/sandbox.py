@@ -45,16 +45,35 @@ Statuses (`SandboxResult.status`; `SandboxResult.reason` says the same in a sent
   `memory_mb`, or it was SIGKILLed before its timeout (the kernel's OOM killer).
 - "error": the sandbox could not start the program (setup failure); the candidate never ran,
   so callers should treat it as an infrastructure fault, not a wrong answer.
+
+Completion (`run_python(..., completion=True)`; `SandboxResult.completed`, what pass@k counts):
+whether the program's last line returned, which no exit code can tell. The caller draws 128
+random bits per run (`secrets`) and writes them into a one-shot pipe that the launcher reads
+and closes first thing: they never reach the program's text, files, argv or environment, and
+live only in the caller, the launcher and the namespace's init A (root, not dumpable, hidden
+from the program by hidepid, not signalable by its uid; B's copy of A's memory is gone at its
+execve). A hands B the write end of a completion pipe as fd 3, and B runs `_RUNNER` rather than
+`python -I solution.py`: before any program code, the runner moves that pipe to a close-on-exec
+fd and closes 3 (so an exec of the interpreter, or a second run of the runner, has no channel);
+it runs solution.py as `__main__` the way the interpreter would; only when that returns does it
+flush stdout/stderr, write `_DONE` on the pipe and `_exit(0)`. When B ends, A reads the pipe
+and, only for exactly `_DONE` and an exit status of 0, writes the secret on a report pipe that
+B never holds and only the caller reads; `completed` is True when what came back equals the
+secret and the run ended by itself. stdout and stderr play no part. Without the mount layer or
+the uid drop no secret is sent and `completed` stays False. What this proves and what it
+cannot (code written against this protocol): `core.metrics.code`'s docstring.
 """
 
 from __future__ import annotations
 
 import functools
+import hmac
 import json
 import math
 import os
 import platform
 import random
+import secrets
 import shutil
 import signal
 import subprocess
@@ -75,6 +94,57 @@ _DEVICES = ("null", "zero", "full", "random", "urandom")
 _PIVOT_ROOT_NR = {"x86_64": 155, "amd64": 155, "aarch64": 41, "arm64": 41, "riscv64": 41,
                   "ppc64le": 203, "ppc64": 203, "s390x": 217}.get(platform.machine(), 0)
 _MEMORY_CHECK_S = 0.05  # how often the parent sums the run's resident memory
+# The completion channel (see the module docstring): the fd the runner finds it at, and the one
+# message that, followed by exit 0, makes the run's init release the secret.
+_DONE_FD = 3
+_DONE = "tuneboard: the program ran to its end\n"
+
+# With `completion=True`, B runs this instead of `python -I solution.py`: it takes the completion
+# pipe off fd 3 before the program runs (onto a close-on-exec fd: an exec, say `python -O` on an
+# edited copy, loses it; a second run of this code, say from /proc/self/cmdline, finds nothing at
+# 3), runs solution.py as __main__ as the interpreter would, and only when that returns writes the
+# message and ends at once. An exception prints its traceback (without this frame) and exits 1;
+# SystemExit passes through.
+_RUNNER = r'''
+import os, sys
+def run():
+    write, end = os.write, os._exit
+    try:
+        done = os.dup(%(fd)d)
+        os.close(%(fd)d)
+    except OSError:
+        done = -1
+    import builtins
+    from importlib.machinery import SourceFileLoader
+    path = os.path.abspath(%(script)r)
+    main = type(sys)("__main__")
+    main.__dict__.update(__file__=path, __cached__=None, __builtins__=builtins,
+                         __loader__=SourceFileLoader("__main__", path))
+    sys.modules["__main__"] = main
+    sys.argv[:] = [%(script)r]
+    try:
+        with open(path, "rb") as f:
+            code = compile(f.read(), path, "exec")
+        exec(code, main.__dict__)
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        tb = exc.__traceback__.tb_next
+        sys.excepthook(type(exc), exc.with_traceback(tb), tb)
+        raise SystemExit(1)
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+    if done != -1:
+        try:
+            write(done, %(done)r)
+        except OSError:
+            pass
+    end(0)
+run()
+''' % {"fd": _DONE_FD, "script": _SCRIPT, "done": _DONE.encode()}
 
 # Runs as root in the fresh child ("L"): unshare, then (with the mount layer) fork the pid
 # namespace's init ("A"), which builds the private root and forks the candidate ("B"): B sets
@@ -82,12 +152,14 @@ _MEMORY_CHECK_S = 0.05  # how often the parent sums the run's resident memory
 # and reaps whatever B left in the namespace; L passes B's ending on (its exit code, or the same
 # signal) and turns a SIGTERM from the caller into SIGKILL for A. B is not pid 1 itself because
 # pid 1 of a namespace ignores default-action signals sent from inside (a program's own
-# os.kill, SIGXCPU). Any failure before exec is written to err_fd (close-on-exec, so a successful
+# os.kill, SIGXCPU). With completion, L and A hold the run's secret and A releases it (see the
+# module docstring). Any failure before exec is written to err_fd (close-on-exec, so a successful
 # exec closes it with nothing written) and the launcher exits 1.
 _LAUNCHER = r'''
 import ctypes, json, os, resource, signal, sys
 cfg = json.loads(sys.argv[1])
 err_fd = cfg["err_fd"]
+secret = b""
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND = 1, 2, 4, 8, 32, 4096
 MS_NOATIME, MS_NODIRATIME, MS_REC, MS_PRIVATE, MS_RELATIME = 1024, 2048, 1 << 14, 1 << 18, 1 << 21
 KEEP = {"noexec": MS_NOEXEC, "noatime": MS_NOATIME, "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME}
@@ -158,7 +230,16 @@ def build_root(program, uid):
     os.chdir("/")
     for path in ("/", "/dev"):
         mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
-def become_candidate(uid):
+def become_candidate(uid, done_w=-1):
+    global err_fd
+    os.close(cfg["report_fd"])
+    if done_w != -1:  # the completion pipe goes to fd DONE_FD, the one number the runner knows
+        if err_fd == cfg["done_fd"]:
+            err_fd = os.dup(err_fd)
+        os.dup2(done_w, cfg["done_fd"])
+        if done_w != cfg["done_fd"]:
+            os.close(done_w)
+        os.set_inheritable(cfg["done_fd"], True)
     for name, value in cfg["limits"]:
         resource.setrlimit(getattr(resource, name), tuple(value))
     if uid is not None:
@@ -170,7 +251,7 @@ def become_candidate(uid):
     check(libc.prctl(38, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
     os.chdir(cfg["workdir"])
     os.set_inheritable(err_fd, False)
-    os.execve(cfg["python"], [cfg["python"], "-I", cfg["script"]], cfg["env"])
+    os.execve(cfg["python"], [cfg["python"], "-I"] + cfg["argv"], cfg["env"])
 def end_like(status):
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
@@ -182,6 +263,12 @@ def end_like(status):
         os._exit(128 + sig)
     os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
 try:
+    # The secret goes no further than this process and A (root, not dumpable: no ptrace, no
+    # /proc/PID/mem); B holds a copy of A's memory only until its execve replaces it.
+    check(libc.prctl(4, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE, 0)")
+    if cfg["secret_fd"] is not None:
+        secret = os.read(cfg["secret_fd"], 64)
+        os.close(cfg["secret_fd"])
     with open(os.path.join(cfg["workdir"], cfg["script"]), "rb") as f:
         program = f.read()
     if cfg["unshare"]:
@@ -209,14 +296,27 @@ try:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
     os.close(status_r)
     build_root(program, uid)
+    done_r, done_w = os.pipe() if secret else (-1, -1)
     candidate = os.fork()
     if candidate == 0:  # B
         os.close(status_w)
-        become_candidate(uid)
+        if done_r != -1:
+            os.close(done_r)
+        become_candidate(uid, done_w)
     os.close(err_fd)
+    if done_w != -1:
+        os.close(done_w)
+        os.set_blocking(done_r, False)
     while True:
         pid, status = os.waitpid(-1, 0)
         if pid == candidate:
+            # Release the secret only for the runner's exact message followed by a clean exit 0.
+            try:
+                told = os.read(done_r, len(cfg["done"]) + 1) if done_r != -1 else b""
+            except BlockingIOError:
+                told = b""
+            if secret and told == cfg["done"].encode() and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+                os.write(cfg["report_fd"], secret)
             os.write(status_w, b"%d" % status)
             os._exit(0)
 except BaseException as exc:
@@ -303,6 +403,7 @@ class SandboxResult:
     stderr: str
     seconds: float
     reason: str = ""
+    completed: bool = False  # with completion=True: the run's secret came back (see the module docstring)
 
 
 @functools.lru_cache(maxsize=1)
@@ -334,16 +435,31 @@ def sandbox_capabilities() -> dict:
 
 def run_python(code: str, test: str = "", timeout_s: float = 5.0, memory_mb: int = 512,
                max_processes: int = 16, max_file_mb: int = 8,
-               max_output_kb: int = 64) -> SandboxResult:
+               max_output_kb: int = 64, completion: bool = False) -> SandboxResult:
     """Run `code + "\\n" + test` (e.g. a HumanEval candidate and its check) contained; see the
-    module docstring for the layers and statuses. Never raises for anything the code does."""
+    module docstring for the layers and statuses. Never raises for anything the code does.
+
+    completion: run the program under the sandbox's runner and say in `completed` whether it
+    ran to its end (its last line returned), attested by a fresh per-run secret; see the module
+    docstring for what that does and does not prove."""
     caps = sandbox_capabilities()
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="tuneboard-sandbox-"))
     uid = _pick_uid() if caps["setuid"] else None
+    # Attested only where the run has an init of its own (root, outside the program's uid) to
+    # hold the secret: with the mount layer and the uid drop.
+    attest = completion and caps["mountns"] and uid is not None
+    secret = _new_secret() if attest else b""
     out = tempfile.TemporaryFile()
     err = tempfile.TemporaryFile()
     err_r, err_w = os.pipe()
+    report_r, report_w = os.pipe()
+    secret_r = -1
+    if attest:  # a one-shot pipe: written and closed here, read and closed by the launcher
+        secret_r, secret_w = os.pipe()
+        os.write(secret_w, secret)
+        os.close(secret_w)
+    reported = b""
     proc = None
     cpu = max(1, math.ceil(timeout_s))
     ended = "interrupted"  # then "exited", "timeout" or "memory": why the wait stopped
@@ -356,6 +472,9 @@ def run_python(code: str, test: str = "", timeout_s: float = 5.0, memory_mb: int
             os.chown(workdir / _SCRIPT, uid, uid)
         config = {
             "err_fd": err_w, "workdir": str(workdir), "script": _SCRIPT, "uid": uid,
+            "argv": ["-c", _RUNNER] if completion else [_SCRIPT],
+            "report_fd": report_w, "secret_fd": secret_r if attest else None,
+            "done_fd": _DONE_FD, "done": _DONE,
             "python": sys.executable, "env": _ENV,
             "unshare": _unshare_flags(caps), "mountns": caps["mountns"],
             "binds": _root_binds(), "devices": _DEVICES,
@@ -373,14 +492,16 @@ def run_python(code: str, test: str = "", timeout_s: float = 5.0, memory_mb: int
         }
         proc = subprocess.Popen(
             [sys.executable, "-I", "-S", "-c", _LAUNCHER, json.dumps(config)],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=err, pass_fds=(err_w,),
+            stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+            pass_fds=(err_w, report_w) + ((secret_r,) if attest else ()),
             cwd=workdir, env=_ENV, start_new_session=True)
         os.close(err_w)
         err_w = -1
         ended = _wait(proc.pid, started + timeout_s, uid, memory_mb * 2**20)
     finally:
-        if err_w != -1:
-            os.close(err_w)
+        for fd in (err_w, report_w, secret_r):
+            if fd != -1:
+                os.close(fd)
         if proc is not None:
             if ended != "exited" and caps["mountns"]:
                 _ask_to_stop(proc.pid)
@@ -395,6 +516,14 @@ def run_python(code: str, test: str = "", timeout_s: float = 5.0, memory_mb: int
     seconds = time.monotonic() - started
     with os.fdopen(err_r, "rb") as pipe:
         setup_error = pipe.read().decode("utf-8", "replace")
+    os.set_blocking(report_r, False)  # the launcher is reaped; the init may be dying still
+    try:
+        reported = os.read(report_r, 64)
+    except BlockingIOError:
+        pass
+    finally:
+        os.close(report_r)
+    proven = attest and ended == "exited" and bool(reported) and hmac.compare_digest(reported, secret)
     stdout, stderr = _read_capped(out, max_output_kb), _read_capped(err, max_output_kb)
     rc = proc.returncode
     cpu_s = usage.ru_utime + usage.ru_stime if usage is not None else 0.0
@@ -411,6 +540,10 @@ def run_python(code: str, test: str = "", timeout_s: float = 5.0, memory_mb: int
         status, reason = "timeout", f"timed out: used up its {cpu} s of CPU time"
     elif rc == 0:
         status, reason = "passed", "exited with code 0"
+        if completion and not attest:
+            reason += " (whether it ran to its end cannot be told on this host)"
+        elif completion and not proven:
+            reason += " before its end (it did not finish its last line)"
     elif last.startswith("MemoryError"):
         status, reason = "memory", f"out of memory: MemoryError at the {memory_mb} MB limit"
     elif rc == -signal.SIGKILL:
@@ -420,7 +553,13 @@ def run_python(code: str, test: str = "", timeout_s: float = 5.0, memory_mb: int
     else:
         status, reason = "failed", f"exited with code {rc}" + (f": {last[:200]}" if last else "")
     return SandboxResult(status=status, passed=status == "passed", returncode=rc,
-                         stdout=stdout, stderr=stderr, seconds=seconds, reason=reason)
+                         stdout=stdout, stderr=stderr, seconds=seconds, reason=reason,
+                         completed=proven and status == "passed")
+
+
+def _new_secret() -> bytes:
+    """128 fresh random bits per run (a function so tests can plant a known one)."""
+    return secrets.token_bytes(16)
 
 
 def processes_of_uid(uid: int) -> list[int]:

@@ -4,15 +4,16 @@ A run is a generation set whose prompts are the suite's items (greedy, through t
 serving paths as everything else; each prompt's source_ref is its item id). Once it has
 finished, every output is scored by its item's rule, once, into regression_items; a gate
 compares a fine-tune with the base item by item (core.regression.gate) and is stored with
-its settings. Promotion (core.lifecycle.promotion) needs a passing gate, or an engineer's
-override with a written reason.
+its settings and the gate's method version (gates.METHOD_VERSION): a gate computed by an older
+rule is judged again when it is read, by `judge` or `latest_gates`. Promotion
+(core.lifecycle.promotion) needs a passing gate, or an engineer's override with a written reason.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, fields, replace
 
 import pandas as pd
 
@@ -25,7 +26,14 @@ from core.regression import suite
 from core.store import Store, insert_rows
 
 # The settings a gate depends on (a new value judges again; the demo's knobs do not).
-GATE_SETTINGS = ("max_drop_points", "category_max_drop", "require_significance", "alpha", "min_items", "confidence")
+GATE_SETTINGS = ("max_drop_points", "category_max_drop", "max_pooled_drop_points", "require_significance", "alpha",
+                 "min_items", "confidence")
+
+
+def _fingerprint(settings: RegressionSettings) -> str:
+    """What a stored gate was computed with: its settings and the gate's method version."""
+    wanted = {k: v for k, v in asdict(settings).items() if k in GATE_SETTINGS}
+    return json.dumps({**wanted, "method": gates.METHOD_VERSION}, sort_keys=True)
 
 
 def suite_source() -> dict:
@@ -121,7 +129,7 @@ def judge(store: Store, actor: User, set_id: str, variant: str, settings: Regres
     """The gate of `variant` against the base in this run: stored once per settings, then read back."""
     require(actor, Action.METRICS_VIEW)
     frame = outcomes(store, actor, set_id)
-    wanted = json.dumps({k: v for k, v in asdict(settings).items() if k in GATE_SETTINGS}, sort_keys=True)
+    wanted = _fingerprint(settings)
     stored = store.row("""SELECT * FROM regression_gates WHERE set_id = ? AND variant_id = ? AND baseline = ?
                           AND settings = ? ORDER BY computed_at DESC LIMIT 1""", [set_id, variant, baseline, wanted])
     if stored is None:
@@ -156,8 +164,20 @@ def flips(store: Store, actor: User, set_id: str, variant: str, baseline: str = 
 
 
 def latest_gates(store: Store, actor: User) -> dict[str, dict]:
-    """The newest gate of each variant (what the Models page shows)."""
+    """The newest gate of each variant (what the Models page shows and promotion reads). One computed
+    by an older method is judged again with the settings it was stored with (new settings at their
+    defaults), so no verdict of a retired rule lets a version through."""
     require(actor, Action.METRICS_VIEW)
-    rows = store.rows("""SELECT * FROM regression_gates QUALIFY row_number() OVER (PARTITION BY variant_id
-                         ORDER BY computed_at DESC) = 1""")
-    return {r["variant_id"]: r for r in rows}
+    query = """SELECT * FROM regression_gates QUALIFY row_number() OVER (PARTITION BY variant_id
+               ORDER BY computed_at DESC) = 1"""
+    rows = store.rows(query)
+    stale = [r for r in rows if json.loads(r["settings"] or "{}").get("method") != gates.METHOD_VERSION]
+    for r in stale:
+        stored = json.loads(r["settings"] or "{}")
+        known = {f.name for f in fields(RegressionSettings)}
+        settings = replace(RegressionSettings(), **{k: v for k, v in stored.items() if k in known})
+        try:
+            judge(store, actor, r["set_id"], r["variant_id"], settings, r["baseline"])
+        except (InvalidInput, NotFound):
+            continue  # its outputs are gone or unreadable: the old row stays, marked by its settings
+    return {r["variant_id"]: r for r in (store.rows(query) if stale else rows)}

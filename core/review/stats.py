@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 from scipy.stats import binomtest, norm
 from scipy.stats import t as student_t
 
@@ -438,20 +437,48 @@ def _tally(ballots: pd.DataFrame) -> _Tally:
     return _Tally([str(v) for v in variants], cells // 3 // n, cells // 3 % n, cells % 3, count, vote_cell.ravel())
 
 
+def small_sample_widen(point, lo, hi, prompts: int, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap bounds moved away from the point by t(n-1)/z * sqrt(n/(n-1)), n prompts.
+
+    The bootstrap's spread is the plug-in one (divisor n) and its quantiles are normal-like; with
+    24 prompts the ladder's percentile intervals covered 91% at nominal 95% in the [trust]
+    simulations. This is the same correction a t interval makes over a z interval (1.08 at 24
+    prompts, 1.004 at 400); benchmarks/trust_review.py measures the coverage it gives.
+    """
+    point, lo, hi = (np.asarray(x, dtype=float) for x in (point, lo, hi))
+    if prompts < 2:
+        return lo, hi
+    z = norm.ppf(0.5 + level / 2)
+    f = student_t.ppf(0.5 + level / 2, prompts - 1) / z * math.sqrt(prompts / (prompts - 1))
+    return point - f * np.maximum(point - lo, 0.0), point + f * np.maximum(hi - point, 0.0)
+
+
 def _prompt_bootstrap(ballots: pd.DataFrame, tally: _Tally, rounds: int, seed: int,
                       block: int = 100) -> Iterator[np.ndarray]:
     """Cell counts (b, K) of `rounds` bootstrap samples of prompts, `block` rounds at a time.
 
-    A prompt is drawn with all its votes (in every comparison it appears in): one multinomial
-    draw per round over the prompts, then prompts x cells counts turn it into cell counts.
+    A prompt is drawn with all its votes (in every comparison it appears in). Prompts whose votes
+    fall in the same cells (same pair, same outcomes) are interchangeable, so drawing P prompts
+    with replacement is one multinomial draw over these kinds of prompt, weighted by how many
+    prompts each kind has: hundreds of categories instead of tens of thousands of prompts.
     """
-    prompt, prompts = pd.factorize(_prompts(ballots))
-    P = len(prompts)
-    per_prompt = sparse.csr_matrix((np.ones(len(prompt)), (prompt, tally.vote_cell)), shape=(P, len(tally.count)))
+    prompt, _ = pd.factorize(_prompts(ballots))
+    K = len(tally.count)
+    pairs, votes = np.unique(prompt.astype(np.int64) * K + tally.vote_cell, return_counts=True)
+    pair_prompt, pair_cell = pairs // K, pairs % K
+    signature = pd.Series(pair_cell * (int(votes.max()) + 1) + votes).groupby(pair_prompt).agg(tuple)
+    kind_of, kinds = pd.factorize(signature)
+    P = len(kind_of)
+    per_kind = np.zeros((len(kinds), K))
+    first = np.unique(kind_of, return_index=True)[1]  # one prompt of each kind
+    rows = signature.index.to_numpy()[first]
+    mask = np.isin(pair_prompt, rows)
+    np.add.at(per_kind, (kind_of[np.searchsorted(signature.index.to_numpy(), pair_prompt[mask])],
+                         pair_cell[mask]), votes[mask])
+    share = np.bincount(kind_of, minlength=len(kinds)) / P
     rng = np.random.default_rng(seed)
     for start in range(0, rounds, block):
-        weights = rng.multinomial(P, np.full(P, 1.0 / P), size=min(block, rounds - start))
-        yield np.asarray((per_prompt.T @ weights.T).T)
+        yield rng.multinomial(P, share, size=min(block, rounds - start)) @ per_kind
 
 
 def _ranks(s: np.ndarray) -> np.ndarray:
@@ -485,7 +512,8 @@ def bradley_terry(votes: pd.DataFrame, rounds: int = 1000, level: float = 0.95, 
         boot = np.concatenate([bt_fit_many(tally.matrices(counts))
                                for counts in _prompt_bootstrap(ballots, tally, rounds, seed)])
         q = (1 - level) / 2
-        lo, hi = np.quantile(rating(boot), [q, 1 - q], axis=0)
+        lo, hi = small_sample_widen(point, *np.quantile(rating(boot), [q, 1 - q], axis=0),
+                                    int(_prompts(ballots).nunique()), level)
         boot_ranks = _ranks(boot)
         rank_lo = np.quantile(boot_ranks, q, axis=0, method="lower").astype(int)
         rank_hi = np.quantile(boot_ranks, 1 - q, axis=0, method="higher").astype(int)
