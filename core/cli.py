@@ -673,7 +673,7 @@ def metrics_show(generation_set: str,
                  table: str = typer.Option("summary", help="With csv/parquet: summary, deltas or scores (every "
                                            "per-example score)."),
                  out_dir: Path = typer.Option(Path("."), help="Folder for --export.")) -> None:
-    """Means with CIs per variant and metric, and deltas vs the base with Holm-adjusted p-values
+    """Means with CIs per variant and metric, and deltas vs the base with adjusted p-values
     (the stored summary; computed now if the scores changed).
 
     Metrics: exact_match, rouge1, rouge2, rougeL, bleu, chrf, ter, json_valid, field_accuracy, words,
@@ -706,13 +706,18 @@ def _print_metrics(generation_set: str) -> None:
         table.add_row(m["variant"], m["metric"], f"{m['mean']:.3f}", f"{m['lo']:.3f}-{m['hi']:.3f}", str(m["n"]))
     out.print(table)
     if len(res.deltas):
-        table = Table("variant", "metric", "delta vs base", ci, "p", "p (Holm)", "verdict")
+        table = Table("variant", "metric", "delta vs base", "interval", "p", "p (adjusted)", "verdict")
         for d in res.deltas.to_dict("records"):
             table.add_row(d["variant"], d["metric"], f"{d['delta']:+.3f}", f"{d['lo']:+.3f}..{d['hi']:+.3f}",
-                          f"{d['p']:.3g}", f"{d['p_holm']:.3g}",
+                          _p(d["p"]), _p(d["p_holm"]),
                           f"{d['direction']}{' (significant)' if d['significant'] else ''}")
         out.print(table)
         out.print(results.comparisons_note(res), markup=False)
+
+
+def _p(p) -> str:
+    """A p-value, or '-' where none was computed (a descriptive metric, or one outside the tested family)."""
+    return "-" if p is None or p != p else f"{p:.3g}"
 
 
 @review_app.command("list")

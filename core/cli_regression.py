@@ -57,19 +57,28 @@ def regression_gate(run: str, variant: str = typer.Option(..., help="The fine-tu
     _print_gate(run, variant)
 
 
+def _p(p) -> str:
+    return "-" if p is None else f"{p:.3g}"
+
+
 def _print_gate(set_id: str, variant: str) -> None:
+    from core.regression import gate as gates
     from core.regression import runs
 
     gate = runs.judge(store(), CLI_USER, set_id, variant, settings().regression)
     detail = gate["detail"]
     table = Table("category", "n", "base", "fine-tune", "drop (points)", "limit", "right->wrong", "wrong->right",
-                  "McNemar p", "verdict")
+                  "p (drop > limit)", "p (Holm)", "detectable drop", "verdict")
     for c in detail["categories"] + [detail["overall"]]:
         table.add_row(c["category"], str(c["n"]), f"{c['base_acc']:.3f}", f"{c['tuned_acc']:.3f}",
                       f"{c['drop_points']:+.1f}", f"{c['max_drop_points']:g}", str(c["right_to_wrong"]),
-                      str(c["wrong_to_right"]), f"{c['p']:.3g}", c["verdict"])
+                      str(c["wrong_to_right"]), _p(c.get("p")), _p(c.get("p_adjusted")),
+                      "-" if c.get("detectable_drop_points") is None else f"{c['detectable_drop_points']:.1f}",
+                      c["verdict"])
     out.print(table)
     out.print(f"gate for {variant}: {gate['verdict']}", markup=False)
+    for line in gates.headline(detail):
+        out.print(f"  {line}", markup=False)
     for line in detail["reasons"]:
         out.print(f"  {line}", markup=False)
     if detail["advice"]:

@@ -13,6 +13,7 @@ from core.auth import Action
 from core.datasets import list_versions
 from core.lifecycle import contenders, deploy, pipelines, promotion, schedules
 from core.lifecycle.pipelines import PipelineOptions
+from core.regression import gate as gate_rules
 from core.regression import runs
 from dashboard.context import current_user, owner
 from dashboard.widgets import VERDICT_BANNER, plain, user_errors
@@ -69,6 +70,8 @@ def version_gates(run_id: str, variants: list[dict]) -> None:
             VERDICT_BANNER[gate["verdict"]](
                 f"Regression gate of `{vid}`: **{gate['verdict']}** against {gate['baseline']} "
                 f"(run {gate['set_id']}, {gate['computed_at']:%Y-%m-%d %H:%M}); details on the Regression page.")
+            for line in gate_rules.headline(json.loads(gate["detail"])):
+                st.caption(line)
         if vid in current:
             st.caption(f"`{vid}` is the promoted version of {current[vid]}.")
         elif user.may(Action.PROMOTE) and v["kind"] in ("adapter", "merged"):

@@ -63,9 +63,9 @@ def differences(res: results.SetMetrics, metrics: list[str], shown: list[str]) -
                         "direction", "n"]], hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.4f")
                                 for c in ("delta", "lo", "hi", "p", "p_holm", "p_bh")})
-    st.caption("Intervals: paired bootstrap over examples. p: paired sign-flip permutation test; p_holm and p_bh "
-               "adjust for every comparison on this page. For lower-is-better metrics (ter) a negative difference "
-               "is better; length (words) is descriptive: higher or lower, not better or worse.")
+    st.caption("p_holm: the p-value adjusted over the tested family (Bonferroni; empty where a metric is descriptive "
+               "or not declared by the dataset); p_bh: Benjamini-Hochberg. For lower-is-better metrics (ter) a "
+               "negative difference is better; length (words) is descriptive: higher or lower, not better or worse.")
 
 
 def trend(dataset: str, res: results.SetMetrics, metrics: list[str], sets: list[dict]) -> None:

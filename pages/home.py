@@ -92,5 +92,6 @@ def _metric_cards(best: dict) -> None:
             text = f"{d['delta']:+.3f} vs base · " + ("significant" if d["significant"] else "not significant")
         col.metric(metric, f"{row['mean']:.3f}", text, delta_color=DELTA_COLOR[higher_is_better(metric)],
                    help=f"{int(round(100 * res.settings.get('confidence', 0.95)))}% CI {row['lo']:.3f} to "
-                        f"{row['hi']:.3f}; Holm-adjusted p of the difference "
-                        + (f"{delta.iloc[0]['p_holm']:.3g}" if len(delta) else "–") + ".")
+                        f"{row['hi']:.3f}; adjusted p of the difference (Bonferroni over the declared metrics) "
+                        + (f"{delta.iloc[0]['p_holm']:.3g}" if len(delta) and delta.iloc[0]['p_holm'] == delta.iloc[0]['p_holm']
+                           else "–") + ".")

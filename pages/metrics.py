@@ -21,8 +21,8 @@ from dashboard.widgets import DELTA_COLOR, plain, user_errors
 def render() -> None:
     user, o = current_user(), owner()
     st.title("Metrics")
-    st.caption("Task metrics of each model version on a held-out split, with bootstrap confidence intervals, "
-               "and its paired difference from the base model on the same prompts.")
+    st.caption("Task metrics of each model version on a held-out split, with confidence intervals, and its paired "
+               "difference from the base model on the same prompts.")
     if user.may(Action.GENERATE):
         with st.expander("Score a generation set", expanded=not results.scored_sets(o.store, user)):
             _score_form()
@@ -107,26 +107,28 @@ def _headline(res: results.SetMetrics) -> None:
     origin = (f"{src.get('dataset')} · version {src.get('version_id')} · {src.get('split')} split"
               if src.get("kind") == "dataset" else src.get("name") or src.get("kind", ""))
     n = int(res.summary["n"].max()) if len(res.summary) else 0
-    st.caption(f"{plain(res.name)} · {plain(origin)} · {n} examples · base model {res.base_model} · summary computed "
-               f"{res.computed_at:%Y-%m-%d %H:%M:%S}, {res.settings.get('bootstrap_rounds')} bootstrap rounds, "
-               f"{int(round(100 * res.settings.get('confidence', 0.95)))}% intervals")
+    st.caption(f"{plain(res.name)} · {plain(origin)} · {n} examples · base model {res.base_model} · summary "
+               f"computed {res.computed_at:%Y-%m-%d %H:%M:%S}, at least {res.settings.get('bootstrap_rounds')} "
+               f"resampling rounds, {int(round(100 * res.settings.get('confidence', 0.95)))}% intervals")
     primary = res.primary
     cols = st.columns(max(1, min(4, len(res.names))))
     base = res.summary[(res.summary["variant"] == "base") & (res.summary["metric"] == primary)]
     for col, (variant, row) in zip(cols, res.summary[res.summary["metric"] == primary].set_index("variant")
                                    .iterrows()):
         delta = res.deltas[(res.deltas["variant"] == variant) & (res.deltas["metric"] == primary)]
-        text = None
+        figure = results.figure(res, variant, primary)
+        text, about = None, figure
         if len(delta) and len(base):
             d = delta.iloc[0]
-            text = f"{d['delta']:+.3f} vs base" + (" (significant)" if d["significant"] else " (n.s.)")
+            text = f"{d['delta']:+.3f} vs base ({results.short_verdict(d.to_dict())})"
+            about += "; " + results.difference_words(res, d.to_dict())
         col.metric(f"{primary} · {res.label(variant)}", f"{row['mean']:.3f}", text,
-                   delta_color=DELTA_COLOR[higher_is_better(primary)],
-                   help=f"{int(round(100 * res.settings.get('confidence', 0.95)))}% CI {row['lo']:.3f} to "
-                        f"{row['hi']:.3f} over {int(row['n'])} examples.")
+                   delta_color=DELTA_COLOR[higher_is_better(primary)], help=about)
+        col.caption(figure)
     with st.expander("The verdict in words"):
         for line in results.verdict(res):
             st.text(f"• {line}")
         note = results.comparisons_note(res)
         if note:
             st.caption(note)
+        st.caption(results.methods_note(res))

@@ -48,7 +48,8 @@ def test_metrics_page_shows_intervals_differences_examples_and_exports(app, owne
     at = goto(app("leo"), "Metrics")
     assert_clean(at)
     assert [t.label for t in at.tabs] == ["Metrics", "Difference vs base", "Trend", "Examples", "Export"]
-    assert any("Holm" in c.value for c in at.caption)
+    assert any("simultaneous 95% intervals" in c.value for c in at.caption)
+    assert any(" of 30: " in c.value and "% (95% CI " in c.value for c in at.caption)  # json_valid as a count
     overview = at.dataframe[0].value
     assert {"version", "metric", "mean", "lo", "hi", "n"} <= set(overview.columns)
     assert (overview["lo"] <= overview["mean"]).all() and (overview["mean"] <= overview["hi"]).all()

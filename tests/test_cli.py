@@ -254,7 +254,8 @@ def test_regression_commands(cli, settings, env):
     owner.close()
     gate = cli("regression", "gate", suite_set, "--variant", "adapter:tuned")
     assert gate.returncode == 0, gate.stderr
-    assert "gate for adapter:tuned: pass" in gate.stdout and "McNemar p" in gate.stdout
+    assert "gate for adapter:tuned: pass" in gate.stdout and "p (drop > limit)" in gate.stdout
+    assert "Pooled over all" in gate.stdout and "detect" in gate.stdout
     assert "adapter:tuned: gate pass" in cli("regression", "list").stdout
     why = ("--reason", "passes the gate and reads better")
     assert "promoted adapter:tuned" in cli("promote", "adapter:tuned", *why, "--task", "tickets").stdout

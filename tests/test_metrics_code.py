@@ -171,8 +171,9 @@ def test_score_job_gives_pass_at_k_over_samples(owner, accounts):
     assert d1["delta"] == pytest.approx((sum(PASSING["adapter:tuned"]) - sum(PASSING["base"])) / (4 * SAMPLES))
     assert d1["variant"] == "adapter:tuned" and d1["direction"] == "better" and d1["n"] == 4
     assert {"p", "p_holm", "p_bh", "significant"} <= d1.keys()
-    assert len({d["metric"] for d in deltas}) == len(deltas)  # Holm over every metric's delta together
-    assert all(d["p_holm"] >= d["p"] for d in deltas)
+    assert len({d["metric"] for d in deltas}) == len(deltas)
+    # the adjusted p (Bonferroni over the tested family) is never below the raw one; untested deltas have none
+    assert all(d["p_holm"] >= d["p"] for d in deltas if d["p_holm"] is not None)
 
 
 def test_scoring_refuses_tests_pass_without_tests_or_isolation(owner, accounts, monkeypatch):

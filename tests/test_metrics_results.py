@@ -16,7 +16,7 @@ from core.auth import Role, User
 from core.config import MetricsSettings
 from core.demo.review import rater_accounts, seed_generation_set, simulated_choice
 from core.errors import PermissionDenied
-from core.metrics import results
+from core.metrics import results, scoring
 from core.metrics.scoring import start_scoring
 from core.review import pairs
 from core.review import results as review_results
@@ -66,11 +66,46 @@ def test_verdict_names_the_difference_its_interval_and_significance(owner, accou
     gen = _scored(owner, accounts["engineer"], n_prompts=60, seed=2)
     res = results.latest(owner.store, accounts["lead"], gen, FAST)
     lines = results.verdict(res)
-    assert len(lines) == len(res.deltas) and all("tuned" in line and "Holm" in line for line in lines)
-    field = res.deltas[res.deltas["metric"] == "field_accuracy"].iloc[0]
-    line = next(line for line in lines if ", field_accuracy:" in line)
-    assert f"{field['delta']:+.3f}" in line and ("not significant" in line) != bool(field["significant"])
-    assert "Holm" in results.comparisons_note(res)
+    assert len(lines) == len(res.deltas) and all("tuned" in line for line in lines)
+    tested = res.deltas[res.deltas["p_holm"].notna()]
+    assert set(tested["metric"]) == {"json_valid", "field_accuracy", "exact_match", "chrf"}  # words: descriptive
+    for d in tested.to_dict("records"):
+        line = next(line for line in lines if f", {d['metric']}:" in line)
+        assert "simultaneous 95% CI, each at 98.75%" in line and "Bonferroni-adjusted" in line
+        assert f"{d['delta']:+.3f}" in line and f"{d['lo']:+.3f} to {d['hi']:+.3f}" in line
+        assert ("not significant" in line) != bool(d["significant"])
+        # The word follows from the interval shown beside it, and from the adjusted p.
+        assert bool(d["significant"]) == (d["lo"] > 0 or d["hi"] < 0) == (d["p_holm"] < 0.05)
+    words = next(line for line in lines if ", words:" in line)
+    assert "descriptive" in words and "not tested" in words and "significant" not in words
+    note = results.comparisons_note(res)
+    assert "4 differences are tested together" in note and "words: descriptive" in note
+    # 0/1 metrics read as counts with an interval that stays honest at 100%.
+    assert results.figure(res, "base", "json_valid") == "60 of 60: 100% (95% CI 93%–100%)"
+
+
+def test_the_family_is_what_the_dataset_declares_and_old_summaries_are_recomputed(owner, accounts, monkeypatch):
+    store, lead = owner.store, accounts["lead"]
+    gen = _scored(owner, accounts["engineer"], n_prompts=40, seed=5, metrics=["json_valid", "chrf", "words"])
+    # A summary stored by the previous method (version 2) is recomputed on the next read.
+    monkeypatch.setattr(results, "SUMMARY_VERSION", 2)
+    old = results.latest(store, lead, gen, FAST)
+    assert old.settings["summary_version"] == 2
+    monkeypatch.setattr(results, "SUMMARY_VERSION", 3)
+    # The set's dataset declares json_valid and words: chrf becomes exploratory, words stays descriptive.
+    monkeypatch.setattr(scoring, "_declared", lambda store, source: ["json_valid", "words"])
+    res = results.latest(store, lead, gen, FAST)
+    assert res.computed_at > old.computed_at and res.settings["summary_version"] == 3
+    assert res.settings["family"] == {"size": 1, "adjustment": "bonferroni", "level": 0.95, "metrics": ["json_valid"]}
+    by = {d["metric"]: d for d in res.deltas.to_dict("records")}
+    assert not np.isnan(by["json_valid"]["p_holm"]) and np.isnan(by["chrf"]["p_holm"]) and not by["chrf"]["significant"]
+    assert np.isnan(by["words"]["p"]) and not by["words"]["significant"]
+    lines = {line.split(", ")[1].split(":")[0]: line for line in results.verdict(res)}
+    assert "exploratory" in lines["chrf"] and "no verdict" in lines["chrf"] and "descriptive" in lines["words"]
+    note = results.comparisons_note(res)
+    assert "One difference is tested (json_valid" in note and "chrf: not declared" in note
+    assert [["base", "json_valid"], ["adapter:tuned", "json_valid"]] == \
+        sorted(res.settings["proportions"], key=lambda r: r[0] != "base")
 
 
 @pytest.mark.parametrize("order", list(results.ORDERS))

@@ -1,6 +1,10 @@
 """core.metrics.passk and core.metrics.uncertainty against independent references: the exact
 combinatorial pass@k with math.comb, brute-force sign-flip enumeration, scipy's
-permutation_test, simulated coverage with a known truth, and hand-computed Holm/BH values."""
+permutation_test, simulated coverage with a known truth, and hand-computed Holm/BH values;
+for the current methods statsmodels' Agresti-Coull interval and McNemar test, the published
+Tango interval of Fagerland, Lydersen & Laake's worked example, an independent score-test
+inversion, exact binomial enumeration of coverage, and the brute-force inverted permutation
+test. (Calibration by simulation and the word/interval property: test_metrics_trust.py.)"""
 
 from __future__ import annotations
 
@@ -14,16 +18,31 @@ from scipy.stats import permutation_test
 
 from core.errors import InvalidInput
 from core.metrics.passk import pass_at_k, pass_at_k_many
+from scipy import optimize, stats
+from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.proportion import proportion_confint
+
 from core.metrics.uncertainty import (
+    Difference,
     Estimate,
     PairedDelta,
+    _sign_flip_interval,
     benjamini_hochberg,
+    binary_mean,
+    bonferroni,
     bootstrap_mean,
     bootstrap_statistic,
+    enough_rounds,
     holm,
+    mcnemar_score_p,
     multiple_comparisons_note,
+    paired_binary,
+    paired_continuous,
     paired_delta,
     paired_delta_statistic,
+    proportion_interval,
+    studentized_mean,
+    tango_interval,
 )
 
 # --- pass@k ---------------------------------------------------------------------------------
@@ -278,7 +297,184 @@ def test_adjustments_are_monotone_bounded_and_keep_nan():
         holm([0.5, 1.5])
 
 
+def test_bonferroni_hand_computed():
+    # m = 4: each p times 4, capped at 1; NaN stays NaN and does not count in m.
+    assert bonferroni([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.04, 0.16, 0.12, 0.02])
+    assert bonferroni([0.3, 0.6]) == pytest.approx([0.6, 1.0])
+    with_nan = bonferroni([0.01, float("nan"), 0.02])
+    assert math.isnan(with_nan[1]) and with_nan[0] == pytest.approx(0.02)
+
+
 def test_multiple_comparisons_note():
     note = multiple_comparisons_note(20, alpha=0.05)
     assert "20" in note and "about 1" in note and "adjusted" in note
     assert "no correction" in multiple_comparisons_note(1)
+
+
+# --- 0/1 scores: proportion interval -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("level", [0.8, 0.95, 0.99, 1 - 0.05 / 12])
+def test_agresti_coull_matches_statsmodels(level):
+    for n in (1, 5, 24, 100, 400):
+        k = np.arange(n + 1)
+        lo, hi = proportion_interval(k, n, level)
+        ref_lo, ref_hi = proportion_confint(k, n, alpha=1 - level, method="agresti_coull")
+        assert lo == pytest.approx(ref_lo, abs=1e-12) and hi == pytest.approx(ref_hi, abs=1e-12)
+
+
+def _exact_coverage(n: int, p: float, level: float = 0.95) -> float:
+    k = np.arange(n + 1)
+    lo, hi = proportion_interval(k, n, level)
+    return float(stats.binom.pmf(k, n, p)[(lo <= p) & (p <= hi)].sum())
+
+
+@pytest.mark.parametrize("n", [24, 100, 400])
+def test_proportion_interval_coverage_by_exact_binomial_enumeration(n):
+    # The brief's grid, both tails; then every rate on a fine grid, where Wilson would dip to 84%.
+    for p in (0.5, 0.8, 0.95, 0.99):
+        assert _exact_coverage(n, p) >= 0.93 and _exact_coverage(n, 1 - p) >= 0.93, (n, p)
+    assert min(_exact_coverage(n, p) for p in np.linspace(0.5, 0.999, 400)) >= 0.933
+
+
+def test_binary_mean_stays_honest_at_the_boundaries():
+    # 24 of 24 valid: not [1, 1] (the percentile bootstrap's answer) but 84%-100%.
+    est = binary_mean([1.0] * 24)
+    assert (est.value, est.hi, est.n) == (1.0, 1.0, 24) and est.lo == pytest.approx(0.83687, abs=1e-5)
+    zero = binary_mean([0.0] * 24 + [float("nan")])
+    assert (zero.value, zero.lo, zero.n) == (0.0, 0.0, 24) and zero.hi == pytest.approx(0.16313, abs=1e-5)
+    assert bootstrap_mean([1.0] * 24) == Estimate(1.0, 1.0, 1.0, 24)  # what the old method said
+    with pytest.raises(InvalidInput, match="0/1 scores"):
+        binary_mean([1.0, 0.5])
+
+
+# --- 0/1 scores: paired difference ---------------------------------------------------------------
+
+
+def test_tango_interval_matches_the_published_worked_example():
+    # Fagerland, Lydersen & Laake (2017), "Statistical Analysis of Contingency Tables", ch. 8: complete
+    # response before/after consolidation therapy (Cavo et al. 2012), table [[59, 6], [16, 80]]. Published
+    # (R package contingencytables, its tests): Tango asymptotic score estimate -0.0621, 95% CI -0.1240 to
+    # -0.0054; McNemar asymptotic test P = 0.033006, Z = -2.132.
+    lo, hi = tango_interval(6, 16, 161)
+    assert round(float(lo), 4) == -0.1240 and round(float(hi), 4) == -0.0054
+    assert float(mcnemar_score_p(6, 16)) == pytest.approx(0.033006, abs=5e-7)
+    reference = mcnemar([[59, 6], [16, 80]], exact=False, correction=False)
+    assert float(mcnemar_score_p(6, 16)) == pytest.approx(reference.pvalue, rel=1e-10)
+    tuned = np.array([1] * 59 + [1] * 6 + [0] * 16 + [0] * 80, dtype=float)
+    base = np.array([1] * 59 + [0] * 6 + [1] * 16 + [0] * 80, dtype=float)
+    d = paired_binary(tuned, base)
+    assert isinstance(d, Difference) and d.n == 161 and d.significant
+    assert round(d.delta, 4) == -0.0621 and (d.lo, d.hi) == pytest.approx((float(lo), float(hi)))
+    assert d.p == pytest.approx(0.033006, abs=5e-7)
+
+
+def _tango_by_optimizer(b: int, c: int, n: int, level: float) -> tuple[float, float]:
+    """Tango's interval computed another way: the restricted ML estimate of (p10, p01) with p10 - p01 = delta by
+    numerical maximization of the multinomial likelihood, the score statistic from the multinomial variance of
+    b - c there, and the limits by Brent's root finder."""
+    def z(delta: float) -> float:
+        def nll(p01: float) -> float:
+            p10, rest = p01 + delta, 1 - 2 * p01 - delta
+            return -(b * math.log(max(p10, 1e-300)) + c * math.log(max(p01, 1e-300))
+                     + (n - b - c) * math.log(max(rest, 1e-300)))
+        top = (1 - delta) / 2
+        p01 = optimize.minimize_scalar(nll, bounds=(max(0.0, -delta), top), method="bounded",
+                                       options={"xatol": 1e-13}).x
+        p10 = p01 + delta
+        return (b - c - n * delta) / math.sqrt(n * (p10 + p01 - delta ** 2))
+
+    q = stats.norm.ppf((1 + level) / 2)
+    est = (b - c) / n
+    lo = -1.0 if z(-1 + 1e-9) < q else optimize.brentq(lambda x: z(x) - q, -1 + 1e-9, est, xtol=1e-12)
+    hi = 1.0 if z(1 - 1e-9) > -q else optimize.brentq(lambda x: z(x) + q, est, 1 - 1e-9, xtol=1e-12)
+    return lo, hi
+
+
+@pytest.mark.parametrize("b, c, n", [(1, 7, 21), (40, 20, 160), (3, 9, 32), (4, 0, 24), (10, 3, 50), (2, 2, 30)])
+def test_tango_interval_matches_an_independent_score_inversion(b, c, n):
+    for level in (0.95, 0.99):
+        lo, hi = tango_interval(b, c, n, level)
+        ref_lo, ref_hi = _tango_by_optimizer(b, c, n, level)
+        assert float(lo) == pytest.approx(ref_lo, abs=2e-6) and float(hi) == pytest.approx(ref_hi, abs=2e-6)
+
+
+@pytest.mark.parametrize("level", [0.9, 0.95, 1 - 0.05 / 7])
+def test_tango_interval_excludes_zero_exactly_when_mcnemar_rejects(level):
+    for n in (1, 10, 24, 60):
+        b, c = (x.ravel().astype(float) for x in np.meshgrid(np.arange(n + 1), np.arange(n + 1)))
+        b, c = b[b + c <= n], c[b + c <= n]
+        lo, hi = tango_interval(b, c, n, level)
+        est = (b - c) / n
+        assert np.all((lo <= est) & (est <= hi)) and np.all((-1 <= lo) & (hi <= 1))
+        excludes = (lo > 0) | (hi < 0)
+        assert np.array_equal(excludes, mcnemar_score_p(b, c) < 1 - level)
+    # No discordant pair: the interval still has width (+-z^2 / (n + z^2)), not [0, 0].
+    lo, hi = tango_interval(0, 0, 24)
+    z2 = stats.norm.ppf(0.975) ** 2
+    assert (float(lo), float(hi)) == pytest.approx((-z2 / (24 + z2), z2 / (24 + z2)), abs=1e-9)
+
+
+# --- other scores --------------------------------------------------------------------------------
+
+
+def _brute_p(d: np.ndarray, delta: float) -> float:
+    x = d - delta
+    signs = np.array(list(itertools.product([-1.0, 1.0], repeat=len(x))))
+    return float(np.mean(np.abs(signs @ x) >= abs(x.sum()) - 1e-9))
+
+
+def test_sign_flip_interval_is_the_inverted_permutation_test():
+    d = np.random.default_rng(50).normal(0.3, 1.0, size=9)
+    alpha = 0.1
+    lo, hi, p0 = _sign_flip_interval(d, alpha, 1000, np.random.default_rng(0))
+    assert p0 == pytest.approx(_brute_p(d, 0.0)) == pytest.approx(brute_force_sign_flip_p(d))
+    assert p0 == pytest.approx(scipy_paired_p(d, np.zeros_like(d), 10_000, 0), abs=1e-9)
+    # Inside the interval the test keeps delta (p >= alpha); just outside it rejects.
+    for x in np.linspace(lo, hi, 41)[1:-1]:
+        assert _brute_p(d, x) >= alpha
+    assert _brute_p(d, lo - 1e-6) < alpha and _brute_p(d, hi + 1e-6) < alpha
+    assert _brute_p(d, lo + 1e-6) >= alpha and _brute_p(d, hi - 1e-6) >= alpha
+
+
+def test_studentized_mean_agrees_with_the_t_interval_on_large_normal_samples():
+    # Bootstrap-t quantiles tend to Student's t for normal data; 4,000 rounds keep the Monte-Carlo error of
+    # each limit to a few percent of the half-width.
+    values = np.random.default_rng(51).normal(10.0, 2.0, size=400)
+    est = studentized_mean(values, rounds=4000, seed=1)
+    ref = stats.t.interval(0.95, 399, loc=values.mean(), scale=stats.sem(values))
+    half = (ref[1] - ref[0]) / 2
+    assert est.value == pytest.approx(values.mean())
+    assert abs(est.lo - ref[0]) < 0.1 * half and abs(est.hi - ref[1]) < 0.1 * half
+
+
+def test_studentized_mean_edges():
+    assert studentized_mean([0.4] * 5) == Estimate(0.4, 0.4, 0.4, 5)
+    assert studentized_mean([float("nan")]).n == 0
+    # Mostly one value: resamples of equal values give infinite t*; the interval ends at the data's range.
+    est = studentized_mean([1.0] * 23 + [0.0], seed=3)
+    assert 0.0 <= est.lo < 0.9 and est.hi == 1.0
+
+
+def test_paired_continuous_is_the_hull_and_its_p_agrees_with_it():
+    rng = np.random.default_rng(52)
+    base = rng.beta(0.6, 1.8, size=40)
+    tuned = np.clip(base + rng.normal(0.08, 0.15, size=40), 0, 1)
+    for level in (0.95, 0.99, 1 - 0.05 / 10):
+        d = paired_continuous(tuned, base, level=level, seed=2)
+        perm_rng = np.random.default_rng(np.random.SeedSequence(2).spawn(2)[1])  # the stream seed=2 gives the test
+        perm_lo, perm_hi, perm_p = _sign_flip_interval(tuned - base, 1 - level, enough_rounds(level), perm_rng)
+        assert d.lo <= perm_lo and d.hi >= perm_hi and d.p >= perm_p
+        assert d.delta == pytest.approx((tuned - base).mean()) and d.n == 40 and d.level == level
+        assert d.significant == (d.lo > 0 or d.hi < 0) == (d.p < 1 - level)
+    # All differences equal: the exact sign-flip p is 2 / 2**n.
+    small = paired_continuous([0.5] * 5, [0.4] * 5)
+    assert small.p == pytest.approx(2 / 32) and not small.significant and small.lo <= 0
+    assert paired_continuous([float("nan")], [1.0]).n == 0
+
+
+def test_enough_rounds_make_the_smallest_p_far_below_the_family_level():
+    assert enough_rounds(0.95, 1000) == 1000 and enough_rounds(0.95, 5000) == 5000
+    for m in (1, 12, 60, 200):
+        rounds = enough_rounds(1 - 0.05 / m, 1000)
+        assert 1 / rounds <= (0.05 / m) / 49

@@ -3,6 +3,9 @@
 Each metric maps aligned predictions and references to one score per example (so every
 summary can resample examples). Its `version` names the library release that computed it:
 stored scores are keyed by it, so an upgrade is a new metric version, never a silent change.
+Its `kind` says how a summary treats it: "binary" (0/1 per example: proportion intervals and
+paired-proportion tests), "continuous" (bootstrap-t and permutation methods), "descriptive"
+(length: reported with an interval, never tested, never in the multiple-comparison family).
 """
 
 from __future__ import annotations
@@ -16,10 +19,18 @@ import numpy as np
 
 from core.errors import InvalidInput
 from core.metrics import code, structured, text
-from core.metrics.uncertainty import benjamini_hochberg, bootstrap_mean, holm, paired_delta
+from core.metrics.uncertainty import (
+    benjamini_hochberg,
+    binary_mean,
+    bonferroni,
+    paired_binary,
+    paired_continuous,
+    studentized_mean,
+)
 
 Scorer = Callable[..., list[float]]
 PASS_AT = re.compile(r"^pass@([1-9][0-9]*)$")
+KINDS = ("binary", "continuous", "descriptive")
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,8 @@ class Metric:
     higher_is_better: bool | None  # None: descriptive (length): a difference is higher or lower, not better
     help: str
     needs: str = "references"
+    kind: str = "continuous"  # one of KINDS; "descriptive" exactly when higher_is_better is None
+    bounds: tuple[float, float] | None = None  # the least and greatest possible score, when there are both
 
 
 def _rouge(kind: str) -> Scorer:
@@ -46,20 +59,28 @@ def _v(package: str) -> str:
 METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("exact_match", text.exact_match, "tuneboard 1", True,
            "1 when the response equals the reference after lower-casing and removing punctuation, articles and "
-           "extra spaces."),
-    Metric("rouge1", _rouge("rouge1"), _v("rouge-score"), True, "Unigram overlap F1 with Porter stemming."),
-    Metric("rouge2", _rouge("rouge2"), _v("rouge-score"), True, "Bigram overlap F1 with Porter stemming."),
-    Metric("rougeL", _rouge("rougeL"), _v("rouge-score"), True, "Longest common subsequence F1 with stemming."),
-    Metric("bleu", text.bleu, _v("sacrebleu"), True, "Sentence BLEU (sacrebleu, effective order), 0-100."),
-    Metric("chrf", text.chrf, _v("sacrebleu"), True, "Character n-gram F-score (sacrebleu chrF), 0-100."),
+           "extra spaces.", kind="binary", bounds=(0.0, 1.0)),
+    Metric("rouge1", _rouge("rouge1"), _v("rouge-score"), True, "Unigram overlap F1 with Porter stemming.",
+           bounds=(0.0, 1.0)),
+    Metric("rouge2", _rouge("rouge2"), _v("rouge-score"), True, "Bigram overlap F1 with Porter stemming.",
+           bounds=(0.0, 1.0)),
+    Metric("rougeL", _rouge("rougeL"), _v("rouge-score"), True, "Longest common subsequence F1 with stemming.",
+           bounds=(0.0, 1.0)),
+    Metric("bleu", text.bleu, _v("sacrebleu"), True, "Sentence BLEU (sacrebleu, effective order), 0-100.",
+           bounds=(0.0, 100.0)),
+    Metric("chrf", text.chrf, _v("sacrebleu"), True, "Character n-gram F-score (sacrebleu chrF), 0-100.",
+           bounds=(0.0, 100.0)),
     Metric("ter", text.ter, _v("sacrebleu"), False, "Translation edit rate (sacrebleu), lower is better."),
     Metric("json_valid", lambda p, r: structured.json_valid(p), "tuneboard 1", True,
-           "1 when the whole response (optionally in one code fence) is one JSON value."),
+           "1 when the whole response (optionally in one code fence) is one JSON value.", kind="binary",
+           bounds=(0.0, 1.0)),
     Metric("field_accuracy", structured.field_accuracy, "tuneboard 1", True,
-           "Share of the reference JSON object's fields the response matches (strings normalized)."),
+           "Share of the reference JSON object's fields the response matches (strings normalized).",
+           bounds=(0.0, 1.0)),
     Metric("words", lambda p, r: text.lengths(p)["words"], "tuneboard 1", None,
-           "Words in the response (descriptive: neither more nor fewer is better in itself)."),
-    Metric("tests_pass", code.tests_pass, "tuneboard 1", True,
+           "Words in the response (descriptive: neither more nor fewer is better in itself).",
+           kind="descriptive"),
+    Metric("tests_pass", code.tests_pass, "tuneboard 2", True,
            "1 when the response's code passes the example's tests in the sandbox. The code is the first fenced "
            "block (```python or ```), else the whole response. Summaries show pass@k over the samples of each "
            "prompt instead.", needs="tests"),
@@ -116,42 +137,124 @@ def score(names: Sequence[str], predictions: Sequence[str], references: Sequence
     return out
 
 
-def summarize(scores: dict[str, dict[str, Sequence[float]]], baseline: str | None = "base", rounds: int = 1000,
-              level: float = 0.95, seed: int = 0, alpha: float = 0.05) -> tuple[list[dict], list[dict]]:
-    """Means with bootstrap CIs per (variant, metric), and paired deltas against the baseline.
+def metric_kind(name: str) -> str:
+    """How summaries treat a metric (one of KINDS); pass@k rows and unknown names are continuous."""
+    if name in METRICS:
+        return METRICS[name].kind
+    return "continuous"
 
-    `scores[variant][metric]` are per-example scores aligned by example across variants. Deltas
-    carry the paired bootstrap CI, the permutation p-value, and Holm and Benjamini-Hochberg
-    adjusted p-values over all deltas shown together (many metrics x variants at once).
+
+def metric_bounds(name: str) -> tuple[float, float] | None:
+    """The least and greatest possible score of a metric (pass@k: 0 and 1), or None."""
+    if PASS_AT.match(name):
+        return (0.0, 1.0)
+    return METRICS[name].bounds if name in METRICS else None
+
+
+def _as_proportion(name: str, *series: np.ndarray) -> tuple[list[np.ndarray], float, float] | None:
+    """The series as 0/1 scores when every present score of a bounded metric sits at one of its
+    bounds (a binary metric always does; so does pass@k with one sample per problem), with the
+    bounds to scale back; None when the metric is not bounded or some score lies between."""
+    bounds = metric_bounds(name) or ((0.0, 1.0) if metric_kind(name) == "binary" else None)
+    if bounds is None or metric_kind(name) == "descriptive":
+        return None
+    low, high = bounds
+    present = [x[~np.isnan(x)] for x in series]
+    if not all(np.isin(x, (low, high)).all() for x in present):
+        return None
+    return [np.where(np.isnan(x), np.nan, (x == high).astype(float)) for x in series], low, high - low
+
+
+def _one(metric: str, values: np.ndarray, rounds: int, level: float, seed: int) -> dict:
+    as_binary = _as_proportion(metric, values)
+    if as_binary is not None:
+        [x], low, width = as_binary
+        est = binary_mean(x, level)
+        return {"mean": low + width * est.value, "lo": low + width * est.lo, "hi": low + width * est.hi, "n": est.n,
+                "kind": "binary", "method": "Agresti-Coull", "successes": int(np.nansum(x))}
+    est = studentized_mean(values, rounds=rounds, level=level, seed=seed)
+    return {"mean": est.value, "lo": est.lo, "hi": est.hi, "n": est.n,
+            "kind": metric_kind(metric), "method": "bootstrap-t"}
+
+
+def _paired(metric: str, tuned: np.ndarray, base: np.ndarray, rounds: int, level: float, seed: int) -> dict:
+    as_binary = _as_proportion(metric, tuned, base)
+    if as_binary is not None:
+        [t, b], _, width = as_binary
+        d = paired_binary(t, b, level)
+        kind = "binary"
+    else:
+        d = paired_continuous(tuned, base, level=level, rounds=rounds, seed=seed)
+        width, kind = 1.0, metric_kind(metric)
+    return {"delta": width * d.delta, "lo": width * d.lo, "hi": width * d.hi, "p": d.p, "n": d.n,
+            "significant": d.significant, "level": d.level, "method": d.method, "kind": kind}
+
+
+def summarize(scores: dict[str, dict[str, Sequence[float]]], baseline: str | None = "base", rounds: int = 1000,
+              level: float = 0.95, seed: int = 0, alpha: float = 0.05,
+              family: Sequence[str] | None = None) -> tuple[list[dict], list[dict]]:
+    """Means with confidence intervals per (variant, metric), and paired deltas against the baseline.
+
+    `scores[variant][metric]` are per-example scores aligned by example across variants.
+
+    Means: 0/1 scores (a binary metric, or a bounded one whose every score sits at a bound)
+    get the Agresti-Coull interval, others the bootstrap-t interval, at `level`.
+
+    Deltas: the multiple-comparison family is every (variant, metric) against the baseline
+    whose metric is in `family` (the metrics the dataset declares; "tests_pass" brings its
+    pass@k rows; None: every metric present) and is not descriptive. With m such deltas, each
+    gets its interval at 1 - alpha / m (Bonferroni: the m intervals hold together with
+    probability >= 1 - alpha) from the test it inverts: paired 0/1 scores Tango's score
+    interval and McNemar's score test, others the permutation/bootstrap-t hull
+    (core.metrics.uncertainty). `significant` is "the interval excludes 0", `p_holm` the
+    Bonferroni-adjusted p (min(1, m p); below alpha exactly when significant; the key keeps its
+    stored name), `p_bh` Benjamini-Hochberg over the family (for reference). Deltas outside
+    the family are reported at `level` without a verdict (significant False, p_holm None);
+    descriptive ones (length) also without a p-value. Resampling rounds rise with m
+    (uncertainty.enough_rounds), so the smallest attainable p stays far below alpha / m.
     """
     summary = []
     for variant, by_metric in scores.items():
         for metric, values in by_metric.items():
-            est = bootstrap_mean(np.asarray(values, float), rounds=rounds, level=level, seed=seed)
-            summary.append({"variant": variant, "metric": metric, "mean": est.value, "lo": est.lo, "hi": est.hi,
-                            "n": est.n})
+            summary.append({"variant": variant, "metric": metric,
+                            **_one(metric, np.asarray(values, float), rounds, level, seed)})
+    pairs = [(variant, metric) for variant, by_metric in scores.items() if baseline in scores and variant != baseline
+             for metric in by_metric if metric in scores[baseline]]
+    declared = None if family is None else set(family)
+
+    def in_family(metric: str) -> bool:
+        if metric_kind(metric) == "descriptive":
+            return False
+        return declared is None or metric in declared or (bool(PASS_AT.match(metric)) and "tests_pass" in declared)
+
+    m = sum(in_family(metric) for _, metric in pairs)
     deltas = []
-    if baseline in scores:
-        for variant, by_metric in scores.items():
-            if variant == baseline:
-                continue
-            for metric, values in by_metric.items():
-                if metric not in scores[baseline]:
-                    continue
-                d = paired_delta(np.asarray(values, float), np.asarray(scores[baseline][metric], float),
-                                 rounds=rounds, level=level, seed=seed, alpha=alpha)
-                up = higher_is_better(metric) if metric in METRICS or PASS_AT.match(metric) else True
-                if d.delta == 0:
-                    direction = "same"
-                elif up is None:
-                    direction = "higher" if d.delta > 0 else "lower"
-                else:
-                    direction = "better" if (d.delta > 0) == up else "worse"
-                deltas.append({"variant": variant, "baseline": baseline, "metric": metric, "delta": d.delta,
-                               "lo": d.lo, "hi": d.hi, "p": d.p_permutation, "n": d.n, "direction": direction})
-    if deltas:
-        for row, p_holm, p_bh in zip(deltas, holm([r["p"] for r in deltas]),
-                                     benjamini_hochberg([r["p"] for r in deltas])):
-            row["p_holm"], row["p_bh"] = p_holm, p_bh
-            row["significant"] = bool(p_holm < alpha)
+    for variant, metric in pairs:
+        member = in_family(metric)
+        row = _paired(metric, np.asarray(scores[variant][metric], float), np.asarray(scores[baseline][metric], float),
+                      rounds, 1.0 - alpha / m if member else level, seed)
+        up = higher_is_better(metric) if metric in METRICS or PASS_AT.match(metric) else True
+        if row["delta"] == 0:
+            direction = "same"
+        elif up is None:
+            direction = "higher" if row["delta"] > 0 else "lower"
+        else:
+            direction = "better" if (row["delta"] > 0) == up else "worse"
+        row.update(variant=variant, baseline=baseline, metric=metric, direction=direction, in_family=member,
+                   p_holm=None, p_bh=None)
+        if not member:
+            row["significant"] = False
+            if row["kind"] == "descriptive":
+                row["p"] = None
+        deltas.append(row)
+    members = [r for r in deltas if r["in_family"]]
+    if members:
+        ps = [r["p"] for r in members]
+        for row, p_adj, p_bh in zip(members, bonferroni(ps), benjamini_hochberg(ps)):
+            # Ties at alpha in floating point go the interval's way, as inside each test.
+            if row["significant"] and not p_adj < alpha:
+                p_adj = float(np.nextafter(alpha, 0.0))
+            elif not row["significant"] and p_adj < alpha:
+                p_adj = float(alpha)
+            row["p_holm"], row["p_bh"] = p_adj, p_bh
     return summary, deltas

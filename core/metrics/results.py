@@ -3,8 +3,10 @@
 A set's summary (means with CIs per variant and metric, paired deltas vs the base with
 adjusted p-values) is computed once per scoring and stored in metric_summary/metric_deltas
 with the fingerprint of what it was computed from (the score jobs, the metric versions, the
-settings); pages read those small tables and never aggregate raw per-example rows. The raw
-rows are read only to drill down into single examples and for export.
+settings, the summary method's version); pages read those small tables and never aggregate
+raw per-example rows. The raw rows are read only to drill down into single examples and for
+export. How the figures are computed: core.metrics.registry.summarize; what the multiple-
+comparison family was, and which rows are proportions, is stored with the settings.
 """
 
 from __future__ import annotations
@@ -23,11 +25,14 @@ from core.auth import Action, User, require
 from core.config import MetricsSettings
 from core.errors import InvalidInput, NotFound
 from core.metrics import scoring
-from core.metrics.registry import METRICS, higher_is_better, metric_version
+from core.metrics.registry import METRICS, higher_is_better, metric_kind, metric_version
 from core.store import Store
 
 TABLES = ("summary", "deltas", "scores")
-SUMMARY_VERSION = 2  # bump when the summary computation changes: stored summaries are then recomputed
+# Bump when the summary computation changes: stored summaries are then recomputed.
+# 3: proportion intervals and paired-proportion tests for 0/1 metrics, bootstrap-t and permutation hull for
+#    the others, the family = declared non-descriptive metrics with Bonferroni simultaneous intervals.
+SUMMARY_VERSION = 3
 EXPORT_FORMATS = ("csv", "parquet", "html")
 ORDERS = {"worst": "Worst for the variant", "best": "Best for the variant",
           "regressed": "Most worse than the base", "improved": "Most better than the base"}
@@ -45,7 +50,11 @@ class SetMetrics:
     computed_at: Any
     settings: dict
     summary: pd.DataFrame          # variant, metric, metric_version, mean, lo, hi, n
-    deltas: pd.DataFrame           # variant, baseline, metric, delta, lo, hi, p, p_holm, p_bh, significant, ...
+    # variant, baseline, metric, delta, lo, hi, p, p_holm, p_bh, significant, direction, n. lo/hi: the simultaneous
+    # interval of the family (settings["family"]["level"]) for rows with p_holm, else at `confidence`. p_holm: the
+    # family-adjusted p the verdict uses (Bonferroni since summary version 3; the column keeps its stored name),
+    # None outside the family; p: None for descriptive metrics (not tested).
+    deltas: pd.DataFrame
 
     @property
     def primary(self) -> str:
@@ -94,7 +103,15 @@ def compute(store: Store, actor: User, set_id: str, m: MetricsSettings) -> None:
     if not summary:
         return
     print_ = _fingerprint(store, set_id, m)
-    settings = json.dumps({**_settings_of(m), "fingerprint": print_})
+    family = [d for d in deltas if d["in_family"]]
+    settings = json.dumps({
+        **_settings_of(m), "fingerprint": print_, "summary_version": SUMMARY_VERSION,
+        "family": {"size": len(family), "adjustment": "bonferroni",
+                   "level": family[0]["level"] if family else None,
+                   "metrics": list(dict.fromkeys(d["metric"] for d in family))},
+        "proportions": [[r["variant"], r["metric"]] for r in summary if r["kind"] == "binary"],
+        "methods": {metric: sorted({r["method"] for r in summary + deltas if r["metric"] == metric})
+                    for metric in dict.fromkeys(r["metric"] for r in summary)}})
     with store.transaction() as cur:
         cur.execute("DELETE FROM metric_summary WHERE set_id = ?", [set_id])
         cur.execute("DELETE FROM metric_deltas WHERE set_id = ?", [set_id])
@@ -242,31 +259,111 @@ def _num(x: Any, digits: int = 3) -> str:
         else f"{x:.{digits}f}"
 
 
-def verdict(res: SetMetrics) -> list[str]:
-    """Each fine-tune vs the base, metric by metric, as a lead would say it."""
+def _pct(x: float) -> str:
+    text = f"{100 * x:.0f}"
+    return f"{100 * x:.1f}%" if text in ("0", "100") and 0.0 < x < 1.0 else f"{text}%"
+
+
+def _is_nan(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def figure(res: SetMetrics, variant: str, metric: str) -> str:
+    """One variant's figure on one metric with its interval, e.g. "24 of 24: 100% (95% CI 84%–100%)" for a
+    0/1 metric, "0.412 (95% CI 0.380–0.445) over 24 examples" otherwise; "–" when not summarized."""
+    rows = res.summary[(res.summary["variant"] == variant) & (res.summary["metric"] == metric)]
+    if rows.empty or _is_nan(rows.iloc[0]["mean"]):
+        return "–"
+    r = rows.iloc[0]
     level = int(round(100 * res.settings.get("confidence", 0.95)))
+    n = int(r["n"])
+    if [variant, metric] in res.settings.get("proportions", []) and metric_kind(metric) == "binary":
+        return (f"{int(round(r['mean'] * n))} of {n}: {_pct(r['mean'])} ({level}% CI {_pct(r['lo'])}–"
+                f"{_pct(r['hi'])})")
+    return f"{_num(r['mean'])} ({level}% CI {_num(r['lo'])}–{_num(r['hi'])}) over {n} examples"
+
+
+def short_verdict(d: dict) -> str:
+    """"significant", "n.s." (tested, interval covers 0) or "not tested" (outside the family) for a delta row."""
+    return "significant" if d["significant"] else "not tested" if _is_nan(d.get("p_holm")) else "n.s."
+
+
+def difference_words(res: SetMetrics, d: dict) -> str:
+    """The difference, its interval and the verdict, in one clause that never disagrees with itself."""
+    family = res.settings.get("family") or {}
+    if _is_nan(d.get("p")):
+        level = int(round(100 * res.settings.get("confidence", 0.95)))
+        return (f"difference {d['delta']:+.3f} ({level}% CI {d['lo']:+.3f} to {d['hi']:+.3f}): descriptive, "
+                f"{d['direction']} (not tested)")
+    if _is_nan(d.get("p_holm")):
+        level = int(round(100 * res.settings.get("confidence", 0.95)))
+        return (f"difference {d['delta']:+.3f} ({level}% CI {d['lo']:+.3f} to {d['hi']:+.3f}), p = {d['p']:.3g}: "
+                "exploratory (not among the dataset's declared metrics), no verdict")
+    alpha = res.settings.get("alpha", 0.05)
+    each = family.get("level")
+    span = f"simultaneous {100 * (1 - alpha):g}% CI" + (f", each at {100 * each:.4g}%" if each and
+                                                          family.get("size", 1) > 1 else "")
+    word = f"significant, {d['direction']}" if d["significant"] else "not significant"
+    return (f"difference {d['delta']:+.3f} ({span}: {d['lo']:+.3f} to {d['hi']:+.3f}), p = {d['p']:.3g}, "
+            f"Bonferroni-adjusted {d['p_holm']:.3g}: {word}")
+
+
+def verdict(res: SetMetrics) -> list[str]:
+    """Each fine-tune vs the base, metric by metric, as a lead would say it. The word follows from the
+    interval beside it: "significant" exactly when that interval excludes 0."""
     lines = []
     means = {(r["variant"], r["metric"]): r for r in res.summary.to_dict("records")}
     rank = {m: i for i, m in enumerate(res.metrics)}
     for d in sorted(res.deltas.to_dict("records"), key=lambda d: (rank.get(d["metric"], len(rank)), d["variant"])):
-        ours, base = means.get((d["variant"], d["metric"])), means.get((d["baseline"], d["metric"]))
-        if ours is None or base is None:
+        if (d["variant"], d["metric"]) not in means or (d["baseline"], d["metric"]) not in means:
             continue
-        sig = ("significant" if d["significant"] else "not significant")
-        lines.append(f"{res.label(d['variant'])} vs {d['baseline']}, {d['metric']}: {_num(ours['mean'])} "
-                     f"[{_num(ours['lo'])}, {_num(ours['hi'])}] vs {_num(base['mean'])}; difference "
-                     f"{d['delta']:+.3f} ({level}% CI {d['lo']:+.3f} to {d['hi']:+.3f}), "
-                     f"p = {d['p']:.3g}, Holm-adjusted {d['p_holm']:.3g}: {sig}"
-                     f"{', ' + d['direction'] if d['significant'] else ''}.")
+        lines.append(f"{res.label(d['variant'])} vs {d['baseline']}, {d['metric']}: "
+                     f"{figure(res, d['variant'], d['metric'])} vs {figure(res, d['baseline'], d['metric'])}; "
+                     f"{difference_words(res, d)}.")
     return lines
 
 
 def comparisons_note(res: SetMetrics) -> str:
-    n = len(res.deltas)
-    if n <= 1:
+    """What the verdicts' family is and how its intervals are adjusted ("" with no difference shown)."""
+    if res.deltas.empty:
         return ""
-    return (f"{n} comparisons are shown at once; p-values are adjusted with Holm's method (family-wise) and "
-            "Benjamini-Hochberg (false discovery rate), and 'significant' uses Holm's.")
+    if "family" not in res.settings:  # a summary stored before version 3, read without refreshing
+        return (f"{len(res.deltas)} comparisons; p-values adjusted with Holm's method (summary method version 2, "
+                "recomputed with the current method on the next refresh).")
+    family = res.settings["family"] or {}
+    m = int(family.get("size", 0))
+    alpha = res.settings.get("alpha", 0.05)
+    level = int(round(100 * res.settings.get("confidence", 0.95)))
+    tested = ", ".join(family.get("metrics", []))
+    if m == 0:
+        text = "No difference here is in the tested family (the dataset's declared, non-descriptive metrics)."
+    elif m == 1:
+        text = (f"One difference is tested ({tested} vs the base); its interval is a {100 * (1 - alpha):g}% interval "
+                "and 'significant' means it excludes 0.")
+    else:
+        text = (f"{m} differences are tested together (each fine-tune vs the base on {tested}): each interval beside "
+                f"a verdict is one of {m} simultaneous {100 * (1 - alpha):g}% intervals (Bonferroni: each at "
+                f"{100 * (1 - alpha / m):.4g}%), so all {m} hold together with {100 * (1 - alpha):g}% confidence, and "
+                "'significant' means the interval excludes 0 (the same as a Bonferroni-adjusted p below "
+                f"{alpha:g}).")
+    untested = res.deltas[res.deltas["p_holm"].isna()]
+    descriptive = sorted(set(untested[untested["p"].isna()]["metric"]))
+    exploratory = sorted(set(untested[untested["p"].notna()]["metric"]))
+    if descriptive:
+        text += f" {', '.join(descriptive)}: descriptive, shown with a {level}% interval and not tested."
+    if exploratory:
+        text += (f" {', '.join(exploratory)}: not declared by the dataset, shown with {level}% intervals as "
+                 "exploratory, without a verdict.")
+    return text
+
+
+def methods_note(res: SetMetrics) -> str:
+    """How the intervals and p-values were computed, in one paragraph for the page and the report."""
+    return ("0/1 metrics (e.g. json_valid, exact_match): Agresti-Coull intervals for each version, Tango's score "
+            "interval with McNemar's test for the paired difference. Other metrics: bootstrap-t intervals for each "
+            "version; for the paired difference the hull of the inverted sign-flip permutation test and the "
+            "bootstrap-t interval, significant only when both exclude 0. Resampling rounds grow with the number of "
+            f"tested differences; summary method version {res.settings.get('summary_version', 2)}.")
 
 
 def export(store: Store, actor: User, res: SetMetrics, fmt: str, table: str = "summary") -> tuple[bytes, str, str]:
@@ -303,10 +400,10 @@ def report_html(store: Store, actor: User, res: SetMetrics, worst_per_metric: in
              "pre{white-space:pre-wrap;margin:0}</style></head><body>",
              f"<h1>{esc(res.name)}</h1>",
              f"<p>Generation set {esc(res.set_id)} from {esc(origin)}; base model {esc(res.base_model)}; "
-             f"summary computed {esc(str(res.computed_at))} with {res.settings.get('bootstrap_rounds')} bootstrap "
-             f"rounds, {level}% intervals.</p>",
+             f"summary computed {esc(str(res.computed_at))} with at least {res.settings.get('bootstrap_rounds')} "
+             f"resampling rounds, {level}% intervals.</p>",
              "<h2>Verdict</h2><ul>" + "".join(f"<li>{esc(v)}</li>" for v in verdict(res)) + "</ul>",
-             f"<p>{esc(comparisons_note(res))}</p>"]
+             f"<p>{esc(comparisons_note(res))}</p>", f"<p>{esc(methods_note(res))}</p>"]
     named = res.summary.assign(variant=res.summary["variant"].map(res.label))
     for title, frame in (("Metrics", named), ("Differences vs the base", res.deltas)):
         parts.append(f"<h2>{esc(title)}</h2>" + frame.to_html(index=False, escape=True, na_rep="–",

@@ -131,8 +131,12 @@ def summary(store: Store, actor: User, set_id: str, rounds: int = 1000, level: f
     Code tasks: the per-sample tests_pass scores become pass@k rows ("pass@1", "pass@5", ...)
     for each k in `ks` no larger than the samples per prompt. Samples are grouped into
     problems by their prompt's source (the dataset example), so means, intervals and paired
-    deltas resample problems, not samples; Holm/BH adjust over every delta together."""
+    deltas resample problems, not samples. The multiple-comparison family is the metrics the
+    set's dataset version declares (every non-descriptive metric when it declares none); see
+    core.metrics.registry.summarize."""
     require(actor, Action.JOBS_VIEW)
+    source = store.row("SELECT source FROM generation_sets WHERE set_id = ?", [set_id])
+    declared = _declared(store, json.loads(source["source"] or "{}")) if source else None
     prompts, by_variant = _series(store, set_id)
     passed = {v: metrics.pop("tests_pass") for v, metrics in by_variant.items() if "tests_pass" in metrics}
     if passed:
@@ -141,4 +145,4 @@ def summary(store: Store, actor: User, set_id: str, rounds: int = 1000, level: f
         for variant, rows in pass_at_k_table(passed, [refs.get(p, f"prompt {p}") for p in prompts], ks).items():
             by_variant[variant].update(rows)
     return summarize({v: m for v, m in by_variant.items() if m}, baseline="base", rounds=rounds, level=level,
-                     alpha=alpha)
+                     alpha=alpha, family=declared)
