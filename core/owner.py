@@ -22,6 +22,8 @@ from core.jobs import JobMonitor, Jobs
 from core.jobs.launchers import LocalLauncher, RayJobsLauncher, accelerate_command
 from core.lifecycle import pipelines, schedules
 from core.regression.sweep import advance as advance_sweeps
+from core.metrics import results as metric_results
+from core.regression import runs
 from core.review import results as review_results
 from core.review.desk import RatingDesk
 from core.store import Store, open_store
@@ -38,9 +40,11 @@ def follow_ups(store: Store, jobs: Jobs, settings: Settings) -> None:
 
 def restate_results(store: Store, settings: Settings) -> dict[str, int]:
     """Recompute, once, stored results an older method computed ([trust]: review statistics by
-    prompt); returns how many of each kind. The owner runs it in the background at start, so pages
+    prompt, metric summaries, regression gates); returns how many of each kind. The owner runs it in the background at start, so pages
     keep reading small stored tables and never pay for the change."""
-    done = {"review": review_results.restate(store, settings.review)}
+    done = {"review": review_results.restate(store, settings.review),
+            "metrics": metric_results.restate(store, settings.metrics),
+            "gates": runs.restate(store)}
     if any(done.values()):
         with store.transaction() as cur:
             cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES (?, 'results.restate', ?, ?)",

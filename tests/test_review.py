@@ -439,6 +439,13 @@ def test_results_of_an_older_method_are_recomputed_once_when_the_owner_starts(se
     old = results.latest(first.store, lead, ps, settings.review)
     first.store.execute("UPDATE review_results SET settings = json_object('method', 1, 'fingerprint', 'old') "
                         "WHERE result_id = ?", [old.result_id])
+    from core.regression import runs
+    from tests.test_regression_runs import seed_suite_set
+
+    suite_set = seed_suite_set(first.store, {})
+    old_gate = runs.judge(first.store, lead, suite_set, "adapter:tuned", settings.regression)
+    first.store.execute("UPDATE regression_gates SET settings = '{\"method\": 1}' WHERE gate_id = ?",
+                        [old_gate["gate_id"]])
     first.close()
 
     second = Owner.open(settings, monitor=False, env=env)
@@ -450,8 +457,12 @@ def test_results_of_an_older_method_are_recomputed_once_when_the_owner_starts(se
     assert second.store.scalar("SELECT count(*) FROM review_comparisons WHERE result_id = ?",
                                [newest["result_id"]]) == 1
     assert second.store.scalar("SELECT count(*) FROM audit_log WHERE action = 'results.restate'") == 1
+    gate = second.store.row("SELECT * FROM regression_gates ORDER BY computed_at DESC LIMIT 1")
+    assert gate["gate_id"] != old_gate["gate_id"] and json.loads(gate["settings"])["method"] == runs.gates.METHOD_VERSION
     second.close()
     third = Owner.open(settings, monitor=False, env=env)
     third.restating.join(timeout=60)
     assert third.store.scalar("SELECT count(*) FROM review_results WHERE pair_set_id = ?", [ps]) == 2
+    assert third.store.scalar("SELECT count(*) FROM regression_gates") == 2
+    assert third.store.scalar("SELECT count(*) FROM audit_log WHERE action = 'results.restate'") == 1
     third.close()

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from core.auth import Action, User, require
+from core.auth import OWNER, Action, User, require
 from core.config import MetricsSettings
 from core.errors import InvalidInput, NotFound
 from core.metrics import scoring
@@ -124,6 +124,16 @@ def compute(store: Store, actor: User, set_id: str, m: MetricsSettings) -> None:
                         [[set_id, d["metric"], d["variant"], d["baseline"], _clean(d["delta"]), _clean(d["lo"]),
                           _clean(d["hi"]), _clean(d["p"]), _clean(d["p_holm"]), _clean(d["p_bh"]),
                           bool(d["significant"]), d["direction"], int(d["n"])] for d in deltas])
+
+
+def restate(store: Store, m: MetricsSettings) -> int:
+    """Recompute, once, every stored summary an older summary method computed (SUMMARY_VERSION);
+    returns how many. Run by the owner in the background, so a page never pays for it."""
+    stale = [r["set_id"] for r in store.rows("SELECT DISTINCT set_id, settings FROM metric_summary")
+             if json.loads(r["settings"]).get("summary_version") != SUMMARY_VERSION]
+    for set_id in dict.fromkeys(stale):
+        compute(store, OWNER, set_id, m)
+    return len(set(stale))
 
 
 def _metric_order(store: Store, set_id: str, present: set[str]) -> list[str]:

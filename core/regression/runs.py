@@ -17,7 +17,7 @@ from dataclasses import asdict, fields, replace
 
 import pandas as pd
 
-from core.auth import Action, User, require
+from core.auth import OWNER, Action, User, require
 from core.config import RegressionSettings, Settings
 from core.errors import InvalidInput, NotFound
 from core.jobs import Jobs
@@ -163,13 +163,26 @@ def flips(store: Store, actor: User, set_id: str, variant: str, baseline: str = 
                          "base_answer": lost["output_base"].to_numpy(), "tuned_answer": lost["output_tuned"].to_numpy()})
 
 
+def restate(store: Store) -> int:
+    """Judge again, once, every version whose newest gate an older rule computed (latest_gates does
+    it); returns how many. Run by the owner in the background at start."""
+    stale = sum(1 for r in store.rows(_NEWEST_GATES)
+                if json.loads(r["settings"] or "{}").get("method") != gates.METHOD_VERSION)
+    if stale:
+        latest_gates(store, OWNER)
+    return stale
+
+
+_NEWEST_GATES = """SELECT * FROM regression_gates QUALIFY row_number() OVER (PARTITION BY variant_id
+                   ORDER BY computed_at DESC) = 1"""
+
+
 def latest_gates(store: Store, actor: User) -> dict[str, dict]:
     """The newest gate of each variant (what the Models page shows and promotion reads). One computed
     by an older method is judged again with the settings it was stored with (new settings at their
     defaults), so no verdict of a retired rule lets a version through."""
     require(actor, Action.METRICS_VIEW)
-    query = """SELECT * FROM regression_gates QUALIFY row_number() OVER (PARTITION BY variant_id
-               ORDER BY computed_at DESC) = 1"""
+    query = _NEWEST_GATES
     rows = store.rows(query)
     stale = [r for r in rows if json.loads(r["settings"] or "{}").get("method") != gates.METHOD_VERSION]
     for r in stale:
