@@ -743,7 +743,7 @@ def review_create(generation_set: str, name: str = typer.Option(..., help="Shown
                   seed: int = typer.Option(0, help="Seed of the side flips and the assignment."),
                   instructions: str = typer.Option("", help="Shown to raters above every pair.")) -> None:
     """Make a blind pair set from a generation set (and assign raters)."""
-    from core.review.pairs import PairSetSpec, create_pair_set
+    from core.review.pairs import PairSetSpec, create_pair_set, plan_pair_set
 
     review = settings().review
     spec = PairSetSpec(name=name, generation_set_id=generation_set, variants=_csv(variants), design=design,
@@ -752,6 +752,9 @@ def review_create(generation_set: str, name: str = typer.Option(..., help="Shown
                        gold_rate=review.gold_rate if gold_rate is None else gold_rate, seed=seed,
                        instructions=instructions)
     out.print(create_pair_set(store(), CLI_USER, spec))
+    plan = plan_pair_set(store(), CLI_USER, spec)
+    if plan is not None:
+        out.print(f"Plan: {plan.sentence()}", markup=False)
 
 
 @review_app.command("assign")

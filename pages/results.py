@@ -88,7 +88,8 @@ def _ladder(res: results.Results) -> None:
     st.altair_chart(chart, width="stretch")
     st.dataframe(ladder, hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.1f") for c in ("rating", "lo", "hi")})
-    st.caption(f"{stats.TIE_RULE} Intervals and rank ranges come from resampling prompts, each with all its votes.")
+    st.caption(f"n: votes involving the variant. {stats.TIE_RULE} Intervals and rank ranges come from resampling "
+               "prompts, each with all its votes.")
 
 
 def _comparisons(res: results.Results) -> None:

@@ -204,7 +204,8 @@ def test_review_commands(cli, settings, env, tmp_path):
     made = cli("review", "create", gen, "--name", "Round 1", "--variants", "adapter:tuned,base", "--raters", "ann,ben",
                "--per-pair", "2", "--gold-rate", "0")
     assert made.returncode == 0, made.stderr
-    pair_set = made.stdout.strip()
+    pair_set, plan = made.stdout.strip().splitlines()
+    assert plan.startswith("Plan: With 6 prompts and 2 rater(s) each")
     leaky = cli("review", "create", gen, "--name", "tuned vs base", "--variants", "adapter:tuned,base")
     assert leaky.returncode == 1 and "name: raters see it" in leaky.stderr
     assert "no votes yet" in cli("review", "results", pair_set).stderr
