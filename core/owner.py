@@ -1,7 +1,8 @@
 """The owning process's services in one object: settings, store, jobs and the event monitor.
 
-The dashboard server creates exactly one (Streamlit's cache_resource) and shares it across
-sessions; tests create their own. Nothing here imports streamlit.
+The server's lifespan opens exactly one before its first request (server/app.py, `install`)
+and every page uses it; a page run without a server (Streamlit's AppTest) opens its own once.
+Tests create their own. Nothing here imports streamlit.
 """
 
 from __future__ import annotations
@@ -60,6 +61,20 @@ def training_launchers(settings: Settings) -> dict:
     if settings.training.launcher == "ray":
         return {"train": RayJobsLauncher(settings.training.ray_address)}
     return {}
+
+
+_running: Owner | None = None
+
+
+def install(owner: "Owner | None") -> None:
+    """Make `owner` the process's owner (the server's lifespan does, before the first request)."""
+    global _running
+    _running = owner
+
+
+def running() -> "Owner | None":
+    """The owner the server's lifespan opened in this process, if any."""
+    return _running
 
 
 def _quietly(work, *args) -> None:

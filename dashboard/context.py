@@ -9,7 +9,7 @@ import streamlit as st
 from core.auth import User
 from core.config import load_settings
 from core.errors import TuneboardError
-from core.owner import Owner
+from core.owner import Owner, running
 from core.sessions import end_session, resume_session, start_session
 from core.users import get_user
 
@@ -32,7 +32,12 @@ def _owner(database_path: str) -> Owner:
 
 
 def owner() -> Owner:
-    """The process-wide Owner; stops the page with a readable error if it cannot open."""
+    """The process-wide Owner (the server's lifespan opened it before the first request; a page run
+    without the server, as in AppTest, opens one once); stops the page with a readable error if
+    it cannot open."""
+    served = running()
+    if served is not None:
+        return served
     try:
         settings = load_settings()
         return _owner(str(settings.database_path))

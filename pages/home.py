@@ -5,9 +5,11 @@ regression gate."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import streamlit as st
 
+from core.auth import Action
 from core.metrics import results
 from core.metrics.registry import higher_is_better
 from core.regression import gate as gates
@@ -17,9 +19,21 @@ from dashboard.context import current_user, owner
 from dashboard.widgets import DELTA_COLOR, plain, user_errors
 
 
+def _background_problem(o, user) -> None:
+    """Engineers see a failing follow-up pass of the owner (ingest, schedules, sweeps, pipelines)."""
+    monitor = o.monitor
+    if monitor is None or not monitor.last_error or not user.may(Action.JOBS_RUN):
+        return
+    since = datetime.fromtimestamp(monitor.last_error_at).strftime("%Y-%m-%d %H:%M:%S")
+    st.error(f"The background pass (event ingest, schedules, sweeps, pipelines) failed at {since}: "
+             f"{plain(monitor.last_error)}. It is retried every second; the server log has the traceback, and "
+             "/api/v1/health reports it until a pass succeeds.", icon=":material/error:")
+
+
 def render() -> None:
     user, o = current_user(), owner()
     st.title("Home")
+    _background_problem(o, user)
     sets = results.scored_sets(o.store, user)
     if not sets:
         st.info("Nothing is scored yet. The path to a verdict: import data (Data), fine-tune (Train), generate the "

@@ -12,12 +12,13 @@ is not valid JSON is recorded in `ingest_problems` and skipped.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pyarrow as pa
 
@@ -323,6 +324,19 @@ class Jobs:
             time.sleep(poll)
         raise JobError(f"Job {job_id} did not finish within {timeout:.0f} s.")
 
+    def follow(self, job_id: str, timeout: float = float("inf"), poll: float = 1.0) -> Iterator[dict]:
+        """Ingest and yield a job's events as they arrive, until it ends or `timeout` seconds pass
+        (`get` then says which). For a process that owns the store and waits on one job (the CLI)."""
+        deadline, last = time.monotonic() + timeout, 0
+        while True:
+            self.reconcile()
+            for event in self.events(job_id, after=last):
+                last = event["seq"]
+                yield event
+            if self.get(job_id)["status"] not in ACTIVE or time.monotonic() > deadline:
+                return
+            time.sleep(poll)
+
 
 class JobMonitor:
     """A daemon thread in the owner that keeps ingesting events while the app serves."""
@@ -332,7 +346,13 @@ class JobMonitor:
         self.jobs, self.interval, self.after = jobs, interval, after
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tuneboard-job-monitor", daemon=True)
-        self.last_error: str | None = None
+        self.last_error: str | None = None       # the newest failed pass's message (None once one succeeds)
+        self.last_error_at: float | None = None  # when it failed (epoch seconds); kept after a success
+        self.last_tick: float | None = None      # when a pass last succeeded
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def start(self) -> "JobMonitor":
         self._thread.start()
@@ -348,7 +368,10 @@ class JobMonitor:
                 self.jobs.reconcile()
                 if self.after is not None:
                     self.after()
-                self.last_error = None
-            except Exception as exc:  # keep serving; the page shows the problem
-                self.last_error = str(exc)
+                self.last_error, self.last_tick = None, time.time()
+            except Exception as exc:  # noqa: BLE001 - logged, retried next pass, shown on Home and in health
+                if str(exc) != self.last_error:
+                    logging.getLogger("tuneboard").exception("the owner's follow-up pass failed (retried every "
+                                                             "%.0f s)", self.interval)
+                self.last_error, self.last_error_at = f"{type(exc).__name__}: {exc}", time.time()
             self._stop.wait(self.interval)
