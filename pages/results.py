@@ -56,7 +56,9 @@ def _summary(res: results.Results) -> None:
     cols = st.columns(5)
     cols[0].metric("Prompts", "–" if res.n_prompts is None else res.n_prompts,
                    help="The unit of analysis: each prompt counts once, however many raters voted on it.")
-    cols[1].metric("Votes", res.n_votes)
+    ballots = int(res.comparisons["n"].sum()) if len(res.comparisons) else 0
+    cols[1].metric("Votes", ballots, help=f"Votes on the compared pairs; {res.n_votes - ballots} more on gold pairs "
+                   "only judge the raters (Raters tab).")
     cols[2].metric("Fleiss' κ", _fmt(res.fleiss_kappa))
     cols[3].metric("Response 1 chosen", "–" if not pb.get("n") else f"{100 * pb['share_first']:.0f}%",
                    help="Share of decisive votes for the left response; far from 50% means position bias.")
@@ -69,7 +71,7 @@ def _summary(res: results.Results) -> None:
     st.caption(f"{stats.UNIT_RULE} {stats.TIE_RULE} 'Better' means the interval lies wholly on one side of 50%.")
     st.caption("Plan: " + results.plan_now(o.store, user, res.pair_set_id, res, o.settings.review).sentence())
     st.caption(f"Result {res.result_id}, computed {res.computed_at:%Y-%m-%d %H:%M:%S} from {res.n_prompts} prompts and "
-               f"{res.n_votes} votes" + (f"; excluded raters: {', '.join(res.excluded)}" if res.excluded else "")
+               f"{ballots} votes (and {res.n_votes - ballots} on gold pairs)" + (f"; excluded raters: {', '.join(res.excluded)}" if res.excluded else "")
                + f"; {res.settings['bootstrap_rounds']} bootstrap rounds of prompts for the ladder, "
                f"{int(100 * res.settings['confidence'])}% intervals.")
 

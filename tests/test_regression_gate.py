@@ -259,7 +259,7 @@ def test_a_uniform_drop_just_under_each_limit_fails_on_the_pooled_limit():
         assert {r.verdict for r in result.categories} == {"pass"}
         assert result.overall.verdict == "fail" and result.verdict == "fail"
         assert result.overall.max_drop_points == 2.0 and result.overall.lower_points > 2.0
-        assert result.reasons[-1].startswith(f"all items (pooled): accuracy fell {points:.1f} points (at least")
+        assert result.reasons[-1].startswith(f"all items (pooled): accuracy fell {points:.1f} points (with 95% confidence the drop is at least")
         assert result.advice
 
 

@@ -302,7 +302,8 @@ def _result(category: str, counts: tuple, limit: float, p: float, p_adj: float, 
     sees = f"detects a drop of {_points(mdd_points)} at 80% power"
     test = ("p = {:.2g}, one-sided".format(p_adj) + ("" if pooled or family == 1 else f", Holm over {family}")
             if p_adj is not None and not math.isnan(p_adj) else "")
-    bound = f" (at least {lower:.1f} with {100 * (1 - th.alpha):g}% confidence)" if lower is not None else ""
+    bound = "" if lower is None else (f" (with {100 * (1 - th.alpha):g}% confidence the drop is at least {lower:.1f} "
+                                       "points" + (", i.e. at most a gain of {:.1f})".format(-lower) if lower < 0 else ")"))
     if code == INCONCLUSIVE and n < th.min_items:
         reason = f"{n} items; at least {th.min_items} are needed for a verdict; {sees}"
     elif code == FAIL:
