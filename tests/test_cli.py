@@ -113,7 +113,7 @@ def _all_commands() -> list[str]:
     """Every command of the real app, groups walked (a new command cannot escape the check)."""
     import typer
 
-    from core.cli import app
+    from cli import app
 
     found = []
 
@@ -131,7 +131,7 @@ def _all_commands() -> list[str]:
 def test_every_command_has_help_and_is_documented(cli):
     from typer.testing import CliRunner
 
-    from core.cli import app
+    from cli import app
 
     readme = (ROOT / "README.md").read_text()
     commands = _all_commands()

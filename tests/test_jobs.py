@@ -33,6 +33,21 @@ def test_worker_events_ingested_exactly_once(owner, accounts):
     assert [e["type"] for e in jobs.events(job_id)][0::16] == ["started", "finished"]
 
 
+
+def test_follow_yields_each_event_once_until_the_job_ends(owner, accounts):
+    """What the CLI prints while it waits on a job: every event once, in order, until the job ends."""
+    jobs, eng = owner.jobs, accounts["engineer"]
+    job_id = jobs.submit(eng, "ticker", {"steps": 15, "interval": 0.01})
+    seen = list(jobs.follow(job_id, timeout=60, poll=0.05))
+    assert [e["seq"] for e in seen] == sorted({e["seq"] for e in seen})
+    assert [e["step"] for e in seen if e["type"] == "tick"] == list(range(1, 16))
+    assert seen[-1]["type"] == "finished" and jobs.get(job_id)["status"] == "succeeded"
+    slow = jobs.submit(eng, "ticker", {"steps": 400, "interval": 0.05})
+    list(jobs.follow(slow, timeout=0, poll=0.05))  # one pass, then it stops following: the job runs on
+    assert jobs.get(slow)["status"] in ("queued", "running")
+    jobs.cancel(eng, slow)
+    assert jobs.wait(slow, timeout=30)["status"] == "cancelled"
+
 def test_owner_restart_resumes_from_committed_offset(settings, env, accounts, owner):
     job_id = owner.jobs.submit(accounts["engineer"], "ticker", {"steps": 80, "interval": 0.03})
     deadline = time.time() + 30

@@ -4,11 +4,11 @@ config on the newest data, generate, score, gate, pair set; then a person decide
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timedelta
 
 import pytest
 
+from core.auth import CLI_USER
 from core.datasets import ImportOptions, import_dataset
 from core.errors import InvalidInput, PermissionDenied
 from core.lifecycle import contenders, pipelines, promotion, schedules
@@ -23,22 +23,12 @@ T0 = datetime(2026, 11, 29, 5, 0)
 
 
 def _drive(owner, pipeline_id: str, timeout: float = 900) -> dict:
-    """What the owner's monitor does every second: ingest, then advance."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        owner.jobs.reconcile()
-        pipelines.advance(owner.store, owner.jobs, owner.settings)
-        p = pipelines.get_pipeline(owner.store, _lead(owner), pipeline_id)
+    """What the owner's monitor does every second (and `tuneboard retrain now` while it waits):
+    ingest, then advance."""
+    for p in pipelines.follow(owner.store, owner.jobs, owner.settings, CLI_USER, pipeline_id, timeout, poll=0.5):
         if p["status"] != "running":
             return p
-        time.sleep(0.5)
     raise AssertionError(f"{pipeline_id} still running")
-
-
-def _lead(owner):
-    from core.auth import Role, User
-
-    return User("leo", Role.LEAD)
 
 
 def test_a_retrain_pipeline_puts_a_measured_candidate_beside_the_promoted_version(app, owner, accounts, tiny_model,

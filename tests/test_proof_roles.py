@@ -222,8 +222,8 @@ def _review_results(w: World):
     from core.review.results import Results
 
     empty = pd.DataFrame()
-    return Results("result-0123456789ab", w.ids["pair_set"], None, 0, [], {}, None, None, {}, {}, empty, empty,
-                   empty, empty)
+    return Results("result-0123456789ab", w.ids["pair_set"], None, 0, None, None, [], {}, None, None, {}, {}, empty,
+                   empty, empty, empty)
 
 
 def _import(w, u):
@@ -323,6 +323,8 @@ def _cases() -> list[Case]:
              lambda w, u: playground.stop_model_server(w.store, w.jobs, u)),
         Case("core.serving.playground:playground_variants", A.GENERATE,
              lambda w, u: playground.playground_variants(w.store, u, w.settings)),
+        Case("core.serving.playground:server_adapters", A.GENERATE,
+             lambda w, u: playground.server_adapters(w.store, u, w.settings.base_model)),
         # metrics
         Case("core.metrics.scoring:start_scoring", A.GENERATE,
              lambda w, u: scoring.start_scoring(w.store, w.jobs, u, w.ids["gen"])),
@@ -399,6 +401,8 @@ def _cases() -> list[Case]:
         Case("core.review.pairs:exclusions", A.REVIEW_RESULTS,
              lambda w, u: pairs.exclusions(w.store, u, w.ids["pair_set"])),
         Case("core.review.pairs:rater_accounts", A.REVIEW_MANAGE, lambda w, u: pairs.rater_accounts(w.store, u)),
+        Case("core.review.pairs:plan_pair_set", A.REVIEW_MANAGE,
+             lambda w, u: pairs.plan_pair_set(w.store, u, _pair_spec(w))),
         Case("core.review.pairs:pairs_blind", A.REVIEW_MANAGE,
              lambda w, u: pairs.pairs_blind(w.store, u, w.ids["pair_set"])),
         Case("core.review.pairs:list_pair_sets", A.REVIEW_RESULTS, lambda w, u: pairs.list_pair_sets(w.store, u)),
@@ -416,6 +420,8 @@ def _cases() -> list[Case]:
              lambda w, u: review_results.latest(w.store, u, w.ids["pair_set"], w.settings.review)),
         Case("core.review.results:export", A.REVIEW_RESULTS,
              lambda w, u: review_results.export(w.store, u, w.ids["pair_set"], w.settings.review, "csv")),
+        Case("core.review.results:plan_now", A.REVIEW_RESULTS,
+             lambda w, u: review_results.plan_now(w.store, u, w.ids["pair_set"], None, w.settings.review)),
         # the votes with model names: the lead only, even for an engineer
         Case("core.review.results:export", A.REVIEW_REVEAL,
              lambda w, u: review_results.export(w.store, u, w.ids["pair_set"], w.settings.review, "csv", "votes",
@@ -459,6 +465,9 @@ def _cases() -> list[Case]:
         Case("core.lifecycle.pipelines:pipelines", A.JOBS_VIEW, lambda w, u: pipelines.pipelines(w.store, u)),
         Case("core.lifecycle.pipelines:get_pipeline", A.JOBS_VIEW,
              lambda w, u: pipelines.get_pipeline(w.store, u, w.ids["pipeline"])),
+        # Waiting drives the owner's advance (it starts jobs): refused before the first pass.
+        Case("core.lifecycle.pipelines:follow", A.JOBS_RUN,
+             lambda w, u: list(pipelines.follow(w.store, w.jobs, w.settings, u, w.ids["pipeline"], 5, poll=0))),
         Case("core.lifecycle.pipelines:decide", A.PROMOTE,
              lambda w, u: pipelines.decide(w.store, u, w.ids["pipeline"], "promoted", "promoted by a rater",
                                            override=True)),

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, asdict
 from typing import Any
 
@@ -128,6 +130,28 @@ def advance(store: Store, jobs: Jobs, settings: Settings) -> list[str]:
                 store.execute("UPDATE pipelines SET error = ? WHERE pipeline_id = ?",
                               [f"{p['stage']}: {exc}", p["pipeline_id"]])
         return started
+
+
+def follow(store: Store, jobs: Jobs, settings: Settings, actor: User, pipeline_id: str, timeout: float,
+           poll: float = 1.0) -> Iterator[dict]:
+    """Drive the pipelines (ingest, advance) and yield this one's state after each pass, until it is
+    no longer running or `timeout` seconds pass. For a process that owns the store and waits (the CLI).
+    Driving starts jobs, so only those who may start them may wait this way (checked on the call)."""
+    require(actor, Action.JOBS_RUN)
+    return _follow(store, jobs, settings, actor, pipeline_id, timeout, poll)
+
+
+def _follow(store: Store, jobs: Jobs, settings: Settings, actor: User, pipeline_id: str, timeout: float,
+            poll: float) -> Iterator[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        jobs.reconcile()
+        advance(store, jobs, settings)
+        p = get_pipeline(store, actor, pipeline_id)
+        yield p
+        if p["status"] != "running":
+            return
+        time.sleep(poll)
 
 
 def _status(jobs: Jobs, job_id: str | None) -> str | None:

@@ -40,6 +40,11 @@ class GenerationSpec:
     path: str = "auto"
 
 
+def source_label(source: dict[str, Any]) -> str:
+    """The name a generation set takes from its prompts' source when none is given."""
+    return source.get("name") or f"{source.get('dataset')} {source.get('split')}"
+
+
 # ---- variants -----------------------------------------------------------------------
 def base_variant(base_model: str) -> Variant:
     return Variant("base", "base", f"base ({Path(base_model).name or base_model})", base_model)

@@ -50,16 +50,24 @@ def start_model_server(store: Store, jobs: Jobs, settings: Settings, actor: User
     running = model_server(store, jobs, actor)
     if running:
         raise InvalidInput(f"A model server is already running ({running['job_id']}); stop it first.")
-    adapters = {v.variant_id: v.path for v in available_variants(store, actor, settings.base_model)
-                if v.kind == "adapter"}
-    config = {"base_model": settings.base_model, "adapters": adapters, "host": "127.0.0.1",
-              "port": port or settings.serving.server_port, "max_model_len": settings.serving.max_model_len}
+    config = {"base_model": settings.base_model, "adapters": server_adapters(store, actor, settings.base_model),
+              "host": "127.0.0.1", "port": port or settings.serving.server_port,
+              "max_model_len": server_max_model_len(settings)}
+    return jobs.submit(actor, "serve", config)
+
+
+def server_adapters(store: Store, actor: User, base_model: str) -> dict[str, str]:
+    """The adapters of `base_model` a model server loads at start, by variant id (their paths)."""
+    require(actor, Action.GENERATE)
+    return {v.variant_id: v.path for v in available_variants(store, actor, base_model) if v.kind == "adapter"}
+
+
+def server_max_model_len(settings: Settings) -> int:
+    """serving.max_model_len, capped at the base model's own context where its config says."""
     from core.serving.vllm_engine import context_limit
 
     limit = context_limit(settings.base_model)
-    if limit:
-        config["max_model_len"] = min(config["max_model_len"], limit)
-    return jobs.submit(actor, "serve", config)
+    return min(settings.serving.max_model_len, limit) if limit else settings.serving.max_model_len
 
 
 def stop_model_server(store: Store, jobs: Jobs, actor: User) -> None:

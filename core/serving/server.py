@@ -31,6 +31,7 @@ from core.serving.vllm_cpu_fix import cpu_build, extension_cls
 # The ranks vLLM accepts for --max-lora-rank (vllm.config.lora.MaxLoRARanks, less 1).
 ALLOWED_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 DEFAULT_LORA_RANK = 16  # vLLM's own default, used when no adapter is known at start
+LOOPBACK = ("127.0.0.1", "localhost", "::1")  # addresses only this machine reaches
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -38,6 +39,14 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def require_key_off_loopback(host: str, api_key_env: str) -> None:
+    """A server other machines can reach must demand a key: outputs are labeled by model and adapters
+    can be loaded at run time, so it is never open to a network."""
+    if host not in LOOPBACK and not api_key_env:
+        raise InvalidInput(f"--host {host} serves other machines: give --api-key-env VAR (the key clients must "
+                           "send, read from that environment variable).")
 
 
 def round_rank(rank: int) -> int:

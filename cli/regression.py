@@ -1,5 +1,5 @@
 """`tuneboard regression ...`: the probe suite, its gates, checkpoint sweeps and the optional
-lm-eval harness (registered on core.cli's app)."""
+lm-eval harness."""
 
 from __future__ import annotations
 
@@ -8,16 +8,15 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from cli.context import csv_list, finish, follow, out, owner, settings, store
 from core.auth import CLI_USER
 from core.errors import InvalidInput
-from core.cli import _csv, _follow, app, out, owner, settings, store
 
-regression_app = typer.Typer(help="General-capability regression suite, gates, checkpoint sweeps, lm-eval.",
-                             no_args_is_help=True)
-app.add_typer(regression_app, name="regression")
+app = typer.Typer(help="General-capability regression suite, gates, checkpoint sweeps, lm-eval.",
+                  no_args_is_help=True)
 
 
-@regression_app.command("run")
+@app.command("run")
 def regression_run(variants: str = typer.Option(..., help="Comma-separated fine-tuned variant ids to compare with "
                                                 "the base, e.g. adapter:RUN."),
                    path: str = typer.Option("auto", help="Serving path: auto, vllm-lora, vllm-merged or "
@@ -27,17 +26,17 @@ def regression_run(variants: str = typer.Option(..., help="Comma-separated fine-
     from core.regression import runs
 
     o = owner()
-    ids = _csv(variants)
+    ids = csv_list(variants)
     set_id = runs.start_run(o.store, o.jobs, settings(), CLI_USER, ids, path=path)
     out.print(f"started {set_id}", markup=False)
-    job = _follow(set_id, timeout)
-    out.print(f"{set_id}: {job['status']}" + (f" ({job['error']})" if job["error"] else ""), markup=False)
+    job = follow(set_id, timeout)
+    finish(set_id, job)
     if job["status"] == "succeeded":
         for variant in ids:
             _print_gate(set_id, variant)
 
 
-@regression_app.command("list")
+@app.command("list")
 def regression_list() -> None:
     """Suite runs with their versions, and each version's newest gate."""
     from core.regression import runs
@@ -51,7 +50,7 @@ def regression_list() -> None:
         out.print(f"{variant}: gate {gate['verdict']} (run {gate['set_id']})", markup=False)
 
 
-@regression_app.command("gate")
+@app.command("gate")
 def regression_gate(run: str, variant: str = typer.Option(..., help="The fine-tuned variant id.")) -> None:
     """The gate of a fine-tune against the base in a finished suite run, per category."""
     _print_gate(run, variant)
@@ -85,7 +84,7 @@ def _print_gate(set_id: str, variant: str) -> None:
         out.print("What usually helps: " + "; ".join(detail["advice"]) + ".", markup=False)
 
 
-@regression_app.command("sweep")
+@app.command("sweep")
 def regression_sweep(run: str,
                      steps: str = typer.Option("", help="Comma-separated checkpoint steps (default: every kept one)."),
                      items: Optional[int] = typer.Option(None, help="Suite items per category (default: all; fewer "
@@ -99,7 +98,7 @@ def regression_sweep(run: str,
 
     o = owner()
     try:
-        chosen = [int(s) for s in _csv(steps)]
+        chosen = [int(s) for s in csv_list(steps)]
     except ValueError:
         raise InvalidInput(f"--steps: {steps!r} must be comma-separated whole numbers, e.g. 20,40") from None
     sweep_id = sweep.start_sweep(o.store, o.jobs, settings(), CLI_USER, run, chosen or None, items, prompts, path)
@@ -107,14 +106,14 @@ def regression_sweep(run: str,
     out.print(f"started {sweep_id}: {', '.join(record['variants'])} (suite {record['suite_set']}, test split "
               f"{record['task_set']})", markup=False)
     for job_id in (record["suite_set"], record["task_set"]):
-        if _follow(job_id, timeout)["status"] != "succeeded":
+        if follow(job_id, timeout)["status"] != "succeeded":
             break
     for job_id in sweep.advance(o.store, o.jobs, settings()):
-        _follow(job_id, timeout)
+        follow(job_id, timeout)
     _print_sweep(sweep_id)
 
 
-@regression_app.command("sweeps")
+@app.command("sweeps")
 def regression_sweeps() -> None:
     """Checkpoint sweeps with their status."""
     from core.regression import sweep
@@ -126,7 +125,7 @@ def regression_sweeps() -> None:
     out.print(table)
 
 
-@regression_app.command("sweep-show")
+@app.command("sweep-show")
 def regression_sweep_show(sweep_id: str) -> None:
     """A finished sweep's table: per checkpoint, task metric and suite accuracy with intervals, and the gate."""
     _print_sweep(sweep_id)
@@ -150,7 +149,7 @@ def _print_sweep(sweep_id: str) -> None:
         out.print(line, markup=False)
 
 
-@regression_app.command("harness")
+@app.command("harness")
 def regression_harness(variant: str = typer.Option(..., help="The variant: base, adapter:RUN or merged:RUN."),
                        tasks: str = typer.Option(..., help="Comma-separated lm-eval task names, e.g. arc_easy."),
                        limit: Optional[int] = typer.Option(None, help="Examples per task (default: all)."),
@@ -160,10 +159,10 @@ def regression_harness(variant: str = typer.Option(..., help="The variant: base,
     from core.regression import harness
 
     o = owner()
-    job_id = harness.start_harness(o.store, o.jobs, settings(), CLI_USER, variant, _csv(tasks), limit, path)
+    job_id = harness.start_harness(o.store, o.jobs, settings(), CLI_USER, variant, csv_list(tasks), limit, path)
     out.print(f"started {job_id}", markup=False)
-    job = _follow(job_id, timeout)
-    out.print(f"{job_id}: {job['status']}" + (f" ({job['error']})" if job["error"] else ""), markup=False)
+    job = follow(job_id, timeout)
+    finish(job_id, job)
     frame = harness.results(o.store, CLI_USER, variant)
     table = Table("task", "metric", "value", "stderr", "n")
     for r in frame[frame["job_id"] == job_id].itertuples():

@@ -1,23 +1,23 @@
-"""`tuneboard promote`, `rollback`, `deploy` and `retrain ...`: the promoted version of each task,
-its deployment, retraining pipelines and their schedules (registered on core.cli's app)."""
+"""`tuneboard promote`, `rollback`, `deploy`, `bundle`, `reproduce` and `retrain ...`: the promoted
+version of each task, its deployment, run records, retraining pipelines and their schedules."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.table import Table
 
+from cli.context import csv_list, finish, follow, out, owner, settings, store
 from core.auth import CLI_USER
-from core.cli import app, out, owner, settings, store
+from core.errors import InvalidInput
 
-retrain_app = typer.Typer(help="Retrain a task: now, or on a schedule; candidates and decisions.", no_args_is_help=True)
-app.add_typer(retrain_app, name="retrain")
+commands = typer.Typer()
+retrain = typer.Typer(help="Retrain a task: now, or on a schedule; candidates and decisions.", no_args_is_help=True)
 
 
-@app.command("promote")
+@commands.command("promote")
 def promote(variant: str, reason: str = typer.Option(..., help="Why (kept on record; 15+ characters)."),
             override: bool = typer.Option(False, help="Promote although the newest gate did not pass."),
             task: str = typer.Option("", help="The task (dataset) it serves; default: the one it was trained on.")
@@ -29,7 +29,7 @@ def promote(variant: str, reason: str = typer.Option(..., help="Why (kept on rec
     out.print(f"promoted {variant} ({promotion_id})", markup=False)
 
 
-@app.command("rollback")
+@commands.command("rollback")
 def rollback(task: str, reason: str = typer.Option(..., help="Why (kept on record; 15+ characters).")) -> None:
     """Return a task to the version promoted before the current one."""
     from core.lifecycle import promotion
@@ -51,7 +51,7 @@ RATERS = typer.Option(3, help="Raters per pair of the blind pair set.")
 PATH = typer.Option("auto", help="Serving path: auto, vllm-lora, vllm-merged or transformers.")
 
 
-@retrain_app.command("now")
+@retrain.command("now")
 def retrain_now(task: str, test_prompts: int = TEST_PROMPTS, suite_items: int = SUITE_ITEMS,
                 raters_per_pair: int = RATERS, path: str = PATH,
                 timeout: float = typer.Option(14400, help="Seconds to follow the pipeline.")) -> None:
@@ -62,21 +62,15 @@ def retrain_now(task: str, test_prompts: int = TEST_PROMPTS, suite_items: int = 
     pid = pipelines.start_pipeline(o.store, o.jobs, settings(), CLI_USER, task,
                                    _options(test_prompts, suite_items, raters_per_pair, path))
     out.print(f"started {pid}", markup=False)
-    deadline, last = time.monotonic() + timeout, ""
-    while time.monotonic() < deadline:
-        o.jobs.reconcile()
-        pipelines.advance(o.store, o.jobs, settings())
-        p = pipelines.get_pipeline(o.store, CLI_USER, pid)
+    last = ""
+    for p in pipelines.follow(o.store, o.jobs, settings(), CLI_USER, pid, timeout):
         if p["why"] != last:
             out.print(f"{pid}: {p['status']}: {p['why']}", markup=False)
             last = p["why"]
-        if p["status"] != "running":
-            break
-        time.sleep(1.0)
     _print_candidate(pid)
 
 
-@retrain_app.command("schedule")
+@retrain.command("schedule")
 def retrain_schedule(task: str, name: str = typer.Option("", help="A name (default: the task and when)."),
                      every_hours: Optional[float] = typer.Option(None, help="Fire every N hours (168: weekly)."),
                      cron: str = typer.Option("", help="Fire on a cron expression, UTC (e.g. '0 3 * * 1')."),
@@ -84,7 +78,6 @@ def retrain_schedule(task: str, name: str = typer.Option("", help="A name (defau
                      test_prompts: int = TEST_PROMPTS, suite_items: int = SUITE_ITEMS,
                      raters_per_pair: int = RATERS, path: str = PATH) -> None:
     """Schedule unattended retraining of a task (fires while the dashboard runs, or on `retrain tick`)."""
-    from core.errors import InvalidInput
     from core.lifecycle import schedules
 
     chosen = [t for t, on in (("interval", every_hours is not None), ("cron", bool(cron)), ("new_data", on_new_data))
@@ -99,7 +92,7 @@ def retrain_schedule(task: str, name: str = typer.Option("", help="A name (defau
     out.print(f"created {sid}: {task} {s['describe']}{nxt}", markup=False)
 
 
-@retrain_app.command("schedules")
+@retrain.command("schedules")
 def retrain_schedules() -> None:
     """Schedules with their next firing, and the latest firings."""
     from core.lifecycle import schedules
@@ -115,7 +108,7 @@ def retrain_schedules() -> None:
                   f"{e['note']}", markup=False)
 
 
-@retrain_app.command("tick")
+@retrain.command("tick")
 def retrain_tick() -> None:
     """Fire due schedules and advance running pipelines once (e.g. from cron when no dashboard runs)."""
     from core.lifecycle import pipelines, schedules
@@ -128,7 +121,7 @@ def retrain_tick() -> None:
               f"{len(moved)} job(s) for running pipelines", markup=False)
 
 
-@retrain_app.command("pause")
+@retrain.command("pause")
 def retrain_pause(schedule: str, resume: bool = typer.Option(False, help="Resume instead.")) -> None:
     """Pause (or --resume) a schedule."""
     from core.lifecycle import schedules
@@ -137,7 +130,7 @@ def retrain_pause(schedule: str, resume: bool = typer.Option(False, help="Resume
     out.print(f"{schedule}: {'resumed' if resume else 'paused'}", markup=False)
 
 
-@retrain_app.command("list")
+@retrain.command("list")
 def retrain_list() -> None:
     """Pipelines, newest first."""
     from core.lifecycle import pipelines
@@ -148,19 +141,18 @@ def retrain_list() -> None:
     out.print(table)
 
 
-@retrain_app.command("show")
+@retrain.command("show")
 def retrain_show(pipeline: str) -> None:
     """A pipeline's candidate beside the promoted version: task metric, gate, blind pairs."""
     _print_candidate(pipeline)
 
 
-@retrain_app.command("decide")
+@retrain.command("decide")
 def retrain_decide(pipeline: str, reason: str = typer.Option(..., help="Why (kept on record; 15+ characters)."),
                    promote: bool = typer.Option(False, "--promote", help="Promote the candidate."),
                    dismiss: bool = typer.Option(False, "--dismiss", help="Dismiss the candidate."),
                    override: bool = typer.Option(False, help="Promote although its gate did not pass.")) -> None:
     """Promote or dismiss a pipeline's candidate."""
-    from core.errors import InvalidInput
     from core.lifecycle import pipelines
 
     if promote == dismiss:
@@ -190,7 +182,7 @@ def _print_candidate(pipeline_id: str) -> None:
     out.print(f"pair set {p['pair_set']}: {shown['pairs']} pairs, {shown['votes']} votes", markup=False)
 
 
-@app.command("deploy")
+@commands.command("deploy")
 def deploy(folder: Path = typer.Option(Path("deployment"), "--out", help="Folder to write (replaced if it holds an "
                                      "earlier deployment)."),
            tasks: str = typer.Option("", help="Comma-separated tasks (default: every task with a promoted version)."),
@@ -203,10 +195,9 @@ def deploy(folder: Path = typer.Option(Path("deployment"), "--out", help="Folder
            dry_run: bool = typer.Option(False, help="Print the plan and the vLLM command; write nothing."),
            no_copy: bool = typer.Option(False, help="Reference the weights where they are instead of copying.")) -> None:
     """Write what production needs for the promoted versions: weights, serve.sh (the vLLM command), a manifest."""
-    from core.cli import _csv
     from core.lifecycle import deploy as deployment
 
-    chosen = _csv(tasks) or None
+    chosen = csv_list(tasks) or None
     plan = deployment.plan(store(), CLI_USER, settings(), chosen, mode, tensor_parallel, pipeline_parallel)
     for v in plan.versions.values():
         out.print(f"{v['task']}: {v['variant_id']} (gate {v.get('gate_verdict') or 'none'}) served as "
@@ -217,8 +208,6 @@ def deploy(folder: Path = typer.Option(Path("deployment"), "--out", help="Folder
         out.print(c["shell"], markup=False)
     if dry_run or plan.problems:
         if plan.problems:
-            from core.errors import InvalidInput
-
             raise InvalidInput("deploy: fix the problems above first; nothing was written.")
         return
     written = deployment.write(store(), CLI_USER, settings(), folder, chosen, mode, not no_copy, tensor_parallel,
@@ -226,7 +215,7 @@ def deploy(folder: Path = typer.Option(Path("deployment"), "--out", help="Folder
     out.print(f"wrote {len(written)} files to {folder} (run {folder / 'serve.sh'})", markup=False)
 
 
-@app.command("bundle")
+@commands.command("bundle")
 def bundle(run: str, out_path: Path = typer.Option(Path("."), "--out", help="A .zip path or a folder."),
            no_data: bool = typer.Option(False, help="Leave the dataset version's rows out (the manifest stays).")
            ) -> None:
@@ -238,10 +227,9 @@ def bundle(run: str, out_path: Path = typer.Option(Path("."), "--out", help="A .
     out.print(f"wrote {path}", markup=False)
 
 
-@app.command("reproduce")
+@commands.command("reproduce")
 def reproduce(path: Path, detach: bool = typer.Option(False, help="Return once the run has started.")) -> None:
     """Re-run a run from its bundle: same data (imported if missing), base files, config and seed."""
-    from core.cli import _follow
     from core.lifecycle.bundle import reproduce_bundle
     from core.training import get_run
 
@@ -254,5 +242,5 @@ def reproduce(path: Path, detach: bool = typer.Option(False, help="Return once t
         out.print(f"note: {name} {versions['bundle']} in the bundle, {versions['here']} here", markup=False)
     out.print(f"started {job_id}", markup=False)
     if not detach:
-        job = _follow(job_id, 24 * 3600)
-        out.print(f"{job_id}: {job['status']}" + (f" ({job['error']})" if job["error"] else ""), markup=False)
+        job = follow(job_id, 24 * 3600)
+        finish(job_id, job)

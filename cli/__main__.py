@@ -1,0 +1,5 @@
+"""`python -m cli`: the `tuneboard` command."""
+
+from cli import main
+
+main()
