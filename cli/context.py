@@ -9,10 +9,13 @@ works). Errors meant for people print one clean message and exit non-zero; never
 
 from __future__ import annotations
 
+import os
 import sys
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Optional
+from typing import IO, Optional
 
+import click
 import typer
 from rich.console import Console
 
@@ -20,50 +23,99 @@ from core.config import Settings, load_settings
 from core.errors import DatasetError, InvalidInput, TuneboardError
 from core.serving.backends import Decoding
 
-# Pipes get wide lines: rich would wrap tables at 80 columns and break one-row-per-line output.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+class _Console:
+    """`out` / `err`: the console of this invocation (stdout and stderr, or the buffers of a command
+    the server runs for a client), looked up per call so concurrent invocations never mix."""
 
-_state: dict = {}
+    def __init__(self, which: int):
+        self.which = which
+
+    def __getattr__(self, name):
+        return getattr(_consoles.get()[self.which], name)
+
+
+def _terminal() -> tuple[Console, Console]:
+    # Pipes get wide lines: rich would wrap tables at 80 columns and break one-row-per-line output.
+    return (Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200),
+            Console(stderr=True, highlight=False, soft_wrap=True))
+
+
+_consoles: ContextVar[tuple[Console, Console]] = ContextVar("tuneboard_consoles", default=_terminal())
+out, err = _Console(0), _Console(1)
+
+# This invocation's settings, store and owner. A command the server runs for a client gets its
+# own dict holding the server's owner ("served"): it is used, never opened or closed here.
+_invocation: ContextVar[dict] = ContextVar("tuneboard_invocation")
+_process_state: dict = {}
+
+
+def _state() -> dict:
+    return _invocation.get(_process_state)
+
+
+def served() -> bool:
+    """Whether this command runs inside the server, for a client."""
+    return "served" in _state()
 
 
 def use_config(config: Optional[Path]) -> None:
     """The --config of this invocation (read when a command first asks for the settings)."""
-    _state["config"] = config
+    _state()["config"] = config
 
 
 def settings() -> Settings:
-    if "settings" not in _state:
-        _state["settings"] = load_settings(_state.get("config"))
-    return _state["settings"]
+    state = _state()
+    if "served" in state:
+        return state["served"].settings
+    if "settings" not in state:
+        state["settings"] = load_settings(state.get("config"))
+    return state["settings"]
 
 
 def store():
-    if "store" not in _state:
+    state = _state()
+    if "served" in state:
+        return state["served"].store
+    if "store" not in state:
         from core.store import open_store
 
-        _state["store"] = open_store(settings())
-    return _state["store"]
+        state["store"] = open_store(settings())
+    return state["store"]
 
 
 def owner():
-    """This command as the database's owner, with the job service (ingests worker events)."""
-    if "owner" not in _state:
+    """This command as the database's owner, with the job service (ingests worker events); inside
+    the server, the server's owner."""
+    state = _state()
+    if "served" in state:
+        return state["served"]
+    if "owner" not in state:
         from core.owner import Owner
 
-        _state["owner"] = Owner.open(settings(), monitor=False)
-        _state["store"] = _state["owner"].store
-        print_admin_password(_state["owner"].generated_admin_password)
-    return _state["owner"]
+        state["owner"] = Owner.open(settings(), monitor=False)
+        state["store"] = state["owner"].store
+        print_admin_password(state["owner"].generated_admin_password)
+    return state["owner"]
 
 
 def release() -> None:
     """Close the database now, for a command that goes on running without it (a server)."""
-    if "owner" in _state:
-        _state.pop("owner").close()
-        _state.pop("store", None)
-    elif "store" in _state:
-        _state.pop("store").close()
+    state = _state()
+    if "served" in state:
+        return
+    if "owner" in state:
+        state.pop("owner").close()
+        state.pop("store", None)
+    elif "store" in state:
+        state.pop("store").close()
+
+
+def local_path(path: str | Path) -> Path:
+    """A path the user typed, as their shell meant it: inside the server, relative to the client's
+    working directory (typer's Path parameters get this through `_client_paths`)."""
+    cwd = _state().get("cwd")
+    path = Path(path)
+    return path if cwd is None or path.is_absolute() else Path(cwd) / path
 
 
 def print_admin_password(password: str | None) -> None:
@@ -82,6 +134,7 @@ def csv_list(value: str) -> list[str]:
 
 
 def read_file(path: Path) -> bytes:
+    path = local_path(path)
     if not path.exists():
         raise InvalidInput(f"{path}: no such file.")
     if path.is_dir():
@@ -116,23 +169,75 @@ def finish(job_id: str, job: dict) -> None:
     out.print(f"{job_id}: {job['status']}" + (f" ({job['error']})" if job["error"] else ""), markup=False)
 
 
-def run(app: typer.Typer) -> None:
-    """Run the command line: core's typed errors become a clean message and their exit code."""
+def _translated(call) -> int:
+    """Run `call`; core's typed errors become one clean message and their exit code."""
     try:
-        app()
+        call()
+        return 0
     except DatasetError as exc:
         err.print(f"error: {exc.summary}", markup=False)
         for p in exc.problems:
             err.print(f"  {p}", markup=False)
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except TuneboardError as exc:
         err.print(f"error: {exc}", markup=False)
-        sys.exit(exc.exit_code)
+        return exc.exit_code
+
+
+def run(app: typer.Typer) -> None:
+    """Run the command line in this process (the database opened for this one call)."""
+    try:
+        code = _translated(app)
     except KeyboardInterrupt:
         err.print("interrupted", markup=False)
-        sys.exit(130)
+        code = 130
     finally:
-        if "owner" in _state:
-            _state["owner"].close()
-        elif "store" in _state:
-            _state["store"].close()
+        state = _state()
+        if "owner" in state:
+            state["owner"].close()
+        elif "store" in state:
+            state["store"].close()
+    sys.exit(code)
+
+
+_click_path_convert = click.Path.convert
+
+
+def _client_paths(self, value, param, ctx):
+    """typer's Path parameters of a command the server runs for a client: relative to the client's
+    working directory, not the server's (local_path)."""
+    if isinstance(value, (str, os.PathLike)) and _state().get("cwd") is not None:
+        value = str(local_path(value))
+    return _click_path_convert(self, value, param, ctx)
+
+
+click.Path.convert = _client_paths
+
+
+def invoke(app: typer.Typer, argv: list[str], cwd: str, served_owner, stdout: IO[str], stderr: IO[str]) -> int:
+    """Run one command inside the server for a client: the server's owner, the client's working
+    directory, output to the given streams. Returns the exit code (2 for a usage error)."""
+    consoles = (Console(file=stdout, highlight=False, soft_wrap=True, width=200),
+                Console(file=stderr, highlight=False, soft_wrap=True, width=200))
+    token_c, token_i = _consoles.set(consoles), _invocation.set({"served": served_owner, "cwd": cwd})
+    try:
+        def call():
+            try:
+                code = app(args=argv, prog_name="tuneboard", standalone_mode=False)
+                if isinstance(code, int) and code:  # click returns an Exit's code in this mode
+                    raise SystemExit(code)
+            except click.exceptions.Exit as exc:
+                raise SystemExit(exc.exit_code) from None
+            except click.ClickException as exc:
+                exc.show(file=stderr)
+                raise SystemExit(exc.exit_code) from None
+            except click.exceptions.Abort:
+                raise SystemExit(1) from None
+
+        try:
+            return _translated(call)
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        _consoles.reset(token_c)
+        _invocation.reset(token_i)

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from cli.context import csv_list, decoding_help, finish, out, owner, read_file, release, settings
+from cli.context import csv_list, decoding_help, finish, out, owner, read_file, release, settings, local_path
 from core.auth import CLI_USER
 from core.errors import InvalidInput
 
@@ -47,7 +47,7 @@ def generate(prompts: Optional[str] = typer.Option(None, "--prompts", "-p", help
         return
     if not prompts:
         raise InvalidInput("--prompts: give a dataset version (VERSION or VERSION:SPLIT) or a prompt file.")
-    file = Path(prompts)
+    file = local_path(prompts)
     if file.suffix in (".txt", ".jsonl", ".json") or file.exists():
         if samples > 1:
             raise InvalidInput("--samples: several samples per prompt are for pass@k on a dataset split (its rows' "

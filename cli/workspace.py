@@ -9,8 +9,9 @@ from typing import Optional
 
 import typer
 
-from cli.context import out, print_admin_password, release, settings, store
+from cli.context import out, print_admin_password, release, served, settings, store
 from core.config import documented_defaults
+from core.errors import InvalidInput
 
 commands = typer.Typer()
 
@@ -34,10 +35,15 @@ def config_cmd() -> None:
 @commands.command()
 def serve(port: Optional[int] = typer.Option(None, help="Port (default server.port)."),
           host: Optional[str] = typer.Option(None, help="Address (default server.host).")) -> None:
-    """Start the dashboard (it owns the database while it runs)."""
-    import dashboard  # only to find the Streamlit entrypoint's file
+    """Start tuneboard's one process: the dashboard and /api/v1 (it owns the database while it runs;
+    other commands then go through it)."""
+    from server import discovery
 
     cfg = settings()
+    running = discovery.running(cfg)
+    if running:
+        raise InvalidInput(f"a tuneboard server already runs for {cfg.workspace_dir} at {running['url']} "
+                           f"(pid {running['pid']}); stop it first, or use that one.")
     # Fail early, with a clean message, if another process owns the database.
     from core.store import open_store
     from core.users import ensure_admin
@@ -45,17 +51,8 @@ def serve(port: Optional[int] = typer.Option(None, help="Port (default server.po
     s = open_store(cfg)
     print_admin_password(ensure_admin(s, dict(os.environ)))
     s.close()
-    app_path = Path(dashboard.__file__).with_name("app.py")
-    args = [sys.executable, "-m", "streamlit", "run", str(app_path),
-            "--server.port", str(port or cfg.server.port), "--server.address", host or cfg.server.host,
-            "--server.headless", "true", "--browser.gatherUsageStats", "false",
-            "--server.maxUploadSize", str(cfg.data.max_upload_mb), "--theme.base", "light",
-            "--client.toolbarMode", "minimal", "--server.fileWatcherType", "none",
-            # Streamlit's gc.collect(2) after every page run walks the whole heap (torch and
-            # transformers are loaded): with 50 raters it was half the server's CPU (py-spy).
-            # Python's own collector still runs; dashboard/context.py freezes the start-up heap.
-            "--runner.postScriptGC", "false"]
-    out.print(f"tuneboard dashboard on http://{host or cfg.server.host}:{port or cfg.server.port}")
+    args = [sys.executable, "-m", "server", "--port", str(port or cfg.server.port), "--host", host or cfg.server.host]
+    out.print(f"tuneboard on http://{host or cfg.server.host}:{port or cfg.server.port} (pages, and /api/v1/health)")
     sys.stdout.flush()
     os.execv(sys.executable, args)
 
@@ -71,6 +68,8 @@ def demo(serve_after: bool = typer.Option(False, "--serve", help="Start the dash
     out.print("[bold]Logins[/]")
     for username, role, password in result.logins:
         out.print(f"  {role:9} {username:8} {password}")
-    if serve_after:
+    if serve_after and served():
+        out.print("The dashboard is already being served: log in there.")
+    elif serve_after:
         release()
         serve(None, None)

@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from core import owner as owners
 from core.jobs import ACTIVE
+from server import bridge
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 LATENCY = Histogram("tuneboard_http_request_duration_seconds", "HTTP request latency (pages, static files, API)",
@@ -104,5 +105,6 @@ class Timing:
             LATENCY.labels(area).observe(time.perf_counter() - started)
 
 
-ROUTES = [Route("/api/v1/health", health), Route("/api/v1/metrics", metrics)]
+ROUTES = [Route("/api/v1/health", health), Route("/api/v1/metrics", metrics),
+          Route("/api/v1/cli", bridge.run_command, methods=["POST"])]
 MIDDLEWARE = [Middleware(Timing)]

@@ -1,0 +1,127 @@
+"""[service] `tuneboard serve` with no browser ever connected: the CLI works beside it (through it),
+an interval schedule made from the CLI fires on time and its pipeline runs to the end, health and
+metrics answer over HTTP, and SIGTERM shuts it down cleanly (the CLI then runs on its own again).
+
+Real processes throughout: the server, the CLI, the training / generation / scoring workers of
+the pipeline on the tiny model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from benchmarks.rater_load import free_port, start_server, stop_server
+from core.auth import CLI_USER
+from core.config import load_settings
+from core.datasets import ImportOptions, import_dataset
+from core.lifecycle import promotion
+from core.owner import Owner
+from core.training import start_training
+from core.training.config import TrainConfig
+from tests.conftest import ONE_THREAD
+
+pytestmark = pytest.mark.slow
+TUNEBOARD = Path(sys.executable).with_name("tuneboard")
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+@pytest.fixture
+def workspace(tmp_path, tiny_model, demo_files):
+    """A workspace whose task `tickets` has a promoted first version (made before the server starts)."""
+    root = tmp_path / "root"
+    root.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNEBOARD_")}
+    env.update({"TUNEBOARD_WORKSPACE": str(root / "ws"), "TUNEBOARD_MODEL_BASE": tiny_model,
+                "TUNEBOARD_ADMIN_PASSWORD": "service-admin-pw-1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+                "TOKENIZERS_PARALLELISM": "false", **ONE_THREAD})
+    settings = load_settings(env=env)
+    owner = Owner.open(settings, monitor=False, env=env)
+    try:
+        good, _ = demo_files
+        version = import_dataset(owner.store, CLI_USER, good.read_bytes(), good.name,
+                                 ImportOptions(name="tickets", metrics=["exact_match", "chrf"])).version_id
+        config = TrainConfig(base_model=tiny_model, dataset_version=version, learning_rate=3e-3, max_steps=4,
+                             batch_size=8, eval_every=4, lora_rank=8, lora_alpha=16, modules_to_save=["lm_head"],
+                             max_seq_len=256, early_stopping_patience=0)
+        first = start_training(owner.store, owner.jobs, CLI_USER, config)
+        assert owner.jobs.wait(first, timeout=300, poll=0.3)["status"] == "succeeded"
+        promotion.promote(owner.store, CLI_USER, f"adapter:{first}", "the first version, before any gate existed",
+                          override=True)
+    finally:
+        owner.close()
+    return {"root": root, "env": env, "settings": settings, "first": first, "data": good}
+
+
+def _cli(w, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([str(TUNEBOARD), *args], cwd=w["root"], env=w["env"], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_a_schedule_fires_and_its_pipeline_completes_with_no_browser_while_the_cli_works(workspace):
+    w = workspace
+    port = free_port()
+    process = start_server(w["root"], w["env"], port, w["root"] / "server.log")
+    url = f"http://localhost:{port}"
+    try:
+        status, body = _get(f"{url}/api/v1/health")
+        assert status == 200 and json.loads(body)["ready"] is True
+        found = json.loads((w["settings"].workspace_dir / "server.json").read_text())
+        assert found["pid"] == process.pid and oct((w["settings"].workspace_dir / "cli-token").stat().st_mode)[-3:] \
+            == "600"
+
+        # The CLI beside the running server: it goes through it (the server owns the database).
+        listed = _cli(w, "runs", "list")
+        assert listed.returncode == 0, listed.stderr
+        assert w["first"] in listed.stdout
+        (w["root"] / "more.jsonl").write_bytes(w["data"].read_bytes())  # a path relative to the CLI's cwd
+        imported = _cli(w, "data", "import", "more.jsonl", "--name", "tickets-copy")
+        assert imported.returncode == 0 and "more.jsonl: 200 rows, 200 valid" in imported.stdout, imported.stderr
+        refused = _cli(w, "data", "import", "missing.jsonl", "--name", "x")
+        assert refused.returncode != 0 and "missing.jsonl: no such file" in refused.stderr
+        assert "Traceback" not in refused.stderr
+        twice = _cli(w, "serve", "--port", str(free_port()))
+        assert twice.returncode != 0 and "already runs" in twice.stderr
+
+        made = _cli(w, "retrain", "schedule", "tickets", "--every-hours", "0.004", "--test-prompts", "3",
+                    "--suite-items", "1", "--raters-per-pair", "1", "--path", "transformers")
+        assert made.returncode == 0 and "created" in made.stdout, made.stderr
+        made_at = time.monotonic()
+
+        # No browser: the server's own monitor fires the schedule (due in ~15 s) and runs the pipeline.
+        fired_after = None
+        deadline = time.monotonic() + 900
+        while True:
+            metrics = _get(f"{url}/api/v1/metrics")[1]
+            states = dict(re.findall(r'tuneboard_pipelines\{state="([a-z]+)"\} ([0-9.]+)', metrics))
+            if states and fired_after is None:
+                fired_after = time.monotonic() - made_at
+            if "ready" in states or "failed" in states:
+                break
+            assert time.monotonic() < deadline, (states, (w["root"] / "server.log").read_text()[-3000:])
+            time.sleep(2)
+        assert fired_after is not None and fired_after < 15 + 60  # due after 14.4 s, fired within a minute
+        assert "failed" not in states, (w["root"] / "server.log").read_text()[-3000:]
+        shown = _cli(w, "retrain", "list")
+        assert shown.returncode == 0 and "ready" in shown.stdout, shown.stdout + shown.stderr
+    finally:
+        stop_server(process)  # SIGTERM: the lifespan closes the owner
+    assert process.returncode == 0 or process.returncode == -15
+    assert not (w["settings"].workspace_dir / "server.json").exists()
+    alone = _cli(w, "retrain", "list")  # no server now: the CLI opens the database for this one call
+    assert alone.returncode == 0 and "ready" in alone.stdout, alone.stderr
