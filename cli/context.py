@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from contextvars import ContextVar
 from pathlib import Path
 from typing import IO, Optional
@@ -142,26 +143,77 @@ def read_file(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def follow(job_id: str, timeout: float) -> dict:
-    """Ingest and print a job's events until it ends (Ctrl-C leaves the worker running)."""
-    o = owner()
-    for e in o.jobs.follow(job_id, timeout):
-        if e["type"] == "train" and (e["step"] % 10 == 0 or e["step"] == e["max_steps"]):
-            out.print(f"step {e['step']}/{e['max_steps']}  loss {e['loss']:.4f}  lr {e['learning_rate']:.2e}  "
-                      f"{e['tokens_per_s']:.0f} tok/s  eta {e['eta_s']:.0f} s", markup=False)
-        elif e["type"] == "eval":
-            out.print(f"step {e['step']}  validation loss {e['eval_loss']:.4f}" + ("  (best)" if e["best"] else ""),
-                      markup=False)
-        elif e["type"] == "warning":
-            out.print(f"warning: {e.get('message')}", markup=False)
-    job = o.jobs.get(job_id)
+def _show(e: dict) -> None:
+    """One event of a followed job, as a line (the ones worth a line)."""
+    if e["type"] == "train" and (e["step"] % 10 == 0 or e["step"] == e["max_steps"]):
+        out.print(f"step {e['step']}/{e['max_steps']}  loss {e['loss']:.4f}  lr {e['learning_rate']:.2e}  "
+                  f"{e['tokens_per_s']:.0f} tok/s  eta {e['eta_s']:.0f} s", markup=False)
+    elif e["type"] == "eval":
+        out.print(f"step {e['step']}  validation loss {e['eval_loss']:.4f}" + ("  (best)" if e["best"] else ""),
+                  markup=False)
+    elif e["type"] == "warning":
+        out.print(f"warning: {e.get('message')}", markup=False)
+
+
+def _ended(job: dict, note: str | None, job_id: str) -> dict:
     if job["status"] not in ("queued", "running"):
-        note = o.jobs.skipped_note(job_id)
         if note:
             out.print(f"warning: {note}", markup=False)
-        return job
-    out.print(f"still running; follow it with `tuneboard runs show {job_id}`", markup=False)
+    else:
+        out.print(f"still running; follow it with `tuneboard runs follow {job_id}`", markup=False)
     return job
+
+
+POLL_S = 2.0
+
+
+def follow(job_id: str, timeout: float, after: int = 0) -> dict:
+    """Ingest and print a job's events until it ends (Ctrl-C leaves the worker running).
+
+    Inside the server it reads through the server's owner. On its own, the command holds the
+    database only for a moment every POLL_S seconds, so `tuneboard serve` can start meanwhile; when
+    it does, the rest of the following goes through it (`runs follow`) and this command ends with it.
+    """
+    if served():
+        o = owner()
+        for e in o.jobs.follow(job_id, timeout):
+            if e["seq"] > after:
+                _show(e)
+        return _ended(o.jobs.get(job_id), o.jobs.skipped_note(job_id), job_id)
+    from core.jobs import Jobs
+    from core.store import open_store
+
+    release()
+    deadline, last = time.monotonic() + timeout, after
+    while True:
+        s = open_store(settings())
+        try:
+            jobs = Jobs(s, settings().runs_dir)
+            jobs.reconcile()  # this command is the owner for this moment: it ingests the worker's events
+            events, job = jobs.events(job_id, after=last), jobs.get(job_id)
+            note = jobs.skipped_note(job_id) if job["status"] not in ("queued", "running") else None
+        finally:
+            s.close()
+        for e in events:
+            last = e["seq"]
+            _show(e)
+        if job["status"] not in ("queued", "running") or time.monotonic() > deadline:
+            return _ended(job, note, job_id)
+        time.sleep(POLL_S)
+        _hand_over(job_id, last, deadline)
+
+
+def _hand_over(job_id: str, last: int, deadline: float) -> None:
+    """If a server started for the workspace, follow the rest through it and end with its code."""
+    from cli import client
+
+    found = client.target(["runs", "follow", job_id])
+    if found is None:
+        return
+    out.print("a tuneboard server started for this workspace: following the job through it", markup=False)
+    code = client.forward(*found, ["runs", "follow", job_id, "--after", str(last),
+                                   "--timeout", str(max(1.0, deadline - time.monotonic()))])
+    raise typer.Exit(code if code >= 0 else 1)
 
 
 def finish(job_id: str, job: dict) -> None:

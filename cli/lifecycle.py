@@ -77,7 +77,7 @@ def retrain_schedule(task: str, name: str = typer.Option("", help="A name (defau
                      on_new_data: bool = typer.Option(False, help="Fire when a new data version is imported."),
                      test_prompts: int = TEST_PROMPTS, suite_items: int = SUITE_ITEMS,
                      raters_per_pair: int = RATERS, path: str = PATH) -> None:
-    """Schedule unattended retraining of a task (fires while the dashboard runs, or on `retrain tick`)."""
+    """Schedule unattended retraining of a task (fires on the server's monitor, no browser needed)."""
     from core.lifecycle import schedules
 
     chosen = [t for t, on in (("interval", every_hours is not None), ("cron", bool(cron)), ("new_data", on_new_data))
@@ -106,19 +106,6 @@ def retrain_schedules() -> None:
     for e in schedules.events(store(), CLI_USER, limit=10):
         out.print(f"{e['fired_at']:%Y-%m-%d %H:%M} {e['schedule_id']} {e['outcome']} {e['pipeline_id'] or ''} "
                   f"{e['note']}", markup=False)
-
-
-@retrain.command("tick")
-def retrain_tick() -> None:
-    """Fire due schedules and advance running pipelines once (e.g. from cron when no dashboard runs)."""
-    from core.lifecycle import pipelines, schedules
-
-    o = owner()
-    o.jobs.reconcile()
-    moved = pipelines.advance(o.store, o.jobs, settings())
-    started = schedules.tick(o.store, o.jobs, settings())
-    out.print(f"started {len(started)} pipeline(s){': ' + ', '.join(started) if started else ''}; "
-              f"{len(moved)} job(s) for running pipelines", markup=False)
 
 
 @retrain.command("pause")

@@ -84,6 +84,13 @@ def runs_show(run_id: str) -> None:
                   markup=False)
 
 
+@runs.command("follow")
+def runs_follow(job_id: str, after: int = typer.Option(0, help="Print only events after this sequence number."),
+                timeout: float = typer.Option(24 * 3600, help="Stop following after this many seconds.")) -> None:
+    """Print a job's progress (training, generation, scoring) until it ends; the job is not touched."""
+    finish(job_id, follow(job_id, timeout, after))
+
+
 @runs.command("cancel")
 def runs_cancel(run_id: str) -> None:
     """Stop a run after its current step, saving a checkpoint."""

@@ -125,3 +125,48 @@ def test_a_schedule_fires_and_its_pipeline_completes_with_no_browser_while_the_c
     assert not (w["settings"].workspace_dir / "server.json").exists()
     alone = _cli(w, "retrain", "list")  # no server now: the CLI opens the database for this one call
     assert alone.returncode == 0 and "ready" in alone.stdout, alone.stderr
+
+
+def test_kill_9_of_the_server_while_the_cli_waits_on_a_job_then_a_restart_reattaches_the_worker(workspace):
+    w = workspace
+    shown = _cli(w, "runs", "show", w["first"])  # no server yet: the CLI alone
+    version = re.search(r'dataset_version = "([0-9a-f]+)"', shown.stdout).group(1)
+    config = w["root"] / "long.toml"
+    config.write_text(f'[train]\ndataset_version = "{version}"\nmax_steps = 40\neval_every = 20\nbatch_size = 4\n'
+                      'max_seq_len = 128\nlearning_rate = 0.001\n')
+    port = free_port()
+    server = start_server(w["root"], w["env"], port, w["root"] / "server.log")
+    url = f"http://localhost:{port}"
+    waiting = subprocess.Popen([str(TUNEBOARD), "train", "--config", "long.toml"], cwd=w["root"], env=w["env"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in waiting.stdout:  # "started train-...": the job runs, the CLI follows it
+            if (found := re.search(r"started (train-\S+):", line)):
+                break
+        run_id = found.group(1)
+        os.kill(server.pid, 9)  # the server only: the worker is its own session and keeps going
+        server.wait(timeout=30)
+        out, err = waiting.communicate(timeout=120)
+        assert waiting.returncode == 1 and "stopped before" in err and "keep running" in err, (out, err)
+        assert "Traceback" not in err
+        server = start_server(w["root"], w["env"], port, w["root"] / "server.log")  # re-attaches the worker
+        deadline = time.monotonic() + 600
+        while 'tuneboard_jobs_active 0.0' not in _get(f"{url}/api/v1/metrics")[1]:
+            assert time.monotonic() < deadline, (w["root"] / "server.log").read_text()[-3000:]
+            time.sleep(2)
+        runs = _cli(w, "runs", "show", run_id)
+        assert runs.returncode == 0 and "succeeded" in runs.stdout, runs.stdout + runs.stderr
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+        stop_server(server)
+    # Every step's event was counted once, across the two owners.
+    from core.jobs import Jobs
+    from core.store import open_store
+
+    store = open_store(w["settings"])
+    try:
+        steps = [e["step"] for e in Jobs(store, w["settings"].runs_dir).events(run_id, "train")]
+    finally:
+        store.close()
+    assert steps == sorted(set(steps)) and steps[-1] == 40

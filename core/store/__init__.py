@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,14 +43,22 @@ def _translate(exc: Exception, path: Path) -> Exception:
 class Store:
     """The owner's handle on the database."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, wait_s: float = 3.0):
         self.path = Path(path)
         self._lock = threading.Lock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._con = duckdb.connect(str(self.path))
-        except (duckdb.Error, OSError) as exc:
-            raise _translate(exc, self.path) from None
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._con = duckdb.connect(str(self.path))
+                break
+            except (duckdb.Error, OSError) as exc:
+                error = _translate(exc, self.path)
+                # A CLI command that waits on a job opens the database for a moment every few
+                # seconds: meeting it is a matter of waiting that moment out.
+                if not isinstance(error, StoreBusy) or time.monotonic() > deadline:
+                    raise error from None
+                time.sleep(0.1)
         self.migrate()
 
     # ---- schema --------------------------------------------------------------------
