@@ -170,3 +170,68 @@ def test_kill_9_of_the_server_while_the_cli_waits_on_a_job_then_a_restart_reatta
     finally:
         store.close()
     assert steps == sorted(set(steps)) and steps[-1] == 40
+
+
+def test_the_readmes_commands_work_through_a_live_server(tmp_path, tiny_model, demo_files):
+    """The README's command table, run while `tuneboard serve` owns the workspace (each goes through
+    it). Left out here, and covered standalone by tests/test_cli.py or elsewhere: the long runs
+    (`demo`, `regression run` / `sweep`, `retrain now`, `runs merge`, `reproduce`) and the two
+    documented exceptions (`serve-models`, `regression harness` offline)."""
+    good, bad = demo_files
+    root = tmp_path / "root"
+    root.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNEBOARD_")}
+    env.update({"TUNEBOARD_WORKSPACE": str(root / "ws"), "TUNEBOARD_MODEL_BASE": tiny_model,
+                "TUNEBOARD_ADMIN_PASSWORD": "service-admin-pw-1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+                "TOKENIZERS_PARALLELISM": "false", "RITA_PW": "rita-password-123", **ONE_THREAD})
+    w = {"root": root, "env": env}
+    server = start_server(root, env, free_port(), root / "server.log")
+    try:
+        def ok(*args, expect: str = "") -> str:
+            done = _cli(w, *args)
+            assert done.returncode == 0 and "Traceback" not in done.stderr, (args, done.stdout, done.stderr)
+            assert expect in done.stdout, (args, done.stdout)
+            return done.stdout
+
+        ok("init", expect="Workspace ready")
+        ok("config", expect="[training]")
+        ok("data", "validate", str(good))
+        version = json.loads(ok("data", "import", "--name", "tickets", "--json", str(good)))["version"]
+        ok("data", "list", expect="tickets")
+        ok("data", "show", version[:8], "--examples", "1", "--split", "test")
+        ok("data", "metrics", version[:8], "--set", "exact_match,chrf")
+        ok("users", "add", "rita", "--role", "rater", "--password-env", "RITA_PW")
+        ok("users", "set-role", "rita", "lead")
+        ok("users", "set-role", "rita", "rater")
+        ok("users", "list", expect="rita")
+        (root / "run.toml").write_text(f'[train]\ndataset_version = "{version}"\nmax_steps = 4\neval_every = 2\n'
+                                       'batch_size = 4\nmax_seq_len = 128\n')
+        run_id = re.search(r"started (train-\S+):", ok("train", "--config", "run.toml")).group(1)
+        ok("runs", "list", expect=run_id)
+        ok("runs", "show", run_id, expect="dataset_version")
+        ok("runs", "follow", run_id, expect="succeeded")
+        finished = _cli(w, "runs", "cancel", run_id)  # a finished run: a clean refusal, not a traceback
+        assert finished.returncode != 0 and "error:" in finished.stderr and "Traceback" not in finished.stderr
+        made = ok("generate", "--prompts", f"{version}:test", "--variants", f"base,adapter:{run_id}", "--limit", "3",
+                  "--max-tokens", "8", "--path", "transformers")
+        gen = re.search(r"(generate-\S+?)[:\s]", made).group(1)
+        ok("metrics", "score", gen, "--metrics", "exact_match,chrf")
+        ok("metrics", "show", gen, expect="chrf")
+        ok("review", "create", gen, "--name", "Round 1", "--variants", f"adapter:{run_id},base", "--raters", "rita",
+           "--per-pair", "1", "--gold-rate", "0", expect="Plan: With 3 prompts")
+        pair_set = re.search(r"(pairs-\S+)", ok("review", "list")).group(1)
+        ok("review", "assign", pair_set, "--raters", "rita")
+        assert "no votes yet" in _cli(w, "review", "results", pair_set).stderr
+        ok("contenders", "model", "prompted", "--system-prompt", "Reply with the JSON object only.")
+        ok("promote", f"adapter:{run_id}", "--override", "--reason", "the first version of the task", "--task",
+           "tickets", expect="promoted")
+        ok("regression", "list")
+        ok("retrain", "schedule", "tickets", "--every-hours", "100", expect="created")
+        schedule = re.search(r"(schedule-\S+)", ok("retrain", "schedules")).group(1)
+        ok("retrain", "pause", schedule)
+        ok("retrain", "list")
+        ok("deploy", "--out", "deployment", "--dry-run")
+        ok("bundle", run_id, "--out", "bundles/run.zip")
+        assert (root / "bundles" / "run.zip").is_file(), "the bundle lands relative to the CLI's folder"
+    finally:
+        stop_server(server)
