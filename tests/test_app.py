@@ -345,3 +345,32 @@ def test_password_reset_elsewhere_signs_this_browser_out(app, owner):
     at.run()
     assert_clean(at)
     assert registered_pages(at) == ["Log in"]
+
+
+def test_engineers_see_a_failing_background_pass_on_home_and_others_do_not(settings, env, owner, accounts,
+                                                                         monkeypatch):
+    """The dashboard's own owner, its real monitor thread: a follow-up that raises is shown to an
+    engineer with its time and message; a lead's Home does not show it."""
+    import time as clock
+
+    owners = DashboardOwners(monkeypatch)
+    try:
+        at = make_app(env, "eve")
+        [served] = owners.opened
+
+        def broken() -> None:
+            raise RuntimeError("schedule 'weekly' points at a dataset that is gone")
+
+        served.monitor.after = broken
+        deadline = clock.monotonic() + 10
+        while served.monitor.last_error is None:
+            assert clock.monotonic() < deadline
+            clock.sleep(0.05)
+        at = goto(make_app(env, "eve"), "Home")
+        assert_clean(at)
+        [shown] = [e.value for e in at.error]
+        assert "dataset that is gone" in shown and "failed at 20" in shown and "retried every second" in shown
+        lead = goto(make_app(env, "leo"), "Home")
+        assert not [e.value for e in lead.error]
+    finally:
+        owners.close()
