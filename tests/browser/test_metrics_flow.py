@@ -53,7 +53,8 @@ def test_lead_sees_home_metrics_examples_and_downloads_the_report(server, page, 
     chart = page.get_by_test_id("stVegaLiteChart").first
     expect(chart.locator("canvas, svg").first).to_be_visible(timeout=30_000)
     page.get_by_text("The verdict in words").click()
-    expect(page.get_by_text(re.compile(r"adapter:tuned vs base, field_accuracy: .*Holm-adjusted"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"adapter:tuned vs base, field_accuracy: .*Bonferroni-adjusted"))) \
+        .to_be_visible()
 
     page.get_by_role("tab", name="Examples").click()
     wait_idle(page)

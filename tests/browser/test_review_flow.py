@@ -371,7 +371,12 @@ def test_lead_sees_the_ladder_and_agreement_on_results(server, page, tmp_path):
     # rita and ruth rated 3 pairs in common: a number, not the "–" of a missing statistic
     expect(metric("^Fleiss' κ$").get_by_test_id("stMetricValue")).to_have_text(re.compile(r"^-?\d\.\d{3}$"))
     votes = sum(sum(c.values()) for c in STATE["votes"].values())
-    expect(metric("^Votes$").get_by_test_id("stMetricValue")).to_have_text(str(votes))
+    # Votes on compared pairs in the metric; those on gold pairs beside them in the caption: all counted.
+    counted = page.get_by_text(re.compile(r"from \d+ prompts and \d+ votes \(and \d+ on gold pairs\)"))
+    expect(counted).to_be_visible()
+    compared, gold = (int(x) for x in re.search(r"and (\d+) votes \(and (\d+) on gold", counted.inner_text()).groups())
+    assert compared + gold == votes, (compared, gold, votes)
+    expect(metric("^Votes$").get_by_test_id("stMetricValue")).to_have_text(str(compared))
     expect(page.get_by_test_id("stException")).to_have_count(0)
     wait_idle(page)
     shoot(page, tmp_path, "results.png")
