@@ -8,6 +8,13 @@ in core, as a login would), reads the buttons the page drew, and clicks one by s
 widget id as a trigger, so the server runs the page's own `on_click` callback (`desk.vote`)
 and rerun. Nothing here calls core directly: every vote goes through the running app.
 
+Like the browser, a click on a button inside an `st.fragment` names that fragment (the
+`fragment_id` its element arrived with), so the server reruns only the fragment, and every
+rerun carries the page's script hash (from the `navigation` message). `fragments=False`
+leaves the fragment id out: the server then reruns the whole page for each vote (callback,
+app entrypoint, navigation, sidebar, page), which is what the Rate page did before its rating
+area became a fragment; the load benchmark measures both, with the same code.
+
 `run_raters` runs many of them at once in one asyncio loop and reports what each saw:
 acknowledged votes (the "Saved" notice the page shows after `desk.vote` returned
 "recorded"), vote-to-next-pair latency (trigger sent -> the rerun that shows the next pair
@@ -60,7 +67,8 @@ def mint_tokens(store: Store, usernames: list[str], hours: int = 12) -> dict[str
 @dataclass
 class PageRun:
     """What one run of the page drew."""
-    buttons: dict[str, tuple[str, bool]] = field(default_factory=dict)   # label -> (widget id, disabled)
+    # label -> (widget id, disabled, the fragment it is in or "")
+    buttons: dict[str, tuple[str, bool, str]] = field(default_factory=dict)
     texts: list[str] = field(default_factory=list)                        # markdown, alerts, text, html, code
     alerts: list[tuple[str, str]] = field(default_factory=list)           # (format name, body)
     exceptions: list[str] = field(default_factory=list)
@@ -75,9 +83,11 @@ class PageRun:
 class RaterClient:
     """One browser tab of one rater on the Rate page (the rater's default page)."""
 
-    def __init__(self, base_url: str, token: str):
+    def __init__(self, base_url: str, token: str, fragments: bool = True):
         self.ws_url = base_url.replace("http://", "ws://").rstrip("/") + "/_stcore/stream"
         self.token = token
+        self.fragments = fragments
+        self.page_script_hash = ""        # the page shown, as the server last said (the browser sends it back)
         self.ws = None
 
     async def connect(self) -> PageRun:
@@ -90,15 +100,19 @@ class RaterClient:
         if self.ws is not None:
             await self.ws.close()
 
-    async def rerun(self, trigger: str | None = None) -> PageRun:
+    async def rerun(self, trigger: str | None = None, fragment_id: str = "") -> PageRun:
+        """A rerun; with `trigger`, a click on that button (in `fragment_id`, if it is in one)."""
         msg = BackMsg()
         state = msg.rerun_script
         state.query_string = ""
         state.page_name = ""
+        state.page_script_hash = self.page_script_hash
         if trigger is not None:
             widget = state.widget_states.widgets.add()
             widget.id = trigger
             widget.trigger_value = True
+            if fragment_id and self.fragments:
+                state.fragment_id = fragment_id
         else:
             state.widget_states.SetInParent()
         await self.ws.send(msg.SerializeToString())
@@ -113,7 +127,11 @@ class RaterClient:
             fwd.ParseFromString(raw)
             kind = fwd.WhichOneof("type")
             if kind == "delta" and fwd.delta.WhichOneof("type") == "new_element":
-                _read_element(fwd.delta.new_element, run)
+                _read_element(fwd.delta.new_element, run, fwd.delta.fragment_id)
+            elif kind == "navigation":
+                self.page_script_hash = fwd.navigation.page_script_hash
+            elif kind == "new_session" and fwd.new_session.page_script_hash:
+                self.page_script_hash = fwd.new_session.page_script_hash
             elif kind == "script_finished":
                 status = ForwardMsg.ScriptFinishedStatus.Name(fwd.script_finished)
                 if status == "FINISHED_EARLY_FOR_RERUN":
@@ -122,10 +140,10 @@ class RaterClient:
                 return run
 
 
-def _read_element(element, run: PageRun) -> None:
+def _read_element(element, run: PageRun, fragment_id: str = "") -> None:
     kind = element.WhichOneof("type")
     if kind == "button":
-        run.buttons[element.button.label] = (element.button.id, element.button.disabled)
+        run.buttons[element.button.label] = (element.button.id, element.button.disabled, fragment_id)
     elif kind == "markdown":
         run.texts.append(element.markdown.body)
     elif kind == "alert":
@@ -151,10 +169,10 @@ class RaterReport:
 
 
 async def rate(base_url: str, name: str, token: str, votes: int, think: tuple[float, float], seed: int,
-               report: RaterReport, stop: asyncio.Event | None = None) -> RaterReport:
+               report: RaterReport, stop: asyncio.Event | None = None, fragments: bool = True) -> RaterReport:
     """Vote `votes` times (or until the task is done or `stop` is set) as the page's user would."""
     rng = random.Random(seed)
-    client = RaterClient(base_url, token)
+    client = RaterClient(base_url, token, fragments=fragments)
     try:
         run = await client.connect()
         seen: set[tuple[str, ...]] = set()
@@ -173,7 +191,8 @@ async def rate(base_url: str, name: str, token: str, votes: int, think: tuple[fl
             await asyncio.sleep(rng.uniform(*think))
             label = rng.choice(list(VOTE_LABELS))
             t0 = time.perf_counter()
-            nxt = await client.rerun(trigger=run.buttons[label][0])
+            widget_id, _, fragment_id = run.buttons[label]
+            nxt = await client.rerun(trigger=widget_id, fragment_id=fragment_id)
             report.latencies.append(time.perf_counter() - t0)
             saved = [body for fmt, body in nxt.alerts if body.startswith(SAVED)]
             if saved:
@@ -194,16 +213,18 @@ async def rate(base_url: str, name: str, token: str, votes: int, think: tuple[fl
 
 def run_raters(base_url: str, tokens: dict[str, str], votes: int, think: tuple[float, float],
                seed: int = 0, stop_after: float | None = None,
-               reports: list[RaterReport] | None = None) -> list[RaterReport]:
+               reports: list[RaterReport] | None = None, fragments: bool = True) -> list[RaterReport]:
     """Every rater at once, each on its own connection; `stop_after` seconds ends them all.
 
     `reports` (one per token, in order) may be passed in to watch them fill from another thread.
+    `fragments=False`: every vote reruns the whole page (see the module docstring).
     """
     reports = reports if reports is not None else [RaterReport(name) for name in tokens]
 
     async def main() -> None:
         stop = asyncio.Event()
-        tasks = [asyncio.create_task(rate(base_url, name, token, votes, think, seed * 1000 + k, reports[k], stop))
+        tasks = [asyncio.create_task(rate(base_url, name, token, votes, think, seed * 1000 + k, reports[k], stop,
+                                          fragments))
                  for k, (name, token) in enumerate(tokens.items())]
         if stop_after is not None:
             asyncio.get_running_loop().call_later(stop_after, stop.set)
@@ -281,6 +302,22 @@ def stop_server(proc: subprocess.Popen, kill: bool = False) -> None:
         proc.wait(timeout=20)
     except ProcessLookupError:
         pass
+
+
+def cpu_seconds(proc: subprocess.Popen) -> float:
+    """CPU time (user + system) used so far by the server's process group (Linux /proc; 0.0 elsewhere).
+
+    A figure the machine's other work moves less than latency does: what one vote costs the server.
+    """
+    tick, total = os.sysconf("SC_CLK_TCK"), 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # a process that ended meanwhile
+            continue
+        if int(fields[2]) == proc.pid:  # process group: start_server gives the server its own session
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
 
 
 def server_env(workspace: Path, extra: dict[str, str] | None = None) -> dict[str, str]:

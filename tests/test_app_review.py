@@ -4,6 +4,8 @@ form, and the Results page draws the stored statistics."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -11,6 +13,7 @@ from core.demo.review import rater_accounts, seed_generation_set, simulated_choi
 from core.review import pairs
 from core.review.desk import RatingDesk
 from core.review.pairs import PairSetSpec
+from pages import rate
 from tests.apptest import assert_clean, button, goto, titles
 from tests.conftest import PASSWORD
 from tests.test_app import app, fast_password_hashing  # noqa: F401  (the same fixtures as the other pages)
@@ -89,6 +92,22 @@ def test_a_click_at_once_after_the_pair_appeared_is_not_counted(app, owner, pair
     assert_clean(at)
     assert any("taken for a double click" in i.value for i in at.info)
     assert owner.store.scalar("SELECT count(*) FROM votes") == 0
+
+
+def test_a_click_left_behind_by_an_interrupted_run_is_dropped(app, owner, pair_set):
+    """A button's callback only notes the click; the rating area carries it out in the same run. A
+    click a cut-short run left in the session (a navigation right after it) is not cast later."""
+    at = goto(app("rita"), "Rate")
+    first = owner.store.scalar("SELECT pair_id FROM assignments WHERE pair_set_id = ? AND rater = 'rita' "
+                               "ORDER BY position LIMIT 1", [pair_set["id"]])  # the pair on screen
+    at.session_state[rate.CLICK] = ("vote", (pair_set["id"], first, "1"), time.monotonic() - rate.CLICK_SECONDS - 1)
+    at.run()
+    assert_clean(at)
+    assert owner.store.scalar("SELECT count(*) FROM votes") == 0 and not at.success
+    at.session_state[rate.CLICK] = ("vote", (pair_set["id"], first, "1"), time.monotonic())  # as a callback does
+    at.run()
+    assert [s.value for s in at.success] == ["Saved: response 1 is better."]
+    assert owner.store.scalar("SELECT count(*) FROM votes WHERE rater = 'rita' AND pair_id = ?", [first]) == 1
 
 
 def test_lead_creates_a_pair_set_from_the_form(app, owner, accounts):

@@ -181,6 +181,30 @@ def test_lowering_k_trims_the_most_loaded_and_a_restored_pair_is_assigned_again(
     assert store.scalar("SELECT count(*) FROM assignments WHERE pair_set_id = ? AND pair_id = 0", [ps]) == 2
 
 
+def test_the_task_list_follows_every_change_of_assignments(world):
+    """The desk remembers which sets a rater is in (it answers every vote from memory); each
+    change of assignments is seen on the next call, by the same desk."""
+    store, d = world["store"], desk(world)
+
+    def shown(name: str) -> dict[str, tuple[int, int]]:
+        return {t["pair_set_id"]: (t["done"], t["total"]) for t in d.tasks(rater(name))}
+
+    first = make_set(world, raters=RATERS[:2], raters_per_pair=1, gold_rate=0.0)
+    assert shown("ann") == {first: (0, 15)} and shown("dan") == {}
+    second = make_set(world, name="Round 2", raters=["dan"], raters_per_pair=1, gold_rate=0.0)  # a new set
+    assert shown("dan") == {second: (0, 30)} and set(shown("ann")) == {first}
+    view = d.next_pair(rater("ann"), first)
+    d.vote(rater("ann"), first, view.ticket, "1")
+    assert shown("ann") == {first: (1, 15)}
+    pairs.assign_raters(store, world["lead"], second, ["dan", "ann"], 1)  # ann joins the second set
+    assert shown("ann") == {first: (1, 15), second: (0, 15)} and shown("dan") == {second: (0, 15)}
+    pairs.assign_raters(store, world["lead"], first, ["ben"], 1)  # ann leaves: only her voted pair stays hers
+    assert shown("ann") == {first: (1, 1), second: (0, 15)}
+    pairs.withdraw_pair(store, world["lead"], first, view.ticket)  # her last pair there withdrawn
+    assert shown("ann") == {second: (0, 15)}
+    assert shown("ann") == {t["pair_set_id"]: (t["done"], t["total"]) for t in desk(world).tasks(rater("ann"))}
+
+
 def test_gold_marks_take_sides_not_model_names(world):
     store = world["store"]
     ps = make_set(world, gold_rate=0.3)

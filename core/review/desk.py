@@ -63,6 +63,8 @@ class RatingDesk:
         self.store = store
         self.min_vote_seconds = min_vote_seconds
         self._queues: dict[tuple[str, str], _Queue] = {}
+        # (pair set, rater) -> the assign_version at which the rater had no assignment in that set
+        self._absent: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
     # ---- queues --------------------------------------------------------------------
@@ -85,8 +87,10 @@ class RatingDesk:
                                                          key=lambda r: r[2])]
         return _Queue(version, open_, skipped, {r[0] for r in rows}, sum(1 for r in rows if r[1]))
 
-    def _queue(self, cur, pair_set_id: str, rater: str) -> _Queue:
-        version = self._version(cur, pair_set_id)
+    def _queue(self, cur, pair_set_id: str, rater: str, version: int | None = None) -> _Queue:
+        """The rater's queue as of `version` (read from the pair set when not given)."""
+        if version is None:
+            version = self._version(cur, pair_set_id)
         key = (pair_set_id, rater)
         with self._lock:
             q = self._queues.get(key)
@@ -104,16 +108,33 @@ class RatingDesk:
     def tasks(self, actor: User) -> list[dict]:
         """The rater's pair sets with their progress (names and instructions only: both are checked blind).
 
-        Progress comes from the rater's queues, so a page rerun never counts the votes table.
+        Progress comes from the rater's queues, so a page rerun never counts the votes table. It runs
+        on every vote (the page shows each task's progress), so it reads only the small pair_sets
+        table: which sets the rater is in is known from the queues (and `_absent`) as of each set's
+        assign_version, which every change of assignments moves; the rater's assignments are
+        scanned only when a set is new to this desk or its version moved.
         """
         require(actor, Action.REVIEW_RATE)
+        rater = actor.username
         with self.store.cursor() as cur:
-            sets = cur.execute("""SELECT pair_set_id, name, instructions FROM pair_sets WHERE pair_set_id IN
-                                  (SELECT DISTINCT pair_set_id FROM assignments WHERE rater = ?)
-                                  ORDER BY created_at""", [actor.username]).fetchall()
+            sets = cur.execute("SELECT pair_set_id, name, instructions, assign_version FROM pair_sets "
+                               "ORDER BY created_at").fetchall()
+            with self._lock:
+                unknown = {ps for ps, _, _, version in sets if self._absent.get((ps, rater)) != version
+                           and getattr(self._queues.get((ps, rater)), "version", None) != version}
+            if unknown:
+                mine = {r[0] for r in cur.execute("SELECT DISTINCT pair_set_id FROM assignments WHERE rater = ?",
+                                                  [rater]).fetchall()}
+                with self._lock:
+                    for ps, _, _, version in sets:
+                        if ps in unknown and ps not in mine:
+                            self._absent[(ps, rater)] = version
             tasks = []
-            for pair_set_id, name, instructions in sets:
-                q = self._queue(cur, pair_set_id, actor.username)
+            for pair_set_id, name, instructions, version in sets:
+                with self._lock:
+                    if self._absent.get((pair_set_id, rater)) == version:
+                        continue
+                q = self._queue(cur, pair_set_id, rater, version)
                 if q.assigned:
                     tasks.append({"pair_set_id": pair_set_id, "name": name, "instructions": instructions,
                                   "done": q.done, "total": len(q.assigned)})
