@@ -235,3 +235,28 @@ def test_the_readmes_commands_work_through_a_live_server(tmp_path, tiny_model, d
         assert (root / "bundles" / "run.zip").is_file(), "the bundle lands relative to the CLI's folder"
     finally:
         stop_server(server)
+
+
+def test_a_waiting_cli_command_lets_serve_start_and_follows_the_rest_through_it(workspace):
+    """No server: `train` follows its job holding the database only a moment every 2 s, so `serve`
+    starts meanwhile; the command notices it and follows the rest of the job through the server."""
+    w = workspace
+    version = re.search(r'dataset_version = "([0-9a-f]+)"', _cli(w, "runs", "show", w["first"]).stdout).group(1)
+    (w["root"] / "long.toml").write_text(f'[train]\ndataset_version = "{version}"\nmax_steps = 60\neval_every = 30\n'
+                                         'batch_size = 4\nmax_seq_len = 128\nlearning_rate = 0.001\n')
+    waiting = subprocess.Popen([str(TUNEBOARD), "train", "--config", "long.toml"], cwd=w["root"], env=w["env"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = None
+    try:
+        for line in waiting.stdout:
+            if re.search(r"started (train-\S+):", line):
+                break
+        server = start_server(w["root"], w["env"], free_port(), w["root"] / "server.log")  # not refused
+        out, err = waiting.communicate(timeout=600)
+        assert waiting.returncode == 0, (out, err)
+        assert "following the job through it" in out and "succeeded" in out, out
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+        if server is not None:
+            stop_server(server)
