@@ -200,19 +200,20 @@ def follow(job_id: str, timeout: float, after: int = 0) -> dict:
         if job["status"] not in ("queued", "running") or time.monotonic() > deadline:
             return _ended(job, note, job_id)
         time.sleep(POLL_S)
-        _hand_over(job_id, last, deadline)
+        hand_over(["runs", "follow", job_id, "--after", str(last),
+                   "--timeout", str(max(1.0, deadline - time.monotonic()))], "the job")
 
 
-def _hand_over(job_id: str, last: int, deadline: float) -> None:
-    """If a server started for the workspace, follow the rest through it and end with its code."""
+def hand_over(argv: list[str], what: str) -> None:
+    """If a server started for the workspace while this command waited alone, go on through it
+    (`argv`: the command that follows `what` from here) and end with its exit code."""
     from cli import client
 
-    found = client.target(["runs", "follow", job_id])
+    found = client.target(argv)
     if found is None:
         return
-    out.print("a tuneboard server started for this workspace: following the job through it", markup=False)
-    code = client.forward(*found, ["runs", "follow", job_id, "--after", str(last),
-                                   "--timeout", str(max(1.0, deadline - time.monotonic()))])
+    out.print(f"a tuneboard server started for this workspace: following {what} through it", markup=False)
+    code = client.forward(*found, argv)
     raise typer.Exit(code if code >= 0 else 1)
 
 

@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from cli.context import csv_list, finish, follow, out, owner, settings, store
+from cli.context import (POLL_S, csv_list, finish, follow, hand_over, out, owner, release, served, settings,
+                         store)
 from core.auth import CLI_USER
 from core.errors import InvalidInput
 
@@ -62,12 +63,57 @@ def retrain_now(task: str, test_prompts: int = TEST_PROMPTS, suite_items: int = 
     pid = pipelines.start_pipeline(o.store, o.jobs, settings(), CLI_USER, task,
                                    _options(test_prompts, suite_items, raters_per_pair, path))
     out.print(f"started {pid}", markup=False)
-    last = ""
-    for p in pipelines.follow(o.store, o.jobs, settings(), CLI_USER, pid, timeout):
-        if p["why"] != last:
-            out.print(f"{pid}: {p['status']}: {p['why']}", markup=False)
-            last = p["why"]
+    _follow_pipeline(pid, timeout)
     _print_candidate(pid)
+
+
+@retrain.command("follow")
+def retrain_follow(pipeline: str, timeout: float = typer.Option(14400, help="Seconds to follow the pipeline.")) -> None:
+    """Print a pipeline's progress until it ends, then its candidate beside the promoted version."""
+    _follow_pipeline(pipeline, timeout)
+    _print_candidate(pipeline)
+
+
+def _follow_pipeline(pid: str, timeout: float) -> None:
+    """A pipeline's progress, a line per change. Inside the server only watched (its monitor drives
+    it). Alone, this command drives it (ingest, advance) holding the database a moment every
+    POLL_S seconds, so `serve` can start meanwhile; then the rest is followed through the server."""
+    import time
+
+    from core.jobs import Jobs
+    from core.lifecycle import pipelines
+    from core.owner import training_launchers
+    from core.store import open_store
+
+    last = [""]
+
+    def show(p: dict) -> None:
+        if p["why"] != last[0]:
+            out.print(f"{pid}: {p['status']}: {p['why']}", markup=False)
+            last[0] = p["why"]
+
+    if served():
+        o = owner()
+        for p in pipelines.follow(o.store, o.jobs, settings(), CLI_USER, pid, timeout, drive=False):
+            show(p)
+        return
+    release()
+    deadline = time.monotonic() + timeout
+    while True:
+        s = open_store(settings())
+        try:
+            jobs = Jobs(s, settings().runs_dir, launchers=training_launchers(settings()))
+            jobs.reconcile()
+            pipelines.advance(s, jobs, settings())
+            p = pipelines.get_pipeline(s, CLI_USER, pid)
+        finally:
+            s.close()
+        show(p)
+        if p["status"] != "running" or time.monotonic() > deadline:
+            return
+        time.sleep(POLL_S)
+        hand_over(["retrain", "follow", pid, "--timeout", str(max(1.0, deadline - time.monotonic()))],
+                  "the pipeline")
 
 
 @retrain.command("schedule")

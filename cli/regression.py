@@ -108,7 +108,7 @@ def regression_sweep(run: str,
     for job_id in (record["suite_set"], record["task_set"]):
         if follow(job_id, timeout)["status"] != "succeeded":
             break
-    for job_id in sweep.advance(o.store, o.jobs, settings()):
+    for job_id in sweep.advance(owner().store, owner().jobs, settings()):  # follow() let the database go
         follow(job_id, timeout)
     _print_sweep(sweep_id)
 
@@ -163,7 +163,7 @@ def regression_harness(variant: str = typer.Option(..., help="The variant: base,
     out.print(f"started {job_id}", markup=False)
     job = follow(job_id, timeout)
     finish(job_id, job)
-    frame = harness.results(o.store, CLI_USER, variant)
+    frame = harness.results(store(), CLI_USER, variant)  # follow() let the database go: open it again
     table = Table("task", "metric", "value", "stderr", "n")
     for r in frame[frame["job_id"] == job_id].itertuples():
         table.add_row(r.task, r.metric, f"{r.value:.4f}", "-" if r.stderr != r.stderr or r.stderr is None

@@ -116,7 +116,7 @@ def runs_merge(run_id: str, prompts: int = typer.Option(8, min=1, help="Validati
     o = owner()
     job_id = start_merge(o.store, o.jobs, CLI_USER, run_id, settings().exports_dir, prompts=prompts)
     job = follow(job_id, 3600)
-    parity = o.jobs.events(job_id, "parity")
+    parity = owner().jobs.events(job_id, "parity")  # follow() let the database go: open it again
     if job["status"] != "succeeded" or not parity:
         raise InvalidInput(f"merge {job_id} {job['status']}: {job['error'] or 'no parity result'}")
     p = parity[-1]

@@ -174,9 +174,10 @@ def test_kill_9_of_the_server_while_the_cli_waits_on_a_job_then_a_restart_reatta
 
 def test_the_readmes_commands_work_through_a_live_server(tmp_path, tiny_model, demo_files):
     """The README's command table, run while `tuneboard serve` owns the workspace (each goes through
-    it). Left out here, and covered standalone by tests/test_cli.py or elsewhere: the long runs
-    (`demo`, `regression run` / `sweep`, `retrain now`, `runs merge`, `reproduce`) and the two
-    documented exceptions (`serve-models`, `regression harness` offline)."""
+    it). Left out here, and covered standalone by tests/test_cli.py, test_demo.py and
+    test_regression_sweep.py: `demo`, `regression run` (the whole 370-item suite; `retrain now`
+    below runs it on one item per category) and `regression sweep`; and the two documented
+    exceptions (`serve-models`, `regression harness` offline)."""
     good, bad = demo_files
     root = tmp_path / "root"
     root.mkdir()
@@ -233,6 +234,20 @@ def test_the_readmes_commands_work_through_a_live_server(tmp_path, tiny_model, d
         ok("deploy", "--out", "deployment", "--dry-run")
         ok("bundle", run_id, "--out", "bundles/run.zip")
         assert (root / "bundles" / "run.zip").is_file(), "the bundle lands relative to the CLI's folder"
+        ok("runs", "merge", run_id, "--prompts", "1", expect="good (1/1 identical greedy")
+        refused = _cli(w, "runs", "resume", run_id)  # a finished run has nothing to resume: said cleanly
+        assert refused.returncode != 0 and "error:" in refused.stderr and "Traceback" not in refused.stderr
+        ok("reproduce", "bundles/run.zip", "--detach", expect="train-")
+        now = ok("retrain", "now", "tickets", "--test-prompts", "3", "--suite-items", "1", "--raters-per-pair", "1",
+                 "--path", "transformers")
+        pipeline = re.search(r"(pipeline-\S+?)[:\s,]", now).group(1)
+        ok("retrain", "show", pipeline)
+        ok("retrain", "decide", pipeline, "--promote", "--override", "--reason", "the candidate reads better here")
+        ok("rollback", "tickets", "--reason", "back to the first version for now")
+        ok("regression", "list", expect="gate")
+        ok("regression", "sweeps")
+        # After the retrain: a pipeline would also generate with this contender, whose endpoint is not there.
+        ok("contenders", "add", "remote", "--url", "http://127.0.0.1:9/v1", "--model", "m")
     finally:
         stop_server(server)
 

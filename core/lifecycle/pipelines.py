@@ -133,20 +133,23 @@ def advance(store: Store, jobs: Jobs, settings: Settings) -> list[str]:
 
 
 def follow(store: Store, jobs: Jobs, settings: Settings, actor: User, pipeline_id: str, timeout: float,
-           poll: float = 1.0) -> Iterator[dict]:
-    """Drive the pipelines (ingest, advance) and yield this one's state after each pass, until it is
-    no longer running or `timeout` seconds pass. For a process that owns the store and waits (the CLI).
-    Driving starts jobs, so only those who may start them may wait this way (checked on the call)."""
+           poll: float = 1.0, drive: bool = True) -> Iterator[dict]:
+    """Yield this pipeline's state after each pass until it is no longer running or `timeout`
+    seconds pass. With `drive` (a process that owns the store and waits: the CLI on its own) each
+    pass also ingests and advances the pipelines; inside the server its monitor does that, and a
+    second driver would race it. Driving starts jobs, so only those who may start them may wait
+    this way (checked on the call)."""
     require(actor, Action.JOBS_RUN)
-    return _follow(store, jobs, settings, actor, pipeline_id, timeout, poll)
+    return _follow(store, jobs, settings, actor, pipeline_id, timeout, poll, drive)
 
 
 def _follow(store: Store, jobs: Jobs, settings: Settings, actor: User, pipeline_id: str, timeout: float,
-            poll: float) -> Iterator[dict]:
+            poll: float, drive: bool = True) -> Iterator[dict]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        jobs.reconcile()
-        advance(store, jobs, settings)
+        if drive:
+            jobs.reconcile()
+            advance(store, jobs, settings)
         p = get_pipeline(store, actor, pipeline_id)
         yield p
         if p["status"] != "running":
