@@ -245,15 +245,8 @@ def paired_delta(
     bootstrap p does. With n = 0 everything is NaN and significant is False.
     """
     _check_settings(rounds, level, alpha)
-    t = _scores(tuned, "tuned")
-    b = _scores(base, "base")
-    if t.shape != b.shape:
-        raise InvalidInput(
-            f"tuned and base must score the same examples in the same order, got {t.size} "
-            f"and {b.size} scores"
-        )
-    both = ~(np.isnan(t) | np.isnan(b))
-    d = (t - b)[both]
+    t, b = _aligned(tuned, base)
+    d = t - b
     n = int(d.size)
     if n == 0:
         nan = float("nan")
