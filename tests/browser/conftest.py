@@ -30,7 +30,27 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 TUNEBOARD = Path(sys.executable).with_name("tuneboard")
 START_TIMEOUT = 60.0
-ACCOUNTS = {"rita": "rater", "leo": "lead"}  # password PASSWORD; admin has ADMIN_PASSWORD
+ACCOUNTS = {"rita": "rater", "leo": "lead"}
+# Motion off in the test browser. An expander grows for 500 ms after its click (a Web Animation
+# on <details>, which prefers-reduced-motion does not stop); a click inside it in that time can
+# press on one element and release on another, so nothing is clicked (seen as a form submit that
+# never reached the server). Tests read what pages say, not how they move.
+NO_MOTION = """
+(() => {
+  const animate = Element.prototype.animate;
+  Element.prototype.animate = function (keyframes, options) {
+    const timing = typeof options === "number" ? {duration: 0} : {...(options || {}), duration: 0, delay: 0};
+    return animate.call(this, keyframes, timing);
+  };
+  const style = () => {
+    const css = document.createElement("style");
+    css.textContent = "*, *::before, *::after { transition: none !important; animation-duration: 0s !important;"
+      + " animation-delay: 0s !important; scroll-behavior: auto !important; }";
+    document.head.appendChild(css);
+  };
+  if (document.head) style(); else document.addEventListener("DOMContentLoaded", style);
+})();
+"""  # password PASSWORD; admin has ADMIN_PASSWORD
 
 
 @dataclass
@@ -105,6 +125,7 @@ def page(request, tmp_path):
             str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
             viewport={"width": 1400, "height": 1000})
         context.set_default_timeout(30_000)
+        context.add_init_script(NO_MOTION)
         pg = context.pages[0] if context.pages else context.new_page()
         try:
             yield pg

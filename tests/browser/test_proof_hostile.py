@@ -253,14 +253,8 @@ def _open_expanders(page) -> None:
         summary = details.locator("> summary")
         if details.evaluate("d => d.open") or not summary.is_visible():
             continue
-        for attempt in range(3):
-            summary.click()
-            try:
-                expect(details).to_have_js_property("open", True, timeout=5_000)
-                break
-            except AssertionError:  # seen once in 50-odd expanders: the click did not take; click again
-                if attempt == 2:
-                    raise
+        summary.click()
+        expect(details).to_have_js_property("open", True)
 
 
 def _open_everything(page, label: str, check) -> str:
