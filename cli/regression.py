@@ -3,12 +3,13 @@ lm-eval harness."""
 
 from __future__ import annotations
 
+import time
 from typing import Optional
 
 import typer
 from rich.table import Table
 
-from cli.context import csv_list, finish, follow, out, owner, settings, store
+from cli.context import csv_list, finish, follow, out, owner, served, settings, store
 from core.auth import CLI_USER
 from core.errors import InvalidInput
 
@@ -19,6 +20,9 @@ app = typer.Typer(help="General-capability regression suite, gates, checkpoint s
 @app.command("run")
 def regression_run(variants: str = typer.Option(..., help="Comma-separated fine-tuned variant ids to compare with "
                                                 "the base, e.g. adapter:RUN."),
+                   items: Optional[int] = typer.Option(None, min=1, help="Suite items per category (default: "
+                                                       "all; fewer is a quick look and the gates read "
+                                                       "inconclusive)."),
                    path: str = typer.Option("auto", help="Serving path: auto, vllm-lora, vllm-merged or "
                                             "transformers."),
                    timeout: float = typer.Option(7200, help="Seconds to follow the run.")) -> None:
@@ -27,7 +31,7 @@ def regression_run(variants: str = typer.Option(..., help="Comma-separated fine-
 
     o = owner()
     ids = csv_list(variants)
-    set_id = runs.start_run(o.store, o.jobs, settings(), CLI_USER, ids, path=path)
+    set_id = runs.start_run(o.store, o.jobs, settings(), CLI_USER, ids, path=path, limit=items)
     out.print(f"started {set_id}", markup=False)
     job = follow(set_id, timeout)
     finish(set_id, job)
@@ -105,11 +109,21 @@ def regression_sweep(run: str,
     record = sweep.get_sweep(o.store, CLI_USER, sweep_id)
     out.print(f"started {sweep_id}: {', '.join(record['variants'])} (suite {record['suite_set']}, test split "
               f"{record['task_set']})", markup=False)
+    deadline = time.monotonic() + timeout
     for job_id in (record["suite_set"], record["task_set"]):
         if follow(job_id, timeout)["status"] != "succeeded":
             break
-    for job_id in sweep.advance(owner().store, owner().jobs, settings()):  # follow() let the database go
-        follow(job_id, timeout)
+    # Then its scoring: inside the server the owner's monitor starts it on its next pass; alone,
+    # this command does (follow() let the database go: owner() opens it again).
+    while True:
+        if not served():
+            sweep.advance(owner().store, owner().jobs, settings())
+        record = sweep.get_sweep(store(), CLI_USER, sweep_id)
+        if record["status"] != "scoring" or record["score_job"] or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    if record["score_job"]:
+        follow(record["score_job"], max(1.0, deadline - time.monotonic()))
     _print_sweep(sweep_id)
 
 

@@ -174,17 +174,19 @@ def test_kill_9_of_the_server_while_the_cli_waits_on_a_job_then_a_restart_reatta
 
 def test_the_readmes_commands_work_through_a_live_server(tmp_path, tiny_model, demo_files):
     """The README's command table, run while `tuneboard serve` owns the workspace (each goes through
-    it). Left out here, and covered standalone by tests/test_cli.py, test_demo.py and
-    test_regression_sweep.py: `demo`, `regression run` (the whole 370-item suite; `retrain now`
-    below runs it on one item per category) and `regression sweep`; and the two documented
-    exceptions (`serve-models`, `regression harness` offline)."""
+    it), short settings aside (one suite item per category, a 2-step demo fine-tune). Left out:
+    the two documented exceptions (`serve-models`, `regression harness` offline)."""
     good, bad = demo_files
     root = tmp_path / "root"
     root.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUNEBOARD_")}
     env.update({"TUNEBOARD_WORKSPACE": str(root / "ws"), "TUNEBOARD_MODEL_BASE": tiny_model,
                 "TUNEBOARD_ADMIN_PASSWORD": "service-admin-pw-1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-                "TOKENIZERS_PARALLELISM": "false", "RITA_PW": "rita-password-123", **ONE_THREAD})
+                "TOKENIZERS_PARALLELISM": "false", "RITA_PW": "rita-password-123", **ONE_THREAD,
+                # The demo, short: 2 steps, 2 test prompts through transformers, 1 suite item, no sweep.
+                "TUNEBOARD_TRAINING_DEMO_STEPS": "2", "TUNEBOARD_REVIEW_DEMO_PROMPTS": "2",
+                "TUNEBOARD_SERVING_PATH": "transformers", "TUNEBOARD_REGRESSION_DEMO_ITEMS": "1",
+                "TUNEBOARD_REGRESSION_DEMO_SWEEP_ITEMS": "0"})
     w = {"root": root, "env": env}
     server = start_server(root, env, free_port(), root / "server.log")
     try:
@@ -245,7 +247,14 @@ def test_the_readmes_commands_work_through_a_live_server(tmp_path, tiny_model, d
         ok("retrain", "decide", pipeline, "--promote", "--override", "--reason", "the candidate reads better here")
         ok("rollback", "tickets", "--reason", "back to the first version for now")
         ok("regression", "list", expect="gate")
-        ok("regression", "sweeps")
+        ok("regression", "run", "--variants", f"adapter:{run_id}", "--items", "1", "--path", "transformers",
+           expect=f"gate for adapter:{run_id}:")
+        swept = ok("regression", "sweep", run_id, "--items", "1", "--prompts", "2", "--path", "transformers")
+        sweep_id = re.search(r"started (sweep-\S+?):", swept).group(1)
+        ok("regression", "sweeps", expect=sweep_id)
+        ok("regression", "sweep-show", sweep_id, expect="general")
+        logins = ok("demo", "--examples", "100", expect="Logins")
+        assert "rater2" in logins and "demo ready" in logins
         # After the retrain: a pipeline would also generate with this contender, whose endpoint is not there.
         ok("contenders", "add", "remote", "--url", "http://127.0.0.1:9/v1", "--model", "m")
     finally:
@@ -275,3 +284,13 @@ def test_a_waiting_cli_command_lets_serve_start_and_follows_the_rest_through_it(
             waiting.kill()
         if server is not None:
             stop_server(server)
+
+
+def test_a_sweep_alone_starts_its_own_scoring_and_prints_its_table(workspace):
+    """With no server, `regression sweep` drives the sweep itself: generation, then the scoring of its
+    test split (which the server's monitor starts when one runs), then the table."""
+    done = _cli(workspace, "regression", "sweep", workspace["first"], "--items", "1", "--prompts", "2", "--path",
+                "transformers")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, (done.stdout, done.stderr)
+    assert re.search(r"started (sweep-\S+?):", done.stdout)
+    assert "(best)" in done.stdout and "general" in done.stdout, done.stdout

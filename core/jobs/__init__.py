@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 import uuid
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -78,6 +79,17 @@ def _new_job_id(kind: str) -> str:
     return f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
 
+# One ingest lock per database, shared by every Jobs over it: inside the server a command's own
+# Jobs (the demo's, say) and the monitor's read the same event files.
+_INGEST_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_INGEST_LOCKS_GUARD = threading.Lock()
+
+
+def _ingest_lock(store: Store) -> threading.Lock:
+    with _INGEST_LOCKS_GUARD:
+        return _INGEST_LOCKS.setdefault(store, threading.Lock())
+
+
 class Jobs:
     """Job service of the owning process."""
 
@@ -87,7 +99,7 @@ class Jobs:
         self.runs_dir = Path(runs_dir)
         self.default_launcher = launcher or LocalLauncher()
         self.launchers = dict(launchers or {})  # per job kind, e.g. {"train": accelerate}
-        self._ingest_lock = threading.Lock()
+        self._ingest_lock = _ingest_lock(store)
 
     def launcher_for(self, kind: str) -> Launcher:
         return self.launchers.get(kind, self.default_launcher)
