@@ -177,6 +177,9 @@ class AuthSettings:
     min_password_length: int = setting(10, "Shortest password accepted for new accounts.", min=8, max=128)
     session_hours: int = setting(12, "How long a browser stays signed in (a reload keeps the login).",
                                  min=1, max=24 * 30)
+    token_days: int = setting(90, "How long a new personal API token lives unless its creator says otherwise.",
+                              min=1, max=3650)
+    max_token_days: int = setting(365, "The longest life a personal API token may be given.", min=1, max=3650)
 
 
 @dataclass

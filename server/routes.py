@@ -11,7 +11,7 @@ from prometheus_client.core import GaugeMetricFamily
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from core import owner as owners
 from core.jobs import ACTIVE
@@ -105,6 +105,13 @@ class Timing:
             LATENCY.labels(area).observe(time.perf_counter() - started)
 
 
+def _api():
+    import api.app
+
+    return api.app.build()
+
+
+# Matched in order: health, metrics and the CLI's bridge, then the public API (api/).
 ROUTES = [Route("/api/v1/health", health), Route("/api/v1/metrics", metrics),
-          Route("/api/v1/cli", bridge.run_command, methods=["POST"])]
+          Route("/api/v1/cli", bridge.run_command, methods=["POST"]), Mount("/api/v1", app=_api())]
 MIDDLEWARE = [Middleware(Timing)]

@@ -41,8 +41,8 @@ def test_core_never_imports_streamlit():
     assert offenders == []
 
 
-# Command-line and UI libraries, and the edge packages: core is what they are built on, never the reverse.
-EDGES = {"typer", "rich", "click", "cli", "dashboard", "pages"}
+# Command-line, UI and web libraries, and the edge packages: core is what they are built on, never the reverse.
+EDGES = {"typer", "rich", "click", "cli", "dashboard", "pages", "server", "api", "fastapi", "starlette", "uvicorn"}
 
 
 def test_core_never_imports_an_edge():

@@ -510,4 +510,18 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE review_results ADD COLUMN n_prompts INTEGER;
         ALTER TABLE review_results ADD COLUMN icc DOUBLE;
     """),
+    (19, "api_tokens_and_doors", """
+        -- [api]: personal API tokens (only a hash is kept) and the door of each audited action.
+        CREATE TABLE api_tokens (
+            token_id     VARCHAR PRIMARY KEY,
+            username     VARCHAR NOT NULL,
+            name         VARCHAR NOT NULL,
+            token_hash   VARCHAR NOT NULL,
+            created_at   TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            expires_at   TIMESTAMP NOT NULL,
+            revoked_at   TIMESTAMP,
+            last_used_at TIMESTAMP
+        );
+        ALTER TABLE audit_log ADD COLUMN door VARCHAR;
+    """),
 ]
