@@ -5,6 +5,7 @@ per token id (core/throttle.py): the eleventh within a minute is answered 429 wi
 from __future__ import annotations
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
 
 from api.errors import ApiError
 from core import owner as owners
@@ -28,7 +29,12 @@ def address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def caller(request: Request, owner: Owner = Depends(the_owner)) -> User:
+# Declares the scheme in the OpenAPI schema (the docs page's "Authorize" button); the header is read
+# below, so a missing or malformed one gets tuneboard's own message.
+BEARER = HTTPBearer(auto_error=False, description="A personal token: tb_<id>_<secret>.")
+
+
+def caller(request: Request, owner: Owner = Depends(the_owner), _scheme=Depends(BEARER)) -> User:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

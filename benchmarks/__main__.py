@@ -31,6 +31,8 @@ LABELS = {
     "demo_p7": "P7",            # [proof]: `make demo`'s first run
     "load_server": "load",      # [proof]: 50 raters x 200 votes through the running app
     "trust_calibration": "trust",  # [trust]: false-positive rates and coverage by simulation against known truth
+    "api_results": "api",       # [api]: GET of a pair set's results at 1M votes through the live server
+    "api_votes": "api",         # [api]: 50 API clients voting at once: 0 lost, 0 double, vote->next p95
 }
 
 

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from cli import data, lifecycle, metrics, regression, review, serving, training, users, workspace
+from cli import access, data, lifecycle, metrics, regression, review, serving, training, users, workspace
 from cli.context import run, use_config
 
 app = typer.Typer(help="tuneboard: decide whether a fine-tuned LLM beats its base model.",
@@ -25,10 +25,11 @@ def _root(config: Optional[Path] = typer.Option(None, "--config", help="Path of 
 
 
 # Top-level commands first, then the groups: the order `tuneboard --help` lists them in.
-for module in (workspace, training, serving, lifecycle):
+for module in (workspace, training, serving, lifecycle, access):
     app.add_typer(module.commands)
 app.add_typer(data.app, name="data")
 app.add_typer(users.app, name="users")
+app.add_typer(access.tokens, name="tokens")
 app.add_typer(training.runs, name="runs")
 app.add_typer(serving.contenders, name="contenders")
 app.add_typer(metrics.app, name="metrics")

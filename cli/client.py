@@ -52,11 +52,22 @@ def target(argv: list[str]) -> tuple[str, str] | None:
     return found["url"], token
 
 
+# Options that name an environment variable holding a secret of the user's (a password): the client
+# sends that variable's value with the command, since the server cannot read the user's shell.
+ENV_OPTIONS = ("--password-env",)
+
+
+def _named_env(argv: list[str]) -> dict[str, str]:
+    names = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ENV_OPTIONS]
+    names += [a.split("=", 1)[1] for a in argv if a.split("=", 1)[0] in ENV_OPTIONS and "=" in a]
+    return {n: os.environ[n] for n in names if n in os.environ}
+
+
 def forward(url: str, token: str, argv: list[str]) -> int:
     """Run the command on the server, printing its output as it comes; its exit code. -1: the server
     could not be reached at all (the caller runs the command here instead)."""
     command = [a for a in argv]
-    body = json.dumps({"argv": command, "cwd": os.getcwd()}).encode()
+    body = json.dumps({"argv": command, "cwd": os.getcwd(), "env": _named_env(argv)}).encode()
     request = urllib.request.Request(f"{url}/api/v1/cli", body, method="POST",
                                      headers={"Authorization": f"Bearer {token}",
                                               "Content-Type": "application/json"})

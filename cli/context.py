@@ -111,6 +111,20 @@ def release() -> None:
         state.pop("store").close()
 
 
+def environ(name: str) -> str | None:
+    """An environment variable of the user's shell (`--password-env VAR`): inside the server, the one
+    the client sent with the command (cli.client), never the server's own."""
+    state = _state()
+    if "served" in state:
+        return (state.get("env") or {}).get(name)
+    return os.environ.get(name)
+
+
+def can_prompt() -> bool:
+    """Whether a question can be asked on a terminal (never inside the server: its terminal is not the user's)."""
+    return not served() and sys.stdin.isatty()
+
+
 def local_path(path: str | Path) -> Path:
     """A path the user typed, as their shell meant it: inside the server, relative to the client's
     working directory (typer's Path parameters get this through `_client_paths`)."""
@@ -239,6 +253,9 @@ def _translated(call) -> int:
 
 def run(app: typer.Typer) -> None:
     """Run the command line in this process (the database opened for this one call)."""
+    from core import audit
+
+    audit.set_door("cli")
     try:
         code = _translated(app)
     except KeyboardInterrupt:
@@ -267,12 +284,17 @@ def _client_paths(self, value, param, ctx):
 click.Path.convert = _client_paths
 
 
-def invoke(app: typer.Typer, argv: list[str], cwd: str, served_owner, stdout: IO[str], stderr: IO[str]) -> int:
+def invoke(app: typer.Typer, argv: list[str], cwd: str, served_owner, stdout: IO[str], stderr: IO[str],
+           env: dict[str, str] | None = None) -> int:
     """Run one command inside the server for a client: the server's owner, the client's working
-    directory, output to the given streams. Returns the exit code (2 for a usage error)."""
+    directory, output to the given streams. Returns the exit code (2 for a usage error). What it
+    does is audited as coming through the command line's door, as it would be run locally."""
+    from core import audit
+
     consoles = (Console(file=stdout, highlight=False, soft_wrap=True, width=200),
                 Console(file=stderr, highlight=False, soft_wrap=True, width=200))
-    token_c, token_i = _consoles.set(consoles), _invocation.set({"served": served_owner, "cwd": cwd})
+    token_c, token_i = _consoles.set(consoles), _invocation.set({"served": served_owner, "cwd": cwd,
+                                                                 "env": dict(env or {})})
     try:
         def call():
             try:
@@ -288,7 +310,8 @@ def invoke(app: typer.Typer, argv: list[str], cwd: str, served_owner, stdout: IO
                 raise SystemExit(1) from None
 
         try:
-            return _translated(call)
+            with audit.through("cli"):
+                return _translated(call)
         except SystemExit as exc:
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Optional
 
 import typer
 from rich.table import Table
 
-from cli.context import out, settings, store
+from cli.context import can_prompt, environ, out, settings, store
 from core.auth import CLI_USER, ROLES
 from core.errors import InvalidInput
 
@@ -25,10 +23,10 @@ def users_add(username: str, role: str = typer.Option(..., help=f"One of {', '.j
 
     generated = False
     if password_env:
-        password = os.environ.get(password_env)
+        password = environ(password_env)
         if not password:
             raise InvalidInput(f"--password-env {password_env}: that environment variable is empty or unset.")
-    elif sys.stdin.isatty():
+    elif can_prompt():
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     else:
         password, generated = generate_password(), True

@@ -13,8 +13,11 @@ import os
 import threading
 from dataclasses import dataclass
 
+from core import audit
+from core import webhooks
 from core.auth import OWNER
 from core.config import Settings
+import core.datasets.imports  # noqa: F401  (registers the import job's event handler)
 import core.metrics.scoring  # noqa: F401  (registers the score job's event handler)
 import core.regression.harness  # noqa: F401  (registers the harness job's event handler)
 import core.serving  # noqa: F401  (registers the generate job's event handler)
@@ -31,12 +34,15 @@ from core.store import Store, open_store
 from core.users import ensure_admin
 
 
-def follow_ups(store: Store, jobs: Jobs, settings: Settings) -> None:
-    """What the owner does after each ingest pass: work that starts jobs when others finish, and
-    schedules that start work when they are due."""
+def follow_ups(store: Store, jobs: Jobs, settings: Settings, hooks: webhooks.Webhooks | None = None) -> None:
+    """What the owner does after each ingest pass: work that starts jobs when others finish,
+    schedules that start work when they are due, and (last, so it sees what they did) the
+    webhook events of what happened since the last pass."""
     advance_sweeps(store, jobs, settings)
     pipelines.advance(store, jobs, settings)
     schedules.tick(store, jobs, settings)
+    if hooks is not None:
+        hooks.collect()
 
 
 def restate_results(store: Store, settings: Settings) -> dict[str, int]:
@@ -48,8 +54,7 @@ def restate_results(store: Store, settings: Settings) -> dict[str, int]:
             "gates": runs.restate(store)}
     if any(done.values()):
         with store.transaction() as cur:
-            cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES (?, 'results.restate', ?, ?)",
-                        [OWNER.username, "stored results", json.dumps(done)])
+            audit.record(cur, OWNER.username, "results.restate", "stored results", json.dumps(done))
     return done
 
 
@@ -94,6 +99,7 @@ class Owner:
     desk: RatingDesk
     generated_admin_password: str | None = None
     restating: threading.Thread | None = None
+    hooks: webhooks.Webhooks | None = None  # collects on the monitor's pass; sends while the monitor runs
 
     @classmethod
     def open(cls, settings: Settings, monitor: bool = True, env: dict[str, str] | None = None) -> "Owner":
@@ -101,16 +107,21 @@ class Owner:
         password = ensure_admin(store, dict(os.environ if env is None else env))
         jobs = Jobs(store, settings.runs_dir, launchers=training_launchers(settings))
         jobs.reconcile()  # re-attach: ingest what workers wrote while no owner ran
-        mon = JobMonitor(jobs, after=lambda: follow_ups(store, jobs, settings)).start() if monitor else None
+        hooks = webhooks.Webhooks(store)
+        mon = JobMonitor(jobs, after=lambda: follow_ups(store, jobs, settings, hooks)).start() if monitor else None
+        if monitor:
+            hooks.start()
         restating = threading.Thread(target=_quietly, args=(restate_results, store, settings), name="restate",
                                      daemon=True)
         restating.start()
         return cls(settings, store, jobs, mon, RatingDesk(store, settings.review.min_vote_seconds), password,
-                   restating)
+                   restating, hooks)
 
     def close(self) -> None:
         if self.restating is not None:
             self.restating.join(timeout=60)  # a restate in flight finishes before the store closes
         if self.monitor:
             self.monitor.stop()
+        if self.hooks is not None:
+            self.hooks.stop()
         self.store.close()

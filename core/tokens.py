@@ -17,7 +17,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from core import audit
-from core.auth import Action, User
+from core.auth import Action, User, require
 from core.errors import InvalidInput, NotFound, PermissionDenied
 from core.store import Store
 from core.users import get_user
@@ -32,9 +32,15 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def _signed_in(actor: User | None) -> None:
+    if actor is None:
+        raise PermissionDenied("Log in first: tokens belong to an account.")
+
+
 def create_token(store: Store, actor: User, name: str, days: int, max_days: int) -> tuple[dict, str]:
     """A new token of `actor` (their own: nobody makes tokens for someone else). Returns its record
     and the token itself, which is never shown again."""
+    _signed_in(actor)
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise InvalidInput("name: give the token a name of 1 to 100 characters (what it is for, e.g. 'ci').")
@@ -53,8 +59,9 @@ def create_token(store: Store, actor: User, name: str, days: int, max_days: int)
 
 def list_tokens(store: Store, actor: User, everyone: bool = False) -> list[dict]:
     """Own tokens; an engineer may list everyone's. Never the hashes."""
-    if everyone and not actor.may(Action.USERS_MANAGE):
-        raise PermissionDenied("Only engineers see other people's tokens.")
+    if everyone:
+        require(actor, Action.USERS_MANAGE)
+    _signed_in(actor)
     sql = ("SELECT token_id, username, name, created_at, expires_at, revoked_at, last_used_at, "
            "revoked_at IS NULL AND expires_at > now() AS active FROM api_tokens")
     if everyone:
@@ -63,6 +70,7 @@ def list_tokens(store: Store, actor: User, everyone: bool = False) -> list[dict]
 
 
 def revoke_token(store: Store, actor: User, token_id: str) -> None:
+    _signed_in(actor)
     row = store.row("SELECT username, revoked_at FROM api_tokens WHERE token_id = ?", [token_id])
     if row is None or (row["username"] != actor.username and not actor.may(Action.USERS_MANAGE)):
         raise NotFound(f"No token {token_id!r} of yours (`tuneboard tokens list` shows them).")

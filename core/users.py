@@ -8,6 +8,7 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from core import audit
 from core.auth import ROLES, Action, Role, User, require
 from core.errors import AuthError, InvalidInput, NotFound
 from core.store import Store
@@ -60,8 +61,7 @@ def create_user(store: Store, actor: User, username: str, password: str, role: s
             raise InvalidInput(f"username {username!r}: already taken; choose another or change its role.")
         cur.execute("INSERT INTO users (username, password_hash, role, created_by) VALUES (?, ?, ?, ?)",
                     [username, _hasher.hash(password), new_role.value, actor.username])
-        cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES (?, 'users.add', ?, ?)",
-                    [actor.username, username, new_role.value])
+        audit.record(cur, actor, "users.add", username, new_role.value)
     return User(username, new_role)
 
 
@@ -79,8 +79,7 @@ def ensure_admin(store: Store, env: dict[str, str]) -> str | None:
             return None
         cur.execute("INSERT INTO users (username, password_hash, role, created_by) VALUES (?, ?, 'engineer', 'init')",
                     [ADMIN_USERNAME, _hasher.hash(password)])
-        cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES ('init', 'users.add', ?, 'engineer')",
-                    [ADMIN_USERNAME])
+        audit.record(cur, "init", "users.add", ADMIN_USERNAME, "engineer")
     return None if given else password
 
 
@@ -132,8 +131,7 @@ def set_role(store: Store, actor: User, username: str, role: str) -> User:
             if others == 0:
                 raise InvalidInput(f"{username} is the last engineer; make someone else an engineer first.")
         cur.execute("UPDATE users SET role = ? WHERE username = ?", [new_role.value, username])
-        cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES (?, 'users.set_role', ?, ?)",
-                    [actor.username, username, new_role.value])
+        audit.record(cur, actor, "users.set_role", username, new_role.value)
     return User(username, new_role)
 
 
@@ -153,8 +151,7 @@ def set_disabled(store: Store, actor: User, username: str, disabled: bool) -> No
         cur.execute("UPDATE users SET disabled = ? WHERE username = ?", [disabled, username])
         if disabled:
             cur.execute(REVOKE_SESSIONS, [username])
-        cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES (?, 'users.set_disabled', ?, ?)",
-                    [actor.username, username, str(disabled)])
+        audit.record(cur, actor, "users.set_disabled", username, str(disabled))
 
 
 def reset_password(store: Store, actor: User, username: str, password: str,
@@ -166,8 +163,7 @@ def reset_password(store: Store, actor: User, username: str, password: str,
             raise NotFound(f"No account named {username!r}.")
         cur.execute("UPDATE users SET password_hash = ? WHERE username = ?", [_hasher.hash(password), username])
         cur.execute(REVOKE_SESSIONS, [username])
-        cur.execute("INSERT INTO audit_log (actor, action, target) VALUES (?, 'users.reset_password', ?)",
-                    [actor.username, username])
+        audit.record(cur, actor, "users.reset_password", username)
 
 
 def change_own_password(store: Store, actor: User, current: str, new: str, min_password_length: int = 10) -> None:
@@ -179,5 +175,4 @@ def change_own_password(store: Store, actor: User, current: str, new: str, min_p
     with store.transaction() as cur:
         cur.execute("UPDATE users SET password_hash = ? WHERE username = ?", [_hasher.hash(new), actor.username])
         cur.execute(REVOKE_SESSIONS, [actor.username])
-        cur.execute("INSERT INTO audit_log (actor, action, target) VALUES (?, 'users.change_password', ?)",
-                    [actor.username, actor.username])
+        audit.record(cur, actor, "users.change_password", actor.username)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core import audit
 from core.auth import pages_for
 from dashboard.context import apply_cookie, current_user, owner, sign_out
 from pages import (account, data, generations, home, login, metrics, models, playground, rate, regression, results,
                    review, train, users)
 
+# What this run changes is audited as done through a page (each run has its own thread: set every run).
+audit.set_door("page")
 st.set_page_config(page_title="tuneboard", page_icon=":material/compare_arrows:", layout="wide")
 
 PAGES = {

@@ -5,7 +5,9 @@ from __future__ import annotations
 import gc
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from core import audit
 from core.auth import User
 from core.config import load_settings
 from core.errors import TuneboardError
@@ -17,6 +19,15 @@ SESSION_USER = "tb_username"
 SESSION_TOKEN = "tb_token"
 COOKIE_PENDING = "tb_cookie_pending"
 COOKIE = "tuneboard_session"
+
+
+def _page_door() -> str | None:
+    """A Streamlit script thread is a page run, also where app.py did not run first: a widget's
+    callback runs before the script, a fragment's rerun runs only the fragment."""
+    return "page" if get_script_run_ctx(suppress_warning=True) is not None else None
+
+
+audit.default_door(_page_door)
 
 
 @st.cache_resource(show_spinner="Opening the workspace ...")

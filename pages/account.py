@@ -1,10 +1,15 @@
-"""Your account: change your own password."""
+"""Your account: change your own password; your personal API tokens."""
 
+import pandas as pd
 import streamlit as st
 
+from core import tokens
 from core.users import change_own_password
 from dashboard.context import current_user, owner, sign_in
-from dashboard.widgets import user_errors
+from dashboard.widgets import plain, user_errors
+
+TOKEN_COLUMNS = {"name": "name", "token_id": "id", "created_at": "created", "expires_at": "expires",
+                 "last_used_at": "last used", "active": "active"}
 
 
 def render() -> None:
@@ -24,3 +29,43 @@ def render() -> None:
                                         owner().settings.auth.min_password_length)
                     sign_in(user)  # the change ended every session, this one included: start a new one
                     st.success("Password changed. Other browsers signed in as you were signed out.")
+    api_tokens(user)
+
+
+def api_tokens(user) -> None:
+    """Create (shown once), list and revoke one's own tokens for /api/v1."""
+    o = owner()
+    auth = o.settings.auth
+    st.subheader("API tokens")
+    st.caption("A token lets a script, a CI pipeline or a notebook act as you through the HTTP API "
+               "(`Authorization: Bearer <token>`), with your role. Only its hash is stored.")
+    with st.form("new_token", clear_on_submit=True):
+        name = st.text_input("Token name", placeholder="what it is for, e.g. ci or notebook")
+        days = st.number_input("Days it lives", min_value=1, max_value=auth.max_token_days, value=auth.token_days,
+                               step=1)
+        if st.form_submit_button("Create token"):
+            with user_errors():
+                record, token = tokens.create_token(o.store, user, name, int(days), auth.max_token_days)
+                # Shown in this run only: no session state keeps it, so the next rerun no longer has it.
+                st.success(f"Created token {plain(record['name'])} ({record['token_id']}), expires "
+                           f"{record['expires_at']:%Y-%m-%d}.")
+                st.code(token, language=None)
+                st.warning("Copy it now: it will not be shown again. Lost it? Revoke it and create another.")
+    mine = []
+    with user_errors():
+        mine = tokens.list_tokens(o.store, user)
+    if not mine:
+        st.caption("You have no tokens yet.")
+        return
+    listing = st.empty()  # drawn after the revoke form, so a revocation shows in this same run
+    active = {t["token_id"]: f"{t['name']} ({t['token_id']})" for t in mine if t["active"]}
+    if active:
+        with st.form("revoke_token"):
+            chosen = st.selectbox("Token to revoke", list(active), format_func=active.get)
+            if st.form_submit_button("Revoke token"):
+                with user_errors():
+                    tokens.revoke_token(o.store, user, chosen)
+                    st.success(f"Revoked {chosen}; it stops working at once.")
+                    mine = tokens.list_tokens(o.store, user)
+    table = pd.DataFrame(mine)[list(TOKEN_COLUMNS)].rename(columns=TOKEN_COLUMNS)
+    listing.dataframe(table, hide_index=True, width="stretch")  # cells are inert text

@@ -8,14 +8,16 @@ import streamlit as st
 from core.auth import Action
 from core.datasets import (ImportOptions, get_version, import_dataset, list_examples, list_versions,
                            set_version_metrics, validate)
+from core.datasets.imports import import_status, start_import
 from core.datasets.formats import FORMATS, MAPPABLE, SPLITS
 from core.errors import InvalidInput
 from core.metrics.registry import METRICS
 from core.models import token_counter
-from dashboard.context import current_user, owner
+from dashboard.context import current_user, owner, require_page
 from dashboard.widgets import conversation, problems_table, report_summary, user_errors
 
 PAGE_SIZE = 20
+JOB_ABOVE_BYTES = 5 * 2**20  # larger files are imported by a job (progress below), smaller ones right here
 METRICS_HELP = ("Which metrics score generations of this data. Empty: chosen from the references when scoring "
                 "(tests_pass first when every row has tests). " + " ".join(f"**{n}**: {m.help}"
                                                                             for n, m in METRICS.items()))
@@ -78,7 +80,14 @@ def _import(user) -> None:
     c1, c2 = st.columns([1, 6])
     do_validate = c1.button("Validate", disabled=data is None or options is None)
     do_import = c2.button("Import", type="primary", disabled=data is None or options is None)
-    if not (do_validate or do_import):
+    as_job = do_import and len(data) > JOB_ABOVE_BYTES
+    if as_job:
+        with user_errors():
+            job_id = start_import(o.store, o.jobs, user, data, file, options, base_model=o.settings.base_model)
+            st.session_state["import-jobs"] = [job_id, *st.session_state.get("import-jobs", [])][:5]
+            st.success(f"Importing {file} as job {job_id}: its progress is shown below.")
+    _import_jobs()
+    if as_job or not (do_validate or do_import):
         return
     with st.spinner("Loading the base model's tokenizer ..."):
         count, tok_name, why = token_counter(o.settings.base_model)
@@ -102,6 +111,37 @@ def _import(user) -> None:
                         "nothing new was imported.")
         report_summary(report)
         problems_table(report.problems)
+
+
+@st.fragment(run_every="2s")
+def _import_jobs() -> None:
+    """This session's import jobs: progress while they run, then the version or the problems."""
+    job_ids = st.session_state.get("import-jobs") or []
+    if not job_ids:
+        return
+    user, o = require_page(Action.DATA_IMPORT), owner()
+    for job_id in job_ids:
+        status = import_status(o.store, o.jobs, user, job_id)
+        if not status["done"]:
+            last = status["progress"] or {"stage": "starting", "done": 0, "total": 1}
+            st.progress(last["done"] / max(1, last["total"]),
+                        text=f"Importing {status['file']} ({job_id}): {last['stage']}, {last['done']} of "
+                             f"{last['total']}")
+            continue
+        result = status["result"]
+        if status["status"] == "succeeded" and result:
+            if result["created"]:
+                st.success(f"Imported **{result['dataset']}** version `{result['version_id']}` from "
+                           f"{status['file']}.")
+            else:
+                st.info(f"{status['file']}: same content and split as **{result['dataset']}** version "
+                        f"`{result['version_id']}`: nothing new was imported.")
+        else:
+            st.error(f"{status['file']} ({job_id}): {status['status']}. {status['error'] or ''}")
+        if status["report"] is not None:
+            with st.expander(f"Validation report of {status['file']}"):
+                report_summary(status["report"])
+                problems_table(status["report"].problems)
 
 
 def _declared_metrics(user, version: dict) -> None:

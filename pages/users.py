@@ -1,18 +1,32 @@
-"""Users (engineer): accounts, roles, enable/disable, password resets."""
+"""Users (engineer): accounts, roles, enable/disable, password resets; the audit trail; webhooks."""
+
+from datetime import datetime, time
 
 import pandas as pd
 import streamlit as st
 
+from core import audit
 from core.auth import ROLES
 from core.users import create_user, generate_password, list_users, reset_password, set_disabled, set_role
 from dashboard.context import current_user, owner
+from dashboard.webhook_views import webhooks_view
 from dashboard.widgets import user_errors
 
 
 def render() -> None:
+    st.title("Users")
+    accounts_tab, audit_tab, hooks_tab = st.tabs(["Accounts", "Audit trail", "Webhooks"])
+    with accounts_tab:
+        _accounts()
+    with audit_tab:
+        audit_trail(current_user())
+    with hooks_tab:
+        webhooks_view()
+
+
+def _accounts() -> None:
     user, o = current_user(), owner()
     min_len = o.settings.auth.min_password_length
-    st.title("Users")
     accounts = []
     with user_errors():
         accounts = list_users(o.store, user)
@@ -50,3 +64,25 @@ def render() -> None:
                     reset_password(o.store, user, target, fresh, min_len)
                     st.success(f"New password for {target}: `{fresh}` (shown once).")
                 st.success(f"Updated {target}.")
+
+
+def audit_trail(user) -> None:
+    """Who did what, when, and through which door; filtered, shown as inert cells, exported as CSV."""
+    o = owner()
+    who_col, action_col, door_col, since_col, limit_col = st.columns([2, 2, 1, 2, 1])
+    who = who_col.selectbox("Who", ["(anyone)", *audit.actors(o.store, user)])
+    action = action_col.text_input("Action starts with", placeholder="e.g. users. or train")
+    door = door_col.selectbox("Door", ["(any)", *audit.DOORS])
+    since = since_col.date_input("Since", value=None)
+    limit = limit_col.number_input("At most", min_value=10, max_value=100_000, value=500, step=100)
+    rows = []
+    with user_errors():
+        rows = audit.entries(o.store, user, limit=int(limit), who=None if who == "(anyone)" else who,
+                             action=action.strip() or None, door_name=None if door == "(any)" else door,
+                             since=datetime.combine(since, time.min) if since else None)
+    if not rows:
+        st.caption("No entries match.")
+        return
+    st.dataframe(pd.DataFrame(rows, columns=audit.COLUMNS), hide_index=True, width="stretch")  # inert cells
+    st.download_button("Download CSV", audit.to_csv(rows), file_name="tuneboard-audit.csv", mime="text/csv",
+                       icon=":material/download:")

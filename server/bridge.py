@@ -83,8 +83,9 @@ async def run_command(request: Request):
         return JSONResponse({"error": "the server is starting or stopping; try again"}, status_code=503)
     try:
         body = await request.json()
-        argv, cwd = body["argv"], body["cwd"]
-        if not (isinstance(argv, list) and all(isinstance(a, str) for a in argv) and isinstance(cwd, str)):
+        argv, cwd, env = body["argv"], body["cwd"], body.get("env") or {}
+        if not (isinstance(argv, list) and all(isinstance(a, str) for a in argv) and isinstance(cwd, str)
+                and isinstance(env, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())):
             raise ValueError
     except (ValueError, KeyError, TypeError):
         return JSONResponse({"error": 'send {"argv": [strings], "cwd": "a folder"}'}, status_code=400)
@@ -95,7 +96,8 @@ async def run_command(request: Request):
 
     def work() -> None:
         try:
-            code = invoke(cli.app, argv, cwd, owner, _Stream("out", queue, loop), _Stream("err", queue, loop))
+            code = invoke(cli.app, argv, cwd, owner, _Stream("out", queue, loop), _Stream("err", queue, loop),
+                          env)
         except Exception as exc:  # noqa: BLE001 - an unexpected failure still ends the client's wait
             code = 1
             loop.call_soon_threadsafe(queue.put_nowait, {"err": f"error: {type(exc).__name__}: {exc}\n"})

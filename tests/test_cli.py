@@ -335,3 +335,65 @@ def test_lifecycle_commands_refuse_plainly_and_register_contenders(cli, tmp_path
     assert made.returncode == 0 and "registered contender:prompted" in made.stdout
     missing = cli("bundle", "train-nope")
     assert missing.returncode != 0 and "No training run 'train-nope'" in missing.stderr
+
+
+def test_tokens_and_the_audit_trail_through_the_command_line(cli, settings, env, tmp_path):
+    """A token is made for a named account given its password (the command line is no account);
+    what a command does is audited through the door 'cli', run here or inside the server."""
+    import io
+
+    import cli as cli_app
+    from cli.context import invoke
+    from core.auth import CLI_USER
+    from core.owner import Owner
+    from core.store import open_store
+    from core.users import create_user
+
+    store = open_store(settings)
+    create_user(store, CLI_USER, "ci", "ci-password-12345", "engineer")
+    store.close()
+    made = cli("tokens", "create", "pipeline", "--user", "ci", "--password-env", "CI_PW", "--days", "30",
+               extra_env={"CI_PW": "ci-password-12345"})
+    assert made.returncode == 0 and "shown this once" in made.stdout, made.stderr
+    token = made.stdout.split()[-1]
+    assert token.startswith("tb_")
+
+    owner = Owner.open(settings, monitor=False, env=env)
+    try:
+        row = owner.store.row("SELECT actor, action, door FROM audit_log WHERE action = 'token.create'")
+        assert row == {"actor": "ci", "action": "token.create", "door": "cli"}  # the command's own process
+
+        def run(*argv: str, **env_of_client) -> tuple[int, str, str]:  # as the server runs a client's command
+            out, err = io.StringIO(), io.StringIO()
+            code = invoke(cli_app.app, list(argv), str(tmp_path), owner, out, err, env=env_of_client)
+            return code, out.getvalue(), err.getvalue()
+
+        code, _, err = run("tokens", "create", "x", "--user", "ci", "--password-env", "CI_PW")
+        assert code == 1 and "CI_PW: that environment variable is empty or unset" in err  # the server's own is not read
+        code, _, err = run("tokens", "create", "x", "--user", "ci", "--password-env", "CI_PW", CI_PW="wrong-password")
+        assert code == 1 and "Wrong username or password" in err
+        code, out, _ = run("tokens", "create", "notebook", "--user", "ci", "--password-env", "CI_PW",
+                           CI_PW="ci-password-12345")
+        assert code == 0 and "tb_" in out
+        token_id = token.split("_")[1]
+        code, out, _ = run("tokens", "list", "--user", "ci")
+        assert code == 0 and token_id in out and "notebook" in out
+        assert run("tokens", "revoke", token_id)[0] == 0
+        code, out, _ = run("tokens", "list")
+        assert token_id not in out and token_id in run("tokens", "list", "--all")[1]
+        code, out, _ = run("users", "add", "ops", "--role", "lead", "--password-env", "OPS_PW",
+                           OPS_PW="ops-password-12345")
+        assert code == 0 and "ops-password" not in out
+        code, out, _ = run("audit", "--door", "cli", "--csv", "trail.csv")
+        assert code == 0 and "wrote 4 entries" in out
+        trail = (tmp_path / "trail.csv").read_text().splitlines()
+        assert trail[0] == "id,created_at,actor,action,target,detail,door"
+        assert [line.split(",")[2:4] for line in trail[1:]] == [
+            ["cli", "users.add"], ["cli", "token.revoke"], ["ci", "token.create"], ["ci", "token.create"]]
+        assert trail[2].split(",")[4] == token_id == trail[4].split(",")[4]
+        assert all(line.endswith(",cli") for line in trail[1:])
+        code, out, _ = run("audit", "--who", "ci", "--action", "token.", "--since", "1h")
+        assert code == 0 and out.count("token.create") == 2 and "users.add" not in out
+        assert run("audit", "--door", "ftp")[0] == 1
+    finally:
+        owner.close()

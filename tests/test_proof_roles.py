@@ -43,6 +43,13 @@ ACTORS = {Role.RATER: User("rita", Role.RATER), Role.LEAD: User("leo", Role.LEAD
 # Public core functions that take the acting user but are open to every signed-in user, with why.
 OPEN_TO_EVERYONE = {
     "core.users:change_own_password": "one's own password, proven by the current one (authenticate)",
+    "core.tokens:create_token": "one's own API token (it carries one's own role, no more)",
+    "core.tokens:revoke_token": "one's own token; someone else's only for engineers, and NotFound otherwise "
+                                "(tests/test_api.py)",
+    "core.audit:record": "not a service: the trail's writer, called inside the transaction of the guarded "
+                         "function that acts",
+    "core.datasets:save_version": "not a service: the version's writer, inside the transaction of import_dataset "
+                                  "(guarded) or of the import job's ingest (start_import is guarded)",
 }
 # Plausible ids of objects that do not exist: the refusal must not depend on a lookup.
 UNKNOWN_IDS = {
@@ -234,10 +241,20 @@ def _import(w, u):
     return import_dataset(w.store, u, good.read_bytes(), good.name, options)
 
 
+def _start_import(w, u):
+    from core.datasets import ImportOptions
+    from core.datasets.imports import start_import
+
+    good = w.root / "demo" / "support_tickets.jsonl"
+    options = replace(ImportOptions.from_settings(w.settings), seed=98, name="escalated")
+    return start_import(w.store, w.jobs, u, good.read_bytes(), good.name, options)
+
+
 def _cases() -> list[Case]:
-    from core import datasets, training, users
+    from core import audit, datasets, tokens, training, users, webhooks
     from core.lifecycle import bundle, contenders, deploy, pipelines, promotion, schedules
     from core.metrics import results as metric_results
+    from core.datasets import imports
     from core.metrics import scoring
     from core.regression import harness, sweep
     from core.regression import runs as suite
@@ -250,9 +267,16 @@ def _cases() -> list[Case]:
     cases = [
         # data
         Case("core.datasets:import_dataset", A.DATA_IMPORT, _import),
+        Case("core.datasets.imports:start_import", A.DATA_IMPORT, _start_import),
+        Case("core.datasets.imports:import_status", A.DATA_IMPORT,
+             lambda w, u: imports.import_status(w.store, w.jobs, u, w.ids["running"])),
         Case("core.datasets:set_version_metrics", A.DATA_IMPORT,
              lambda w, u: datasets.set_version_metrics(w.store, u, w.ids["version"], ["chrf"])),
         Case("core.datasets:list_versions", A.DATA_VIEW, lambda w, u: datasets.list_versions(w.store, u)),
+        Case("core.datasets:list_datasets", A.DATA_VIEW, lambda w, u: datasets.list_datasets(w.store, u)),
+        Case("core.datasets:check", A.DATA_IMPORT,
+             lambda w, u: datasets.check(u, (w.root / "demo" / "support_tickets.jsonl").read_bytes(),
+                                         "support_tickets.jsonl", datasets.ImportOptions.from_settings(w.settings))),
         Case("core.datasets:get_version", A.DATA_VIEW, lambda w, u: datasets.get_version(w.store, u, w.ids["version"])),
         Case("core.datasets:list_examples", A.DATA_VIEW,
              lambda w, u: datasets.list_examples(w.store, u, w.ids["version"], "train", "refund")),
@@ -260,6 +284,20 @@ def _cases() -> list[Case]:
         Case("core.users:create_user", A.USERS_MANAGE,
              lambda w, u: users.create_user(w.store, u, "sneaky", PASSWORD, "engineer")),
         Case("core.users:list_users", A.USERS_MANAGE, lambda w, u: users.list_users(w.store, u)),
+        Case("core.tokens:list_tokens", A.USERS_MANAGE, lambda w, u: tokens.list_tokens(w.store, u, everyone=True),
+             label="everyone's"),
+        Case("core.audit:entries", A.USERS_MANAGE, lambda w, u: audit.entries(w.store, u)),
+        Case("core.audit:actors", A.USERS_MANAGE, lambda w, u: audit.actors(w.store, u)),
+        # webhooks (they send the server's events wherever their maker says: engineers' admin work)
+        Case("core.webhooks:create_hook", A.USERS_MANAGE,
+             lambda w, u: webhooks.create_hook(w.store, u, "http://127.0.0.1:9/hook", ["run.finished"], "sneaky")),
+        Case("core.webhooks:list_hooks", A.USERS_MANAGE, lambda w, u: webhooks.list_hooks(w.store, u)),
+        Case("core.webhooks:get_hook", A.USERS_MANAGE, lambda w, u: webhooks.get_hook(w.store, u, "hook-0123456789")),
+        Case("core.webhooks:delete_hook", A.USERS_MANAGE,
+             lambda w, u: webhooks.delete_hook(w.store, u, "hook-0123456789")),
+        Case("core.webhooks:deliveries", A.USERS_MANAGE, lambda w, u: webhooks.deliveries(w.store, u)),
+        Case("core.webhooks:send_test", A.USERS_MANAGE,
+             lambda w, u: webhooks.send_test(w.store, u, "hook-0123456789")),
         Case("core.users:set_role", A.USERS_MANAGE, lambda w, u: users.set_role(w.store, u, "rita", "engineer")),
         Case("core.users:set_disabled", A.USERS_MANAGE, lambda w, u: users.set_disabled(w.store, u, "admin", True)),
         Case("core.users:reset_password", A.USERS_MANAGE,
@@ -274,6 +312,7 @@ def _cases() -> list[Case]:
         Case("core.jobs:Jobs.resume", A.JOBS_RUN, lambda w, u: w.jobs.resume(u, w.ids["stopped"]),
              before_lookup=frozenset({Role.LEAD, Role.ENGINEER})),
         Case("core.jobs:Jobs.list", A.JOBS_VIEW, lambda w, u: w.jobs.list(u)),
+        Case("core.jobs:Jobs.view", A.JOBS_VIEW, lambda w, u: w.jobs.view(u, w.ids["running"])),
         Case("core.jobs:Jobs.history", A.JOBS_VIEW, lambda w, u: w.jobs.history(u, w.ids["running"])),
         # training
         Case("core.training:start_training", A.JOBS_RUN,

@@ -188,7 +188,8 @@ def test_the_readmes_commands_work_through_a_live_server(tmp_path, tiny_model, d
                 "TUNEBOARD_SERVING_PATH": "transformers", "TUNEBOARD_REGRESSION_DEMO_ITEMS": "1",
                 "TUNEBOARD_REGRESSION_DEMO_SWEEP_ITEMS": "0"})
     w = {"root": root, "env": env}
-    server = start_server(root, env, free_port(), root / "server.log")
+    port = free_port()
+    server = start_server(root, env, port, root / "server.log")
     try:
         def ok(*args, expect: str = "") -> str:
             done = _cli(w, *args)
@@ -207,6 +208,7 @@ def test_the_readmes_commands_work_through_a_live_server(tmp_path, tiny_model, d
         ok("users", "set-role", "rita", "lead")
         ok("users", "set-role", "rita", "rater")
         ok("users", "list", expect="rita")
+        _the_api_on_the_live_server(f"http://localhost:{port}", ok, good, bad, version)
         (root / "run.toml").write_text(f'[train]\ndataset_version = "{version}"\nmax_steps = 4\neval_every = 2\n'
                                        'batch_size = 4\nmax_seq_len = 128\n')
         run_id = re.search(r"started (train-\S+):", ok("train", "--config", "run.toml")).group(1)
@@ -259,6 +261,39 @@ def test_the_readmes_commands_work_through_a_live_server(tmp_path, tiny_model, d
         ok("contenders", "add", "remote", "--url", "http://127.0.0.1:9/v1", "--model", "m")
     finally:
         stop_server(server)
+
+
+def _the_api_on_the_live_server(url: str, ok, good: Path, bad: Path, version: str) -> None:
+    """[api] on the real server (uvicorn, st.App, the mounted API): a token made with the CLI (the
+    account's password from the environment), the Python client uploading files, the docs page."""
+    from api.client import ApiError, Client
+
+    made = ok("tokens", "create", "walk", "--user", "admin", "--password-env", "TUNEBOARD_ADMIN_PASSWORD")
+    token = re.search(r"(tb_[0-9a-f]{12}_\S+)", made).group(1)
+    with Client(url, token) as tb:
+        assert tb.get("/me") == {"username": "admin", "role": "engineer"}
+        # As a job (the default): progress, then the version, read by the server's own monitor.
+        job = tb.post("/datasets", files={"file": (good.name, good.read_bytes())}, data={"name": "tickets"})
+        done = tb.wait(f"/imports/{job['job_id']}", timeout=120, poll=0.5)
+        assert done["status"] == "succeeded" and done["progress"], done
+        assert done["result"]["version_id"] == version and done["result"]["created"] is False
+        try:
+            tb.post("/datasets", files={"file": (bad.name, bad.read_bytes())}, data={"name": "tickets"},
+                    params={"wait": "true"})
+            raise AssertionError("a bad file was imported")
+        except ApiError as exc:
+            assert exc.status == 400 and bad.name in json.dumps(exc.body), exc.body
+        assert [d["name"] for d in tb.get("/datasets")] == ["tickets"]
+    with Client(url, "tb_000000000000_" + "x" * 43) as stranger:
+        try:
+            stranger.get("/runs")
+            raise AssertionError("an unknown token was let in")
+        except ApiError as exc:
+            assert exc.status == 401 and exc.code == "unauthenticated"
+    status, page = _get(f"{url}/api/v1/docs")
+    assert status == 200 and "/api/v1/openapi.json" in page
+    status, schema = _get(f"{url}/api/v1/openapi.json")
+    assert status == 200 and "/rating/{pair_set_id}/vote" in json.loads(schema)["paths"]
 
 
 def test_a_waiting_cli_command_lets_serve_start_and_follows_the_rest_through_it(workspace):

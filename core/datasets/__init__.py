@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
+from core import audit
 from core.auth import Action, User, require
 from core.datasets.formats import SPLITS, read_examples
 from core.datasets.validate import (Example, Report, drop_exact_duplicates, minhashes, near_duplicate_pairs,
@@ -182,9 +183,17 @@ def _leakage(examples: list[Example], hashes: list, threshold: float, file: str,
     return counts, problems
 
 
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+TOKEN_CHUNK = 1000  # examples tokenized between two progress reports
+
+
 def validate(data: bytes, file: str, options: ImportOptions, count_tokens: TokenCounter | None = None,
-             tokenizer_name: str | None = None) -> Validation:
-    """The whole report for one file; assigns splits to the valid examples."""
+             tokenizer_name: str | None = None, progress: Progress | None = None) -> Validation:
+    """The whole report for one file; assigns splits to the valid examples.
+
+    `progress(stage, done, total)` is told after each stage (read, checked, near_duplicates) and
+    every TOKEN_CHUNK examples while tokens are counted (the import job's progress events)."""
+    progress = progress or (lambda stage, done, total: None)
     report = Report(file=file, format=options.format or "")
     if len(data) > options.max_bytes:
         report.problems.append(Problem("too_large", f"file is {len(data) / 2**20:.1f} MiB; the limit is "
@@ -194,6 +203,7 @@ def validate(data: bytes, file: str, options: ImportOptions, count_tokens: Token
     raw, problems, fmt = read_examples(data, file, options.format, options.mapping)
     report.format = fmt
     report.rows = len(raw) + sum(1 for p in problems if p.line is not None)
+    progress("read", report.rows, report.rows)
     examples, found = normalize(raw, file)
     problems += found
     parsed = examples
@@ -201,6 +211,7 @@ def validate(data: bytes, file: str, options: ImportOptions, count_tokens: Token
     problems += dup_problems
     report.duplicates = len(dup_problems)
     report.valid = len(examples)
+    progress("checked", report.valid, report.rows)
 
     explicit = [ex for ex in examples if ex.split is not None]
     if explicit and len(explicit) != len(examples):
@@ -216,8 +227,12 @@ def validate(data: bytes, file: str, options: ImportOptions, count_tokens: Token
         problems.append(Problem("near_duplicate", f"near-duplicate (similarity {sim}) of line {examples[i].line}",
                                 file, examples[j].line, severity="warning"))
     report.near_duplicates = len(near_lines)
+    progress("near_duplicates", len(examples), len(examples))
 
-    token_lengths(examples, count_tokens)
+    if count_tokens is not None:
+        for start in range(0, len(examples), TOKEN_CHUNK):
+            token_lengths(examples[start:start + TOKEN_CHUNK], count_tokens)
+            progress("tokens", min(start + TOKEN_CHUNK, len(examples)), len(examples))
     report.tokens, trunc = token_stats(examples, options.max_seq_len, file, tokenizer_name)
     problems += trunc
 
@@ -245,6 +260,14 @@ def validate(data: bytes, file: str, options: ImportOptions, count_tokens: Token
     return Validation(report, examples, options.split_spec(explicit_mode))
 
 
+def check(actor: User, data: bytes, file: str, options: ImportOptions, count_tokens: TokenCounter | None = None,
+          tokenizer_name: str | None = None) -> Report:
+    """`validate` on behalf of a person (the API's upload check): only those who may import have the
+    server parse and tokenize a file. The CLI and the import page call `validate` after their own guard."""
+    require(actor, Action.DATA_IMPORT)
+    return validate(data, file, options, count_tokens, tokenizer_name).report
+
+
 def version_id(examples: list[Example], split_spec: dict[str, Any]) -> tuple[str, str]:
     content = hashlib.sha256("\n".join(sorted(ex.hash for ex in examples)).encode()).hexdigest()
     spec = json.dumps(split_spec, sort_keys=True)
@@ -266,45 +289,73 @@ class ImportResult:
 def import_dataset(store: Store, actor: User, data: bytes, file: str, options: ImportOptions,
                    count_tokens: TokenCounter | None = None, tokenizer_name: str | None = None,
                    description: str = "") -> ImportResult:
-    """Validate and import; on any error nothing is written and DatasetError lists every problem."""
+    """Validate and import; on any error nothing is written and DatasetError lists every problem.
+
+    In the calling process (small files, the CLI); `core.datasets.imports.start_import` does the same
+    as a job whose worker parses and the owner inserts (`save_version`, the same code) at ingest."""
     require(actor, Action.DATA_IMPORT)
-    name = options.name or default_name(file)
-    if not _NAME.match(name):
-        raise InvalidInput(f"dataset name {name!r}: use lower-case letters, digits, '-' or '_'.")
+    name = dataset_name(options, file)
     checked = validate(data, file, options, count_tokens, tokenizer_name)
     report = checked.report
     if not report.ok:
-        raise DatasetError(f"{file}: {len(report.errors)} problem(s) must be fixed before import; nothing was "
-                           "imported.", report.errors)
+        raise refusal(file, report)
     vid, content = version_id(checked.examples, checked.split_spec)
-    existing = store.row("SELECT dataset, metrics FROM dataset_versions WHERE version_id = ?", [vid])
-    if existing:
-        # Same content: the version stays; metrics named explicitly now replace the declared ones.
-        updated = options.metrics is not None and _loads(existing["metrics"]) != options.metrics
-        if updated:
-            _store_metrics(store, actor, vid, options.metrics, f"declared at re-import of {file}")
-        return ImportResult(existing["dataset"], vid, False, report, updated)
-    rows = [(vid, idx, ex.split, ex.line, json.dumps(ex.messages, ensure_ascii=False), ex.n_tokens, ex.hash,
-             ex.tests) for idx, ex in enumerate(checked.examples)]
-    counts = report.splits
     with store.transaction() as cur:
-        if not cur.execute("SELECT 1 FROM datasets WHERE name = ?", [name]).fetchone():
-            cur.execute("INSERT INTO datasets (name, description, created_by) VALUES (?, ?, ?)",
-                        [name, description, actor.username])
-        cur.execute("""INSERT INTO dataset_versions (version_id, dataset, content_hash, source_name, source_format,
-                       n_examples, n_train, n_validation, n_test, split_spec, tokenizer, report, created_by, metrics)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    [vid, name, content, file, report.format, len(rows), counts.get("train", 0),
-                     counts.get("validation", 0), counts.get("test", 0), json.dumps(checked.split_spec),
-                     tokenizer_name, json.dumps(report.to_dict(), default=str), actor.username,
-                     _dumps(options.metrics)])
-        batch = pa.table(list(zip(*rows)), schema=EXAMPLE_SCHEMA)
-        cur.register("example_batch", batch)
-        cur.execute("INSERT INTO examples BY NAME SELECT * FROM example_batch")
-        cur.unregister("example_batch")
-        cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES (?, 'data.import', ?, ?)",
-                    [actor.username, vid, f"{name} from {file}"])
-    return ImportResult(name, vid, True, report)
+        dataset, created, updated = save_version(
+            cur, actor, vid, content, name, description, file, report.format, report.to_dict(),
+            checked.split_spec, tokenizer_name, options.metrics, lambda: examples_table(vid, checked.examples))
+    return ImportResult(dataset, vid, created, report, updated)
+
+
+def dataset_name(options: ImportOptions, file: str) -> str:
+    name = options.name or default_name(file)
+    if not _NAME.match(name):
+        raise InvalidInput(f"dataset name {name!r}: use lower-case letters, digits, '-' or '_'.")
+    return name
+
+
+def refusal(file: str, report: Report) -> DatasetError:
+    return DatasetError(f"{file}: {len(report.errors)} problem(s) must be fixed before import; nothing was "
+                        "imported.", report.errors)
+
+
+def examples_table(vid: str, examples: list[Example]) -> pa.Table:
+    """The rows of `examples` for version `vid`, as the examples table takes them."""
+    rows = [(vid, idx, ex.split, ex.line, json.dumps(ex.messages, ensure_ascii=False), ex.n_tokens, ex.hash,
+             ex.tests) for idx, ex in enumerate(examples)]
+    return pa.table(list(zip(*rows)), schema=EXAMPLE_SCHEMA)
+
+
+def save_version(cur, actor: User | str, vid: str, content: str, name: str, description: str, file: str,
+                 fmt: str, report: dict, split_spec: dict, tokenizer_name: str | None, metrics: list[str] | None,
+                 examples: Callable[[], pa.Table]) -> tuple[str, bool, bool]:
+    """Inside the caller's transaction: the version and its examples, or, if the same content and split
+    exist already, nothing new (metrics named explicitly then replace the declared ones). Returns
+    (dataset, created, metrics_updated). `examples()` is called only when the version is new."""
+    existing = cur.execute("SELECT dataset, metrics FROM dataset_versions WHERE version_id = ?", [vid]).fetchone()
+    if existing:
+        updated = metrics is not None and _loads(existing[1]) != metrics
+        if updated:
+            _write_metrics(cur, actor, vid, metrics, f"declared at re-import of {file}")
+        return existing[0], False, updated
+    batch = examples()
+    splits = {s: 0 for s in SPLITS}
+    for s in batch.column("split").to_pylist():
+        splits[s] += 1
+    if not cur.execute("SELECT 1 FROM datasets WHERE name = ?", [name]).fetchone():
+        cur.execute("INSERT INTO datasets (name, description, created_by) VALUES (?, ?, ?)",
+                    [name, description, actor if isinstance(actor, str) else actor.username])
+    cur.execute("""INSERT INTO dataset_versions (version_id, dataset, content_hash, source_name, source_format,
+                   n_examples, n_train, n_validation, n_test, split_spec, tokenizer, report, created_by, metrics)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [vid, name, content, file, fmt, batch.num_rows, splits["train"], splits["validation"],
+                 splits["test"], json.dumps(split_spec), tokenizer_name, json.dumps(report, default=str),
+                 actor if isinstance(actor, str) else actor.username, _dumps(metrics)])
+    cur.register("example_batch", batch)
+    cur.execute("INSERT INTO examples BY NAME SELECT * FROM example_batch")
+    cur.unregister("example_batch")
+    audit.record(cur, actor, "data.import", vid, f"{name} from {file}")
+    return name, True, False
 
 
 # ---- declared metrics ------------------------------------------------------------------
@@ -318,9 +369,12 @@ def _loads(stored: str | None) -> list[str] | None:
 
 def _store_metrics(store: Store, actor: User, version_id: str, metrics: list[str] | None, why: str) -> None:
     with store.transaction() as cur:
-        cur.execute("UPDATE dataset_versions SET metrics = ? WHERE version_id = ?", [_dumps(metrics), version_id])
-        cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES (?, 'data.metrics', ?, ?)",
-                    [actor.username, version_id, f"{why}: {', '.join(metrics) if metrics else 'none declared'}"])
+        _write_metrics(cur, actor, version_id, metrics, why)
+
+
+def _write_metrics(cur, actor: User | str, version_id: str, metrics: list[str] | None, why: str) -> None:
+    cur.execute("UPDATE dataset_versions SET metrics = ? WHERE version_id = ?", [_dumps(metrics), version_id])
+    audit.record(cur, actor, "data.metrics", version_id, f"{why}: {', '.join(metrics) if metrics else 'none declared'}")
 
 
 def set_version_metrics(store: Store, actor: User, version_id: str, metrics: list[str] | None) -> list[str] | None:
@@ -340,6 +394,16 @@ def set_version_metrics(store: Store, actor: User, version_id: str, metrics: lis
 
 
 # ---- reading ---------------------------------------------------------------------------
+def list_datasets(store: Store, actor: User) -> list[dict]:
+    """Each dataset with its description, number of versions and newest version."""
+    require(actor, Action.DATA_VIEW)
+    return store.rows("""SELECT d.name, d.description, d.created_at, d.created_by, count(v.version_id) AS versions,
+                                arg_max(v.version_id, v.created_at) AS latest_version,
+                                max(v.created_at) AS latest_at
+                         FROM datasets d LEFT JOIN dataset_versions v ON v.dataset = d.name
+                         GROUP BY ALL ORDER BY d.name""")
+
+
 def list_versions(store: Store, actor: User, dataset: str | None = None) -> list[dict]:
     require(actor, Action.DATA_VIEW)
     sql = """SELECT version_id, dataset, source_name, source_format, n_examples, n_train, n_validation, n_test,

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator
 
 import pyarrow as pa
 
+from core import audit
 from core.auth import Action, User, require
 from core.errors import JobError, NotFound
 from core.jobs.events import CANCEL_FILE, CONFIG_FILE, EVENTS_FILE, LOG_FILE, TERMINAL, cancel_requested
@@ -40,11 +41,12 @@ WORKERS: dict[str, str] = {
     "serve": "core.serving.serve_worker",
     "score": "core.metrics.worker",
     "harness": "core.regression.harness_worker",
+    "import": "core.datasets.import_worker",
 }
 
 # The action a person needs to start, cancel or resume a job of each kind (default JOBS_RUN).
 KIND_ACTIONS: dict[str, Action] = {"generate": Action.GENERATE, "serve": Action.GENERATE, "score": Action.GENERATE,
-                                     "harness": Action.GENERATE}
+                                     "harness": Action.GENERATE, "import": Action.DATA_IMPORT}
 
 
 def _require_some_job_action(actor: User) -> None:
@@ -73,6 +75,13 @@ class HandlerError(Exception):
 class IngestResult:
     events: int = 0
     problems: int = 0
+
+
+def _audit_detail(kind: str, config: dict) -> dict:
+    """What the audit trail keeps of a job's config: its short scalar fields (never prompts or rows)."""
+    fields = config.get("train", config) if kind == "train" else config
+    kept = {k: v for k, v in fields.items() if isinstance(v, (str, int, float, bool)) and len(str(v)) <= 200}
+    return dict(list(kept.items())[:12])
 
 
 def _new_job_id(kind: str) -> str:
@@ -131,6 +140,7 @@ class Jobs:
                 [job_id, kind, str(run_dir), json.dumps(config, sort_keys=True), actor.username])
             if record is not None:
                 record(cur, job_id)
+            audit.record(cur, actor, f"{kind}.start", job_id, _audit_detail(kind, config))
         self._launch(job_id, kind, run_dir)
         return job_id
 
@@ -152,6 +162,8 @@ class Jobs:
         if job["status"] not in ACTIVE:
             raise JobError(f"Job {job_id} is {job['status']}; only a queued or running job can be cancelled.")
         Path(job["run_dir"], CANCEL_FILE).touch()
+        with self.store.transaction() as cur:
+            audit.record(cur, actor, f"{job['kind']}.cancel", job_id)
         self.launcher_for(job["kind"]).stop(job_id, job["pid"])
 
     def resume(self, actor: User, job_id: str) -> None:
@@ -170,6 +182,8 @@ class Jobs:
                 raise JobError(f"Job {job_id}'s worker (pid {job['pid']}) is still running; wait for it to stop.")
             time.sleep(0.1)
         Path(job["run_dir"], CANCEL_FILE).unlink(missing_ok=True)
+        with self.store.transaction() as cur:
+            audit.record(cur, actor, f"{job['kind']}.resume", job_id, {"was": job["status"]})
         self._launch(job_id, job["kind"], Path(job["run_dir"]))
 
     # ---- reading -------------------------------------------------------------------
@@ -186,10 +200,15 @@ class Jobs:
             return self.store.rows("SELECT * FROM jobs WHERE kind = ? ORDER BY created_at DESC", [kind])
         return self.store.rows("SELECT * FROM jobs ORDER BY created_at DESC")
 
-    def history(self, actor: User, job_id: str, type: str | None = None) -> list[dict]:
-        """A job's events for a person to read (leads and engineers)."""
+    def view(self, actor: User, job_id: str) -> dict:
+        """A job's record for a person to read (leads and engineers)."""
         require(actor, Action.JOBS_VIEW)
-        return self.events(job_id, type)
+        return self.get(job_id)
+
+    def history(self, actor: User, job_id: str, type: str | None = None, after: int = 0) -> list[dict]:
+        """A job's events for a person to read (leads and engineers); `after` a seq."""
+        require(actor, Action.JOBS_VIEW)
+        return self.events(job_id, type, after)
 
     def events(self, job_id: str, type: str | None = None, after: int = 0) -> list[dict]:
         """The owner's own read of a job's events (no role check: not for pages); `after` a seq."""

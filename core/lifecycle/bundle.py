@@ -26,6 +26,7 @@ from decimal import Decimal
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from core import audit
 from core.auth import Action, User, require
 from core.errors import InvalidInput, TuneboardError
 from core.store import Store
@@ -227,6 +228,8 @@ def export_bundle(store: Store, actor: User, settings: Settings, run_id: str, ou
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    with store.transaction() as cur:
+        audit.record(cur, actor, "bundle.export", run_id, {"path": str(out_path), "data": include_data})
     return out_path
 
 
@@ -475,5 +478,8 @@ def reproduce_bundle(store: Store, jobs: Jobs, actor: User, settings: Settings, 
                                   "bundle_created_at": manifest.get("created_at"),
                                   "code": recorded.get("code"), "package_differences": packages,
                                   "dataset_imported": plan is not None, "warnings": warnings}
-    store.execute("UPDATE runs SET lineage = ? WHERE job_id = ?", [json.dumps(lineage, sort_keys=True), job_id])
+    with store.transaction() as cur:
+        cur.execute("UPDATE runs SET lineage = ? WHERE job_id = ?", [json.dumps(lineage, sort_keys=True), job_id])
+        audit.record(cur, actor, "bundle.reproduce", job_id, {"run": run["job_id"], "bundle": Path(path).name,
+                                                               "dataset_imported": plan is not None})
     return job_id

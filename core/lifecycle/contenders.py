@@ -19,6 +19,7 @@ import json
 import re
 from pathlib import Path
 
+from core import audit
 from core.auth import Action, User, require
 from core.errors import InvalidInput
 from core.store import Store
@@ -94,9 +95,8 @@ def register(store: Store, actor: User, name: str, base_model: str, model: str =
         cur.execute("INSERT INTO model_variants (variant_id, kind, name, path, base_model, detail) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     [variant_id, kind, name, base_model if same_base else model, base_model, json.dumps(detail)])
-        cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES (?, 'contender', ?, ?)",
-                    [actor.username, variant_id, f"{kind} {model or base_model}; {len(shots)} examples; "
-                                                 f"system prompt {'yes' if system_prompt else 'no'}"])
+        audit.record(cur, actor, "contender", variant_id, f"{kind} {model or base_model}; {len(shots)} examples; "
+                                                 f"system prompt {'yes' if system_prompt else 'no'}")
     return variant_id
 
 
@@ -116,4 +116,6 @@ def remove(store: Store, actor: User, variant_id: str) -> None:
     if not store.scalar("SELECT count(*) FROM model_variants WHERE variant_id = ? AND kind IN "
                         "('model', 'prompted', 'external')", [variant_id]):
         raise InvalidInput(f"{variant_id} is not a registered contender.")
-    store.execute("DELETE FROM model_variants WHERE variant_id = ?", [variant_id])
+    with store.transaction() as cur:
+        cur.execute("DELETE FROM model_variants WHERE variant_id = ?", [variant_id])
+        audit.record(cur, actor, "contender.remove", variant_id)

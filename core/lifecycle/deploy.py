@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from core import audit
 from core.auth import Action, User, require
 from core.config import ServingSettings, Settings
 from core.errors import InvalidInput
@@ -281,7 +282,12 @@ def write(store: Store, actor: User, settings: Settings, out_dir: Path, tasks: l
     """Plan, then write the deployment folder; a previous deployment there is replaced whole."""
     require(actor, Action.JOBS_RUN)
     deploy_plan = plan(store, actor, settings, tasks, mode, tensor_parallel, pipeline_parallel, dtype)
-    return _write_plan(deploy_plan, Path(out_dir), copy_weights, actor.username)
+    written = _write_plan(deploy_plan, Path(out_dir), copy_weights, actor.username)
+    with store.transaction() as cur:
+        audit.record(cur, actor, "deploy", str(Path(out_dir).resolve()),
+                     {"mode": mode, "copy_weights": copy_weights, "files": len(written),
+                      "versions": {t: v["variant_id"] for t, v in deploy_plan.versions.items()}})
+    return written
 
 
 def _sha256(path: Path) -> str:

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, asdict
 from typing import Any
 
+from core import audit
 from core.auth import Action, User, require
 from core.config import Settings
 from core.errors import InvalidInput, NotFound, TuneboardError
@@ -109,11 +110,15 @@ def start_pipeline(store: Store, jobs: Jobs, settings: Settings, actor: User, ta
                            "a candidate must be comparable with the promoted version on one base.")
     train_job = start_training(store, jobs, actor, config, threads=options.threads or None)
     pipeline_id = f"pipeline-{uuid.uuid4().hex[:10]}"
-    store.execute("""INSERT INTO pipelines (pipeline_id, schedule_id, task, dataset_version, promoted, config, options,
-                     stage, train_job, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, 'train', ?, ?)""",
-                  [pipeline_id, schedule_id, task, version, promotion.current(store, actor, task),
-                   json.dumps({**config.to_dict(), "_origin": origin}), json.dumps(asdict(options)), train_job,
-                   actor.username])
+    promoted = promotion.current(store, actor, task)
+    with store.transaction() as cur:
+        cur.execute("""INSERT INTO pipelines (pipeline_id, schedule_id, task, dataset_version, promoted, config,
+                       options, stage, train_job, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, 'train', ?, ?)""",
+                    [pipeline_id, schedule_id, task, version, promoted,
+                     json.dumps({**config.to_dict(), "_origin": origin}), json.dumps(asdict(options)), train_job,
+                     actor.username])
+        audit.record(cur, actor, "pipeline.start", pipeline_id, {"task": task, "dataset_version": version,
+                                                                 "schedule": schedule_id, "train_job": train_job})
     return pipeline_id
 
 
@@ -313,8 +318,11 @@ def decide(store: Store, actor: User, pipeline_id: str, decision: str, reason: s
     elif len((reason or "").strip()) < promotion.MIN_REASON:
         raise InvalidInput(f"reason: dismissing a candidate needs a written reason of at least "
                            f"{promotion.MIN_REASON} characters.")
-    store.execute("UPDATE pipelines SET decision = ?, decided_by = ?, decision_reason = ? WHERE pipeline_id = ?",
-                  [decision, actor.username, reason.strip(), pipeline_id])
+    with store.transaction() as cur:
+        cur.execute("UPDATE pipelines SET decision = ?, decided_by = ?, decision_reason = ? WHERE pipeline_id = ?",
+                    [decision, actor.username, reason.strip(), pipeline_id])
+        audit.record(cur, actor, "pipeline.decide", pipeline_id, {"decision": decision, "candidate": p["candidate"],
+                                                                  "reason": reason.strip(), "override": override})
 
 
 def summary(store: Store, actor: User, settings: Settings, p: dict) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 
+from core import audit
 from core.auth import Action, User, require
 from core.errors import InvalidInput, NotFound
 from core.store import Store
@@ -127,6 +128,5 @@ def _record(store: Store, actor: User, task: str, variant: str, action: str, rea
                        promoted_by, task, action) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     [promotion_id, variant, gate["gate_id"] if gate else None, gate["verdict"] if gate else None,
                      override, reason, actor.username, task, action])
-        cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES (?, ?, ?, ?)",
-                    [actor.username, action, variant, detail])
+        audit.record(cur, actor, action, variant, detail)
     return promotion_id

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 
 from croniter import croniter
 
+from core import audit
 from core.auth import Action, User, require
 from core.config import Settings
 from core.errors import InvalidInput, NotFound, TuneboardError
@@ -89,8 +90,7 @@ def create_schedule(store: Store, actor: User, name: str, task: str, trigger: st
                        created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     [schedule_id, name.strip(), task, trigger, spec, json.dumps(asdict(options)),
                      next_fire(trigger, spec, now), actor.username, now])
-        cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES (?, 'schedule', ?, ?)",
-                    [actor.username, schedule_id, f"{task}: {trigger} {spec}".strip()])
+        audit.record(cur, actor, "schedule", schedule_id, f"{task}: {trigger} {spec}".strip())
     return schedule_id
 
 
@@ -98,15 +98,19 @@ def set_enabled(store: Store, actor: User, schedule_id: str, enabled: bool, now:
     require(actor, Action.JOBS_RUN)
     s = get_schedule(store, actor, schedule_id)
     # Re-enabling starts counting from now: a schedule paused for a month does not fire a month of runs.
-    store.execute("UPDATE schedules SET enabled = ?, next_run_at = ? WHERE schedule_id = ?",
-                  [enabled, next_fire(s["trigger"], s["spec"], now or utcnow()) if enabled else s["next_run_at"],
-                   schedule_id])
+    with store.transaction() as cur:
+        cur.execute("UPDATE schedules SET enabled = ?, next_run_at = ? WHERE schedule_id = ?",
+                    [enabled, next_fire(s["trigger"], s["spec"], now or utcnow()) if enabled else s["next_run_at"],
+                     schedule_id])
+        audit.record(cur, actor, "schedule.resume" if enabled else "schedule.pause", schedule_id, s["task"])
 
 
 def delete_schedule(store: Store, actor: User, schedule_id: str) -> None:
     require(actor, Action.JOBS_RUN)
-    get_schedule(store, actor, schedule_id)
-    store.execute("DELETE FROM schedules WHERE schedule_id = ?", [schedule_id])
+    s = get_schedule(store, actor, schedule_id)
+    with store.transaction() as cur:
+        cur.execute("DELETE FROM schedules WHERE schedule_id = ?", [schedule_id])
+        audit.record(cur, actor, "schedule.delete", schedule_id, f"{s['name']} ({s['task']}: {s['describe']})")
 
 
 def schedules(store: Store, actor: User) -> list[dict]:
@@ -207,4 +211,6 @@ def run_now(store: Store, jobs: Jobs, settings: Settings, actor: User, schedule_
     pipeline_id = pipelines.start_pipeline(store, jobs, settings, actor, s["task"],
                                            PipelineOptions.from_dict(s["options"]), schedule_id=schedule_id)
     _event(store, schedule_id, now or utcnow(), "started", pipeline_id, f"run by hand by {actor.username}")
+    with store.transaction() as cur:
+        audit.record(cur, actor, "schedule.run_now", schedule_id, {"pipeline": pipeline_id})
     return pipeline_id

@@ -17,6 +17,7 @@ from dataclasses import asdict, fields, replace
 
 import pandas as pd
 
+from core import audit
 from core.auth import OWNER, Action, User, require
 from core.config import RegressionSettings, Settings
 from core.errors import InvalidInput, NotFound
@@ -64,7 +65,10 @@ def start_run(store: Store, jobs: Jobs, settings: Settings, actor: User, variant
     if len(ids) < 2:
         raise InvalidInput("variants: choose at least one fine-tuned version to compare with the base.")
     label = name.strip() or f"{suite.SUITE_NAME} suite v{suite.SUITE_VERSION}: " + ", ".join(ids[1:])
-    return generate(store, jobs, settings, actor, GenerationSpec(label, ids, prompts, suite_source(), decoding, path))
+    set_id = generate(store, jobs, settings, actor, GenerationSpec(label, ids, prompts, suite_source(), decoding, path))
+    with store.transaction() as cur:
+        audit.record(cur, actor, "regression.run", set_id, {"variants": ids[1:], "items": limit, "path": path})
+    return set_id
 
 
 def runs(store: Store, actor: User) -> list[dict]:

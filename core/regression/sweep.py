@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from core import audit
 from core.auth import Action, User, require
 from core.config import Settings
 from core.errors import InvalidInput, NotFound, TuneboardError
@@ -113,9 +114,11 @@ def start_sweep(store: Store, jobs: Jobs, settings: Settings, actor: User, run_i
     except Exception:
         jobs.cancel(actor, suite_set)  # nothing half-started
         raise
-    store.execute("INSERT INTO checkpoint_sweeps (sweep_id, run_id, variants, suite_set, task_set, created_by) "
-                  "VALUES (?, ?, ?, ?, ?, ?)", [sweep_id, run_id, json.dumps(variants), suite_set, task_set,
-                                                actor.username])
+    with store.transaction() as cur:
+        cur.execute("INSERT INTO checkpoint_sweeps (sweep_id, run_id, variants, suite_set, task_set, created_by) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", [sweep_id, run_id, json.dumps(variants), suite_set, task_set,
+                                                  actor.username])
+        audit.record(cur, actor, "sweep.start", sweep_id, {"run": run_id, "variants": variants})
     return sweep_id
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
+from core import audit
 from core.auth import Action, User, require
 from core.errors import InvalidInput, NotFound, PermissionDenied
 from core.store import Store
@@ -263,8 +264,7 @@ class RatingDesk:
                         [pair_set_id, last[0], actor.username])
             cur.execute("DELETE FROM skips WHERE pair_set_id = ? AND pair_id = ? AND rater = ?",
                         [pair_set_id, last[0], actor.username])
-            cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES (?, 'vote.undo', ?, ?)",
-                        [actor.username, pair_set_id, json.dumps({"pair_id": last[0], "choice": last[1]})])
+            audit.record(cur, actor, "vote.undo", pair_set_id, json.dumps({"pair_id": last[0], "choice": last[1]}))
         with self._lock:
             q = self._queues.get((pair_set_id, actor.username))
             if q is not None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from core import audit
 from core.auth import Action, Role, User, require
 from core.errors import InvalidInput, NotFound
 from core.review import stats
@@ -249,8 +250,8 @@ def create_pair_set(store: Store, actor: User, spec: PairSetSpec) -> str:
         insert_rows(cur, "pairs", ["pair_set_id", "pair_id", "prompt_idx", "a", "b", "left_is_a", "a_text", "b_text",
                                    "gold_better", "gold_source", "identity_flags"],
                     [[pair_set_id, int(new_id)] + rows[old] for new_id, old in enumerate(order)])
-        cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES (?, 'pair_set.create', ?, ?)",
-                    [actor.username, pair_set_id, json.dumps({"pairs": len(rows), "gold": n_gold, **record})])
+        audit.record(cur, actor, "pair_set.create", pair_set_id,
+                     json.dumps({"pairs": len(rows), "gold": n_gold, **record}))
         if spec.raters:
             _assign(cur, pair_set_id, spec.raters, spec.raters_per_pair, spec.seed)
     return pair_set_id
@@ -345,8 +346,7 @@ def assign_raters(store: Store, actor: User, pair_set_id: str, raters: list[str]
                            f"(the number of raters chosen)")
     with store.transaction() as cur:
         added = _assign(cur, pair_set_id, raters, k, ps["seed"])
-        cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES (?, 'pair_set.assign', ?, ?)",
-                    [actor.username, pair_set_id, json.dumps({"raters": raters, "k": k, "added": added})])
+        audit.record(cur, actor, "pair_set.assign", pair_set_id, json.dumps({"raters": raters, "k": k, "added": added}))
     return added
 
 
@@ -369,8 +369,7 @@ def withdraw_pair(store: Store, actor: User, pair_set_id: str, pair_id: int, wit
                                                 "ORDER BY rater", [pair_set_id]).fetchall()]
             if raters:
                 _assign(cur, pair_set_id, raters, min(ps[0], len(raters)), ps[1])
-        cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES (?, ?, ?, ?)",
-                    [actor.username, "pair.withdraw" if withdrawn else "pair.restore", pair_set_id, str(pair_id)])
+        audit.record(cur, actor, "pair.withdraw" if withdrawn else "pair.restore", pair_set_id, str(pair_id))
 
 
 def mark_gold(store: Store, actor: User, pair_set_id: str, pair_id: int, better: str | None) -> None:
@@ -395,8 +394,7 @@ def mark_gold(store: Store, actor: User, pair_set_id: str, pair_id: int, better:
     with store.transaction() as cur:
         cur.execute("UPDATE pairs SET gold_better = ?, gold_source = ? WHERE pair_set_id = ? AND pair_id = ?",
                     [side, source, pair_set_id, pair_id])
-        cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES (?, 'pair.gold', ?, ?)",
-                    [actor.username, pair_set_id, json.dumps({"pair_id": pair_id, "better": better})])
+        audit.record(cur, actor, "pair.gold", pair_set_id, json.dumps({"pair_id": pair_id, "better": better}))
 
 
 def set_exclusion(store: Store, actor: User, pair_set_id: str, rater: str, excluded: bool, reason: str = "") -> None:
@@ -408,8 +406,7 @@ def set_exclusion(store: Store, actor: User, pair_set_id: str, rater: str, exclu
         if excluded:
             cur.execute("INSERT INTO rater_exclusions (pair_set_id, rater, excluded_by, reason) VALUES (?, ?, ?, ?)",
                         [pair_set_id, rater, actor.username, reason[:500]])
-        cur.execute("INSERT INTO audit_log (actor, action, target, detail) VALUES (?, ?, ?, ?)",
-                    [actor.username, "rater.exclude" if excluded else "rater.include", pair_set_id, rater])
+        audit.record(cur, actor, "rater.exclude" if excluded else "rater.include", pair_set_id, rater)
 
 
 def exclusions(store: Store, actor: User, pair_set_id: str) -> list[dict]:

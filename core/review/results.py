@@ -26,7 +26,7 @@ from core.review.pairs import get_pair_set
 from core.store import Store, insert_rows
 
 TABLES = ("ladder", "comparisons", "agreement", "raters")
-EXPORT_FORMATS = ("csv", "parquet", "html")
+EXPORT_FORMATS = ("csv", "json", "parquet", "html")
 
 
 def _votes_frame(store: Store, pair_set_id: str, include_excluded: bool = False) -> pd.DataFrame:
@@ -169,28 +169,29 @@ def restate(store: Store, review: ReviewSettings) -> int:
 
 def export(store: Store, actor: User, pair_set_id: str, review: ReviewSettings, fmt: str,
            table: str = "comparisons", res: Results | None = None) -> tuple[bytes, str, str]:
-    """(data, file name, MIME type) of one results table as CSV or Parquet, or the whole HTML report.
+    """(data, file name, MIME type) of one results table as CSV, JSON (records) or Parquet, or the whole
+    HTML report.
 
     `table` may also be "votes": every vote with the model names, for the lead only.
     """
     require(actor, Action.REVIEW_RESULTS)
     if fmt not in EXPORT_FORMATS:
         raise InvalidInput(f"format: {fmt!r} is not one of {', '.join(EXPORT_FORMATS)}")
+    if fmt != "html" and table == "votes":
+        require(actor, Action.REVIEW_REVEAL)  # before anything is computed (and stored) for the caller
+    elif fmt != "html" and table not in TABLES:
+        raise InvalidInput(f"table: {table!r} is not one of {', '.join(TABLES + ('votes',))}")
     res = res if res is not None and res.pair_set_id == pair_set_id else latest(store, actor, pair_set_id, review)
     if res is None:
         raise InvalidInput("There are no votes in this pair set yet: nothing to export.")
     if fmt == "html":
         return report_html(store, actor, res).encode(), f"{pair_set_id}-report.html", "text/html"
-    if table == "votes":
-        require(actor, Action.REVIEW_REVEAL)
-        frame = _votes_frame(store, pair_set_id, include_excluded=True)
-    elif table in TABLES:
-        frame = getattr(res, table)
-    else:
-        raise InvalidInput(f"table: {table!r} is not one of {', '.join(TABLES + ('votes',))}")
+    frame = _votes_frame(store, pair_set_id, include_excluded=True) if table == "votes" else getattr(res, table)
     name = f"{pair_set_id}-{table}.{fmt}"
     if fmt == "csv":
         return frame.to_csv(index=False).encode(), name, "text/csv"
+    if fmt == "json":
+        return frame.to_json(orient="records", date_format="iso").encode(), name, "application/json"
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
     return buf.getvalue(), name, "application/vnd.apache.parquet"

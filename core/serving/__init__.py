@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core import audit
 from core.auth import Action, User, require
 from core.config import Settings
 from core.errors import InvalidInput, NotFound
@@ -109,6 +110,8 @@ def register_external(store: Store, actor: User, name: str, base_url: str, model
                     [variant_id, name, base_url, json.dumps({"model": model, "api_key_env": api_key_env,
                                                              "system_prompt": system_prompt, "few_shot": few_shot,
                                                              "tasks": sorted(set(tasks or []))})])
+        audit.record(cur, actor, "contender", variant_id, f"external {model} at {base_url}; key from "
+                                                           f"{api_key_env or 'no variable'}; {len(few_shot)} examples")
     return variant_id
 
 

@@ -524,4 +524,65 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         ALTER TABLE audit_log ADD COLUMN door VARCHAR;
     """),
+    (20, "webhooks", """
+        -- [api] webhooks (core/webhooks.py): engineers' URLs for events; every event the owner has
+        -- announced, once, keyed by what caused it (source_key); one delivery per hook and event,
+        -- retried with backoff until delivered or given up (rows, so they outlive a restart).
+        CREATE TABLE webhooks (
+            hook_id    VARCHAR PRIMARY KEY,
+            name       VARCHAR NOT NULL,
+            url        VARCHAR NOT NULL,
+            events     VARCHAR NOT NULL,
+            secret     VARCHAR NOT NULL,
+            created_by VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            deleted_at TIMESTAMP,
+            deleted_by VARCHAR
+        );
+        CREATE SEQUENCE webhook_event_seq;
+        CREATE TABLE webhook_events (
+            event_id   VARCHAR PRIMARY KEY,
+            seq        BIGINT NOT NULL DEFAULT nextval('webhook_event_seq'),
+            source_key VARCHAR NOT NULL UNIQUE,
+            event      VARCHAR NOT NULL,
+            body       VARCHAR,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        CREATE TABLE webhook_deliveries (
+            delivery_id     VARCHAR PRIMARY KEY,
+            hook_id         VARCHAR NOT NULL,
+            event_id        VARCHAR NOT NULL,
+            event           VARCHAR NOT NULL,
+            status          VARCHAR NOT NULL CHECK (status IN ('pending', 'delivered', 'gave_up', 'cancelled')),
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TIMESTAMP,
+            last_attempt_at TIMESTAMP,
+            last_code       INTEGER,
+            last_error      VARCHAR,
+            delivered_at    TIMESTAMP,
+            log             VARCHAR NOT NULL DEFAULT '[]',
+            created_at      TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+        -- What happened before webhooks existed counts as seen: nothing of the past is announced
+        -- (the keys are core/webhooks.py's, which a test holds to these).
+        INSERT INTO webhook_events (event_id, source_key, event)
+        SELECT 'seen-' || md5(k), k, e FROM (
+            SELECT 'run:' || job_id || ':' || status || ':' || CAST(epoch_ms(finished_at) AS VARCHAR) AS k,
+                   CASE status WHEN 'succeeded' THEN 'run.finished' ELSE 'run.failed' END AS e
+                FROM jobs WHERE kind = 'train' AND status IN ('succeeded', 'failed') AND finished_at IS NOT NULL
+            UNION ALL SELECT 'gate:' || gate_id, 'gate.verdict' FROM regression_gates
+            UNION ALL SELECT 'schedule:' || CAST(id AS VARCHAR), 'schedule.fired' FROM schedule_events
+                WHERE outcome = 'started'
+            UNION ALL SELECT 'promotion:' || promotion_id,
+                   CASE action WHEN 'rollback' THEN 'rollback' ELSE 'promotion' END
+                FROM promotions
+            UNION ALL SELECT 'pairset:' || s.pair_set_id || ':' || CAST(s.assign_version AS VARCHAR), 'pairset.complete'
+                FROM pair_sets s JOIN assignments a ON a.pair_set_id = s.pair_set_id
+                JOIN pairs p ON p.pair_set_id = a.pair_set_id AND p.pair_id = a.pair_id
+                LEFT JOIN votes v ON v.pair_set_id = a.pair_set_id AND v.pair_id = a.pair_id AND v.rater = a.rater
+                WHERE NOT p.withdrawn AND a.rater NOT IN (SELECT x.rater FROM rater_exclusions x
+                                                          WHERE x.pair_set_id = a.pair_set_id)
+                GROUP BY s.pair_set_id, s.assign_version HAVING count(*) = count(v.rater)
+        );
+    """),
 ]

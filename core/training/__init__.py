@@ -14,6 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from core import audit
 from core.auth import Action, User, require
 from core.datasets import get_version
 from core.errors import InvalidInput, NotFound
@@ -232,4 +233,7 @@ def reproduce(store: Store, jobs: Jobs, actor: User, job_id: str) -> str:
     """A new run from a recorded one's exact config (same data version, base, seed)."""
     require(actor, Action.JOBS_RUN)  # before reading the run: a lead may read it but not start one
     run = get_run(store, actor, job_id)
-    return start_training(store, jobs, actor, TrainConfig.from_dict(run["config"]))
+    new_job = start_training(store, jobs, actor, TrainConfig.from_dict(run["config"]))
+    with store.transaction() as cur:
+        audit.record(cur, actor, "run.reproduce", new_job, {"from": job_id})
+    return new_job

@@ -122,3 +122,24 @@ def test_reload_keeps_the_login_until_logout(server, page):
     wait_drawn(page)
     ex(page.get_by_role("textbox", name="Username")).to_be_visible()
     assert page.get_by_text("Signed in as").count() == 0
+
+
+def test_the_api_docs_page_loads_with_no_network(server, page):
+    """[api] The API's docs page (Swagger UI) and its schema come from the server itself: with every
+    request to another host refused, it renders the operations."""
+    from playwright.sync_api import expect
+
+    outside: list[str] = []
+
+    def only_the_server(route):
+        if route.request.url.startswith(server.url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_the_server)
+    page.goto(f"{server.url}/api/v1/docs")
+    expect(page.get_by_role("heading", name=re.compile("tuneboard"))).to_be_visible()
+    expect(page.get_by_text("/login", exact=True).first).to_be_visible()
+    assert outside == []
