@@ -329,3 +329,45 @@ def test_a_sweep_alone_starts_its_own_scoring_and_prints_its_table(workspace):
     assert done.returncode == 0 and "Traceback" not in done.stderr, (done.stdout, done.stderr)
     assert re.search(r"started (sweep-\S+?):", done.stdout)
     assert "(best)" in done.stdout and "general" in done.stdout, done.stdout
+
+
+def test_kill_9_of_the_server_during_an_api_import_job_then_a_restart_imports_it_once(tmp_path, tiny_model):
+    """[api] An import started with a token through the API; the server is killed (-9) while the import's
+    worker parses the file. Nothing is half-imported; after a restart the owner takes in the worker's
+    result, and the version holds every row, once."""
+    from api.client import Client
+    from core.demo.tickets import write_demo_files
+
+    good, _ = write_demo_files(tmp_path / "big", n=20_000, seed=11)
+    root = tmp_path / "root"
+    root.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNEBOARD_")}
+    env.update({"TUNEBOARD_WORKSPACE": str(root / "ws"), "TUNEBOARD_MODEL_BASE": tiny_model,
+                "TUNEBOARD_ADMIN_PASSWORD": "service-admin-pw-1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+                "TOKENIZERS_PARALLELISM": "false", **ONE_THREAD})
+    port = free_port()
+    url = f"http://localhost:{port}"
+    server = start_server(root, env, port, root / "server.log")
+    try:
+        with Client(url) as anonymous:
+            token = anonymous.post("/login", {"username": "admin", "password": "service-admin-pw-1",
+                                              "name": "kill-test"})["token"]
+        with Client(url, token) as tb:
+            job = tb.post("/datasets", files={"file": (good.name, good.read_bytes())}, data={"name": "big"})["job_id"]
+            seen = tb.get(f"/imports/{job}")
+            while seen["status"] in ("queued", "running") and not seen["progress"]:
+                time.sleep(0.2)
+                seen = tb.get(f"/imports/{job}")
+        os.kill(server.pid, 9)  # the server only: the import's worker is its own session
+        server.wait(timeout=30)
+        killed_while = seen["status"]
+        server = start_server(root, env, port, root / "server.log")  # re-attaches the worker's job
+        with Client(url, token) as tb:
+            done = tb.wait(f"/imports/{job}", timeout=300, poll=0.5)
+            assert done["status"] == "succeeded", done
+            versions = tb.get("/datasets/big/versions")
+            assert [v["version_id"] for v in versions] == [done["result"]["version_id"]]
+            assert versions[0]["n_examples"] == 20_000, versions[0]
+    finally:
+        stop_server(server)
+    assert killed_while in ("queued", "running"), "the import ended before the kill: make the file larger"
