@@ -41,15 +41,21 @@ def _get(url: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
+def _env(root: Path, tiny_model: str, **extra: str) -> dict[str, str]:
+    """The environment of a workspace in `root` on the tiny model, without the caller's TUNEBOARD_ settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNEBOARD_")}
+    env.update({"TUNEBOARD_WORKSPACE": str(root / "ws"), "TUNEBOARD_MODEL_BASE": tiny_model,
+                "TUNEBOARD_ADMIN_PASSWORD": "service-admin-pw-1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+                "TOKENIZERS_PARALLELISM": "false", **ONE_THREAD, **extra})
+    return env
+
+
 @pytest.fixture
 def workspace(tmp_path, tiny_model, demo_files):
     """A workspace whose task `tickets` has a promoted first version (made before the server starts)."""
     root = tmp_path / "root"
     root.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNEBOARD_")}
-    env.update({"TUNEBOARD_WORKSPACE": str(root / "ws"), "TUNEBOARD_MODEL_BASE": tiny_model,
-                "TUNEBOARD_ADMIN_PASSWORD": "service-admin-pw-1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-                "TOKENIZERS_PARALLELISM": "false", **ONE_THREAD})
+    env = _env(root, tiny_model)
     settings = load_settings(env=env)
     owner = Owner.open(settings, monitor=False, env=env)
     try:
@@ -179,14 +185,11 @@ def test_the_readmes_commands_work_through_a_live_server(tmp_path, tiny_model, d
     good, bad = demo_files
     root = tmp_path / "root"
     root.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNEBOARD_")}
-    env.update({"TUNEBOARD_WORKSPACE": str(root / "ws"), "TUNEBOARD_MODEL_BASE": tiny_model,
-                "TUNEBOARD_ADMIN_PASSWORD": "service-admin-pw-1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-                "TOKENIZERS_PARALLELISM": "false", "RITA_PW": "rita-password-123", **ONE_THREAD,
-                # The demo, short: 2 steps, 2 test prompts through transformers, 1 suite item, no sweep.
-                "TUNEBOARD_TRAINING_DEMO_STEPS": "2", "TUNEBOARD_REVIEW_DEMO_PROMPTS": "2",
-                "TUNEBOARD_SERVING_PATH": "transformers", "TUNEBOARD_REGRESSION_DEMO_ITEMS": "1",
-                "TUNEBOARD_REGRESSION_DEMO_SWEEP_ITEMS": "0"})
+    env = _env(root, tiny_model, RITA_PW="rita-password-123",
+               # The demo, short: 2 steps, 2 test prompts through transformers, 1 suite item, no sweep.
+               TUNEBOARD_TRAINING_DEMO_STEPS="2", TUNEBOARD_REVIEW_DEMO_PROMPTS="2",
+               TUNEBOARD_SERVING_PATH="transformers", TUNEBOARD_REGRESSION_DEMO_ITEMS="1",
+               TUNEBOARD_REGRESSION_DEMO_SWEEP_ITEMS="0")
     w = {"root": root, "env": env}
     port = free_port()
     server = start_server(root, env, port, root / "server.log")
@@ -341,10 +344,7 @@ def test_kill_9_of_the_server_during_an_api_import_job_then_a_restart_imports_it
     good, _ = write_demo_files(tmp_path / "big", n=20_000, seed=11)
     root = tmp_path / "root"
     root.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNEBOARD_")}
-    env.update({"TUNEBOARD_WORKSPACE": str(root / "ws"), "TUNEBOARD_MODEL_BASE": tiny_model,
-                "TUNEBOARD_ADMIN_PASSWORD": "service-admin-pw-1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-                "TOKENIZERS_PARALLELISM": "false", **ONE_THREAD})
+    env = _env(root, tiny_model)
     port = free_port()
     url = f"http://localhost:{port}"
     server = start_server(root, env, port, root / "server.log")
