@@ -183,6 +183,28 @@ class AuthSettings:
 
 
 @dataclass
+class SsoSettings:
+    """Single sign-on with an OpenID Connect provider (core/sso.py); off while metadata_url is empty.
+    The client secret comes from the environment (TUNEBOARD_SSO_CLIENT_SECRET), never from this file."""
+
+    metadata_url: str = setting("", "The provider's discovery document (https://.../.well-known/openid-configuration); "
+                                "empty: single sign-on is off and only local accounts sign in.")
+    client_id: str = setting("", "tuneboard's client id at the provider.")
+    label: str = setting("single sign-on", "What the login page's button says: \"Sign in with <label>\".")
+    redirect_url: str = setting("", "Where the provider sends the browser back: the address people use for tuneboard "
+                                "plus /oauth2callback (register it at the provider). Empty: the server's own address.")
+    scopes: str = setting("openid email profile", "Scopes asked of the provider (add the one that brings the role "
+                          "claim, e.g. groups, where the provider needs it).")
+    username_claim: str = setting("preferred_username", "The claim that names the account here (falls back to the "
+                                  "part of the email before @).")
+    role_claim: str = setting("groups", "The claim whose values give the role (a list of groups or one string).")
+    engineer_groups: str = setting("", "Comma-separated values of role_claim that make an engineer.")
+    lead_groups: str = setting("", "Comma-separated values of role_claim that make a lead.")
+    rater_groups: str = setting("", "Comma-separated values of role_claim that make a rater. Someone in none of the "
+                                "three lists is refused.")
+
+
+@dataclass
 class Settings:
     workspace: WorkspaceSettings = field(default_factory=WorkspaceSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
@@ -194,6 +216,7 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     regression: RegressionSettings = field(default_factory=RegressionSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    sso: SsoSettings = field(default_factory=SsoSettings)
     source: str = "defaults"
 
     # ---- derived paths -------------------------------------------------------------
@@ -243,6 +266,7 @@ SECTIONS: dict[str, type] = {
     "metrics": MetricsSettings,
     "regression": RegressionSettings,
     "auth": AuthSettings,
+    "sso": SsoSettings,
 }
 
 

@@ -115,7 +115,16 @@ def get_user(store: Store, username: str) -> User | None:
 
 def list_users(store: Store, actor: User) -> list[dict]:
     require(actor, Action.USERS_MANAGE)
-    return store.rows("SELECT username, role, disabled, created_at, created_by FROM users ORDER BY username")
+    return store.rows("SELECT username, role, disabled, created_at, created_by, sso_subject IS NOT NULL AS sso "
+                      "FROM users ORDER BY username")
+
+
+def _not_sso(cur, username: str, what: str) -> None:
+    """An account made by single sign-on keeps its password and role at the provider (core/sso.py)."""
+    row = cur.execute("SELECT sso_subject FROM users WHERE username = ?", [username]).fetchone()
+    if row is not None and row[0] is not None:
+        raise InvalidInput(f"{username} signs in with single sign-on: its {what} is managed by the provider "
+                           "(the role follows sso.role_claim at every sign-in).")
 
 
 def set_role(store: Store, actor: User, username: str, role: str) -> User:
@@ -125,6 +134,7 @@ def set_role(store: Store, actor: User, username: str, role: str) -> User:
         row = cur.execute("SELECT role FROM users WHERE username = ?", [username]).fetchone()
         if row is None:
             raise NotFound(f"No account named {username!r}; see `tuneboard users list`.")
+        _not_sso(cur, username, "role")
         if row[0] == "engineer" and new_role != Role.ENGINEER:
             others = cur.execute("SELECT count(*) FROM users WHERE role = 'engineer' AND NOT disabled "
                                  "AND username <> ?", [username]).fetchone()[0]
@@ -161,6 +171,7 @@ def reset_password(store: Store, actor: User, username: str, password: str,
     with store.transaction() as cur:
         if not cur.execute("SELECT 1 FROM users WHERE username = ?", [username]).fetchone():
             raise NotFound(f"No account named {username!r}.")
+        _not_sso(cur, username, "password")
         cur.execute("UPDATE users SET password_hash = ? WHERE username = ?", [_hasher.hash(password), username])
         cur.execute(REVOKE_SESSIONS, [username])
         audit.record(cur, actor, "users.reset_password", username)

@@ -44,8 +44,7 @@ else:
     nav = st.navigation([PAGES[name] for name in pages_for(user.role)])
     with st.sidebar:
         st.markdown(f"Signed in as **{user.username}** · {user.role.value}")
-        if st.button("Log out", icon=":material/logout:"):
-            sign_out()
+        if st.button("Log out", icon=":material/logout:") and not sign_out():
             st.rerun()
 # Always the same placeholder, so writing the cookie never shifts the page's elements
 # (a shift would reset widgets such as the selected tab).

@@ -7,7 +7,7 @@ import gc
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from core import audit
+from core import audit, sso
 from core.auth import User
 from core.config import load_settings
 from core.errors import TuneboardError
@@ -19,6 +19,8 @@ SESSION_USER = "tb_username"
 SESSION_TOKEN = "tb_token"
 COOKIE_PENDING = "tb_cookie_pending"
 COOKIE = "tuneboard_session"
+SSO_REFUSED = "tb_sso_refused"
+SSO_ENDED = "tb_sso_ended"  # this browser session logged out: never signed in again from the provider's cookie
 
 
 def _page_door() -> str | None:
@@ -79,7 +81,8 @@ def current_user() -> User | None:
         if user is not None:
             st.session_state[SESSION_USER] = user.username
             st.session_state[SESSION_TOKEN] = token
-        return user
+            return user
+        return _single_sign_on()
     token = st.session_state.get(SESSION_TOKEN)
     # The server-side session must still be live: logout elsewhere, a password change or a
     # disabled account ends it, and this browser with it. The account is read as it is now.
@@ -88,6 +91,31 @@ def current_user() -> User | None:
         for key in (SESSION_USER, SESSION_TOKEN):
             st.session_state.pop(key, None)
         return None
+    return user
+
+
+def sso_signed_in() -> bool:
+    """Whether this browser holds the identity provider's sign-in (Streamlit's st.login cookie)."""
+    if not sso.enabled(owner().settings):
+        return False
+    try:
+        return bool(st.user.is_logged_in)
+    except Exception:  # noqa: BLE001 - no browser request behind this run (AppTest), or no [auth] secrets
+        return False
+
+
+def _single_sign_on() -> User | None:
+    """A browser back from the identity provider (st.login) is signed in as the account its verified
+    claims make (core.sso), with a tuneboard session like a password sign-in; a refusal is kept for
+    the login page to show, and not retried on every rerun."""
+    if SSO_REFUSED in st.session_state or SSO_ENDED in st.session_state or not sso_signed_in():
+        return None
+    try:
+        user = sso.sign_in(owner().store, owner().settings, st.user.to_dict())
+    except TuneboardError as exc:
+        st.session_state[SSO_REFUSED] = str(exc)
+        return None
+    sign_in(user)
     return user
 
 
@@ -107,11 +135,19 @@ def sign_in(user: User) -> None:
     st.session_state[COOKIE_PENDING] = ("set", token)
 
 
-def sign_out() -> None:
+def sign_out() -> bool:
+    """End the session here; a single sign-on also ends Streamlit's provider cookie (st.logout: the
+    browser goes to the provider's end-session page and back), or the next run would sign this
+    browser in again. True when that redirect is under way (a rerun now would cancel it)."""
     end_session(owner().store, st.session_state.get(SESSION_TOKEN) or _cookie_token())
     for key in list(st.session_state.keys()):
         del st.session_state[key]
     st.session_state[COOKIE_PENDING] = ("clear", "")
+    if sso_signed_in():
+        st.session_state[SSO_ENDED] = True
+        st.logout()
+        return True
+    return False
 
 
 def apply_cookie(slot) -> None:

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core import tokens
+from core import sso, tokens
 from core.users import change_own_password
 from dashboard.context import current_user, owner, sign_in
 from dashboard.widgets import plain, user_errors
@@ -16,6 +16,14 @@ def render() -> None:
     user = current_user()
     st.title("Account")
     st.write(f"**{user.username}** · role {user.role.value}")
+    if sso.is_sso_account(owner().store, user.username):
+        st.caption(f"You sign in with {plain(owner().settings.sso.label)}: your password and role are managed there.")
+    else:
+        change_password(user)
+    api_tokens(user)
+
+
+def change_password(user) -> None:
     with st.form("change_password", clear_on_submit=True):
         current = st.text_input("Current password", type="password")
         new = st.text_input("New password", type="password")
@@ -29,7 +37,6 @@ def render() -> None:
                                         owner().settings.auth.min_password_length)
                     sign_in(user)  # the change ended every session, this one included: start a new one
                     st.success("Password changed. Other browsers signed in as you were signed out.")
-    api_tokens(user)
 
 
 def api_tokens(user) -> None:

@@ -585,4 +585,9 @@ MIGRATIONS: list[tuple[int, str, str]] = [
                 GROUP BY s.pair_set_id, s.assign_version HAVING count(*) = count(v.rater)
         );
     """),
+    (21, "sso_accounts", """
+        -- [api] single sign-on: an account made by the OIDC provider's sign-in is tied to the
+        -- provider's subject (issuer + sub), never to a name alone; it has no password here.
+        ALTER TABLE users ADD COLUMN sso_subject VARCHAR;
+    """),
 ]
