@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 
 from api import errors
 from api.routes import ROUTERS
-from core import audit
+from core import audit, tokens
 from core import owner as owners
 
 VERSION = "1"
@@ -28,7 +28,8 @@ gates, promotion, schedules and users, each acting as the account of the token s
 
 
 class Door:
-    """ASGI middleware: every request to this app is audited as coming through the API door, and its
+    """ASGI middleware: every request to this app is audited as coming through the API door (the command
+    line's through its own), and its
     body may not exceed `data.max_upload_mb` (413 before the route reads it)."""
 
     def __init__(self, app):
@@ -56,7 +57,10 @@ class Door:
                                           f"({limit // (1024 * 1024)} MiB).")
             return message
 
-        with audit.through("api"):
+        # The command line's own token: what it does is audited as done through the command line.
+        bearer = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        door = "cli" if tokens.is_cli_token(bearer.partition(" ")[2].strip()) else "api"
+        with audit.through(door):
             await self.app(scope, counted, send)
 
 

@@ -13,7 +13,11 @@ code and message (the same words the pages and the CLI show).
 from __future__ import annotations
 
 import json
+import os
+import re
+import tempfile
 import time
+from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
@@ -28,10 +32,18 @@ class ApiError(Exception):
 
 
 class Client:
-    def __init__(self, url: str, token: str | None = None, timeout: float = 60.0):
+    def __init__(self, url: str, token: str | None = None, timeout: float | None = 60.0):
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=f"{self.url}/api/v1", headers=headers, timeout=timeout)
+
+    @classmethod
+    def over(cls, http) -> "Client":
+        """A client whose calls go through `http` (anything with httpx's request, stream and close; the
+        command line's in-process API, cli/api.py)."""
+        client = cls.__new__(cls)
+        client.url, client.http = "in-process", http
+        return client
 
     def close(self) -> None:
         self.http.close()
@@ -49,6 +61,9 @@ class Client:
 
     def get(self, path: str, **params) -> Any:
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
+
+    def put(self, path: str, json: Any = None, **kwargs) -> Any:
+        return self.request("PUT", path, json=json, **kwargs)
 
     def post(self, path: str, json: Any = None, **kwargs) -> Any:
         return self.request("POST", path, json=json, **kwargs)
@@ -71,16 +86,43 @@ class Client:
         raise ApiError(response.status_code, error.get("code", "http_error"),
                        error.get("message", str(body)[:500]), body)
 
+    def download(self, path: str, target: str | Path, **params) -> Path:
+        """GET a file (a run record's zip, an export) into `target`, a file path or a folder (then under the
+        name the server gives it): written whole under a temporary name, then renamed, so the file is
+        never seen half-written. Returns its path."""
+        target = Path(target)
+        with self.http.stream("GET", path, params={k: v for k, v in params.items() if v is not None}) as response:
+            if not response.is_success:
+                response.read()
+                self._read(response)  # raises the API's error
+            if target.is_dir():
+                named = re.search(r'filename="?([^";]+)"?', response.headers.get("content-disposition", ""))
+                target = target / Path(named.group(1) if named else path).name  # a name, never a path
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    for chunk in response.iter_bytes():
+                        fh.write(chunk)
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        return target
+
     # ---- jobs ------------------------------------------------------------------------------
-    def events(self, run_id: str) -> Iterator[dict]:
-        """A training run's events as they happen, until it ends."""
-        with self.http.stream("GET", f"/runs/{run_id}/events", params={"follow": "true"}, timeout=None) as r:
+    def lines(self, method: str, path: str, **kwargs) -> Iterator[dict]:
+        """An NDJSON answer (events as they happen, the demo's log), one object per line as it arrives."""
+        with self.http.stream(method, path, timeout=None, **kwargs) as r:
             if not r.is_success:
                 r.read()
                 self._read(r)
             for line in r.iter_lines():
                 if line.strip():
                     yield json.loads(line)
+
+    def events(self, run_id: str) -> Iterator[dict]:
+        """A training run's events as they happen, until it ends."""
+        yield from self.lines("GET", f"/runs/{run_id}/events", params={"follow": "true"})
 
     def wait(self, path: str, timeout: float = 7200, poll: float = 2.0) -> dict:
         """GET `path` (a run, a job, a generation set...) until its `status` is final; returns it."""

@@ -39,15 +39,6 @@ app.add_typer(regression.app, name="regression")
 
 
 def main() -> None:
-    """`tuneboard ...`: through the running server of the workspace when there is one, else here."""
-    import sys
-
-    from cli import client
-
-    argv = sys.argv[1:]
-    found = client.target(argv)
-    if found is not None:
-        code = client.forward(*found, argv)
-        if code >= 0:
-            sys.exit(code)
+    """`tuneboard ...`: each command speaks the HTTP API, to the workspace's running server when there is
+    one, else in this process (cli/api.py)."""
     run(app)

@@ -1,10 +1,9 @@
-"""What every command group shares: the consoles, this invocation's settings and database owner,
-following a job, and the translation of core's typed errors into one clean message and exit code.
+"""What every command group shares: the consoles, this invocation's settings, its connection to the
+HTTP API (cli/api.py: over HTTP to the workspace's running server, else the same API in this
+process), following a job, and the translation of errors into one clean message and exit code.
 
 The command line acts with engineer rights (whoever runs it can read the workspace files).
-Commands that need the database become its owner for their duration; while the dashboard
-runs they are refused with a clear message (`data validate` needs no database and always
-works). Errors meant for people print one clean message and exit non-zero; never a traceback.
+Errors meant for people print one clean message and exit non-zero; never a traceback.
 """
 
 from __future__ import annotations
@@ -14,19 +13,21 @@ import sys
 import time
 from contextvars import ContextVar
 from pathlib import Path
-from typing import IO, Optional
+from typing import IO, Callable, Optional
 
 import click
+import httpx
 import typer
 from rich.console import Console
 
+from api.client import ApiError
 from core.config import Settings, load_settings
 from core.errors import DatasetError, InvalidInput, TuneboardError
 from core.serving.backends import Decoding
 
 class _Console:
-    """`out` / `err`: the console of this invocation (stdout and stderr, or the buffers of a command
-    the server runs for a client), looked up per call so concurrent invocations never mix."""
+    """`out` / `err`: the console of this invocation (stdout and stderr, or the streams `invoke` was
+    given), looked up per call so concurrent invocations never mix."""
 
     def __init__(self, which: int):
         self.which = which
@@ -44,19 +45,14 @@ def _terminal() -> tuple[Console, Console]:
 _consoles: ContextVar[tuple[Console, Console]] = ContextVar("tuneboard_consoles", default=_terminal())
 out, err = _Console(0), _Console(1)
 
-# This invocation's settings, store and owner. A command the server runs for a client gets its
-# own dict holding the server's owner ("served"): it is used, never opened or closed here.
+# This invocation's settings and connection. A command `invoke` runs against an owner already open
+# in this process gets its own dict holding that owner ("given"): used, never opened or closed here.
 _invocation: ContextVar[dict] = ContextVar("tuneboard_invocation")
 _process_state: dict = {}
 
 
 def _state() -> dict:
     return _invocation.get(_process_state)
-
-
-def served() -> bool:
-    """Whether this command runs inside the server, for a client."""
-    return "served" in _state()
 
 
 def use_config(config: Optional[Path]) -> None:
@@ -66,68 +62,56 @@ def use_config(config: Optional[Path]) -> None:
 
 def settings() -> Settings:
     state = _state()
-    if "served" in state:
-        return state["served"].settings
+    if "given" in state:
+        return state["given"].settings
     if "settings" not in state:
         state["settings"] = load_settings(state.get("config"))
     return state["settings"]
 
 
-def store():
+def connection():
+    """This command's way to tuneboard: the HTTP API, over HTTP to the workspace's running server or
+    in this process (cli/api.py)."""
     state = _state()
-    if "served" in state:
-        return state["served"].store
-    if "store" not in state:
-        from core.store import open_store
+    if "connection" not in state:
+        from cli.api import Connection
 
-        state["store"] = open_store(settings())
-    return state["store"]
-
-
-def owner():
-    """This command as the database's owner, with the job service (ingests worker events); inside
-    the server, the server's owner."""
-    state = _state()
-    if "served" in state:
-        return state["served"]
-    if "owner" not in state:
-        from core.owner import Owner
-
-        state["owner"] = Owner.open(settings(), monitor=False)
-        state["store"] = state["owner"].store
-        print_admin_password(state["owner"].generated_admin_password)
-    return state["owner"]
+        state["connection"] = Connection(settings(), owner=state.get("given"),
+                                         on_open=lambda o: print_admin_password(o.generated_admin_password))
+    return state["connection"]
 
 
-def release() -> None:
-    """Close the database now, for a command that goes on running without it (a server)."""
-    state = _state()
-    if "served" in state:
-        return
-    if "owner" in state:
-        state.pop("owner").close()
-        state.pop("store", None)
-    elif "store" in state:
-        state.pop("store").close()
+def api():
+    """The API client of this command (api.client.Client): paths under /api/v1."""
+    return connection().client
+
+
+def export(path: str, folder: Path, **params) -> Path:
+    """An export file of the API written into the --out-dir `folder` (made if missing); its path."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return api().download(path, folder, **params)
+    except OSError as exc:
+        raise InvalidInput(f"--out-dir {folder}: cannot write there ({exc.strerror or exc}).") from None
 
 
 def environ(name: str) -> str | None:
-    """An environment variable of the user's shell (`--password-env VAR`): inside the server, the one
-    the client sent with the command (cli.client), never the server's own."""
+    """An environment variable of the user's shell (`--password-env VAR`), or of the `env` given to
+    `invoke`."""
     state = _state()
-    if "served" in state:
+    if "given" in state:
         return (state.get("env") or {}).get(name)
     return os.environ.get(name)
 
 
 def can_prompt() -> bool:
-    """Whether a question can be asked on a terminal (never inside the server: its terminal is not the user's)."""
-    return not served() and sys.stdin.isatty()
+    """Whether a question can be asked on a terminal (not in a command `invoke` runs)."""
+    return "given" not in _state() and sys.stdin.isatty()
 
 
 def local_path(path: str | Path) -> Path:
-    """A path the user typed, as their shell meant it: inside the server, relative to the client's
-    working directory (typer's Path parameters get this through `_client_paths`)."""
+    """A path the user typed, as their shell meant it: for `invoke`, relative to the working directory
+    it was given (typer's Path parameters get this through `_client_paths`)."""
     cwd = _state().get("cwd")
     path = Path(path)
     return path if cwd is None or path.is_absolute() else Path(cwd) / path
@@ -181,54 +165,25 @@ def _ended(job: dict, note: str | None, job_id: str) -> dict:
 POLL_S = 2.0
 
 
-def follow(job_id: str, timeout: float, after: int = 0) -> dict:
-    """Ingest and print a job's events until it ends (Ctrl-C leaves the worker running).
-
-    Inside the server it reads through the server's owner. On its own, the command holds the
-    database only for a moment every POLL_S seconds, so `tuneboard serve` can start meanwhile; when
-    it does, the rest of the following goes through it (`runs follow`) and this command ends with it.
-    """
-    if served():
-        o = owner()
-        for e in o.jobs.follow(job_id, timeout):
-            if e["seq"] > after:
-                _show(e)
-        return _ended(o.jobs.get(job_id), o.jobs.skipped_note(job_id), job_id)
-    from core.jobs import Jobs
-    from core.store import open_store
-
-    release()
-    deadline, last = time.monotonic() + timeout, after
+def follow_job(job_id: str, timeout: float, after: int = 0, show: Callable[[dict], None] | None = None) -> dict:
+    """Print a job's events through the API until it ends (Ctrl-C leaves the worker running); `show`
+    prints one event instead of the default lines. In-process, the database is let go between
+    looks (every POLL_S seconds) so `tuneboard serve` can start meanwhile; the rest of the following
+    then goes through it."""
+    show, c = show or _show, connection()
+    deadline, last, pause = time.monotonic() + timeout, after, 0.25
     while True:
-        s = open_store(settings())
-        try:
-            jobs = Jobs(s, settings().runs_dir)
-            jobs.reconcile()  # this command is the owner for this moment: it ingests the worker's events
-            events, job = jobs.events(job_id, after=last), jobs.get(job_id)
-            note = jobs.skipped_note(job_id) if job["status"] not in ("queued", "running") else None
-        finally:
-            s.close()
+        events, job = c.client.get(f"/jobs/{job_id}/events", after=last), c.client.get(f"/jobs/{job_id}")
         for e in events:
             last = e["seq"]
-            _show(e)
+            show(e)
         if job["status"] not in ("queued", "running") or time.monotonic() > deadline:
-            return _ended(job, note, job_id)
-        time.sleep(POLL_S)
-        hand_over(["runs", "follow", job_id, "--after", str(last),
-                   "--timeout", str(max(1.0, deadline - time.monotonic()))], "the job")
-
-
-def hand_over(argv: list[str], what: str) -> None:
-    """If a server started for the workspace while this command waited alone, go on through it
-    (`argv`: the command that follows `what` from here) and end with its exit code."""
-    from cli import client
-
-    found = client.target(argv)
-    if found is None:
-        return
-    out.print(f"a tuneboard server started for this workspace: following {what} through it", markup=False)
-    code = client.forward(*found, argv)
-    raise typer.Exit(code if code >= 0 else 1)
+            return _ended(job, job.get("warning"), job_id)
+        c.release()
+        time.sleep(pause)
+        pause = min(POLL_S, pause * 2)  # a short job is seen to end at once; a long one is looked at every POLL_S
+        if c.moved():
+            out.print("a tuneboard server started for this workspace: following the job through it", markup=False)
 
 
 def finish(job_id: str, job: dict) -> None:
@@ -249,6 +204,14 @@ def _translated(call) -> int:
     except TuneboardError as exc:
         err.print(f"error: {exc}", markup=False)
         return exc.exit_code
+    except ApiError as exc:  # the API's answer: the same words core would have printed
+        err.print(f"error: {exc.message}", markup=False)
+        return 1
+    except httpx.TransportError as exc:
+        err.print(f"error: the tuneboard server stopped before this command finished ({exc}). What it had stored "
+                  "is complete; jobs it started keep running and are picked up when it starts again "
+                  "(`tuneboard runs list`).", markup=False)
+        return 1
 
 
 def run(app: typer.Typer) -> None:
@@ -262,11 +225,9 @@ def run(app: typer.Typer) -> None:
         err.print("interrupted", markup=False)
         code = 130
     finally:
-        state = _state()
-        if "owner" in state:
-            state["owner"].close()
-        elif "store" in state:
-            state["store"].close()
+        connected = _state().pop("connection", None)
+        if connected is not None:
+            connected.close()
     sys.exit(code)
 
 
@@ -274,8 +235,8 @@ _click_path_convert = click.Path.convert
 
 
 def _client_paths(self, value, param, ctx):
-    """typer's Path parameters of a command the server runs for a client: relative to the client's
-    working directory, not the server's (local_path)."""
+    """typer's Path parameters of a command `invoke` runs: relative to the working directory it was given,
+    not this process's (local_path)."""
     if isinstance(value, (str, os.PathLike)) and _state().get("cwd") is not None:
         value = str(local_path(value))
     return _click_path_convert(self, value, param, ctx)
@@ -284,16 +245,17 @@ def _client_paths(self, value, param, ctx):
 click.Path.convert = _client_paths
 
 
-def invoke(app: typer.Typer, argv: list[str], cwd: str, served_owner, stdout: IO[str], stderr: IO[str],
+def invoke(app: typer.Typer, argv: list[str], cwd: str, given_owner, stdout: IO[str], stderr: IO[str],
            env: dict[str, str] | None = None) -> int:
-    """Run one command inside the server for a client: the server's owner, the client's working
-    directory, output to the given streams. Returns the exit code (2 for a usage error). What it
-    does is audited as coming through the command line's door, as it would be run locally."""
+    """Run one command in this process against an owner already open here (a test's): its API answers
+    in-process with that owner, paths are relative to `cwd`, `--password-env` reads `env`, output goes
+    to the given streams. Returns the exit code (2 for a usage error). What it does is audited as
+    coming through the command line's door."""
     from core import audit
 
     consoles = (Console(file=stdout, highlight=False, soft_wrap=True, width=200),
                 Console(file=stderr, highlight=False, soft_wrap=True, width=200))
-    token_c, token_i = _consoles.set(consoles), _invocation.set({"served": served_owner, "cwd": cwd,
+    token_c, token_i = _consoles.set(consoles), _invocation.set({"given": given_owner, "cwd": cwd,
                                                                  "env": dict(env or {})})
     try:
         def call():
@@ -315,5 +277,8 @@ def invoke(app: typer.Typer, argv: list[str], cwd: str, served_owner, stdout: IO
         except SystemExit as exc:
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
+        connected = _state().pop("connection", None)
+        if connected is not None:
+            connected.close()
         _consoles.reset(token_c)
         _invocation.reset(token_i)

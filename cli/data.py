@@ -1,4 +1,6 @@
-"""`tuneboard data ...`: import, validate and browse datasets."""
+"""`tuneboard data ...`: import, validate and browse datasets. Import, list, show and metrics go through the
+HTTP API (an import is a job: its progress is printed while it runs); `validate` checks a file here and
+needs no database."""
 
 from __future__ import annotations
 
@@ -9,9 +11,9 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from cli.context import csv_list, err, out, read_file, settings, store
-from core.auth import CLI_USER
-from core.errors import InvalidInput
+from api.client import ApiError
+from cli.context import api, csv_list, err, follow_job, out, read_file, settings
+from core.errors import DatasetError, InvalidInput, Problem
 
 app = typer.Typer(help="Import, validate and browse datasets.", no_args_is_help=True)
 
@@ -52,6 +54,13 @@ def _counter(log: bool):
     return count, name or None
 
 
+def _report(report: dict):
+    """A validation report as the API gives it (its to_dict), back as the object `_print_report` prints."""
+    from core.datasets.validate import Report
+
+    return Report.from_dict(report)
+
+
 def _print_report(report, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps(report.to_dict(), default=str))
@@ -89,6 +98,43 @@ def data_validate(path: Path,
     raise typer.Exit(0 if report.ok else 1)
 
 
+IMPORT_TIMEOUT = 24 * 3600.0
+STAGES = {"read": "read: {done} of {total} rows", "checked": "checked: {done} of {total} rows valid",
+          "near_duplicates": "near-duplicates: {done} of {total} examples compared",
+          "tokens": "tokens: {done} of {total} examples counted", "write": "writing: {done} of {total} examples"}
+
+
+def _import_progress():
+    """Prints an import job's progress: each stage when it ends, and a long stage every tenth of the way;
+    the worker's notes (token statistics skipped) on stderr, as before the import was a job."""
+    shown: dict[str, int] = {}
+
+    def show(e: dict) -> None:
+        if e["type"] == "note":
+            err.print(f"note: {e.get('message')}", markup=False)
+        elif e["type"] == "progress":
+            done, total = e["done"], e["total"]
+            tenth = 10 if total <= 0 or done >= total else 10 * done // total
+            if shown.get(e["stage"], -1) >= tenth:
+                return
+            shown[e["stage"]] = tenth
+            line = STAGES.get(e["stage"], e["stage"] + ": {done} of {total}")
+            out.print(line.format(done=done, total=total), markup=False)
+        elif e["type"] == "warning":
+            out.print(f"warning: {e.get('message')}", markup=False)
+    return show
+
+
+def _start_import(data: bytes, file: str, form: dict) -> dict:
+    try:
+        return api().post("/datasets", files={"file": (file, data)}, data=form)
+    except ApiError as exc:  # refused before the job started (too large): every problem, as core words them
+        problems = (exc.body or {}).get("error", {}).get("problems") if isinstance(exc.body, dict) else None
+        if exc.code == "invalid_dataset":
+            raise DatasetError(exc.message, [Problem(**p) for p in problems or []]) from None
+        raise
+
+
 @app.command("import")
 def data_import(path: Path,
                 name: Optional[str] = typer.Option(None, help="Dataset name (default: from the file name)."),
@@ -101,24 +147,39 @@ def data_import(path: Path,
                                             "references when scoring). Re-importing the same file with --metrics "
                                             "replaces the declared ones."),
                 as_json: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
-    """Validate and import a file as a dataset version (all or nothing)."""
-    from core.datasets import import_dataset
-
+    """Validate and import a file as a dataset version (all or nothing): a job whose progress is printed."""
     data = read_file(path)
-    options = _options(name, fmt, mapping, seed, split, metrics)
-    count, tok_name = _counter(not as_json)
-    result = import_dataset(store(), CLI_USER, data, path.name, options, count, tok_name)
+    # The options' mistakes named as the user typed them, before the upload; the server checks them again.
+    _mapping(mapping)
+    _split(split)
+    form = {"name": name, "format": fmt, "mapping": list(mapping), "seed": None if seed is None else str(seed),
+            "split": split, "metrics": metrics}
+    started = _start_import(data, path.name, {k: v for k, v in form.items() if v not in (None, "", [])})
+    job_id = started["job_id"]
+    if not as_json:
+        out.print(f"started {job_id}: importing {started['file']} as {started['dataset']}", markup=False)
+    job = follow_job(job_id, IMPORT_TIMEOUT, show=(lambda e: None) if as_json else _import_progress())
+    if job["status"] in ("queued", "running"):
+        return  # the import goes on (`tuneboard runs follow JOB`)
+    status = api().get(f"/imports/{job_id}")
+    report = _report(status["report"]) if status["report"] is not None else None
+    if status["status"] == "failed" and report is not None and not report.ok:
+        raise DatasetError(status["error"] or f"{report.file}: nothing was imported.", report.errors)
+    if status["status"] != "succeeded" or status["result"] is None:
+        raise InvalidInput(f"import {job_id} {status['status']}: {status['error'] or 'no reason given'}; "
+                           "nothing was imported.")
+    result = status["result"]
     if as_json:
-        out.print_json(json.dumps({"dataset": result.dataset, "version": result.version_id,
-                                   "created": result.created, "metrics": options.metrics,
-                                   "metrics_updated": result.metrics_updated, "report": result.report.to_dict()},
+        out.print_json(json.dumps({"dataset": result["dataset"], "version": result["version_id"],
+                                   "created": result["created"], "metrics": status["metrics"],
+                                   "metrics_updated": result["metrics_updated"], "report": status["report"]},
                                   default=str))
         return
-    _print_report(result.report, False)
-    verb = "Imported" if result.created else "Already imported (same content and split):"
-    out.print(f"{verb} {result.dataset} version {result.version_id}", markup=False)
-    if result.metrics_updated:
-        out.print(f"declared metrics changed to {', '.join(options.metrics or [])}", markup=False)
+    _print_report(report, False)
+    verb = "Imported" if result["created"] else "Already imported (same content and split):"
+    out.print(f"{verb} {result['dataset']} version {result['version_id']}", markup=False)
+    if result["metrics_updated"]:
+        out.print(f"declared metrics changed to {', '.join(status['metrics'] or [])}", markup=False)
 
 
 @app.command("metrics")
@@ -128,13 +189,11 @@ def data_metrics(version: str,
                  clear: bool = typer.Option(False, "--clear", help="Declare none: scoring chooses from the "
                                             "references again.")) -> None:
     """Show or change which metrics a dataset version declares (changes are audited)."""
-    from core.datasets import get_version, set_version_metrics
-
     if metrics and clear:
         raise InvalidInput("--set and --clear: give one of them.")
     if metrics or clear:
-        set_version_metrics(store(), CLI_USER, version, None if clear else csv_list(metrics))
-    declared = get_version(store(), CLI_USER, version)["metrics"]
+        api().put(f"/versions/{version}/metrics", json={"metrics": None if clear else csv_list(metrics)})
+    declared = api().get(f"/versions/{version}", limit=0)["metrics"]
     out.print(f"{version}: " + (", ".join(declared) if declared else "no metrics declared (chosen from the "
                                 "references when scoring)"), markup=False)
 
@@ -142,28 +201,33 @@ def data_metrics(version: str,
 @app.command("list")
 def data_list() -> None:
     """List dataset versions."""
-    from core.datasets import list_versions
-
     table = Table("dataset", "version", "examples", "train/val/test", "source", "created")
-    for v in list_versions(store(), CLI_USER):
+    for v in api().get("/versions"):
         table.add_row(v["dataset"], v["version_id"], str(v["n_examples"]),
                       f"{v['n_train']}/{v['n_validation']}/{v['n_test']}", v["source_name"],
-                      str(v["created_at"])[:19])
+                      str(v["created_at"]).replace("T", " ")[:19])
     out.print(table)
+
+
+PAGE = 200  # examples per request (the API's most)
 
 
 @app.command("show")
 def data_show(version: str, examples: int = typer.Option(3, help="How many examples to print."),
               split: Optional[str] = typer.Option(None, help="Only this split.")) -> None:
     """Show a version's report and a few examples."""
-    from core.datasets import get_version, list_examples
-
-    v = get_version(store(), CLI_USER, version)
+    v = api().get(f"/versions/{version}", split=split, limit=min(max(examples, 0), PAGE))
     out.print(f"{v['dataset']} version {v['version_id']} from {v['source_name']} ({v['source_format']}), "
               f"split {json.dumps(v['split_spec'])}; metrics: "
               f"{', '.join(v['metrics']) if v['metrics'] else 'chosen from the references'}", markup=False)
-    _print_report(v["report"], False)
-    total, rows = list_examples(store(), CLI_USER, v["version_id"], split=split, limit=examples)
+    _print_report(_report(v["report"]), False)
+    rows = v["examples"]["rows"]
+    while len(rows) < min(examples, v["examples"]["total"]):
+        more = api().get(f"/versions/{v['version_id']}", split=split, offset=len(rows),
+                         limit=min(examples - len(rows), PAGE))["examples"]["rows"]
+        if not more:
+            break
+        rows += more
     for r in rows:
         out.print(f"--- example {r['idx']} ({r['split']}, line {r['source_line']}, {r['n_tokens']} tokens)",
                   markup=False)

@@ -1,15 +1,17 @@
-"""`tuneboard metrics ...`: task metrics of generation sets, with intervals and deltas vs the base."""
+"""`tuneboard metrics ...`: task metrics of generation sets, with intervals and deltas vs the base, through
+the HTTP API (scoring is a job, followed here)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.table import Table
 
-from cli.context import csv_list, follow, finish, out, owner, settings, store
-from core.auth import CLI_USER
+from api.client import ApiError
+from cli.context import api, csv_list, export as export_file, finish, follow_job, out, settings
 from core.errors import InvalidInput
 
 app = typer.Typer(help="Task metrics of generation sets: score, show.", no_args_is_help=True)
@@ -21,12 +23,9 @@ def metrics_score(generation_set: str,
                                               "references; see `tuneboard metrics show --help`)."),
                   timeout: float = typer.Option(3600, help="Seconds to follow the job.")) -> None:
     """Score every output of a generation set as a job (parallel over cores), then show the summary."""
-    from core.metrics.scoring import start_scoring
-
-    o = owner()
-    job_id = start_scoring(o.store, o.jobs, CLI_USER, generation_set, csv_list(metrics) or None, settings().metrics)
+    job_id = api().post(f"/generations/{generation_set}/scores", json={"metrics": csv_list(metrics) or None})["job_id"]
     out.print(f"started {job_id}", markup=False)
-    job = follow(job_id, timeout)
+    job = follow_job(job_id, timeout)
     finish(job_id, job)
     if job["status"] == "succeeded":
         _print_metrics(generation_set)
@@ -45,42 +44,50 @@ def metrics_show(generation_set: str,
     Metrics: exact_match, rouge1, rouge2, rougeL, bleu, chrf, ter, json_valid, field_accuracy, words,
     tests_pass (shown as pass@k: metrics.pass_k, each k up to the samples per prompt).
     """
-    from core.metrics import results
-
-    res = results.latest(store(), CLI_USER, generation_set, settings().metrics)
-    if res is None:
-        raise InvalidInput(f"{generation_set} has no scores yet: run `tuneboard metrics score {generation_set}`.")
     if export:
-        data, name, _ = results.export(store(), CLI_USER, res, export, table)
-        target = out_dir / name
-        target.write_bytes(data)
-        out.print(f"wrote {target}", markup=False)
+        written = _scored(generation_set, lambda: export_file(f"/generations/{generation_set}/scores/export", out_dir,
+                                                              format=export, table=table))
+        out.print(f"wrote {written}", markup=False)
         return
     _print_metrics(generation_set)
 
 
-def _print_metrics(generation_set: str) -> None:
-    from core.metrics import results
+def _scored(generation_set: str, call):
+    """`call`'s answer; a set without scores yet is said as the command line says it."""
+    try:
+        return call()
+    except ApiError as exc:
+        if exc.status == 404 and "has no scores yet" in exc.message:
+            raise InvalidInput(f"{generation_set} has no scores yet: run `tuneboard metrics score "
+                               f"{generation_set}`.") from None
+        raise
 
-    cfg = settings().metrics
-    res = results.latest(store(), CLI_USER, generation_set, cfg)
-    if res is None:
-        raise InvalidInput(f"{generation_set} has no scores yet: run `tuneboard metrics score {generation_set}`.")
-    ci = f"{cfg.confidence:.0%} CI"
+
+def _print_metrics(generation_set: str) -> None:
+    res = _scored(generation_set, lambda: api().get(f"/generations/{generation_set}/scores"))
+    ci = f"{res.get('confidence') or settings().metrics.confidence:.0%} CI"
     table = Table("variant", "metric", "mean", ci, "n")
-    for m in res.summary.to_dict("records"):
-        table.add_row(m["variant"], m["metric"], f"{m['mean']:.3f}", f"{m['lo']:.3f}-{m['hi']:.3f}", str(m["n"]))
+    for m in res["summary"]:
+        table.add_row(m["variant"], m["metric"], _f(m["mean"], ".3f"), f"{_f(m['lo'], '.3f')}-{_f(m['hi'], '.3f')}",
+                      str(m["n"]))
     out.print(table)
-    if len(res.deltas):
+    if res["deltas"]:
         table = Table("variant", "metric", "delta vs base", "interval", "p", "p (adjusted)", "verdict")
-        for d in res.deltas.to_dict("records"):
-            table.add_row(d["variant"], d["metric"], f"{d['delta']:+.3f}", f"{d['lo']:+.3f}..{d['hi']:+.3f}",
-                          _p(d["p"]), _p(d["p_holm"]),
+        for d in res["deltas"]:
+            table.add_row(d["variant"], d["metric"], _f(d["delta"], "+.3f"),
+                          f"{_f(d['lo'], '+.3f')}..{_f(d['hi'], '+.3f')}", _p(d["p"]), _p(d["p_holm"]),
                           f"{d['direction']}{' (significant)' if d['significant'] else ''}")
         out.print(table)
-        out.print(results.comparisons_note(res), markup=False)
+        out.print(res["comparisons"], markup=False)
+
+
+def _f(value, spec: str) -> str:
+    """A figure, or '-' where there is none (JSON has no NaN)."""
+    return "-" if value is None else format(value, spec)
 
 
 def _p(p) -> str:
     """A p-value, or '-' where none was computed (a descriptive metric, or one outside the tested family)."""
     return "-" if p is None or p != p else f"{p:.3g}"
+
+

@@ -1,20 +1,30 @@
 """`tuneboard regression ...`: the probe suite, its gates, checkpoint sweeps and the optional
-lm-eval harness."""
+lm-eval harness, through the API."""
 
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Optional
+from urllib.parse import quote
 
 import typer
 from rich.table import Table
 
-from cli.context import csv_list, finish, follow, out, owner, served, settings, store
-from core.auth import CLI_USER
+from cli.context import api, connection, csv_list, finish, follow_job, out
 from core.errors import InvalidInput
 
 app = typer.Typer(help="General-capability regression suite, gates, checkpoint sweeps, lm-eval.",
                   no_args_is_help=True)
+
+
+def _part(value: str) -> str:
+    """An id the user typed, as one segment of a path."""
+    return quote(value, safe="")
+
+
+def _when(value: str) -> str:
+    return f"{datetime.fromisoformat(value):%Y-%m-%d %H:%M}"
 
 
 @app.command("run")
@@ -27,13 +37,10 @@ def regression_run(variants: str = typer.Option(..., help="Comma-separated fine-
                                             "transformers."),
                    timeout: float = typer.Option(7200, help="Seconds to follow the run.")) -> None:
     """Generate the probe suite with the base and the fine-tunes (greedy), then print each gate."""
-    from core.regression import runs
-
-    o = owner()
     ids = csv_list(variants)
-    set_id = runs.start_run(o.store, o.jobs, settings(), CLI_USER, ids, path=path, limit=items)
+    set_id = api().post("/regression/runs", json={"variants": ids, "items": items, "path": path})["id"]
     out.print(f"started {set_id}", markup=False)
-    job = follow(set_id, timeout)
+    job = follow_job(set_id, timeout)
     finish(set_id, job)
     if job["status"] == "succeeded":
         for variant in ids:
@@ -43,14 +50,13 @@ def regression_run(variants: str = typer.Option(..., help="Comma-separated fine-
 @app.command("list")
 def regression_list() -> None:
     """Suite runs with their versions, and each version's newest gate."""
-    from core.regression import runs
-
+    listed = api().get("/regression/runs")
     table = Table("run", "name", "status", "versions", "created")
-    for r in runs.runs(store(), CLI_USER):
+    for r in listed["runs"]:
         table.add_row(r["set_id"], r["name"], r["status"], ", ".join(v["variant_id"] for v in r["variants"]),
-                      f"{r['created_at']:%Y-%m-%d %H:%M}")
+                      _when(r["created_at"]))
     out.print(table)
-    for variant, gate in runs.latest_gates(store(), CLI_USER).items():
+    for variant, gate in listed["latest_gates"].items():
         out.print(f"{variant}: gate {gate['verdict']} (run {gate['set_id']})", markup=False)
 
 
@@ -65,10 +71,7 @@ def _p(p) -> str:
 
 
 def _print_gate(set_id: str, variant: str) -> None:
-    from core.regression import gate as gates
-    from core.regression import runs
-
-    gate = runs.judge(store(), CLI_USER, set_id, variant, settings().regression)
+    gate = api().get(f"/regression/runs/{_part(set_id)}/gate", variant=variant)
     detail = gate["detail"]
     table = Table("category", "n", "base", "fine-tune", "drop (points)", "limit", "right->wrong", "wrong->right",
                   "p (drop > limit)", "p (Holm)", "detectable drop", "verdict")
@@ -80,7 +83,7 @@ def _print_gate(set_id: str, variant: str) -> None:
                       c["verdict"])
     out.print(table)
     out.print(f"gate for {variant}: {gate['verdict']}", markup=False)
-    for line in gates.headline(detail):
+    for line in gate["headline"]:
         out.print(f"  {line}", markup=False)
     for line in detail["reasons"]:
         out.print(f"  {line}", markup=False)
@@ -98,44 +101,40 @@ def regression_sweep(run: str,
                                               "transformers."),
                      timeout: float = typer.Option(7200, help="Seconds to follow the sweep.")) -> None:
     """Task score vs general score for each kept checkpoint of a run: generate, score, print the table."""
-    from core.regression import sweep
-
-    o = owner()
     try:
         chosen = [int(s) for s in csv_list(steps)]
     except ValueError:
         raise InvalidInput(f"--steps: {steps!r} must be comma-separated whole numbers, e.g. 20,40") from None
-    sweep_id = sweep.start_sweep(o.store, o.jobs, settings(), CLI_USER, run, chosen or None, items, prompts, path)
-    record = sweep.get_sweep(o.store, CLI_USER, sweep_id)
+    record = api().post("/regression/sweeps", json={"run_id": run, "steps": chosen, "items": items,
+                                                    "prompts": prompts, "path": path})
+    sweep_id = record["sweep_id"]
     out.print(f"started {sweep_id}: {', '.join(record['variants'])} (suite {record['suite_set']}, test split "
               f"{record['task_set']})", markup=False)
     deadline = time.monotonic() + timeout
     for job_id in (record["suite_set"], record["task_set"]):
-        if follow(job_id, timeout)["status"] != "succeeded":
+        if follow_job(job_id, timeout)["status"] != "succeeded":
             break
-    # Then its scoring: inside the server the owner's monitor starts it on its next pass; alone,
-    # this command does (follow() let the database go: owner() opens it again).
+    # Then its scoring: a server's monitor starts it on its next pass; with no server, the API in this
+    # process starts it when the sweep is looked at.
     while True:
-        if not served():
-            sweep.advance(owner().store, owner().jobs, settings())
-        record = sweep.get_sweep(store(), CLI_USER, sweep_id)
+        record = api().get(f"/regression/sweeps/{_part(sweep_id)}")
         if record["status"] != "scoring" or record["score_job"] or time.monotonic() > deadline:
             break
+        connection().release()  # a server may start meanwhile: the next look then goes to it
         time.sleep(1)
+        connection().moved()
     if record["score_job"]:
-        follow(record["score_job"], max(1.0, deadline - time.monotonic()))
+        follow_job(record["score_job"], max(1.0, deadline - time.monotonic()))
     _print_sweep(sweep_id)
 
 
 @app.command("sweeps")
 def regression_sweeps() -> None:
     """Checkpoint sweeps with their status."""
-    from core.regression import sweep
-
     table = Table("sweep", "run", "checkpoints", "status", "created")
-    for s in sweep.sweeps(store(), CLI_USER):
+    for s in api().get("/regression/sweeps"):
         table.add_row(s["sweep_id"], s["run_id"], ", ".join(v.rsplit("@", 1)[-1] for v in s["variants"]),
-                      s["status"] + (f" ({s['why']})" if s["why"] else ""), f"{s['created_at']:%Y-%m-%d %H:%M}")
+                      s["status"] + (f" ({s['why']})" if s["why"] else ""), _when(s["created_at"]))
     out.print(table)
 
 
@@ -145,22 +144,23 @@ def regression_sweep_show(sweep_id: str) -> None:
     _print_sweep(sweep_id)
 
 
-def _print_sweep(sweep_id: str) -> None:
-    from core.regression import sweep
+def _percent(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
 
-    frame = sweep.table(store(), CLI_USER, settings(), sweep_id)
-    metric = frame["metric"].iloc[0]
-    table = Table("version", "step", metric, "interval", "general", "interval", "items", "gate")
-    for r in frame.itertuples():
-        task = "-" if r.task is None else f"{r.task:.3f}"
-        spread = "-" if r.task_lo is None else f"[{r.task_lo:.3f}, {r.task_hi:.3f}]"
-        table.add_row(r.variant_id, str(r.step or "-") + (" (best)" if r.best else ""), task, spread,
-                      f"{100 * r.general:.1f}%", f"[{100 * r.general_lo:.1f}, {100 * r.general_hi:.1f}]",
-                      str(r.items), r.gate or "-")
+
+def _print_sweep(sweep_id: str) -> None:
+    shown = api().get(f"/regression/sweeps/{_part(sweep_id)}/table")
+    table = Table("version", "step", shown["metric"], "interval", "general", "interval", "items", "gate")
+    for r in shown["rows"]:
+        task = "-" if r["task"] is None else f"{r['task']:.3f}"
+        spread = "-" if r["task_lo"] is None else f"[{r['task_lo']:.3f}, {r['task_hi']:.3f}]"
+        general = "-" if r["general"] is None else f"{_percent(r['general'])}%"
+        table.add_row(r["variant_id"], str(r["step"] or "-") + (" (best)" if r["best"] else ""), task, spread,
+                      general, f"[{_percent(r['general_lo'])}, {_percent(r['general_hi'])}]", str(r["items"]),
+                      r["gate"] or "-")
     out.print(table)
-    line = sweep.advice(frame)
-    if line:
-        out.print(line, markup=False)
+    if shown["advice"]:
+        out.print(shown["advice"], markup=False)
 
 
 @app.command("harness")
@@ -170,16 +170,13 @@ def regression_harness(variant: str = typer.Option(..., help="The variant: base,
                        path: str = typer.Option("transformers", help="lm-eval backend: transformers or vllm."),
                        timeout: float = typer.Option(7200, help="Seconds to follow the job.")) -> None:
     """Optional: lm-evaluation-harness tasks on one variant (needs lm-eval and the hub for its data)."""
-    from core.regression import harness
-
-    o = owner()
-    job_id = harness.start_harness(o.store, o.jobs, settings(), CLI_USER, variant, csv_list(tasks), limit, path)
+    job_id = api().post("/regression/harness", json={"variant": variant, "tasks": csv_list(tasks), "limit": limit,
+                                                     "path": path})["id"]
     out.print(f"started {job_id}", markup=False)
-    job = follow(job_id, timeout)
+    job = follow_job(job_id, timeout)
     finish(job_id, job)
-    frame = harness.results(store(), CLI_USER, variant)  # follow() let the database go: open it again
     table = Table("task", "metric", "value", "stderr", "n")
-    for r in frame[frame["job_id"] == job_id].itertuples():
-        table.add_row(r.task, r.metric, f"{r.value:.4f}", "-" if r.stderr != r.stderr or r.stderr is None
-                      else f"{r.stderr:.4f}", str(r.n_samples))
+    for r in api().get("/regression/harness", variant=variant, job_id=job_id):
+        table.add_row(r["task"], r["metric"], f"{r['value']:.4f}", "-" if r["stderr"] is None else f"{r['stderr']:.4f}",
+                      str(r["n_samples"]))
     out.print(table)

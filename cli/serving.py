@@ -1,5 +1,6 @@
 """`tuneboard generate`, `serve-models` and `contenders ...`: outputs of the base, its fine-tunes and
-the models they compete with."""
+the models they compete with. `contenders` goes through the API; `serve-models` runs a local vLLM
+server."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from cli.context import csv_list, decoding_help, finish, out, owner, read_file, release, settings, local_path
-from core.auth import CLI_USER
+from cli.context import (api, connection, csv_list, decoding_help, finish, follow_job, local_path, out, read_file,
+                         settings)
 from core.errors import InvalidInput
 
 commands = typer.Typer()
@@ -36,51 +37,47 @@ def generate(prompts: Optional[str] = typer.Option(None, "--prompts", "-p", help
              list_variants: bool = typer.Option(False, "--list", help="List the variants that can be generated."),
              detach: bool = typer.Option(False, help="Start the worker and return at once.")) -> None:
     """Generate a prompt set with several variants side by side; every output is stored with its decoding."""
-    from core import serving
-
-    o = owner()
     if list_variants:
         table = Table("variant", "kind", "name", "path")
-        for v in serving.available_variants(o.store, CLI_USER, settings().base_model):
-            table.add_row(v.variant_id, v.kind, v.name, v.path)
+        for v in api().get("/variants"):
+            table.add_row(v["variant_id"], v["kind"], v["name"], v["path"])
         out.print(table)
         return
     if not prompts:
         raise InvalidInput("--prompts: give a dataset version (VERSION or VERSION:SPLIT) or a prompt file.")
     file = local_path(prompts)
     if file.suffix in (".txt", ".jsonl", ".json") or file.exists():
-        if samples > 1:
-            raise InvalidInput("--samples: several samples per prompt are for pass@k on a dataset split (its rows' "
-                               "tests); give --prompts VERSION[:SPLIT].")
-        items, source = serving.prompts_from_file(read_file(file), file.name)
-        items = items[:limit] if limit else items
+        source = {"file": file.name, "content": read_file(file).decode("utf-8", errors="replace")}
     else:
         version, _, split = prompts.partition(":")
-        items, source = serving.prompts_from_version(o.store, CLI_USER, version, split or "test", limit, samples)
-    decoding = serving.Decoding(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
-    spec = serving.GenerationSpec(name or serving.source_label(source), csv_list(variants), items, source, decoding,
-                                  path or "auto")
-    set_id = serving.generate(o.store, o.jobs, settings(), CLI_USER, spec)
-    out.print(f"started {set_id}: {len(items)} prompts x {len(spec.variants)} variants", markup=False)
+        source = {"version": version, "split": split or "test"}
+    body = {"name": name, "variants": csv_list(variants), "path": path or "auto",
+            "prompts": {**source, "limit": limit, "samples": samples},
+            "decoding": {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens, "seed": seed}}
+    started = api().post("/generations", json=body)
+    set_id = started["set_id"]
+    out.print(f"started {set_id}: {started['prompts']} prompts x {len(started['variants'])} variants", markup=False)
     if detach:
         return
-    for e in o.jobs.follow(set_id):
-        if e["type"] == "plan":
-            out.print(f"path: {e['path']} ({e['reason']})", markup=False)
-        elif e["type"] == "progress" and e.get("stage"):
-            out.print(e["stage"], markup=False)
-        elif e["type"] == "progress" and "done" in e:
-            out.print(f"{e['done']}/{e['total']} outputs", markup=False)
-        elif e["type"] == "parity":
-            out.print(f"parity {e['variant_id']}: {e['exact']}/{e['n']} identical to {e['reference']} "
-                      f"(mean common prefix {e['mean_common_prefix']:.1f} tokens)", markup=False)
-    job = o.jobs.get(set_id)
-    for s in serving.sanity(o.store, CLI_USER, set_id):
-        out.print(f"{s.variant_id}: {s.n} outputs" + ("".join(f"\n  flag: {f}" for f in s.flags) or ", no flags"),
-                  markup=False)
+    job = follow_job(set_id, 24 * 3600, show=_generation_line)
+    for s in api().get(f"/generations/{set_id}")["per_variant"]:
+        out.print(f"{s['variant_id']}: {s['n']} outputs" + ("".join(f"\n  flag: {f}" for f in s["flags"])
+                                                           or ", no flags"), markup=False)
     finish(set_id, job)
     if job["status"] != "succeeded":
         raise typer.Exit(1)
+
+
+def _generation_line(e: dict) -> None:
+    if e["type"] == "plan":
+        out.print(f"path: {e['path']} ({e['reason']})", markup=False)
+    elif e["type"] == "progress" and e.get("stage"):
+        out.print(e["stage"], markup=False)
+    elif e["type"] == "progress" and "done" in e:
+        out.print(f"{e['done']}/{e['total']} outputs", markup=False)
+    elif e["type"] == "parity":
+        out.print(f"parity {e['variant_id']}: {e['exact']}/{e['n']} identical to {e['reference']} "
+                  f"(mean common prefix {e['mean_common_prefix']:.1f} tokens)", markup=False)
 
 
 @commands.command("serve-models")
@@ -93,15 +90,15 @@ def serve_models(port: Optional[int] = typer.Option(None, help="Port (default se
     import time
 
     from core.serving import vllm_missing
-    from core.serving.playground import server_adapters, server_max_model_len
+    from core.serving.playground import server_max_model_len
     from core.serving.server import VLLMServer, require_key_off_loopback
 
     if vllm_missing():
         raise InvalidInput(f"serve-models runs vLLM, but {vllm_missing()}.")
     require_key_off_loopback(host, api_key_env)
     base = settings().base_model
-    adapters = server_adapters(owner().store, CLI_USER, base)
-    release()  # the server runs for long: leave the database to the dashboard
+    adapters = {v["variant_id"]: v["path"] for v in api().get("/variants") if v["kind"] == "adapter"}
+    connection().release()  # the server runs for long: leave the database to the dashboard
     server = VLLMServer(base, adapters, host=host, port=port or settings().serving.server_port,
                         max_model_len=server_max_model_len(settings()),
                         log_path=settings().workspace_dir / "serve-models.log", api_key_env=api_key_env)
@@ -121,14 +118,25 @@ FEW_SHOT = typer.Option(None, help="A JSONL file of few-shot examples, one {\"us
 TASKS = typer.Option("", help="Comma-separated tasks (datasets) it competes on (default: all).")
 
 
-def _shots(few_shot: Optional[Path]) -> list:
+def _shots(few_shot: Optional[Path]) -> list[dict]:
+    """The few-shot file, read and checked here (its errors name the file and line), as the API's examples."""
     from core.lifecycle.contenders import read_few_shot
 
     if few_shot is None:
         return []
     if not few_shot.is_file():
         raise InvalidInput(f"--few-shot: {few_shot} is not a file.")
-    return read_few_shot(few_shot.read_bytes(), few_shot.name)
+    return [{"user": user, "assistant": assistant} for user, assistant in read_few_shot(few_shot.read_bytes(),
+                                                                                          few_shot.name)]
+
+
+def _model(model: str) -> str:
+    """A model folder the user names as their shell means it (absolute, for the server); a hub id as given."""
+    model = model.strip()
+    folder = local_path(Path(model).expanduser()) if model else None
+    if folder is not None and (model.startswith(("/", ".", "~")) or folder.exists()):
+        return str(folder.resolve())
+    return model
 
 
 @contenders.command("add")
@@ -140,11 +148,10 @@ def contenders_add(name: str, url: str = typer.Option(..., help="OpenAI-compatib
                    system_prompt: str = SYSTEM_PROMPT, few_shot: Optional[Path] = FEW_SHOT,
                    tasks: str = TASKS) -> None:
     """Register an external model as a contender (variant external:NAME)."""
-    from core.serving import register_external
-
-    variant = register_external(owner().store, CLI_USER, name, url, model, key_env, system_prompt, _shots(few_shot),
-                                csv_list(tasks))
-    out.print(f"registered {variant}", markup=False)
+    made = api().post("/contenders/external", json={"name": name, "url": url, "model": model, "key_env": key_env,
+                                                    "system_prompt": system_prompt, "few_shot": _shots(few_shot),
+                                                    "tasks": csv_list(tasks)})
+    out.print(f"registered {made['variant_id']}", markup=False)
 
 
 @contenders.command("model")
@@ -153,8 +160,8 @@ def contenders_model(name: str, model: str = typer.Option("", help="A newer base
                      system_prompt: str = SYSTEM_PROMPT, few_shot: Optional[Path] = FEW_SHOT,
                      tasks: str = TASKS) -> None:
     """Register another model, or the base with a system prompt and few-shot examples, as contender:NAME."""
-    from core.lifecycle.contenders import register
-
-    variant = register(owner().store, CLI_USER, name, settings().base_model, model, system_prompt, _shots(few_shot),
-                       csv_list(tasks))
-    out.print(f"registered {variant}", markup=False)
+    body = {"name": name, "system_prompt": system_prompt, "few_shot": _shots(few_shot), "tasks": csv_list(tasks)}
+    model = _model(model)
+    made = (api().post("/contenders/model", json={**body, "model": model}) if model
+            else api().post("/contenders/prompted", json=body))
+    out.print(f"registered {made['variant_id']}", markup=False)

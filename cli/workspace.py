@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from cli.context import out, print_admin_password, release, served, settings, store
+from cli.context import api, connection, out, print_admin_password, settings
 from core.config import documented_defaults
 from core.errors import InvalidInput
 
@@ -19,11 +19,12 @@ commands = typer.Typer()
 @commands.command()
 def init() -> None:
     """Create the workspace and database, and the first engineer account."""
-    from core.users import ensure_admin
-
-    s = store()
-    print_admin_password(ensure_admin(s, dict(os.environ)))
-    out.print(f"Workspace ready: {settings().workspace_dir} (schema version {s.schema_version()}).")
+    c = connection()
+    if not c.in_process:
+        out.print(f"Workspace ready: {settings().workspace_dir} (served by {c.client.url}).")
+        return
+    owner = c.owner()  # opening it makes the database and the first account (its password is printed)
+    out.print(f"Workspace ready: {settings().workspace_dir} (schema version {owner.store.schema_version()}).")
 
 
 @commands.command("config")
@@ -61,15 +62,29 @@ def serve(port: Optional[int] = typer.Option(None, help="Port (default server.po
 def demo(serve_after: bool = typer.Option(False, "--serve", help="Start the dashboard afterwards."),
          examples: int = typer.Option(1200, help="Number of demo examples.", min=100, max=100_000)) -> None:
     """Build the offline demo (model, dataset, accounts) if not cached, and print the logins."""
-    from core.demo.setup import build_demo
+    c = connection()
+    if c.in_process:
+        # Its log as it goes: in this process the build runs here (POST /demo streams the same lines
+        # from a server, which the in-process client could only give at the end).
+        from core.demo.setup import build_demo
 
-    result = build_demo(store(), settings(), examples=examples, log=lambda m: out.print(m, markup=False))
+        logins = build_demo(c.owner().store, settings(), examples=examples,
+                            log=lambda m: out.print(m, markup=False)).logins
+    else:
+        logins = []
+        for item in c.client.lines("POST", "/demo", json={"examples": examples}):
+            if "log" in item:
+                out.print(item["log"], markup=False)
+            elif "error" in item:
+                raise InvalidInput(item["error"])
+            else:
+                logins = item["logins"]
     out.print("")
     out.print("[bold]Logins[/]")
-    for username, role, password in result.logins:
+    for username, role, password in logins:
         out.print(f"  {role:9} {username:8} {password}")
-    if serve_after and served():
+    if serve_after and not c.in_process:
         out.print("The dashboard is already being served: log in there.")
     elif serve_after:
-        release()
+        c.close()
         serve(None, None)

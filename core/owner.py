@@ -18,6 +18,8 @@ from core import webhooks
 from core.auth import OWNER
 from core.config import Settings
 import core.datasets.imports  # noqa: F401  (registers the import job's event handler)
+import core.lifecycle.bundle  # noqa: F401  (registers the bundle job's event handler)
+import core.lifecycle.deploy  # noqa: F401  (registers the deploy job's event handler)
 import core.metrics.scoring  # noqa: F401  (registers the score job's event handler)
 import core.regression.harness  # noqa: F401  (registers the harness job's event handler)
 import core.serving  # noqa: F401  (registers the generate job's event handler)
@@ -116,6 +118,16 @@ class Owner:
         restating.start()
         return cls(settings, store, jobs, mon, RatingDesk(store, settings.review.min_vote_seconds), password,
                    restating, hooks)
+
+    def catch_up(self) -> None:
+        """For an owner with no monitor (a command's own, for a moment): what the monitor's pass would
+        do for work already under way. Take in what workers wrote, then move on the sweeps and
+        pipelines waiting on it. Schedules and webhooks wait for a server."""
+        if self.monitor is not None and self.monitor.alive:
+            return
+        self.jobs.reconcile()
+        advance_sweeps(self.store, self.jobs, self.settings)
+        pipelines.advance(self.store, self.jobs, self.settings)
 
     def close(self) -> None:
         if self.restating is not None:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 import secrets
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from core import audit
-from core.auth import Action, User, require
+from core.auth import CLI_USER, Action, User, require
 from core.errors import InvalidInput, NotFound, PermissionDenied
 from core.store import Store
 from core.users import get_user
@@ -83,7 +85,9 @@ def revoke_token(store: Store, actor: User, token_id: str) -> None:
 
 def token_user(store: Store, token: str | None) -> User | None:
     """The account behind a live token, as it is now; None for anything else (unknown, malformed,
-    expired, revoked, or an account since disabled)."""
+    expired, revoked, or an account since disabled). The command line's token is the command line's user."""
+    if is_cli_token(token):
+        return CLI_USER
     match = _SHAPE.match(token or "")
     if not match:
         return None
@@ -102,3 +106,41 @@ def token_id_of(token: str | None) -> str | None:
     """The id part of a well-formed token (for logs and throttling; never the secret)."""
     match = _SHAPE.match(token or "")
     return match.group(1) if match else None
+
+
+# ---- the command line's token -------------------------------------------------------------------
+# The `tuneboard` command acts as the command line's engineer (CLI_USER): whoever can read the
+# workspace's files could open its database anyway. A running server makes a fresh random token at
+# every start, writes it to the workspace (mode 600) for local commands, and keeps only its SHA-256;
+# a command running the API in its own process makes one for itself.
+CLI_TOKEN_FILE = "cli-token"
+_cli_token_hashes: set[bytes] = set()  # the server's, and any a command made for its in-process API
+
+
+def issue_cli_token(workspace: Path | None = None) -> str:
+    """A fresh command-line token for this process's life (written for local clients when a folder is given)."""
+    token = "cli_" + secrets.token_urlsafe(32)
+    if workspace is not None:
+        path = workspace / CLI_TOKEN_FILE
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token)
+        tmp.replace(path)
+    _cli_token_hashes.add(hashlib.sha256(token.encode()).digest())
+    return token
+
+
+def read_cli_token(workspace: Path) -> str | None:
+    try:
+        return (workspace / CLI_TOKEN_FILE).read_text().strip()
+    except OSError:
+        return None
+
+
+def is_cli_token(token: str | None) -> bool:
+    """Whether `token` is this process's command-line token (compared in constant time)."""
+    if not token:
+        return False
+    digest = hashlib.sha256(token.encode()).digest()
+    return any(hmac.compare_digest(digest, known) for known in _cli_token_hashes)

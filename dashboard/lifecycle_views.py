@@ -13,9 +13,10 @@ from core.auth import Action
 from core.datasets import list_versions
 from core.lifecycle import contenders, deploy, pipelines, promotion, schedules
 from core.lifecycle.pipelines import PipelineOptions
+from core.lifecycle.progress import readable_bytes
 from core.regression import gate as gate_rules
 from core.regression import runs
-from dashboard.context import current_user, owner
+from dashboard.context import current_user, owner, require_page
 from dashboard.widgets import VERDICT_BANNER, plain, user_errors
 
 
@@ -263,10 +264,36 @@ def deployment() -> None:
         if plan.notes:
             st.caption(" ".join(plan.notes))
         if user.may(Action.JOBS_RUN) and plan.ok:
-            target = o.settings.exports_dir / "deployment"
-            if st.button(f"Write the deployment to {target}", key="deploy_write"):
-                written = deploy.write(o.store, user, o.settings, target, mode=mode)
-                st.success(f"Wrote {len(written)} files; start it with {target / 'serve.sh'}.")
+            _deploy_writer(mode)
+
+
+@st.fragment(run_every="2s")
+def _deploy_writer(mode: str) -> None:
+    """The engineer's button, then the deployment job it started: progress in bytes while the worker copies
+    and hashes the weights, then what was written (refreshed every few seconds; the page never waits)."""
+    user, o = require_page(Action.JOBS_RUN), owner()
+    target = o.settings.exports_dir / "deployment"
+    with user_errors():
+        if st.button(f"Write the deployment to {target}", key="deploy_write"):
+            st.session_state["deploy_job"] = deploy.start_deploy(o.store, o.jobs, user, o.settings, target, mode=mode)
+        job_id = st.session_state.get("deploy_job")
+        if not job_id:
+            return
+        state = deploy.deploy_status(o.store, o.jobs, user, job_id)
+        if not state["done"]:
+            last = state["progress"] or {"stage": "starting", "done": 0, "total": 0}
+            st.progress(last["done"] / last["total"] if last["total"] else 0.0,
+                        text=f"Writing the deployment to {state['out_dir']} ({job_id}): {last['stage']}, "
+                             f"{readable_bytes(last['done'])} of {readable_bytes(last['total'])}")
+        elif state["status"] == "succeeded":
+            result = state["result"]
+            st.success(f"Wrote {len(result['files'])} files ({readable_bytes(result['bytes'])}) to "
+                       f"{result['out_dir']}; start it with {result['script']}.")
+            with st.expander("Files written"):
+                st.code("\n".join(result["files"]), language=None)
+        else:
+            st.error(f"The deployment was not written ({job_id}, {state['status']}): {state['error'] or 'no reason'}. "
+                     f"{state['out_dir']} is as it was.")
 
 
 def contenders_view() -> None:

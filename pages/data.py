@@ -17,7 +17,7 @@ from dashboard.context import current_user, owner, require_page
 from dashboard.widgets import conversation, problems_table, report_summary, user_errors
 
 PAGE_SIZE = 20
-JOB_ABOVE_BYTES = 5 * 2**20  # larger files are imported by a job (progress below), smaller ones right here
+JOB_ABOVE_BYTES = 5 * 2**20  # larger files are checked and imported by a job (progress below), smaller ones here
 METRICS_HELP = ("Which metrics score generations of this data. Empty: chosen from the references when scoring "
                 "(tests_pass first when every row has tests). " + " ".join(f"**{n}**: {m.help}"
                                                                             for n, m in METRICS.items()))
@@ -80,12 +80,14 @@ def _import(user) -> None:
     c1, c2 = st.columns([1, 6])
     do_validate = c1.button("Validate", disabled=data is None or options is None)
     do_import = c2.button("Import", type="primary", disabled=data is None or options is None)
-    as_job = do_import and len(data) > JOB_ABOVE_BYTES
+    as_job = (do_import or do_validate) and len(data) > JOB_ABOVE_BYTES
     if as_job:
         with user_errors():
-            job_id = start_import(o.store, o.jobs, user, data, file, options, base_model=o.settings.base_model)
+            job_id = start_import(o.store, o.jobs, user, data, file, options, base_model=o.settings.base_model,
+                                  check_only=do_validate)
             st.session_state["import-jobs"] = [job_id, *st.session_state.get("import-jobs", [])][:5]
-            st.success(f"Importing {file} as job {job_id}: its progress is shown below.")
+            st.success(f"{'Checking' if do_validate else 'Importing'} {file} as job {job_id}: its progress is "
+                       "shown below.")
     _import_jobs()
     if as_job or not (do_validate or do_import):
         return
@@ -125,11 +127,15 @@ def _import_jobs() -> None:
         if not status["done"]:
             last = status["progress"] or {"stage": "starting", "done": 0, "total": 1}
             st.progress(last["done"] / max(1, last["total"]),
-                        text=f"Importing {status['file']} ({job_id}): {last['stage']}, {last['done']} of "
-                             f"{last['total']}")
+                        text=f"{'Checking' if status['check_only'] else 'Importing'} {status['file']} ({job_id}): "
+                             f"{last['stage']}, {last['done']} of {last['total']}")
             continue
         result = status["result"]
-        if status["status"] == "succeeded" and result:
+        if status["status"] == "succeeded" and status["check_only"]:
+            verdict = "can be imported" if result["ok"] else "cannot be imported until the errors are fixed"
+            (st.success if result["ok"] else st.error)(
+                f"{status['file']}: {verdict} ({result['examples']} valid examples).")
+        elif status["status"] == "succeeded" and result:
             if result["created"]:
                 st.success(f"Imported **{result['dataset']}** version `{result['version_id']}` from "
                            f"{status['file']}.")

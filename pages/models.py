@@ -1,16 +1,16 @@
 """Models (engineer; lead read-only): each task's promoted version with its history and rollback;
 runs and adapters with lineage, best checkpoint, gates, parity of merged exports; engineers
-promote, merge/export and reproduce runs."""
+promote, merge/export and reproduce runs. A run's record (zip) and the deployment folder are
+written by jobs: the page starts them and shows their progress, never waits on them."""
 
 import json
-import tempfile
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from core.auth import Action
-from core.lifecycle.bundle import export_bundle
+from core.lifecycle.bundle import bundle_file, bundle_status, start_bundle
+from core.lifecycle.progress import readable_bytes
 from core.training import get_run, list_runs, list_variants, reproduce, start_merge
 from dashboard import lifecycle_views
 from dashboard.context import current_user, owner, require_page
@@ -96,15 +96,31 @@ def _exports(chosen: str) -> None:
             if st.button("Prepare the run record (zip)", key=f"bundle_{chosen}",
                          help="Config, data version (manifest and rows), packages, metrics, gates, review results "
                               "and promotions in one file; `tuneboard reproduce FILE` re-runs it."):
-                with tempfile.TemporaryDirectory() as tmp:
-                    path = export_bundle(o.store, user, o.settings, chosen, Path(tmp))
-                    st.session_state[f"bundle_bytes_{chosen}"] = (path.name, path.read_bytes())
-            ready = st.session_state.get(f"bundle_bytes_{chosen}")
-            if ready:
-                st.download_button(f"Download {ready[0]}", ready[1], file_name=ready[0], mime="application/zip",
-                                   key=f"bundle_download_{chosen}")
+                st.session_state[f"bundle_job_{chosen}"] = start_bundle(o.store, o.jobs, user, o.settings, chosen)
+            _run_record(user, chosen)
     merges = [j for j in o.jobs.list(user, "merge") if json.loads(j["config"]).get("run_id") == chosen]
     if merges and merges[0]["status"] in ("queued", "running"):
         st.info(f"Merge {merges[0]['job_id']} is running ...")
     elif merges and merges[0]["status"] == "failed":
         st.error(f"Merge {merges[0]['job_id']} failed: {merges[0]['error']}")
+
+
+def _run_record(user, chosen: str) -> None:
+    """The run record this session asked for: its job's progress while the worker writes the zip, then a
+    download button that reads the zip from the job's run folder only when it is clicked."""
+    job_id = st.session_state.get(f"bundle_job_{chosen}")
+    if not job_id:
+        return
+    o = owner()
+    state = bundle_status(o.store, o.jobs, user, job_id)
+    if not state["done"]:
+        last = state["progress"] or {"stage": "starting", "done": 0, "total": 0}
+        st.progress(last["done"] / last["total"] if last["total"] else 0.0,
+                    text=f"Preparing the run record ({job_id}): {last['stage']}, {readable_bytes(last['done'])} "
+                         f"of {readable_bytes(last['total'])}")
+    elif state["status"] == "succeeded":
+        path = bundle_file(o.store, o.jobs, user, job_id)
+        st.download_button(f"Download {path.name} ({readable_bytes(state['result']['bytes'])})", path.read_bytes,
+                           file_name=path.name, mime="application/zip", key=f"bundle_download_{chosen}")
+    else:
+        st.error(f"The run record was not written ({job_id}, {state['status']}): {state['error'] or 'no reason'}")

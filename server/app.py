@@ -14,9 +14,10 @@ import streamlit as st
 
 import dashboard
 from core import owner as owners
+from core import tokens
 from core.config import load_settings
 from core.owner import Owner
-from server import bridge, discovery, routes
+from server import discovery, routes
 
 log = logging.getLogger("tuneboard")
 URL_ENV = "TUNEBOARD_SERVER_URL"  # set by the launcher: where this server listens
@@ -35,7 +36,7 @@ async def lifespan(app):
     if owner.generated_admin_password:
         print(f"tuneboard: created the engineer account admin with password {owner.generated_admin_password} "
               "(shown once)", flush=True)
-    bridge.issue_token(settings)
+    tokens.issue_cli_token(settings.workspace_dir)
     discovery.announce(settings, os.environ.get(URL_ENV, f"http://127.0.0.1:{settings.server.port}"))
     log.info("tuneboard: owner open (%s)", settings.database_path)
     try:

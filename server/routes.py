@@ -15,7 +15,6 @@ from starlette.routing import Mount, Route
 
 from core import owner as owners
 from core.jobs import ACTIVE
-from server import bridge
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 LATENCY = Histogram("tuneboard_http_request_duration_seconds", "HTTP request latency (pages, static files, API)",
@@ -111,7 +110,7 @@ def _api():
     return api.app.build()
 
 
-# Matched in order: health, metrics and the CLI's bridge, then the public API (api/).
+# Matched in order: health and metrics, then the public API (api/), which the CLI speaks too.
 ROUTES = [Route("/api/v1/health", health), Route("/api/v1/metrics", metrics),
-          Route("/api/v1/cli", bridge.run_command, methods=["POST"]), Mount("/api/v1", app=_api())]
+          Mount("/api/v1", app=_api())]
 MIDDLEWARE = [Middleware(Timing)]

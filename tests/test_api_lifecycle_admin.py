@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import zipfile
 
 import pytest
@@ -203,6 +204,10 @@ def test_contenders(client, owner, world, as_role):  # noqa: F811
 
 
 def test_deploy_and_bundles(client, owner, world, as_role, tmp_path):  # noqa: F811
+    """Both are jobs: these two kinds run their real workers here (the other kinds still start nothing)."""
+    from core.jobs.launchers import LocalLauncher
+
+    owner.jobs.launchers.update(deploy=LocalLauncher(), bundle=LocalLauncher())
     eng, lead = as_role["engineer"], as_role["lead"]
     promotion.promote(owner.store, owner_user(owner), "base", "the base is good enough here", override=True,
                       task="tickets")
@@ -212,18 +217,51 @@ def test_deploy_and_bundles(client, owner, world, as_role, tmp_path):  # noqa: F
     target = tmp_path / "deployment"
     refused(client, owner, "POST", "/deploy", lead, json={"out_dir": str(target)})
     assert not target.exists()
-    r = client.post("/deploy", headers=eng, json={"out_dir": str(target)})
+    r = client.post("/deploy", headers=eng, params={"wait": "true"}, json={"out_dir": str(target)})
     assert r.status_code == 201 and (target / "serve.sh").exists(), r.text
+    done = r.json()
+    assert done["status"] == "succeeded" and "serve.sh" in done["result"]["files"] and done["out_dir"] == str(target)
     assert json.loads(audited(owner, "deploy")["detail"])["versions"] == {"tickets": "base"}
+    refused(client, owner, "GET", f"/deploy/jobs/{done['job_id']}", as_role["rater"])
+    shown = client.get(f"/deploy/jobs/{done['job_id']}", headers=lead).json()
+    assert shown["status"] == "succeeded" and shown["progress"]["stage"] == "hashing"  # a base: 0 bytes to copy
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    jobs = owner.store.scalar("SELECT count(*) FROM jobs")
+    r = client.post("/deploy", headers=eng, json={"out_dir": str(tmp_path / "mine")})
+    assert r.status_code == 400 and "not empty" in r.json()["error"]["message"], r.text
+    assert owner.store.scalar("SELECT count(*) FROM jobs") == jobs  # refused before any job
 
-    refused(client, owner, "GET", "/bundles/train-a", as_role["rater"])
-    r = client.get("/bundles/train-a?data=false", headers=lead)
+    refused(client, owner, "POST", "/bundles", as_role["rater"], json={"run_id": "train-a"})
+    r = client.post("/bundles", headers=lead, json={"run_id": "train-a", "data": False})
+    assert r.status_code == 202, r.text
+    job_id = r.json()["job_id"]
+    assert r.json()["download"] == f"/bundles/jobs/{job_id}/zip" and r.json()["run_id"] == "train-a"
+    deadline = time.monotonic() + 60
+    while (status := client.get(f"/bundles/jobs/{job_id}", headers=lead).json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, status
+        time.sleep(0.1)
+    assert status["status"] == "succeeded" and status["progress"]["stage"] == "zipping", status
+    assert status["result"]["file"] == "train-a.zip" and "path" not in status["result"]  # no server path
+    refused(client, owner, "GET", f"/bundles/jobs/{job_id}/zip", as_role["rater"])
+    r = client.get(f"/bundles/jobs/{job_id}/zip", headers=lead)
     assert r.status_code == 200 and r.headers["content-type"] == "application/zip", r.text
-    manifest = json.loads(zipfile.ZipFile(io.BytesIO(r.content)).read("bundle.json"))
+    zipped = r.content
+    manifest = json.loads(zipfile.ZipFile(io.BytesIO(zipped)).read("bundle.json"))
     assert manifest["run"]["job_id"] == "train-a" and manifest["data"]["included"] is False
     assert audited(owner, "bundle.export")["actor"] == "leo"
+    r = client.get("/bundles/jobs/train-a", headers=lead)
+    assert r.status_code == 404 and "training run" in r.json()["error"]["message"], r.text
+    assert client.post("/bundles", headers=lead, json={"run_id": "train-nope"}).status_code == 404
+    # A worker that has not finished: the zip is 409 until it has; `wait` gives up with 202.
+    owner.jobs.launchers.pop("bundle")  # back to the recording launcher: the job stays running
+    r = client.post("/bundles", headers=lead, params={"wait": "true", "timeout": 0.5}, json={"run_id": "train-a"})
+    assert r.status_code == 202 and r.json()["status"] == "running", r.text
+    r = client.get(f"/bundles/jobs/{r.json()['job_id']}/zip", headers=lead)
+    assert r.status_code == 409 and "still being written" in r.json()["error"]["message"], r.text
+
     refused(client, owner, "POST", "/bundles/reproduce", {**lead, "Content-Type": "application/zip"},
-            content=r.content)
+            content=zipped)
     r = client.post("/bundles/reproduce", content=b"not a zip", headers={**eng, "Content-Type": "application/zip"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_input", r.text
 

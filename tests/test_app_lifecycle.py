@@ -1,11 +1,15 @@
 """AppTest tier for the Models page's lifecycle parts: the promoted version of each task with
-its history, rollback with a reason (engineers), read-only for leads."""
+its history, rollback with a reason (engineers), read-only for leads; the deployment and the run
+record written by jobs the page starts and follows."""
 
 from __future__ import annotations
 
-import pytest
-
 import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
 
 from core.datasets import ImportOptions, import_dataset
 from core.lifecycle import promotion, schedules
@@ -95,3 +99,53 @@ def test_deployment_and_contenders_on_the_models_page(app, world, tiny_model):
     assert table["system prompt"][0] == "Reply with the JSON triage object only."
     lead = goto(app("leo"), "Models")
     assert not any(e.label == "Add a contender" for e in lead.tabs[2].expander)
+
+
+def test_the_deployment_and_the_run_record_are_jobs_the_page_follows(app, world, owner, monkeypatch):
+    """Both buttons start a job (its real worker) and return at once; the page shows the job's progress and
+    then the result: what was written, or a download button for the zip. The dashboard's owner runs the
+    bundle worker paused once half-way through the zip, so the page is seen while it runs."""
+    import core.owner
+    from core.jobs.launchers import LocalLauncher
+    from tests.test_lifecycle_deploy import SHIM
+
+    paused = LocalLauncher(lambda module, run_dir: [sys.executable, "-c", SHIM, str(run_dir), module, "advance",
+                                                    "zipping", "1"])
+    monkeypatch.setattr(core.owner, "training_launchers", lambda settings: {"bundle": paused})
+    store, acc = world
+    promotion.promote(store, acc["engineer"], "base", "the base is good enough here", override=True, task="tickets")
+    at = goto(app("eve"), "Models")
+    assert_clean(at)
+    [write] = [b for b in at.button if b.label.startswith("Write the deployment to ")]
+    at = write.click().run()
+    assert_clean(at)
+    deploy_job = at.session_state["deploy_job"]
+    chosen = next(s for s in at.selectbox if s.label == "Run").value
+    at = next(b for b in at.button if b.label == "Prepare the run record (zip)").click().run()
+    assert_clean(at)
+    bundle_job = at.session_state[f"bundle_job_{chosen}"]
+    run = Path(owner.jobs.get(bundle_job)["run_dir"])
+    deadline = time.monotonic() + 60
+    while not (run / "paused").exists() or not owner.jobs.events(bundle_job, "progress"):
+        assert time.monotonic() < deadline, owner.jobs.log_tail(bundle_job)
+        time.sleep(0.1)
+    at.run()
+    assert_clean(at)
+    [bar] = [p for p in at.get("progress") if p.proto.text.startswith("Preparing the run record")]
+    assert bar.proto.text.startswith(f"Preparing the run record ({bundle_job}): zipping, ") and not at.get(
+        "download_button")
+    (run / "go").touch()
+    deadline = time.monotonic() + 60
+    while {owner.jobs.get(j)["status"] for j in (deploy_job, bundle_job)} & {"queued", "running"}:
+        assert time.monotonic() < deadline, "the page's jobs did not finish"  # the dashboard's monitor ingests
+        time.sleep(0.2)
+    at.run()
+    assert_clean(at)
+    target = owner.settings.exports_dir / "deployment"
+    assert any(s.value.startswith("Wrote 3 files") and f"start it with {target / 'serve.sh'}" in s.value
+               for s in at.success), [s.value for s in at.success]
+    assert len([b for b in at.get("download_button") if b.proto.label.startswith(f"Download {chosen}.zip (")]) == 1
+    assert (target / "serve.sh").exists()
+    door = {r["action"]: r["door"] for r in store.rows("SELECT action, door FROM audit_log WHERE action IN "
+                                                           "('deploy', 'bundle.export')")}
+    assert door == {"deploy": "page", "bundle.export": "page"}

@@ -74,16 +74,16 @@ def test_cli_is_an_edge_without_ui_imports_or_circles():
             elif isinstance(node, ast.Import):
                 from_cli |= {a.name for a in node.names if a.name.split(".")[0] == "cli"}
         assert from_cli <= {"cli.context"}, (name, from_cli)
-    # What the groups share depends on none of them: at most on cli.client (the server's client),
-    # which imports nothing of cli.
+    # What the groups share depends on none of them: at most on cli.api (the command's connection to
+    # the API), which imports nothing of cli.
     used = set()
     for node in ast.walk(ast.parse((ROOT / "cli" / "context.py").read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "cli":
             used |= {f"{node.module}.{a.name}" if node.module == "cli" else node.module for a in node.names}
         elif isinstance(node, ast.Import):
             used |= {a.name for a in node.names if a.name.split(".")[0] == "cli"}
-    assert used <= {"cli.client"}, used
-    assert "cli" not in _imports(ROOT / "cli" / "client.py")
+    assert used <= {"cli.api"}, used
+    assert "cli" not in _imports(ROOT / "cli" / "api.py")
 
 
 def test_pages_do_not_touch_the_database_directly():
@@ -92,3 +92,15 @@ def test_pages_do_not_touch_the_database_directly():
         text = page.read_text()
         assert "duckdb" not in _imports(page), page.name
         assert "SELECT " not in text and "INSERT " not in text and "UPDATE " not in text, page.name
+
+
+def test_commands_speak_the_api():
+    """Command modules act through the HTTP API (cli.context.api), never as a user on the database: no
+    CLI_USER, no store or owner of their own. cli/workspace.py (`serve`, `init`, `demo`) makes the
+    workspace itself and is the one exception."""
+    for path in sorted((ROOT / "cli").glob("*.py")):
+        if path.name in ("__init__.py", "__main__.py", "context.py", "api.py", "workspace.py"):
+            continue
+        text = path.read_text()
+        for word in ("CLI_USER", "open_store", ".store", "Owner", "core.auth import Action"):
+            assert word not in text, (path.name, word)

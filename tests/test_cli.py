@@ -337,6 +337,42 @@ def test_lifecycle_commands_refuse_plainly_and_register_contenders(cli, tmp_path
     assert missing.returncode != 0 and "No training run 'train-nope'" in missing.stderr
 
 
+def test_bundle_and_deploy_are_jobs_followed_with_their_progress(cli, settings, env, tiny_model, demo_files,
+                                                                  tmp_path):
+    """On its own (no server), the command starts the job, prints its progress in bytes while it holds the
+    database only a moment per poll, then where the result is."""
+    import zipfile
+
+    from core.auth import CLI_USER, OWNER
+    from core.datasets import ImportOptions, import_dataset
+    from core.lifecycle import promotion
+    from core.owner import Owner
+    from core.training.config import TrainConfig
+
+    owner = Owner.open(settings, monitor=False, env=env)
+    good, _ = demo_files
+    version = import_dataset(owner.store, CLI_USER, good.read_bytes(), good.name, ImportOptions(name="t")).version_id
+    with owner.store.transaction() as cur:
+        cur.execute("INSERT INTO jobs (job_id, kind, status, run_dir, config, created_by) VALUES "
+                    "('train-first', 'train', 'succeeded', '', '{}', 'cli')")
+        cur.execute("INSERT INTO runs (job_id, dataset_version, base_model, method, config, lineage) VALUES "
+                    "('train-first', ?, ?, 'lora', ?, '{}')",
+                    [version, tiny_model, json.dumps(TrainConfig(base_model=tiny_model, dataset_version=version)
+                                                     .to_dict())])
+    promotion.promote(owner.store, OWNER, "base", "the base is good enough for t", override=True, task="t")
+    owner.close()
+    made = cli("bundle", "train-first", "--out", "rec.zip")
+    assert made.returncode == 0, made.stderr
+    assert re.search(r"^started bundle-\S+: the run record of train-first$", made.stdout, re.M)
+    assert re.search(r"^hashing: .*\(100%\)$", made.stdout, re.M) and re.search(r"^zipping: .*\(100%\)$",
+                                                                               made.stdout, re.M)
+    assert f"wrote {tmp_path / 'rec.zip'} (" in made.stdout
+    assert "bundle.json" in zipfile.ZipFile(tmp_path / "rec.zip").namelist()
+    deployed = cli("deploy", "--out", "prod")
+    assert deployed.returncode == 0, deployed.stderr
+    assert f"wrote 3 files to {tmp_path / 'prod'} (run {tmp_path / 'prod' / 'serve.sh'})" in deployed.stdout
+    assert re.search(r"^copying weights: 0 B of 0 B$", deployed.stdout, re.M)  # the base: nothing to copy
+
 def test_tokens_and_the_audit_trail_through_the_command_line(cli, settings, env, tmp_path):
     """A token is made for a named account given its password (the command line is no account);
     what a command does is audited through the door 'cli', run here or inside the server."""

@@ -212,3 +212,49 @@ def test_the_data_page_imports_a_large_file_as_a_job_and_shows_its_progress_then
         assert owner.jobs.get(job_id)["kind"] == "import" and version["created_by"] == "eve"
     finally:
         owners.close()
+
+
+def test_a_validation_job_ends_with_the_report_either_way_and_imports_nothing(owner, accounts, files):
+    """Validating a large file is a job too (`check_only`): it succeeds with the same report `validate`
+    gives, whether the file can be imported or not, and writes no dataset."""
+    from core.datasets import validate
+
+    eve = accounts["engineer"]
+    before = counts(owner.store)
+    for path, importable in zip(files, (True, False)):
+        job_id = start_import(owner.store, owner.jobs, eve, path.read_bytes(), path.name,
+                              options_of(owner.settings), check_only=True)
+        job = owner.jobs.wait(job_id, timeout=60)
+        status = import_status(owner.store, owner.jobs, eve, job_id)
+        expected = validate(path.read_bytes(), path.name, options_of(owner.settings)).report
+        assert job["status"] == "succeeded" and status["check_only"], (job, status)
+        assert status["result"] == {"ok": importable, "examples": expected.valid, "errors": len(expected.errors),
+                                    "warnings": len(expected.warnings)}
+        assert status["report"].to_dict() == json.loads(json.dumps(expected.to_dict(), default=str))
+        assert not (Path(job["run_dir"]) / EXAMPLES_FILE).exists()
+    assert counts(owner.store) == before
+
+
+def test_the_data_page_validates_a_large_file_as_a_job(settings, env, owner, accounts, files, monkeypatch):
+    import pages.data
+    from tests.apptest import DashboardOwners, assert_clean, button, goto, make_app, use_fast_password_hashing
+
+    monkeypatch.setattr(pages.data, "JOB_ABOVE_BYTES", 0)  # every file is "large" here
+    use_fast_password_hashing(monkeypatch)
+    owners = DashboardOwners(monkeypatch)
+    try:
+        _, bad = files
+        at = goto(make_app(env, "eve"), "Data")
+        at.radio[0].set_value("Path on the server").run()
+        next(t for t in at.text_input if t.label == "File path on the server").set_value(str(bad)).run()
+        at = button(at, "Validate").click().run()
+        assert_clean(at)
+        assert [s for s in (e.value for e in at.success) if s.startswith("Checking ")]
+        deadline = time.monotonic() + 60
+        while not any("cannot be imported until the errors are fixed" in e.value for e in at.run().error):
+            assert time.monotonic() < deadline, [e.value for e in at.error]
+            time.sleep(0.3)
+        assert_clean(at)
+        assert counts(owner.store)["dataset_versions"] == 0
+    finally:
+        owners.close()

@@ -3,12 +3,18 @@
 The fast tests record a run directly (rows as training would write them, a fake base-model
 folder) with a really scored generation set, a real gate on the probe suite, a blind review
 with simulated raters and a promotion; the slow test trains the tiny model for real, moves
-the bundle to a second workspace and checks the reproduction trains to the same losses."""
+the bundle to a second workspace and checks the reproduction trains to the same losses.
+
+Every bundle here is written by a `bundle` job: the owner's job service launches the real worker
+(core.lifecycle.bundle_worker); to act while it is half-way (cancel it, kill it, take its target
+away) the launcher runs it under the deploy tests' pausing shim."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import time
 import zipfile
 from pathlib import Path
@@ -20,9 +26,10 @@ from core.auth import Role, User
 from core.config import MetricsSettings, load_settings
 from core.datasets import ImportOptions, import_dataset
 from core.demo.review import rater_accounts, seed_generation_set, simulated_choice
-from core.errors import InvalidInput, PermissionDenied
+from core.errors import InvalidInput, JobError, NotFound, PermissionDenied
 from core.lifecycle import promotion
-from core.lifecycle.bundle import FORMAT_VERSION, config_toml, export_bundle, read_bundle, reproduce_bundle
+from core.lifecycle.bundle import (FORMAT_VERSION, STAGED, bundle_file, bundle_status, config_toml, read_bundle,
+                                   reproduce_bundle, start_bundle)
 from core.metrics import results
 from core.metrics.scoring import start_scoring
 from core.owner import Owner
@@ -33,6 +40,7 @@ from core.review.pairs import PairSetSpec
 from core.training import lineage
 from core.training.config import TrainConfig
 from tests.apptest import use_fast_password_hashing
+from tests.test_lifecycle_deploy import pause_workers, until_paused
 from tests.test_regression_runs import seed_suite_set
 
 FAST = MetricsSettings(bootstrap_rounds=200)
@@ -57,6 +65,14 @@ class NoWorker:
 
     def stop(self, job_id: str, pid: int | None) -> None:
         return None
+
+
+def exported(owner, actor, out: Path | None = None, data: bool = True, run: str = RUN) -> Path:
+    """The run record written by the bundle job (the real worker process); the zip's path."""
+    job_id = start_bundle(owner.store, owner.jobs, actor, owner.settings, run, out, include_data=data)
+    job = owner.jobs.wait(job_id, timeout=60)
+    assert job["status"] == "succeeded", job["error"] or owner.jobs.log_tail(job_id)
+    return bundle_file(owner.store, owner.jobs, actor, job_id)
 
 
 def _fake_base(folder: Path) -> str:
@@ -158,14 +174,15 @@ def fresh(tmp_path, env):
 def test_bundle_holds_every_part_of_the_record(owner, accounts, recorded, tmp_path):
     store, lead = owner.store, accounts["lead"]
     with pytest.raises(PermissionDenied):
-        export_bundle(store, accounts["rater"], owner.settings, RUN, tmp_path / "b.zip")
+        start_bundle(store, owner.jobs, accounts["rater"], owner.settings, RUN, tmp_path / "b.zip")
     started = time.perf_counter()
-    path = export_bundle(store, lead, owner.settings, RUN, tmp_path / "out" / "b.zip")
+    path = exported(owner, lead, tmp_path / "out" / "b.zip")
     elapsed = time.perf_counter() - started
     assert path == tmp_path / "out" / "b.zip" and list(path.parent.iterdir()) == [path]  # no temp file left
     with zipfile.ZipFile(path) as zf:
         assert sorted(zf.namelist()) == ["bundle.json", "config.toml", "data/test.jsonl", "data/train.jsonl",
                                          "data/validation.jsonl"]
+        assert all(i.date_time[0] > 1980 and i.compress_type == zipfile.ZIP_DEFLATED for i in zf.infolist())
         raw = zf.read("bundle.json")
         data = {s: [json.loads(x) for x in zf.read(f"data/{s}.jsonl").decode().splitlines()]
                 for s in ("train", "validation", "test")}
@@ -228,13 +245,97 @@ def test_bundle_holds_every_part_of_the_record(owner, accounts, recorded, tmp_pa
     assert isinstance(promo["created_at"], str)  # timestamps as ISO text
     assert elapsed < 30
 
-    lean = read_bundle(export_bundle(store, lead, owner.settings, RUN, tmp_path, include_data=False))
+    lean = read_bundle(exported(owner, lead, tmp_path, data=False))
     assert lean["data"] == {"included": False, "files": {}}
     assert sorted(zipfile.ZipFile(tmp_path / f"{RUN}.zip").namelist()) == ["bundle.json", "config.toml"]
 
 
+def test_the_job_reports_progress_in_bytes_and_is_audited_when_taken_in(owner, accounts, run_only):
+    store, lead = owner.store, accounts["lead"]
+    job_id = start_bundle(store, owner.jobs, lead, owner.settings, RUN)  # no target: into the job's run folder
+    staged = Path(owner.jobs.get(job_id)["run_dir"], STAGED)
+    data_bytes = sum((staged / "data" / f"{s}.jsonl").stat().st_size for s in ("train", "validation", "test"))
+    job = owner.jobs.wait(job_id, timeout=60)
+    assert job["status"] == "succeeded", job["error"] or owner.jobs.log_tail(job_id)
+    status = bundle_status(store, owner.jobs, lead, job_id)
+    path = bundle_file(store, owner.jobs, lead, job_id)
+    assert path == Path(job["run_dir"], f"{RUN}.zip") and status["result"] == {
+        "path": str(path), "file": f"{RUN}.zip", "bytes": path.stat().st_size}
+    assert not staged.exists()  # the staged record goes once the zip is whole
+    progress = owner.jobs.events(job_id, "progress")
+    assert [e["stage"] for e in progress][0] == "hashing" and progress[-1]["stage"] == "zipping"
+    hashed = [e for e in progress if e["stage"] == "hashing"][-1]
+    assert hashed["done"] == hashed["total"] == data_bytes
+    assert progress[-1]["done"] == progress[-1]["total"] > data_bytes  # the manifest and config.toml too
+    assert status["progress"] == {k: progress[-1][k] for k in ("stage", "done", "total")} and status["done"]
+    manifest = read_bundle(path)
+    assert manifest["created_by"] == "leo" and sorted(manifest["data"]["files"]) == [
+        "data/test.jsonl", "data/train.jsonl", "data/validation.jsonl"]
+    rows = store.rows("SELECT actor, action, target, detail, door FROM audit_log WHERE action LIKE 'bundle.%' "
+                      "ORDER BY id")
+    assert [(r["actor"], r["action"], r["target"]) for r in rows] == [("leo", "bundle.start", job_id),
+                                                                      ("leo", "bundle.export", RUN)]
+    assert json.loads(rows[1]["detail"]) == {"path": str(path), "data": True} and rows[1]["door"] == "server"
+    owner.jobs.reconcile()
+    assert store.scalar("SELECT count(*) FROM audit_log WHERE action = 'bundle.export'") == 1  # exactly once
+
+    for call in (bundle_status, bundle_file):
+        with pytest.raises(PermissionDenied):
+            call(store, owner.jobs, accounts["rater"], job_id)
+    with pytest.raises(NotFound, match="that is a training run"):
+        bundle_status(store, owner.jobs, lead, RUN)
+    with pytest.raises(InvalidInput, match="is a file"):
+        start_bundle(store, owner.jobs, lead, owner.settings, RUN, path / "inside.zip")
+    path.unlink()
+    with pytest.raises(NotFound, match="prepare it again"):
+        bundle_file(store, owner.jobs, lead, job_id)
+
+
+def test_cancelled_or_killed_half_way_the_earlier_zip_stays_whole(owner, accounts, run_only, tmp_path):
+    lead, target = accounts["lead"], tmp_path / "b.zip"
+    before = exported(owner, lead, target).read_bytes()
+    pause_workers(owner, "bundle", "advance", "zipping")  # bundle.json is in the temporary zip; the rest not
+    job_id = start_bundle(owner.store, owner.jobs, lead, owner.settings, RUN, target)
+    until_paused(owner, job_id)
+    [partial] = tmp_path.glob(".b.zip.*.partial")
+    assert partial.stat().st_size > 0
+    with pytest.raises(JobError, match="is still being written"):
+        bundle_file(owner.store, owner.jobs, lead, job_id)
+    owner.jobs.cancel(lead, job_id)  # a lead may cancel the bundle job a lead may start
+    job = owner.jobs.wait(job_id, timeout=60)
+    assert job["status"] == "cancelled", owner.jobs.log_tail(job_id)
+    assert target.read_bytes() == before and sorted(p.name for p in tmp_path.glob(".b.zip*")) == []
+    with pytest.raises(JobError, match="cancelled"):
+        bundle_file(owner.store, owner.jobs, lead, job_id)
+
+    job_id = start_bundle(owner.store, owner.jobs, lead, owner.settings, RUN, target)
+    until_paused(owner, job_id)
+    os.kill(owner.jobs.get(job_id)["pid"], signal.SIGKILL)
+    job = owner.jobs.wait(job_id, timeout=30)
+    assert job["status"] == "failed" and "exited without finishing" in job["error"]
+    assert target.read_bytes() == before  # never half a zip under the name: only a hidden .partial beside it
+    assert [p.name.endswith(".partial") for p in tmp_path.glob(".b.zip*")] == [True]
+    assert owner.store.scalar("SELECT count(*) FROM audit_log WHERE action = 'bundle.export'") == 1
+
+
+def test_a_target_taken_away_while_it_runs_fails_the_job_with_a_message(owner, accounts, run_only, tmp_path):
+    lead, target = accounts["lead"], tmp_path / "records" / "b.zip"
+    pause_workers(owner, "bundle", "start", "zipping")
+    job_id = start_bundle(owner.store, owner.jobs, lead, owner.settings, RUN, target)
+    run = until_paused(owner, job_id)
+    (tmp_path / "records").write_text("someone made this a file meanwhile")
+    (run / "go").touch()
+    job = owner.jobs.wait(job_id, timeout=60)
+    assert job["status"] == "failed", owner.jobs.log_tail(job_id)
+    assert job["error"] == (f"{target}: the run record could not be written (File exists: {tmp_path / 'records'}); "
+                            "no zip was left there.")
+    status = bundle_status(owner.store, owner.jobs, lead, job_id)
+    assert status["status"] == "failed" and status["result"] is None and status["error"] == job["error"]
+    assert owner.store.scalar("SELECT count(*) FROM audit_log WHERE action = 'bundle.export'") == 0
+
+
 def test_read_bundle_refuses_damaged_foreign_and_unsafe_files(owner, accounts, run_only, tmp_path):
-    path = export_bundle(owner.store, accounts["lead"], owner.settings, RUN, tmp_path / "b.zip")
+    path = exported(owner, accounts["lead"], tmp_path / "b.zip")
     blob = path.read_bytes()
     cut = tmp_path / "cut.zip"
     cut.write_bytes(blob[: len(blob) // 2])
@@ -275,7 +376,7 @@ def test_read_bundle_refuses_damaged_foreign_and_unsafe_files(owner, accounts, r
 def test_reproduce_refuses_other_data_or_base_files_and_writes_nothing(owner, accounts, run_only, fresh, tmp_path):
     recorded = run_only
     eng = accounts["engineer"]
-    lean = export_bundle(owner.store, eng, owner.settings, RUN, tmp_path / "lean.zip", include_data=False)
+    lean = exported(owner, eng, tmp_path / "lean.zip", data=False)
     with pytest.raises(PermissionDenied):
         reproduce_bundle(owner.store, owner.jobs, accounts["lead"], owner.settings, lean)
     before = _counts(owner.store)
@@ -287,7 +388,7 @@ def test_reproduce_refuses_other_data_or_base_files_and_writes_nothing(owner, ac
     admin = User("admin", Role.ENGINEER)
     with pytest.raises(InvalidInput, match="not in this workspace and the bundle carries no data"):
         reproduce_bundle(fresh.store, fresh.jobs, admin, fresh.settings, lean)
-    full = export_bundle(owner.store, eng, owner.settings, RUN, tmp_path / "full.zip")
+    full = exported(owner, eng, tmp_path / "full.zip")
     recorded_hash = read_bundle(full)["run"]["lineage"]["base_model"]["files_sha256"]
     weights = Path(recorded["base"], "model.safetensors")
     weights.write_bytes(weights.read_bytes()[:-1] + b"\x01")  # the base model's files changed since
@@ -303,7 +404,7 @@ def test_reproduce_imports_the_same_version_and_records_differences(owner, accou
     """In an empty workspace the data lands on the same version id and split; package differences
     are recorded on the new run, not refused."""
     recorded = run_only
-    full = export_bundle(owner.store, accounts["engineer"], owner.settings, RUN, tmp_path / "full.zip")
+    full = exported(owner, accounts["engineer"], tmp_path / "full.zip")
     older = _rewrite(full, tmp_path / "older.zip",
                      lambda m: m["run"]["lineage"]["packages"].update(torch="1.0.0", oldlib="0.1"))
     job_id = reproduce_bundle(fresh.store, fresh.jobs, User("admin", Role.ENGINEER), fresh.settings, older)
@@ -349,7 +450,7 @@ def test_round_trip_reproduces_the_losses_in_a_fresh_workspace(owner, accounts, 
     first = start_training(owner.store, owner.jobs, eng, config)
     job = owner.jobs.wait(first, timeout=300, poll=0.3)
     assert job["status"] == "succeeded", owner.jobs.log_tail(first)
-    path = export_bundle(owner.store, eng, owner.settings, first, tmp_path / "run.zip")
+    path = exported(owner, eng, tmp_path / "run.zip", run=first)
     original = [e["loss"] for e in owner.jobs.events(first, "train")]
     assert len(original) == 6 and [x["loss"] for x in read_bundle(path)["training"]["train_losses"]] == original
 

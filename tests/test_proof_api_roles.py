@@ -74,6 +74,13 @@ def _demo_file(w) -> tuple[str, bytes]:
     return path.name, path.read_bytes()
 
 
+def _demo_under_way(kwargs: dict) -> dict:
+    from api.routes import admin
+
+    admin._demo_lock.acquire(blocking=False)  # held for the rest of this process: no demo is built here
+    return kwargs
+
+
 def _pair_set_body(ids: dict) -> dict:
     return {"name": "Mine", "generation_set_id": ids["gen"], "variants": ["base", "adapter:tuned"],
             "raters": ["rita"], "raters_per_pair": 1, "gold_rate": 0.0}
@@ -98,6 +105,8 @@ def _routes() -> list[Case]:
         Case("DELETE", "/tokens/{token_id}", None, params={"token_id": "token_id"}),
         # data
         Case("POST", "/datasets/validate", A.DATA_IMPORT, lambda w, ids: {"files": {"file": _demo_file(w)}}),
+        Case("POST", "/datasets/validate", A.DATA_IMPORT,
+             lambda w, ids: {"files": {"file": _demo_file(w)}, "params": {"job": "true"}}, label="job"),
         Case("POST", "/datasets", A.DATA_IMPORT,
              lambda w, ids: {"files": {"file": _demo_file(w)}, "data": {"name": "escalated", "seed": "99"}}),
         Case("GET", "/imports/{job_id}", A.DATA_IMPORT, params={"job_id": "running"}),
@@ -135,6 +144,8 @@ def _routes() -> list[Case]:
         Case("POST", "/generations/{set_id}/scores", A.GENERATE, lambda w, ids: {"json": {"metrics": ["chrf"]}},
              params=gen),
         Case("GET", "/generations/{set_id}/scores", A.METRICS_VIEW, params=gen),
+        Case("GET", "/generations/{set_id}/scores/export", A.METRICS_VIEW,
+             lambda w, ids: {"params": {"format": "csv", "table": "deltas"}}, params=gen),
         # pair sets
         Case("GET", "/pair-sets", A.REVIEW_RESULTS),
         Case("POST", "/pair-sets/plan", A.REVIEW_MANAGE, lambda w, ids: {"json": _pair_set_body(ids)}),
@@ -162,6 +173,16 @@ def _routes() -> list[Case]:
              lambda w, ids: {"json": {"variants": [ids["variant"]], "items": 2}}),
         Case("GET", "/regression/runs", A.METRICS_VIEW),
         Case("GET", "/regression/runs/{set_id}", A.METRICS_VIEW, params=gen),
+        Case("GET", "/regression/runs/{set_id}/gate", A.METRICS_VIEW,
+             lambda w, ids: {"params": {"variant": ids["variant"]}}, params=gen),
+        Case("GET", "/regression/sweeps", A.METRICS_VIEW),
+        Case("POST", "/regression/sweeps", A.GENERATE,
+             lambda w, ids: {"json": {"run_id": ids["run"], "steps": [10, 20], "items": 2, "prompts": 2}}),
+        Case("GET", "/regression/sweeps/{sweep_id}", A.METRICS_VIEW, params={"sweep_id": "sweep"}),
+        Case("GET", "/regression/sweeps/{sweep_id}/table", A.METRICS_VIEW, params={"sweep_id": "sweep"}),
+        Case("POST", "/regression/harness", A.GENERATE,
+             lambda w, ids: {"json": {"variant": ids["variant"], "tasks": ["arc_easy"], "limit": 5}}),
+        Case("GET", "/regression/harness", A.METRICS_VIEW, lambda w, ids: {"params": {"variant": ids["variant"]}}),
         Case("GET", "/promotions", A.METRICS_VIEW),
         Case("POST", "/promotions", A.PROMOTE,
              lambda w, ids: {"json": {"variant": "adapter:other", "reason": REASON, "override": True,
@@ -199,7 +220,10 @@ def _routes() -> list[Case]:
         # deployment and run records
         Case("GET", "/deploy/plan", A.JOBS_VIEW),
         Case("POST", "/deploy", A.JOBS_RUN, lambda w, ids: {"json": {"out_dir": str(w.path("deploy"))}}),
-        Case("GET", "/bundles/{run_id}", A.JOBS_VIEW, lambda w, ids: {"params": {"data": "false"}}, params=run),
+        Case("GET", "/deploy/jobs/{job_id}", A.JOBS_VIEW, params={"job_id": "running"}),
+        Case("POST", "/bundles", A.JOBS_VIEW, lambda w, ids: {"json": {"run_id": ids["run"], "data": False}}),
+        Case("GET", "/bundles/jobs/{job_id}", A.JOBS_VIEW, params={"job_id": "running"}),
+        Case("GET", "/bundles/jobs/{job_id}/zip", A.JOBS_VIEW, params={"job_id": "running"}),
         Case("POST", "/bundles/reproduce", A.JOBS_RUN,
              lambda w, ids: {"content": b"PK\x05\x06" + b"\0" * 18, "params": {"filename": "someone-elses.zip"},
                              "headers": {"Content-Type": "application/zip"}}),
@@ -214,6 +238,9 @@ def _routes() -> list[Case]:
         Case("GET", "/audit", A.USERS_MANAGE),
         Case("GET", "/audit", A.USERS_MANAGE, lambda w, ids: {"params": {"format": "csv", "who": "eve"}},
              label="csv"),
+        # The demo is minutes of work, too long for a proof: a build under way is simulated by holding its
+        # lock, so an allowed role is answered 409 "busy" (past the role check), and a refused one 403 first.
+        Case("POST", "/demo", A.USERS_MANAGE, lambda w, ids: _demo_under_way({"json": {"examples": 100}})),
         # webhooks (engineers)
         Case("POST", "/webhooks", A.USERS_MANAGE,
              lambda w, ids: {"json": {"url": "http://127.0.0.1:9/hook", "events": ["run.finished"],

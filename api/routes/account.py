@@ -34,6 +34,7 @@ class NewToken(BaseModel):
 class TokenOut(BaseModel):
     token_id: str
     username: str
+    role: str = Field(description="The account's role now (the token acts with it).")
     name: str
     expires_at: datetime
     token: str = Field(description="The token itself: shown this once, stored only as a hash.")
@@ -60,7 +61,7 @@ def login(body: Login, request: Request, owner: Owner = Depends(the_owner)) -> T
 def _issue(owner: Owner, user: User, name: str, days: int | None) -> TokenOut:
     auth = owner.settings.auth
     record, token = tokens.create_token(owner.store, user, name, days or auth.token_days, auth.max_token_days)
-    return TokenOut(**record, token=token)
+    return TokenOut(**record, role=user.role.value, token=token)
 
 
 @router.get("/me", response_model=Me, summary="The account a token acts as")

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import queue
+import threading
 from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from api.auth import caller, the_owner
+from api.errors import ApiError
 from api.plain import plain
 from core import audit
 from core.auth import ROLES, User
+from core.errors import TuneboardError
 from core.owner import Owner
 
 router = APIRouter(tags=["admin"])
+log = logging.getLogger("tuneboard.api")
 
 RoleName = Literal[ROLES]  # type: ignore[valid-type]
 
@@ -95,3 +102,49 @@ def audit_trail(who: str | None = Query(None, description="Only this account's a
         return PlainTextResponse(audit.to_csv(rows), media_type="text/csv",
                                  headers={"Content-Disposition": 'attachment; filename="tuneboard-audit.csv"'})
     return plain(rows)
+
+
+# ---- the offline demo (`tuneboard demo` through a running server) ------------------------------
+class Demo(BaseModel):
+    examples: int = Field(1200, ge=100, le=100_000, description="Number of demo examples.")
+
+
+_demo_lock = threading.Lock()
+
+
+@router.post("/demo", summary="Build the offline demo: model, dataset, accounts, fine-tune, generations, scores, "
+             "pair set (NDJSON: its log as it goes, then the logins)",
+             responses={200: {"content": {"application/x-ndjson": {}},
+                              "description": 'Lines {"log": text}, then {"logins": [[user, role, password], ...]} or '
+                                             '{"error": message}.'}})
+def build_demo(body: Demo, user: User = Depends(caller), owner: Owner = Depends(the_owner)):
+    from core.auth import Action, require
+    from core.demo.setup import build_demo as build
+
+    require(user, Action.USERS_MANAGE)  # it makes accounts: an engineer's
+    if not _demo_lock.acquire(blocking=False):
+        raise ApiError(409, "busy", "The demo is being built already; wait for it (`tuneboard runs list` shows its "
+                       "jobs).")
+    lines: queue.Queue = queue.Queue()
+
+    def work() -> None:
+        try:
+            result = build(owner.store, owner.settings, examples=body.examples, log=lambda m: lines.put({"log": m}))
+            lines.put({"logins": [list(login) for login in result.logins]})
+        except TuneboardError as exc:
+            lines.put({"error": str(exc)})
+        except Exception:  # noqa: BLE001 - logged with its traceback; the client gets the incident's words
+            log.exception("the demo failed")
+            lines.put({"error": "The demo failed inside tuneboard; the server's log has the details."})
+        finally:
+            _demo_lock.release()
+            lines.put(None)
+
+    # Its own thread: the build goes on if the client goes away (its jobs are the owner's anyway).
+    threading.Thread(target=work, name="tuneboard-demo", daemon=True).start()
+
+    def stream():
+        while (item := lines.get()) is not None:
+            yield json.dumps(item) + "\n"
+
+    return StreamingResponse(stream(), media_type="application/x-ndjson")

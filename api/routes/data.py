@@ -88,14 +88,27 @@ def _refused(exc: DatasetError) -> JSONResponse:
              description="Answers the report whatever it finds: `ok` says whether the file can be imported; "
              "`problems` lists each finding with file, line, field, message and severity (errors block an "
              "import, warnings do not). Nothing is written.")
-def validate_file(file: Annotated[UploadFile, File(description="The dataset file: chat JSONL, CSV or Parquet.")],
+def validate_file(response: Response,
+                  file: Annotated[UploadFile, File(description="The dataset file: chat JSONL, CSV or Parquet.")],
                   format: Annotated[Literal["jsonl", "csv", "parquet"] | None, FORMAT] = None,
                   mapping: Annotated[list[str], MAPPING] = [],  # noqa: B006 - FastAPI copies defaults
                   seed: Annotated[int | None, SEED] = None, split: Annotated[str | None, SPLIT] = None,
                   metrics: Annotated[str, METRICS] = "",
+                  job: Annotated[bool, Query(description="Check it as a job (large files): 202 with its `job_id`; "
+                                             "GET /imports/{job_id} gives its progress, then `result.ok` and the "
+                                             "report.")] = False,
                   user: User = Depends(caller), owner: Owner = Depends(the_owner)):
     options = _options(owner, None, format, mapping, seed, split, metrics)
     data, name = _read(file)
+    if job:
+        try:
+            job_id = imports.start_import(owner.store, owner.jobs, user, data, name, options,
+                                          base_model=owner.settings.base_model, check_only=True)
+        except DatasetError as exc:
+            return _refused(exc)
+        response.status_code = 202
+        return plain({"job_id": job_id, "status": "running", "file": name, "progress": f"/imports/{job_id}",
+                      "events": f"/jobs/{job_id}/events?follow=true"})
     report = datasets.check(user, data, name, options, *_tokens(owner))
     return plain(report.to_dict())
 
@@ -146,7 +159,8 @@ def import_file(response: Response,
 @router.get("/imports/{job_id}", summary="An import job: its progress, then the version it made or its report",
             description="`status` is running, succeeded, failed or cancelled; `progress` the latest stage (read, "
             "checked, near_duplicates, tokens, write) with done and total; `result` (dataset, version_id, created, "
-            "metrics_updated) once it succeeded; `report` the full validation report once the file was checked "
+            "metrics_updated) once it succeeded (for a check, `?job=true` of /datasets/validate: ok, examples, errors, "
+            "warnings); `report` the full validation report once the file was checked "
             "(for a failed import: every problem, with file, line and field).")
 def import_job(job_id: str, user: User = Depends(caller), owner: Owner = Depends(the_owner)):
     status = imports.import_status(owner.store, owner.jobs, user, job_id)  # the role check first

@@ -1,5 +1,6 @@
 """Deciding and maintaining: regression runs and their gates, promotion and rollback, retraining
-pipelines (candidates) and their schedules, contenders, deployment folders and run-record bundles.
+pipelines (candidates) and their schedules, contenders, deployment folders and run-record bundles
+(the last two written by jobs: started here, followed by their own routes or /jobs).
 
 Each route calls the same core function as the CLI command named in its description, as the
 caller's account; who may do what is decided there (core/auth.py), never here.
@@ -12,15 +13,15 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
-from starlette.background import BackgroundTask
 
 from api.auth import caller, the_owner
+from api.errors import ApiError
 from api.plain import plain
 from core.auth import User
-from core.errors import NotFound, TuneboardError
+from core.errors import JobError, NotFound, TuneboardError
 from core.owner import Owner
 
 router = APIRouter(tags=["lifecycle"])
@@ -329,6 +330,12 @@ def remove_contender(variant_id: str, user: User = Depends(caller), owner: Owner
 
 
 # ---- deployment and run records ----------------------------------------------------------------
+WAIT = Query(False, description="Wait for the job to end within the request (up to `timeout` seconds): 201 with "
+             "its result once it succeeded, 409 `job_failed` with its message if it failed or was cancelled, 202 "
+             "if it is still running by then.")
+WAIT_TIMEOUT = Query(600.0, gt=0, le=3600, description="Seconds `wait=true` waits at most.")
+
+
 class Deploy(BaseModel):
     out_dir: str = Field(max_length=1000, description="Folder on the server to write (relative: under the workspace); "
                          "an earlier deployment there is replaced whole, any other non-empty folder is refused.")
@@ -339,6 +346,27 @@ class Deploy(BaseModel):
     tensor_parallel: int | None = Field(None, ge=1, description="GPUs of one node per engine.")
     pipeline_parallel: int | None = Field(None, ge=1, description="Nodes per engine (over Ray).")
     copy_weights: bool = Field(True, description="Copy the weights (with their SHA-256) instead of referencing them.")
+
+
+class Bundle(BaseModel):
+    run_id: str = Field(max_length=200, description="The training run whose record to write.")
+    data: bool = Field(True, description="Include the dataset version's rows (the manifest is always there).")
+
+
+def _waited(owner: Owner, response: Response, job_id: str, status, wait: bool, timeout: float) -> dict:
+    """A started job's answer: 202 at once; with `wait`, its end (201, or 409 `job_failed`) or 202 if
+    it is still running when `timeout` runs out. `status()` reads the kind's own status."""
+    if not wait:
+        return plain(status())
+    try:
+        owner.jobs.wait(job_id, timeout=timeout, poll=0.2)
+    except JobError:  # still running: the answer says so
+        return plain(status())
+    now = status()
+    if now["status"] != "succeeded":
+        raise ApiError(409, "job_failed", f"Job {job_id} {now['status']}: {now['error'] or 'no reason given'}")
+    response.status_code = 201
+    return plain(now)
 
 
 @router.get("/deploy/plan", summary="What a deployment of the promoted versions would be: versions, vLLM commands, "
@@ -353,33 +381,84 @@ def deploy_plan(tasks: list[str] = Query(default=[], description="Tasks (default
                              pipeline_parallel))
 
 
-@router.post("/deploy", status_code=201, summary="Write the deployment folder: weights, serve.sh, deployment.json")
-def write_deployment(body: Deploy, user: User = Depends(caller), owner: Owner = Depends(the_owner)):
+@router.post("/deploy", status_code=202,
+             summary="Start writing the deployment folder (a job): weights, serve.sh, deployment.json",
+             description="Plans first: a plan with problems, or a non-empty folder that holds no earlier deployment, "
+             "is answered 400 and no job starts. Then a job copies and hashes the weights (progress in bytes) and "
+             "puts the folder in place whole: 202 with its `job_id`; GET /deploy/jobs/{job_id} gives its progress "
+             "and, once it succeeded, the files written.")
+def write_deployment(body: Deploy, response: Response, wait: bool = WAIT, timeout: float = WAIT_TIMEOUT,
+                     user: User = Depends(caller), owner: Owner = Depends(the_owner)):
     from core.lifecycle import deploy
 
     folder = Path(body.out_dir).expanduser()
     if not folder.is_absolute():
         folder = owner.settings.workspace_dir / folder
-    written = deploy.write(owner.store, user, owner.settings, folder, body.tasks or None, body.mode,
-                           body.copy_weights, body.tensor_parallel, body.pipeline_parallel)
-    return {"out_dir": str(folder.resolve()), "files": [str(p) for p in written]}
+    job_id = deploy.start_deploy(owner.store, owner.jobs, user, owner.settings, folder, body.tasks or None, body.mode,
+                                 body.copy_weights, body.tensor_parallel, body.pipeline_parallel)
+    return _waited(owner, response, job_id, lambda: _deploy_status(owner, user, job_id), wait, timeout)
 
 
-@router.get("/bundles/{run_id}", response_class=FileResponse,
+def _deploy_status(owner: Owner, user: User, job_id: str) -> dict:
+    from core.lifecycle import deploy
+
+    status = deploy.deploy_status(owner.store, owner.jobs, user, job_id)  # the role check first
+    if not status["done"]:
+        owner.jobs.ingest(job_id)  # what the worker wrote since the monitor's last pass
+        status = deploy.deploy_status(owner.store, owner.jobs, user, job_id)
+    return {**status, "progress_url": f"/deploy/jobs/{job_id}", "events": f"/jobs/{job_id}/events?follow=true"}
+
+
+@router.get("/deploy/jobs/{job_id}", summary="A deployment job: its progress in bytes, then the folder and its files",
+            description="`status` is running, succeeded, failed or cancelled; `progress` the latest stage (copying "
+            "weights, hashing) with bytes done and total; `result` (out_dir, files, bytes, script) once it "
+            "succeeded. A failed or cancelled job left the folder as it was.")
+def deployment_job(job_id: str, user: User = Depends(caller), owner: Owner = Depends(the_owner)):
+    return plain(_deploy_status(owner, user, job_id))
+
+
+@router.post("/bundles", status_code=202, summary="Start writing a run's complete record as one zip (a job)",
+             description="As `tuneboard bundle`: 202 with its `job_id`; GET /bundles/jobs/{job_id} gives its progress "
+             "(hashing, zipping: bytes done and total), then GET /bundles/jobs/{job_id}/zip downloads the zip.")
+def start_bundle(body: Bundle, response: Response, wait: bool = WAIT, timeout: float = WAIT_TIMEOUT,
+                 user: User = Depends(caller), owner: Owner = Depends(the_owner)):
+    from core.lifecycle import bundle as bundles
+
+    job_id = bundles.start_bundle(owner.store, owner.jobs, user, owner.settings, body.run_id, include_data=body.data)
+    return _waited(owner, response, job_id, lambda: _bundle_status(owner, user, job_id), wait, timeout)
+
+
+def _bundle_status(owner: Owner, user: User, job_id: str) -> dict:
+    from core.lifecycle import bundle as bundles
+
+    status = bundles.bundle_status(owner.store, owner.jobs, user, job_id)  # the role check first
+    if not status["done"]:
+        owner.jobs.ingest(job_id)
+        status = bundles.bundle_status(owner.store, owner.jobs, user, job_id)
+    return {**status, "progress_url": f"/bundles/jobs/{job_id}", "download": f"/bundles/jobs/{job_id}/zip",
+            "events": f"/jobs/{job_id}/events?follow=true"}
+
+
+@router.get("/bundles/jobs/{job_id}", summary="A bundle job: its progress in bytes, then the zip's name and size",
+            description="`status` is running, succeeded, failed or cancelled; `progress` the latest stage (hashing, "
+            "zipping) with bytes done and total; `result` (file, bytes) once it succeeded: download it from "
+            "`download`.")
+def bundle_job(job_id: str, user: User = Depends(caller), owner: Owner = Depends(the_owner)):
+    status = _bundle_status(owner, user, job_id)
+    if status["result"]:
+        status["result"] = {k: v for k, v in status["result"].items() if k != "path"}  # a path on the server
+    return plain(status)
+
+
+@router.get("/bundles/jobs/{job_id}/zip", response_class=FileResponse,
             responses={200: {"content": {"application/zip": {}}, "description": "The run's record as one zip."}},
-            summary="Download a run's complete record as one zip (as `tuneboard bundle`)")
-def download_bundle(run_id: str, data: bool = Query(True, description="Include the dataset version's rows."),
-                    user: User = Depends(caller), owner: Owner = Depends(the_owner)):
-    from core.lifecycle.bundle import export_bundle
+            summary="Download the zip a finished bundle job wrote (409 while it is still being written)")
+def download_bundle(job_id: str, user: User = Depends(caller), owner: Owner = Depends(the_owner)):
+    from core.lifecycle import bundle as bundles
 
-    folder = Path(tempfile.mkdtemp(prefix="tuneboard-bundle-"))
-    try:
-        path = export_bundle(owner.store, user, owner.settings, run_id, folder / f"{run_id}.zip", include_data=data)
-    except BaseException:
-        _remove(folder)
-        raise
-    return FileResponse(path, media_type="application/zip", filename=path.name,
-                        background=BackgroundTask(_remove, folder))
+    _bundle_status(owner, user, job_id)  # the role check, then what the worker wrote since the last pass
+    path = bundles.bundle_file(owner.store, owner.jobs, user, job_id)
+    return FileResponse(path, media_type="application/zip", filename=path.name)
 
 
 @router.post("/bundles/reproduce", response_model=Started, status_code=202,
@@ -405,3 +484,108 @@ def _remove(folder: Path) -> None:
     import shutil
 
     shutil.rmtree(folder, ignore_errors=True)
+
+
+# ---- one gate, checkpoint sweeps, the lm-eval harness (as `tuneboard regression gate/sweep/harness`) -------
+@router.get("/regression/runs/{set_id}/gate",
+            summary="The gate of one fine-tune against the base in a finished regression run, per category",
+            description="Judged once per regression settings, then read back. `headline` holds the pooled verdict "
+            "and what the suite can detect, one line each; `detail` each category's counts, p-values and verdict.")
+def regression_gate(set_id: str, variant: str = Query(..., max_length=300, description="The fine-tuned variant id, "
+                                                      "e.g. adapter:RUN."),
+                    user: User = Depends(caller), owner: Owner = Depends(the_owner)):
+    from core.regression import gate as gates
+    from core.regression import runs
+
+    gate = runs.judge(owner.store, user, set_id, variant, owner.settings.regression)
+    return plain({**gate, "headline": gates.headline(gate["detail"])})
+
+
+class Sweep(BaseModel):
+    run_id: str = Field(max_length=200, description="The training run whose kept checkpoints to sweep.")
+    steps: list[int] = Field(default_factory=list, max_length=100, description="Checkpoint steps (default: every "
+                             "one the run kept).")
+    items: int | None = Field(None, description="Suite items per category (default: all; fewer is quicker but the "
+                              "gates read inconclusive).")
+    prompts: int | None = Field(None, description="Test-split prompts (default: all).")
+    path: str = Field("auto", description=PATHS)
+
+
+def _sweep(owner: Owner, user: User, sweep_id: str) -> dict:
+    """A sweep as it is now: an owner without a monitor (the command line's in-process API) first does
+    what the monitor's pass would (Owner.catch_up: its finished test split's scoring starts)."""
+    from core.regression import sweep
+
+    sweep.get_sweep(owner.store, user, sweep_id)  # the role check first, then 404
+    owner.catch_up()
+    return sweep.get_sweep(owner.store, user, sweep_id)
+
+
+@router.get("/regression/sweeps", summary="Checkpoint sweeps, newest first, with their status (and why)")
+def list_sweeps(run_id: str | None = Query(None, description="Only this training run's sweeps."),
+                user: User = Depends(caller), owner: Owner = Depends(the_owner)):
+    from core.regression import sweep
+
+    return plain(sweep.sweeps(owner.store, user, run_id))
+
+
+@router.post("/regression/sweeps", status_code=202,
+             summary="Sweep a run's kept checkpoints: the suite and its test split, answered by the base and each "
+             "checkpoint",
+             description="Starts two generation sets (`suite_set`, `task_set`: follow them as jobs); once the test "
+             "split is generated it is scored (`score_job`). GET /regression/sweeps/{sweep_id}/table gives the table "
+             "when the sweep is ready.")
+def start_sweep(body: Sweep, user: User = Depends(caller), owner: Owner = Depends(the_owner)):
+    from core.regression import sweep
+
+    sweep_id = sweep.start_sweep(owner.store, owner.jobs, owner.settings, user, body.run_id, body.steps or None,
+                                 body.items, body.prompts, body.path)
+    return plain(sweep.get_sweep(owner.store, user, sweep_id))
+
+
+@router.get("/regression/sweeps/{sweep_id}",
+            summary="A checkpoint sweep: its versions, jobs and status (running, scoring, ready, failed and why)")
+def show_sweep(sweep_id: str, user: User = Depends(caller), owner: Owner = Depends(the_owner)):
+    return plain(_sweep(owner, user, sweep_id))
+
+
+@router.get("/regression/sweeps/{sweep_id}/table",
+            summary="A ready sweep's table: per version, task metric and suite accuracy with intervals, and the gate",
+            description="One row per version (the base first, then the checkpoints by step); `advice` says which "
+            "checkpoint keeps general skills best among those the gate lets through. 400 while the sweep is not ready.")
+def sweep_table(sweep_id: str, user: User = Depends(caller), owner: Owner = Depends(the_owner)):
+    from core.regression import sweep
+
+    _sweep(owner, user, sweep_id)
+    frame = sweep.table(owner.store, user, owner.settings, sweep_id)
+    return plain({"sweep_id": sweep_id, "metric": frame["metric"].iloc[0] if len(frame) else None,
+                  "rows": frame, "advice": sweep.advice(frame)})
+
+
+class Harness(BaseModel):
+    variant: str = Field(max_length=300, description="The variant: base, adapter:RUN or merged:RUN.")
+    tasks: list[str] = Field(max_length=50, description="lm-eval task names, e.g. arc_easy.")
+    limit: int | None = Field(None, description="Examples per task (default: all; fewer is a quick look).")
+    path: str = Field("transformers", description="lm-eval backend: transformers or vllm.")
+
+
+@router.post("/regression/harness", response_model=Started, status_code=202,
+             summary="Run lm-evaluation-harness tasks on one variant (a job; needs lm-eval and the hub)")
+def start_harness(body: Harness, user: User = Depends(caller), owner: Owner = Depends(the_owner)) -> Started:
+    from core.regression import harness
+
+    job_id = harness.start_harness(owner.store, owner.jobs, owner.settings, user, body.variant, body.tasks,
+                                   body.limit, body.path)
+    return Started(id=job_id, status=owner.jobs.get(job_id)["status"])
+
+
+@router.get("/regression/harness", summary="Stored lm-eval harness results, newest first")
+def harness_results(variant: str | None = Query(None, max_length=300, description="Only this variant's."),
+                    job_id: str | None = Query(None, max_length=200, description="Only this harness job's."),
+                    user: User = Depends(caller), owner: Owner = Depends(the_owner)):
+    from core.regression import harness
+
+    frame = harness.results(owner.store, user, variant)
+    if job_id is not None:
+        frame = frame[frame["job_id"] == job_id]
+    return plain(frame)

@@ -12,7 +12,7 @@ import time
 from typing import Annotated, Any, AsyncIterator, Literal
 
 import anyio
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.concurrency import run_in_threadpool
@@ -77,8 +77,7 @@ def _config(body: BaseModel, owner: Owner) -> TrainConfig:
 
 # ---- events: a list, or a stream until the job ends --------------------------------------------
 def _poll(owner: Owner, job_id: str, after: int, kind: str | None) -> tuple[dict, list[dict]]:
-    if owner.monitor is None or not owner.monitor.alive:
-        owner.jobs.reconcile()  # no monitor ingests for this owner (a test's, or one being shut down)
+    owner.catch_up()  # without a monitor (a test's owner, one being shut down), this look takes in the events
     job = owner.jobs.get(job_id)  # before the events: once it has ended, every event is already in
     return job, owner.jobs.events(job_id, kind, after)
 
@@ -238,8 +237,12 @@ def job_events(job_id: str, follow: Follow = False, after: After = 0, type: Type
 
 # ---- generation sets --------------------------------------------------------------------------
 class PromptSource(BaseModel):
+    """A dataset version's split, or the text of a prompt file (one of the two)."""
     model_config = ConfigDict(extra="forbid")
-    version: str = Field(description="Dataset version id (or a unique prefix of at least 4 characters).")
+    version: str | None = Field(None, description="Dataset version id (or a unique prefix of at least 4 characters).")
+    file: str | None = Field(None, max_length=255, description="Instead of a version: a prompt file's name (.txt: "
+                             'one prompt per line; .jsonl: {"prompt": ...} or {"messages": [...]} per line) ...')
+    content: str | None = Field(None, description="... and its text.")
     split: Literal["train", "validation", "test"] = Field("test", description="Which split's chats are the prompts "
                                                            "(each up to its last assistant answer, the reference).")
     limit: int | None = Field(None, ge=1, description="Only the first N prompts.")
@@ -279,8 +282,18 @@ def list_variants(user: User = Depends(caller), owner: Owner = Depends(the_owner
                          "GET /jobs/{set_id}/events?follow=true.")
 def create_generation_set(body: NewGenerationSet, user: User = Depends(caller), owner: Owner = Depends(the_owner)):
     source = body.prompts
-    items, origin = serving.prompts_from_version(owner.store, user, source.version, source.split, source.limit,
-                                                 source.samples)
+    if (source.version is None) == (source.file is None) or (source.file is None) != (source.content is None):
+        raise InvalidInput("prompts: give either version (a dataset version's split) or file and content (a prompt "
+                           "file's name and text).")
+    if source.file is not None:
+        if source.samples > 1:
+            raise InvalidInput("prompts.samples: several samples per prompt are for pass@k on a dataset split (its "
+                               "rows' tests); give prompts.version.")
+        items, origin = serving.prompts_from_file(source.content.encode(), source.file)
+        items = items[:source.limit] if source.limit else items
+    else:
+        items, origin = serving.prompts_from_version(owner.store, user, source.version, source.split, source.limit,
+                                                     source.samples)
     decoding = Decoding(**body.decoding.model_dump())
     spec = serving.GenerationSpec(body.name or serving.source_label(origin), list(body.variants), items, origin,
                                   decoding, body.path)
@@ -363,3 +376,24 @@ def generation_scores(set_id: str, user: User = Depends(caller), owner: Owner = 
                   "computed_at": res.computed_at, "confidence": res.settings.get("confidence"),
                   "settings": res.settings, "variants": res.names, "summary": res.summary, "deltas": res.deltas,
                   "verdict": results.verdict(res), "comparisons": results.comparisons_note(res)})
+
+
+@router.get("/generations/{set_id}/scores/export", tags=["scores"], response_class=Response,
+            summary="A set's scores as a file: the summary, the deltas or every score as CSV or Parquet, or the "
+            "HTML report",
+            description="The stored summary (computed now if the scores changed), as `tuneboard metrics show "
+                        "--export` writes it. 404 while the set has no scores.",
+            responses={200: {"content": {"text/csv": {}, "text/html": {}, "application/vnd.apache.parquet": {}},
+                             "description": "The file, with its name in Content-Disposition."}})
+def export_scores(set_id: str,
+                  format: Annotated[Literal["csv", "parquet", "html"], Query(
+                      description="The file's format; html is the whole report.")] = "csv",
+                  table: Annotated[Literal["summary", "deltas", "scores"], Query(
+                      description="Which table (csv, parquet): summary, deltas, or scores (every per-example "
+                      "score).")] = "summary",
+                  user: User = Depends(caller), owner: Owner = Depends(the_owner)) -> Response:
+    res = results.latest(owner.store, user, set_id, owner.settings.metrics)
+    if res is None:
+        raise NotFound(f"{set_id} has no scores yet: POST /generations/{set_id}/scores starts scoring.")
+    data, name, mime = results.export(owner.store, user, res, format, table)
+    return Response(data, media_type=mime, headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -4,7 +4,7 @@
 
 Reads the upload (`upload.bin`) and `config.json` (file name, options, base model) from the run
 folder, reports `progress` events while it checks the file, and writes `report.json` (the full
-validation report) and, when the file can be imported, `examples.parquet` (every row as the
+validation report; for a validation, `check_only`, that is all) and, when the file can be imported, `examples.parquet` (every row as the
 examples table takes it: version id, split, line, messages, tokens, hash, tests). Its final event
 says which: `finished` with the version id and what the owner needs to insert the version (which
 it does in the ingest transaction: core.datasets.imports), or `failed` with the report's errors.
@@ -66,6 +66,10 @@ def main(run_dir: str) -> int:
             checked = validate(data, config["file"], options, count, tokenizer, progress)
             report = checked.report
             (run / REPORT_FILE).write_text(json.dumps(report.to_dict(), default=str), encoding="utf-8")
+            if config.get("check_only"):  # a validation: the report is the result, whatever it found
+                events.emit("finished", checked=True, ok=report.ok, examples=report.valid, splits=report.splits,
+                            errors=len(report.errors), warnings=len(report.warnings))
+                return 0
             if not report.ok:
                 errors = report.errors
                 events.emit("failed", error=f"{config['file']}: {len(errors)} problem(s) must be fixed before "

@@ -30,9 +30,11 @@ KIND = "import"
 
 
 def start_import(store: Store, jobs: Jobs, actor: User, data: bytes, file: str, options: ImportOptions,
-                 description: str = "", base_model: str = "") -> str:
+                 description: str = "", base_model: str = "", check_only: bool = False) -> str:
     """Start an import job for the bytes of `file`; returns the job id. `base_model` names the tokenizer
-    of the token statistics (empty: none). Follow it with `import_status` (or the job's events)."""
+    of the token statistics (empty: none). `check_only`: validate a (large) file without importing it;
+    the job then ends `succeeded` with its report whatever the report says. Follow it with
+    `import_status` (or the job's events)."""
     require(actor, Action.DATA_IMPORT)
     name = dataset_name(options, file)
     if len(data) > options.max_bytes:
@@ -40,7 +42,7 @@ def start_import(store: Store, jobs: Jobs, actor: User, data: bytes, file: str, 
             "too_large", f"file is {len(data) / 2**20:.1f} MiB; the limit is {options.max_bytes / 2**20:.0f} MiB "
             "(data.max_upload_mb). Split the file or raise the limit", file)])
     config = {"file": file, "name": name, "description": description, "options": asdict(options),
-              "base_model": base_model or "", "bytes": len(data), "door": audit.door()}
+              "base_model": base_model or "", "bytes": len(data), "door": audit.door(), "check_only": check_only}
 
     def save_upload(run_dir: Path) -> None:
         (run_dir / UPLOAD_FILE).write_bytes(data)
@@ -54,6 +56,8 @@ def _on_import_event(cur, job: dict, type_: str, payload: dict) -> None:
     if type_ != "finished":
         return
     config = json.loads(job["config"])
+    if config.get("check_only"):
+        return  # a validation: nothing to take in but its report, which stays in the run folder
     run = Path(job["run_dir"])
     report = json.loads((run / REPORT_FILE).read_text(encoding="utf-8"))
     vid = payload["version_id"]
@@ -92,9 +96,12 @@ def import_status(store: Store, jobs: Jobs, actor: User, job_id: str) -> dict:
             progress = {k: event[k] for k in ("stage", "done", "total")}
         elif event["type"] == "finished" and "created" in event:
             result = {k: event[k] for k in ("dataset", "version_id", "created", "metrics_updated")}
+        elif event["type"] == "finished" and event.get("checked"):
+            result = {k: event[k] for k in ("ok", "examples", "errors", "warnings")}
     path = Path(job["run_dir"], REPORT_FILE)
     report = Report.from_dict(json.loads(path.read_text(encoding="utf-8"))) if path.exists() else None
     return {"job_id": job_id, "status": job["status"], "error": job["error"], "file": config["file"],
             "dataset": config["name"], "created_by": job["created_by"], "created_at": job["created_at"],
             "finished_at": job["finished_at"], "done": job["status"] in TERMINAL.values(), "progress": progress,
+            "check_only": bool(config.get("check_only")),
             "result": result, "metrics": config["options"].get("metrics"), "report": report}

@@ -11,8 +11,10 @@ is not valid JSON is recorded in `ingest_problems` and skipped.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import shutil
 import threading
 import time
 import uuid
@@ -25,7 +27,7 @@ import pyarrow as pa
 
 from core import audit
 from core.auth import Action, User, require
-from core.errors import JobError, NotFound
+from core.errors import JobError, NotFound, StoreError
 from core.jobs.events import CANCEL_FILE, CONFIG_FILE, EVENTS_FILE, LOG_FILE, TERMINAL, cancel_requested
 from core.jobs.launchers import Launcher, LocalLauncher
 from core.store import Store
@@ -42,11 +44,14 @@ WORKERS: dict[str, str] = {
     "score": "core.metrics.worker",
     "harness": "core.regression.harness_worker",
     "import": "core.datasets.import_worker",
+    "bundle": "core.lifecycle.bundle_worker",
+    "deploy": "core.lifecycle.deploy_worker",
 }
 
 # The action a person needs to start, cancel or resume a job of each kind (default JOBS_RUN).
 KIND_ACTIONS: dict[str, Action] = {"generate": Action.GENERATE, "serve": Action.GENERATE, "score": Action.GENERATE,
-                                     "harness": Action.GENERATE, "import": Action.DATA_IMPORT}
+                                     "harness": Action.GENERATE, "import": Action.DATA_IMPORT,
+                                     "bundle": Action.JOBS_VIEW}  # leads export run records
 
 
 def _require_some_job_action(actor: User) -> None:
@@ -130,10 +135,16 @@ class Jobs:
             raise JobError(f"Unknown job kind {kind!r}; known kinds: {', '.join(WORKERS)}.")
         job_id = _new_job_id(kind)
         run_dir = self.runs_dir / job_id
-        run_dir.mkdir(parents=True)
-        (run_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
-        if prepare is not None:
-            prepare(run_dir)
+        try:
+            run_dir.mkdir(parents=True)
+            (run_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True))
+            if prepare is not None:
+                prepare(run_dir)
+        except OSError as exc:  # a full or read-only disk: nothing of the job is left behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+            why = "is full" if exc.errno == errno.ENOSPC else f"cannot be written ({exc.strerror or exc})"
+            raise StoreError(f"The disk holding {self.runs_dir} {why}: the {kind} job was not started and nothing "
+                             "was written. Free space (or fix the folder's permissions) and retry.") from None
         with self.store.transaction() as cur:
             cur.execute(
                 "INSERT INTO jobs (job_id, kind, status, run_dir, config, created_by) VALUES (?, ?, 'queued', ?, ?, ?)",

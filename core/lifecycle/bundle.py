@@ -6,6 +6,10 @@ review results and promotions that judged those versions), `config.toml` (the co
 CLI's `[train]` table) and, unless left out, the dataset version's rows (`data/SPLIT.jsonl`,
 exactly as stored, so the content hash can be checked anywhere).
 
+Writing one is a `bundle` job (`start_bundle`): the owner reads the record from the database at
+once and stages it in the job's run folder; the worker (core.lifecycle.bundle_worker) hashes the
+data and writes the zip with progress in bytes, whole or not at all.
+
 Reproducing one in another workspace refuses, before writing anything, when the data or the
 base model's files differ from the run's (naming both hashes); differing library versions are
 only recorded on the new run (`lineage.reproduced_from`): they may move the numbers a little,
@@ -21,6 +25,7 @@ import json
 import math
 import os
 import tempfile
+import time
 import zipfile
 from decimal import Decimal
 from pathlib import Path, PurePosixPath
@@ -28,13 +33,17 @@ from typing import TYPE_CHECKING, Any
 
 from core import audit
 from core.auth import Action, User, require
-from core.errors import InvalidInput, TuneboardError
+from core.errors import InvalidInput, JobError, NotFound, TuneboardError
+from core.jobs import EVENT_HANDLERS
+from core.jobs.events import TERMINAL
+from core.lifecycle.progress import BLOCK, ByteProgress
 from core.store import Store
 
 if TYPE_CHECKING:
     from core.config import Settings
     from core.jobs import Jobs
 
+KIND = "bundle"
 FORMAT = "tuneboard-run-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "bundle.json"
@@ -42,6 +51,7 @@ CONFIG_TOML = "config.toml"
 SPLITS = ("train", "validation", "test")
 DATA_FILES = {s: f"data/{s}.jsonl" for s in SPLITS}
 MEMBERS = {MANIFEST, CONFIG_TOML, *DATA_FILES.values()}
+STAGED = "record"  # the record as the owner read it, in the job's run folder, until the zip is written
 MAX_MEMBER_BYTES = 4 * 2**30  # a larger member is a zip bomb, not a dataset
 SECTIONS = {"run": dict, "dataset": dict, "training": dict, "versions": list, "generation_sets": list,
             "gates": list, "pair_sets": list, "promotions": list, "data": dict}
@@ -168,18 +178,16 @@ def _judgements(store: Store, actor: User, settings: Settings, version_ids: set[
     return {"generation_sets": sets, "gates": gates, "pair_sets": pair_sets, "promotions": promotions}
 
 
-def export_bundle(store: Store, actor: User, settings: Settings, run_id: str, out_path: Path,
-                  include_data: bool = True) -> Path:
-    """Write run `run_id`'s complete record as one zip at `out_path` (a folder: RUN_ID.zip inside).
-
-    Written to a temporary file beside the target and renamed into place, so a reader never
-    sees half a bundle. Metric and review results are read as the pages read them (recomputed
-    first if their inputs changed), so the bundle holds the numbers a person sees now."""
+def _record(store: Store, actor: User, settings: Settings, run_id: str, include_data: bool
+            ) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """What the database knows of run `run_id`, read now by the owner: the manifest (its data files'
+    sha256 and row counts are left for the worker, which hashes them) and the members' bytes (the
+    config as TOML, each split's rows). Metric and review results are read as the pages read them
+    (recomputed first if their inputs changed), so the bundle holds the numbers a person sees now."""
     from core import __version__
     from core.datasets import get_version
     from core.training import get_run
 
-    require(actor, Action.JOBS_VIEW)
     run = get_run(store, actor, run_id)
     version = get_version(store, actor, run["dataset_version"])
     versions = [_json_cols(v, "detail") for v in store.rows(
@@ -207,30 +215,148 @@ def export_bundle(store: Store, actor: User, settings: Settings, run_id: str, ou
         "training": _training_summary(store, run_id),
         "versions": versions,
         **judged,
-        "data": {"included": include_data,
-                 "files": {name: {"sha256": hashlib.sha256(data).hexdigest(), "rows": data.count(b"\n")}
-                           for name, data in files.items()}},
+        "data": {"included": include_data, "files": {}},
     }
-    manifest = _plain(manifest)
-    files[MANIFEST] = json.dumps(manifest, indent=1, sort_keys=True, allow_nan=False, ensure_ascii=False).encode()
     files[CONFIG_TOML] = config_toml(run["config"], f"Training config of run {run_id} (tuneboard bundle).\n"
                                      "Start it again with: tuneboard train --config config.toml").encode()
-    out_path = Path(out_path)
-    if out_path.is_dir():
-        out_path = out_path / f"{run_id}.zip"
+    return _plain(manifest), files
+
+
+def start_bundle(store: Store, jobs: Jobs, actor: User, settings: Settings, run_id: str,
+                 out_path: Path | None = None, include_data: bool = True) -> str:
+    """Start a job that writes run `run_id`'s complete record as one zip; returns the job id.
+
+    The owner reads the record now (quick: rows of the database) and puts it in the job's run folder;
+    the worker (core.lifecycle.bundle_worker) hashes the data and writes the zip, with progress in
+    bytes. The zip lands at `out_path` (a folder: RUN_ID.zip inside) or, without one, in the job's run
+    folder (`bundle_file` finds it). It is written to a temporary file beside the target and renamed
+    into place, so a reader never sees half a bundle. Follow it with `bundle_status`; the audit entry
+    `bundle.export` is written when the finished zip is taken in."""
+    require(actor, Action.JOBS_VIEW)
+    manifest, files = _record(store, actor, settings, run_id, include_data)
+    target = ""
+    if out_path is not None:
+        out = Path(out_path).expanduser().resolve()
+        out = out / f"{run_id}.zip" if out.is_dir() else out
+        there = next(p for p in out.parents if p.exists())
+        if not there.is_dir():
+            raise InvalidInput(f"out_path: {there} is a file; give a folder, or a .zip path inside one.")
+        target = str(out)
+    config = {"run_id": run_id, "include_data": include_data, "out_path": target,
+              "bytes": sum(len(b) for b in files.values()), "door": audit.door()}
+
+    def stage(run_dir: Path) -> None:
+        record = run_dir / STAGED
+        for name, data in files.items():
+            (record / name).parent.mkdir(parents=True, exist_ok=True)
+            (record / name).write_bytes(data)
+        (record / MANIFEST).write_text(json.dumps(manifest, sort_keys=True, allow_nan=False, ensure_ascii=False),
+                                       encoding="utf-8")
+
+    return jobs.submit(actor, KIND, config, prepare=stage)
+
+
+def _on_bundle_event(cur, job: dict, type_: str, payload: dict) -> None:
+    """Runs in the ingest transaction, exactly once: a finished zip is audited as it was when it was
+    written in the request (`bundle.export`, the run, where the zip is), by the person who asked."""
+    if type_ != "finished":
+        return
+    config = json.loads(job["config"])
+    with audit.through(config.get("door") or "server"):
+        audit.record(cur, job["created_by"], "bundle.export", config["run_id"],
+                     {"path": payload["path"], "data": config["include_data"]})
+
+
+EVENT_HANDLERS[KIND] = _on_bundle_event
+
+
+def _bundle_job(jobs: Jobs, job_id: str) -> dict:
+    job = jobs.get(job_id)
+    if job["kind"] != KIND:
+        hint = " (that is a training run: start a bundle job for it first)" if job["kind"] == "train" else ""
+        raise NotFound(f"No bundle job {job_id!r}{hint}.")
+    return job
+
+
+def bundle_status(store: Store, jobs: Jobs, actor: User, job_id: str) -> dict:
+    """A bundle job for a person who may read runs: status, the latest progress (stage, bytes done and
+    total) and, once it finished, the zip (path, file name, size)."""
+    require(actor, Action.JOBS_VIEW)
+    job = _bundle_job(jobs, job_id)
+    config = json.loads(job["config"])
+    progress, result = None, None
+    for event in jobs.events(job_id):
+        if event["type"] == "progress":
+            progress = {k: event[k] for k in ("stage", "done", "total")}
+        elif event["type"] == "finished":
+            result = {"path": event["path"], "file": Path(event["path"]).name, "bytes": event.get("bytes")}
+    return {"job_id": job_id, "status": job["status"], "error": job["error"], "run_id": config["run_id"],
+            "include_data": config["include_data"], "created_by": job["created_by"],
+            "created_at": job["created_at"], "finished_at": job["finished_at"],
+            "done": job["status"] in TERMINAL.values(), "progress": progress, "result": result}
+
+
+def bundle_file(store: Store, jobs: Jobs, actor: User, job_id: str) -> Path:
+    """The finished zip of a bundle job, to download; a job that has not finished is a JobError that
+    says what it is doing, a zip removed since is NotFound."""
+    status = bundle_status(store, jobs, actor, job_id)
+    if status["status"] != "succeeded" or status["result"] is None:
+        said = {"queued": "has not started yet", "running": "is still being written"}.get(
+            status["status"], f"{status['status']}" + (f": {status['error']}" if status["error"] else ""))
+        raise JobError(f"The run record of {status['run_id']} ({job_id}) {said}; download it once the job has "
+                       "finished.")
+    path = Path(status["result"]["path"])
+    if not path.is_file():
+        raise NotFound(f"{path}: the run record of {status['run_id']} is no longer there; prepare it again.")
+    return path
+
+
+# ---- writing the zip, in the worker (no database) ------------------------------------------
+def write_zip(record: Path, out_path: Path, progress: ByteProgress) -> tuple[Path, dict]:
+    """The zip of a staged record (the owner's `start_bundle` wrote it) at `out_path`, whole or not at
+    all: the data files are hashed into the manifest ("hashing"), then every member is written to a
+    temporary file beside the target ("zipping"), which is renamed into place. A cancel (progress
+    raises Cancelled) or any error removes the temporary file. Returns the path and the manifest."""
+    manifest = json.loads((record / MANIFEST).read_text(encoding="utf-8"))
+    data = [n for n in sorted(DATA_FILES.values()) if manifest["data"]["included"]]
+    missing = [n for n in data if not (record / n).is_file()]
+    if missing:
+        raise InvalidInput(f"{record}: {', '.join(missing)} is missing from the staged record; start the bundle "
+                           "again.")
+    progress.start("hashing", sum((record / n).stat().st_size for n in data))
+    listed = {}
+    for name in data:
+        digest, rows = hashlib.sha256(), 0
+        with open(record / name, "rb") as fh:
+            for block in iter(lambda: fh.read(BLOCK), b""):
+                digest.update(block)
+                rows += block.count(b"\n")
+                progress.advance(len(block))
+        listed[name] = {"sha256": digest.hexdigest(), "rows": rows}
+    manifest["data"]["files"] = listed
+    head = json.dumps(manifest, indent=1, sort_keys=True, allow_nan=False, ensure_ascii=False).encode()
+    members = [CONFIG_TOML, *data]
+    progress.start("zipping", len(head) + sum((record / n).stat().st_size for n in members))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".partial", dir=out_path.parent)
     try:
         with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
-            for name in (MANIFEST, CONFIG_TOML, *sorted(n for n in files if n.startswith("data/"))):
-                zf.writestr(name, files[name])
+            zf.writestr(MANIFEST, head)
+            progress.advance(len(head))
+            for name in members:
+                size = (record / name).stat().st_size
+                info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])  # as writestr dates and marks them
+                info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, 0o600 << 16
+                with open(record / name, "rb") as src, zf.open(info, "w", force_zip64=size > 2**31) as dst:
+                    for block in iter(lambda: src.read(BLOCK), b""):
+                        dst.write(block)
+                        progress.advance(len(block))
+        progress.check()
         os.replace(tmp, out_path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    with store.transaction() as cur:
-        audit.record(cur, actor, "bundle.export", run_id, {"path": str(out_path), "data": include_data})
-    return out_path
+    return out_path, manifest
 
 
 # ---- reading -----------------------------------------------------------------------------
@@ -249,7 +375,7 @@ def _load(path: Path) -> tuple[dict, dict[str, list[dict]] | None]:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
         raise InvalidInput(f"{where}: not a tuneboard run bundle (not a readable zip file: {exc}). "
-                           "Export the run again with `export_bundle`.") from None
+                           "Export the run again (`tuneboard bundle RUN`).") from None
     with zf:
         infos = zf.infolist()
         unsafe = [i.filename for i in infos if not _safe_name(i.filename)]

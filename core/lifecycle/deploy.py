@@ -6,8 +6,10 @@ LoRA module (multi-LoRA: several fine-tunes share one base's weights and GPU), i
 "merged" one plain engine per full model (a merged copy that passed its parity check, or a
 full fine-tune), which runs at plain speed. Anything that cannot be served yet is a
 *problem* that says what to do, so the Models page can show the plan before anything is
-written. `write(...)` refuses a plan with problems, then writes the folder production runs:
-the weights (copied, with sha256), `serve.sh`, `deployment.json` and a `README.md`.
+written. `start_deploy(...)` refuses a plan with problems, then starts a `deploy` job whose worker
+(core.lifecycle.deploy_worker) writes the folder production runs: the weights (copied, with
+sha256), `serve.sh`, `deployment.json` and a `README.md`, reporting its progress in bytes; the
+folder appears whole or not at all.
 
 Requests pick a version by its served name (the task's name) in the OpenAI API's `model`
 field. Scaling stays vLLM's own: `--tensor-parallel-size` across the GPUs of one node,
@@ -17,6 +19,7 @@ torch nor vLLM.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import importlib.metadata
 import json
@@ -32,13 +35,17 @@ from typing import Any
 from core import audit
 from core.auth import Action, User, require
 from core.config import ServingSettings, Settings
-from core.errors import InvalidInput
+from core.errors import InvalidInput, JobError, NotFound
+from core.jobs import EVENT_HANDLERS, Jobs
+from core.jobs.events import TERMINAL
 from core.lifecycle import promotion
+from core.lifecycle.progress import BLOCK, ByteProgress
 from core.serving.backends import lora_rank
 from core.serving.server import round_rank
 from core.serving.vllm_engine import context_limit
 from core.store import Store
 
+KIND = "deploy"
 MODES = ("adapters", "merged")
 MANIFEST = "deployment.json"
 SCRIPT = "serve.sh"
@@ -275,40 +282,131 @@ def _notes(p: DeployPlan, engine: dict, tp_from_config: bool, pp_from_config: bo
     return notes
 
 
-# ---- writing ------------------------------------------------------------------------
-def write(store: Store, actor: User, settings: Settings, out_dir: Path, tasks: list[str] | None = None,
-          mode: str = "adapters", copy_weights: bool = True, tensor_parallel: int | None = None,
-          pipeline_parallel: int | None = None, dtype: str = "auto") -> list[Path]:
-    """Plan, then write the deployment folder; a previous deployment there is replaced whole."""
+# ---- writing, as a job ----------------------------------------------------------------
+def start_deploy(store: Store, jobs: Jobs, actor: User, settings: Settings, out_dir: Path,
+                 tasks: list[str] | None = None, mode: str = "adapters", copy_weights: bool = True,
+                 tensor_parallel: int | None = None, pipeline_parallel: int | None = None,
+                 dtype: str = "auto") -> str:
+    """Plan now, then write the deployment folder as a job (core.lifecycle.deploy_worker); returns the
+    job id. A plan with problems, or a folder that is not empty and holds no earlier deployment, is
+    refused here, before any job starts. The worker copies and hashes the weights (progress in bytes)
+    and puts the folder in place whole: an earlier deployment there is replaced, never half-written.
+    Follow it with `deploy_status`; the audit entry `deploy` is written when the result is taken in."""
     require(actor, Action.JOBS_RUN)
-    deploy_plan = plan(store, actor, settings, tasks, mode, tensor_parallel, pipeline_parallel, dtype)
-    written = _write_plan(deploy_plan, Path(out_dir), copy_weights, actor.username)
-    with store.transaction() as cur:
-        audit.record(cur, actor, "deploy", str(Path(out_dir).resolve()),
-                     {"mode": mode, "copy_weights": copy_weights, "files": len(written),
-                      "versions": {t: v["variant_id"] for t, v in deploy_plan.versions.items()}})
-    return written
+    p = plan(store, actor, settings, tasks, mode, tensor_parallel, pipeline_parallel, dtype)
+    if p.problems:
+        raise InvalidInput("Deployment cannot be written yet: " + " ".join(p.problems))
+    out_dir = Path(out_dir).expanduser()
+    _check_target(out_dir)
+    out_dir = out_dir.resolve()
+    for job in store.rows("SELECT job_id, config FROM jobs WHERE kind = ? AND status IN ('queued', 'running')",
+                          [KIND]):
+        if json.loads(job["config"]).get("out_dir") == str(out_dir):
+            raise JobError(f"out_dir: {out_dir} is being written by deployment job {job['job_id']} now; wait for it "
+                           "to finish (or cancel it), then deploy again.")
+    config = {"out_dir": str(out_dir), "mode": mode, "copy_weights": copy_weights, "tasks": list(p.versions),
+              "created_by": actor.username, "plan": json.loads(json.dumps(p.to_dict(), default=str)),
+              "door": audit.door()}
+    return jobs.submit(actor, KIND, config)
 
 
-def _sha256(path: Path) -> str:
+def _on_deploy_event(cur, job: dict, type_: str, payload: dict) -> None:
+    """Runs in the ingest transaction, exactly once: a finished deployment is audited as it was when
+    it was written in the request (`deploy`, the folder, what it holds), by the person who started it."""
+    if type_ != "finished":
+        return
+    config = json.loads(job["config"])
+    versions = config["plan"]["versions"]
+    with audit.through(config.get("door") or "server"):
+        audit.record(cur, job["created_by"], "deploy", config["out_dir"],
+                     {"mode": config["mode"], "copy_weights": config["copy_weights"], "files": len(payload["files"]),
+                      "versions": {t: v["variant_id"] for t, v in versions.items()}})
+
+
+EVENT_HANDLERS[KIND] = _on_deploy_event
+
+
+def deploy_status(store: Store, jobs: Jobs, actor: User, job_id: str) -> dict:
+    """A deployment job for a person who may read jobs: status, the latest progress (stage, bytes done
+    and total) and, once it finished, the folder and the files written (relative to it)."""
+    require(actor, Action.JOBS_VIEW)
+    job = jobs.get(job_id)
+    if job["kind"] != KIND:
+        raise NotFound(f"No deployment job {job_id!r}.")
+    config = json.loads(job["config"])
+    progress, result = None, None
+    for event in jobs.events(job_id):
+        if event["type"] == "progress":
+            progress = {k: event[k] for k in ("stage", "done", "total")}
+        elif event["type"] == "finished":
+            result = {k: event.get(k) for k in ("out_dir", "files", "bytes", "script")}
+    return {"job_id": job_id, "status": job["status"], "error": job["error"], "out_dir": config["out_dir"],
+            "mode": config["mode"], "copy_weights": config["copy_weights"], "tasks": config["tasks"],
+            "created_by": job["created_by"], "created_at": job["created_at"], "finished_at": job["finished_at"],
+            "done": job["status"] in TERMINAL.values(), "progress": progress, "result": result}
+
+
+# ---- writing, in the worker (no database) ------------------------------------------------
+def write_folder(p: DeployPlan, out_dir: Path, copy_weights: bool, created_by: str,
+                 progress: ByteProgress) -> list[Path]:
+    """Write the deployment into a folder beside `out_dir` and put it in place whole (the worker's part).
+    A cancel (progress raises Cancelled) or any error removes the half-written folder; an earlier
+    deployment at `out_dir` then stays as it was."""
+    if p.problems:
+        raise InvalidInput("Deployment cannot be written yet: " + " ".join(p.problems))
+    out_dir = Path(out_dir)
+    _tidy(out_dir)
+    _check_target(out_dir)  # again: the folder may have changed since the job was started
+    out_dir = out_dir.resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.with_name(f".{out_dir.name}.partial-{uuid.uuid4().hex[:8]}")
+    try:
+        written = _fill(p, tmp, copy_weights, created_by, progress)
+        _swap(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return [out_dir / f.relative_to(tmp) for f in written]
+
+
+def _tidy(out_dir: Path) -> None:
+    """What a deploy killed half-way (SIGKILL, power loss) left beside `out_dir`: its partial folder is
+    removed; an earlier deployment it had moved aside but not yet replaced is put back first. No other
+    deploy writes to the same folder meanwhile (start_deploy refuses a second one)."""
+    if not out_dir.parent.is_dir():
+        return
+    prefix = glob.escape(f".{out_dir.name}")
+    for partial in out_dir.parent.glob(f"{prefix}.partial-*"):
+        shutil.rmtree(partial, ignore_errors=True)
+    moved = sorted(out_dir.parent.glob(f"{prefix}.old-*"), key=lambda f: f.stat().st_mtime)
+    if moved and not out_dir.exists():
+        moved.pop().rename(out_dir)
+    for old in moved:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _sha256(path: Path, progress: ByteProgress) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
+        for block in iter(lambda: f.read(BLOCK), b""):
             digest.update(block)
+            progress.advance(len(block))
     return digest.hexdigest()
 
 
-def _copy_folder(src: Path, dst: Path, names: tuple[str, ...] | None) -> list[dict]:
-    """Copy the top-level files of `src` (only `names` when given; checkpoint sub-folders never)."""
-    dst.mkdir(parents=True)
-    files = []
-    for f in sorted(src.iterdir()):
-        if not f.is_file() or f.name.startswith(".") or (names is not None and f.name not in names):
-            continue
-        shutil.copy2(f, dst / f.name)
-        files.append({"file": f.name, "bytes": f.stat().st_size, "sha256": _sha256(dst / f.name),
-                      "weights": f.name.endswith(WEIGHT_SUFFIXES)})
-    return files
+def _copy_file(src: Path, dst: Path, progress: ByteProgress) -> None:
+    """shutil.copy2, a block at a time, so progress is reported and a cancel stops it between blocks."""
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        for block in iter(lambda: fin.read(BLOCK), b""):
+            fout.write(block)
+            progress.advance(len(block))
+    shutil.copystat(src, dst)
+
+
+def _listed(src: Path, names: tuple[str, ...] | None) -> list[Path]:
+    """The top-level files of `src` to copy (only `names` when given; checkpoint sub-folders never)."""
+    return [f for f in sorted(src.iterdir())
+            if f.is_file() and not f.name.startswith(".") and (names is None or f.name in names)]
 
 
 def vllm_version() -> str | None:
@@ -329,22 +427,6 @@ def _check_target(out_dir: Path) -> None:
                            "an empty or new folder, so nothing else there is overwritten.")
 
 
-def _write_plan(p: DeployPlan, out_dir: Path, copy_weights: bool, created_by: str) -> list[Path]:
-    if p.problems:
-        raise InvalidInput("Deployment cannot be written yet: " + " ".join(p.problems))
-    _check_target(out_dir)
-    out_dir = out_dir.resolve()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.with_name(f".{out_dir.name}.partial-{uuid.uuid4().hex[:8]}")
-    try:
-        written = _fill(p, tmp, copy_weights, created_by)
-        _swap(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return [out_dir / f.relative_to(tmp) for f in written]
-
-
 def _swap(tmp: Path, out_dir: Path) -> None:
     """Put the new folder in place: an earlier one is moved aside first and removed only after
     the new one is in, so a failure leaves either the old or the new deployment, never half."""
@@ -361,18 +443,35 @@ def _swap(tmp: Path, out_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _fill(p: DeployPlan, root: Path, copy_weights: bool, created_by: str) -> list[Path]:
+def _fill(p: DeployPlan, root: Path, copy_weights: bool, created_by: str, progress: ByteProgress) -> list[Path]:
+    """Every file of the deployment under `root`: the weights are copied first, then hashed from the
+    copies (so the sha256 in deployment.json is of what was written), then the manifest and scripts."""
     root.mkdir()
     versions = json.loads(json.dumps(p.versions, default=str))
     local: dict[str, str] = {}  # original folder -> its path relative to serve.sh (when copied)
+    copies: list[tuple[Path, Path, dict]] = []  # source, copy, its entry in the manifest
     for task, v in versions.items():
         src = Path(v["serves_path"])
         if v["kind"] == "base" or not copy_weights:
             v["deployed_path"], v["files"] = v["serves_path"], []
             continue
         folder = ("adapters" if v["serves"].startswith("adapter") else "models") + "/" + v["served_name"]
-        v["files"] = _copy_folder(src, root / folder, ADAPTER_FILES if folder.startswith("adapters") else None)
+        (root / folder).mkdir(parents=True)
+        v["files"] = []
+        for f in _listed(src, ADAPTER_FILES if folder.startswith("adapters") else None):
+            entry = {"file": f.name, "bytes": f.stat().st_size, "sha256": None,
+                     "weights": f.name.endswith(WEIGHT_SUFFIXES)}
+            v["files"].append(entry)
+            copies.append((f, root / folder / f.name, entry))
         v["deployed_path"] = local[v["serves_path"]] = folder
+    total = sum(entry["bytes"] for _, _, entry in copies)
+    progress.start("copying weights", total)
+    for src, dst, _ in copies:
+        _copy_file(src, dst, progress)
+    progress.start("hashing", total)
+    for _, dst, entry in copies:
+        entry["sha256"] = _sha256(dst, progress)
+    progress.check()
     commands = []
     for c in p.commands:
         spec = {**c, "adapters": {n: local.get(path, path) for n, path in c["adapters"].items()}}
@@ -506,4 +605,5 @@ curl http://HOST:{e['port']}/v1/chat/completions -H 'Content-Type: application/j
 """
 
 
-__all__ = ["DeployPlan", "MODES", "command", "plan", "served_name", "vllm_version", "write"]
+__all__ = ["DeployPlan", "KIND", "MODES", "command", "deploy_status", "plan", "served_name", "start_deploy",
+           "vllm_version", "write_folder"]
