@@ -90,14 +90,10 @@ def import_status(store: Store, jobs: Jobs, actor: User, job_id: str) -> dict:
     if job["kind"] != KIND:
         raise NotFound(f"No import job {job_id!r}.")
     config = json.loads(job["config"])
-    progress, result = None, None
-    for event in jobs.events(job_id):
-        if event["type"] == "progress":
-            progress = {k: event[k] for k in ("stage", "done", "total")}
-        elif event["type"] == "finished" and "created" in event:
-            result = {k: event[k] for k in ("dataset", "version_id", "created", "metrics_updated")}
-        elif event["type"] == "finished" and event.get("checked"):
-            result = {k: event[k] for k in ("ok", "examples", "errors", "warnings")}
+    progress, finished = jobs.progress_of(job_id)
+    shown = ("ok", "examples", "errors", "warnings") if config.get("check_only") else (
+        "dataset", "version_id", "created", "metrics_updated")
+    result = {k: finished[k] for k in shown} if finished and all(k in finished for k in shown) else None
     path = Path(job["run_dir"], REPORT_FILE)
     report = Report.from_dict(json.loads(path.read_text(encoding="utf-8"))) if path.exists() else None
     return {"job_id": job_id, "status": job["status"], "error": job["error"], "file": config["file"],

@@ -221,6 +221,17 @@ class Jobs:
         require(actor, Action.JOBS_VIEW)
         return self.events(job_id, type, after)
 
+    def progress_of(self, job_id: str) -> tuple[dict | None, dict | None]:
+        """A job's latest progress (stage, done, total) and its `finished` event (None until there is one):
+        what a kind's status shows while the job runs and once it is done."""
+        progress = finished = None
+        for event in self.events(job_id):
+            if event["type"] == "progress":
+                progress = {k: event.get(k) for k in ("stage", "done", "total")}
+            elif event["type"] == "finished":
+                finished = event
+        return progress, finished
+
     def events(self, job_id: str, type: str | None = None, after: int = 0) -> list[dict]:
         """The owner's own read of a job's events (no role check: not for pages); `after` a seq."""
         sql = "SELECT seq, emitted_at, type, payload FROM job_events WHERE job_id = ? AND seq > ?"

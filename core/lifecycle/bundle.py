@@ -284,12 +284,9 @@ def bundle_status(store: Store, jobs: Jobs, actor: User, job_id: str) -> dict:
     require(actor, Action.JOBS_VIEW)
     job = _bundle_job(jobs, job_id)
     config = json.loads(job["config"])
-    progress, result = None, None
-    for event in jobs.events(job_id):
-        if event["type"] == "progress":
-            progress = {k: event[k] for k in ("stage", "done", "total")}
-        elif event["type"] == "finished":
-            result = {"path": event["path"], "file": Path(event["path"]).name, "bytes": event.get("bytes")}
+    progress, finished = jobs.progress_of(job_id)
+    result = finished and {"path": finished["path"], "file": Path(finished["path"]).name,
+                           "bytes": finished.get("bytes")}
     return {"job_id": job_id, "status": job["status"], "error": job["error"], "run_id": config["run_id"],
             "include_data": config["include_data"], "created_by": job["created_by"],
             "created_at": job["created_at"], "finished_at": job["finished_at"],

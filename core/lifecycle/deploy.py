@@ -334,12 +334,8 @@ def deploy_status(store: Store, jobs: Jobs, actor: User, job_id: str) -> dict:
     if job["kind"] != KIND:
         raise NotFound(f"No deployment job {job_id!r}.")
     config = json.loads(job["config"])
-    progress, result = None, None
-    for event in jobs.events(job_id):
-        if event["type"] == "progress":
-            progress = {k: event[k] for k in ("stage", "done", "total")}
-        elif event["type"] == "finished":
-            result = {k: event.get(k) for k in ("out_dir", "files", "bytes", "script")}
+    progress, finished = jobs.progress_of(job_id)
+    result = finished and {k: finished.get(k) for k in ("out_dir", "files", "bytes", "script")}
     return {"job_id": job_id, "status": job["status"], "error": job["error"], "out_dir": config["out_dir"],
             "mode": config["mode"], "copy_weights": config["copy_weights"], "tasks": config["tasks"],
             "created_by": job["created_by"], "created_at": job["created_at"], "finished_at": job["finished_at"],

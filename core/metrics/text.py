@@ -13,7 +13,6 @@ import string
 from collections.abc import Sequence
 from functools import lru_cache
 
-from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU, CHRF, TER
 
 from core.errors import InvalidInput
@@ -38,8 +37,10 @@ def _check_aligned(predictions: Sequence[object], references: Sequence[object]) 
 
 
 @lru_cache(maxsize=8)
-def _rouge_scorer(types: tuple[str, ...], use_stemmer: bool) -> rouge_scorer.RougeScorer:
+def _rouge_scorer(types: tuple[str, ...], use_stemmer: bool) -> "rouge_scorer.RougeScorer":
     # Building a scorer loads the Porter stemmer; reuse one per configuration.
+    from rouge_score import rouge_scorer  # it loads nltk (over a second): only when ROUGE is asked for
+
     return rouge_scorer.RougeScorer(list(types), use_stemmer=use_stemmer)
 
 
