@@ -99,6 +99,7 @@ def data_validate(path: Path,
 
 
 IMPORT_TIMEOUT = 24 * 3600.0
+JOB_ABOVE_BYTES = 5 * 2**20  # as the Data page: larger files are imported by a job whose progress is printed
 STAGES = {"read": "read: {done} of {total} rows", "checked": "checked: {done} of {total} rows valid",
           "near_duplicates": "near-duplicates: {done} of {total} examples compared",
           "tokens": "tokens: {done} of {total} examples counted", "write": "writing: {done} of {total} examples"}
@@ -125,9 +126,10 @@ def _import_progress():
     return show
 
 
-def _start_import(data: bytes, file: str, form: dict) -> dict:
+def _start_import(data: bytes, file: str, form: dict, wait: bool = False) -> dict:
     try:
-        return api().post("/datasets", files={"file": (file, data)}, data=form)
+        return api().post("/datasets", files={"file": (file, data)}, data=form,
+                          params={"wait": "true"} if wait else None)
     except ApiError as exc:  # refused before the job started (too large): every problem, as core words them
         problems = (exc.body or {}).get("error", {}).get("problems") if isinstance(exc.body, dict) else None
         if exc.code == "invalid_dataset":
@@ -147,14 +149,21 @@ def data_import(path: Path,
                                             "references when scoring). Re-importing the same file with --metrics "
                                             "replaces the declared ones."),
                 as_json: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
-    """Validate and import a file as a dataset version (all or nothing): a job whose progress is printed."""
+    """Validate and import a file as a dataset version (all or nothing); a file over 5 MiB is imported by a
+    job whose progress is printed."""
     data = read_file(path)
     # The options' mistakes named as the user typed them, before the upload; the server checks them again.
     _mapping(mapping)
     _split(split)
     form = {"name": name, "format": fmt, "mapping": list(mapping), "seed": None if seed is None else str(seed),
             "split": split, "metrics": metrics}
-    started = _start_import(data, path.name, {k: v for k, v in form.items() if v not in (None, "", [])})
+    form = {k: v for k, v in form.items() if v not in (None, "", [])}
+    if len(data) <= JOB_ABOVE_BYTES:  # within the request, as the Data page does: no worker to start
+        done = _start_import(data, path.name, form, wait=True)
+        _print_imported(done["dataset"], done["version_id"], done["created"], done["metrics"],
+                        done["metrics_updated"], done["report"], as_json)
+        return
+    started = _start_import(data, path.name, form)
     job_id = started["job_id"]
     if not as_json:
         out.print(f"started {job_id}: importing {started['file']} as {started['dataset']}", markup=False)
@@ -169,17 +178,21 @@ def data_import(path: Path,
         raise InvalidInput(f"import {job_id} {status['status']}: {status['error'] or 'no reason given'}; "
                            "nothing was imported.")
     result = status["result"]
+    _print_imported(result["dataset"], result["version_id"], result["created"], status["metrics"],
+                    result["metrics_updated"], status["report"], as_json)
+
+
+def _print_imported(dataset: str, version: str, created: bool, metrics, metrics_updated: bool, report: dict,
+                    as_json: bool) -> None:
     if as_json:
-        out.print_json(json.dumps({"dataset": result["dataset"], "version": result["version_id"],
-                                   "created": result["created"], "metrics": status["metrics"],
-                                   "metrics_updated": result["metrics_updated"], "report": status["report"]},
-                                  default=str))
+        out.print_json(json.dumps({"dataset": dataset, "version": version, "created": created, "metrics": metrics,
+                                   "metrics_updated": metrics_updated, "report": report}, default=str))
         return
-    _print_report(report, False)
-    verb = "Imported" if result["created"] else "Already imported (same content and split):"
-    out.print(f"{verb} {result['dataset']} version {result['version_id']}", markup=False)
-    if result["metrics_updated"]:
-        out.print(f"declared metrics changed to {', '.join(status['metrics'] or [])}", markup=False)
+    _print_report(_report(report), False)
+    verb = "Imported" if created else "Already imported (same content and split):"
+    out.print(f"{verb} {dataset} version {version}", markup=False)
+    if metrics_updated:
+        out.print(f"declared metrics changed to {', '.join(metrics or [])}", markup=False)
 
 
 @app.command("metrics")

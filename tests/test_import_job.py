@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from dataclasses import replace
@@ -258,3 +259,32 @@ def test_the_data_page_validates_a_large_file_as_a_job(settings, env, owner, acc
         assert counts(owner.store)["dataset_versions"] == 0
     finally:
         owners.close()
+
+
+def test_the_command_line_imports_a_large_file_as_a_job_and_prints_its_progress(owner, accounts, files, tmp_path,
+                                                                               monkeypatch):
+    """`tuneboard data import` of a file over the threshold starts the import job through the API, prints
+    each stage as it ends, then the version; a file with errors ends with every problem, exit 1."""
+    import io
+
+    import cli as cli_app
+    import cli.data
+    from cli.context import invoke
+
+    monkeypatch.setattr(cli.data, "JOB_ABOVE_BYTES", 0)  # every file is "large" here
+    good, bad = files
+
+    def run(path) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        code = invoke(cli_app.app, ["data", "import", str(path), "--name", "tickets"], str(tmp_path), owner, out, err)
+        return code, out.getvalue(), err.getvalue()
+
+    code, out, err = run(good)
+    assert code == 0, err
+    assert re.search(r"^started import-\S+: importing support_tickets\.jsonl as tickets$", out, re.M), out
+    assert re.search(r"^checked: \d+ of \d+ rows valid$", out, re.M), out
+    [version] = [v for v in owner.store.rows("SELECT version_id FROM dataset_versions")]
+    assert f"Imported tickets version {version['version_id']}" in out
+    code, out, err = run(bad)
+    assert code == 1 and "nothing was imported" in err and "Traceback" not in out + err, (out, err)
+    assert owner.store.scalar("SELECT count(*) FROM dataset_versions") == 1
