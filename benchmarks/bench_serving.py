@@ -48,7 +48,7 @@ def _assets() -> tuple[str, list[str], list[list[dict]]]:
 
 
 def _variants(base: str, adapters: list[str]):
-    from core.serving.backends import Variant
+    from core.variants import Variant
 
     return [Variant("base", "base", "base", base)] + [
         Variant(f"adapter:a{i}", "adapter", f"a{i}", path) for i, path in enumerate(adapters, start=1)]
@@ -113,6 +113,7 @@ def _in_subprocess(path: str, tmp: Path) -> dict:
 
 def _tuneboard(tmp: Path) -> dict:
     """The set through tuneboard's own API with path auto (calibrated first, as a one-off)."""
+    from core import variants
     from core.auth import CLI_USER
     from core.config import load_settings
     from core.owner import Owner
@@ -125,8 +126,7 @@ def _tuneboard(tmp: Path) -> dict:
     try:
         ids = ["base"]
         for i, path in enumerate(adapters, start=1):
-            owner.store.execute("INSERT INTO model_variants (variant_id, kind, name, path, base_model) "
-                                "VALUES (?, 'adapter', ?, ?, ?)", [f"adapter:a{i}", f"a{i}", path, base])
+            variants.register(owner.store, f"adapter:a{i}", "adapter", f"a{i}", path, base)
             ids.append(f"adapter:a{i}")
         items = [{"messages": p, "reference": None, "source_ref": f"bench:{i}"} for i, p in enumerate(prompts)]
 

@@ -17,14 +17,7 @@ from core import audit
 from core import webhooks
 from core.auth import OWNER
 from core.config import Settings
-import core.datasets.imports  # noqa: F401  (registers the import job's event handler)
-import core.lifecycle.bundle  # noqa: F401  (registers the bundle job's event handler)
-import core.lifecycle.deploy  # noqa: F401  (registers the deploy job's event handler)
-import core.metrics.scoring  # noqa: F401  (registers the score job's event handler)
-import core.regression.harness  # noqa: F401  (registers the harness job's event handler)
-import core.serving  # noqa: F401  (registers the generate job's event handler)
-import core.training  # noqa: F401  (registers the train job's event handler)
-from core.jobs import JobMonitor, Jobs
+from core.jobs import KINDS, JobMonitor, Jobs
 from core.jobs.launchers import LocalLauncher, RayJobsLauncher, accelerate_command
 from core.lifecycle import pipelines, schedules
 from core.regression.sweep import advance as advance_sweeps
@@ -61,13 +54,16 @@ def restate_results(store: Store, settings: Settings) -> dict[str, int]:
 
 
 def training_launchers(settings: Settings) -> dict:
-    """The launcher per job kind chosen in the settings (training may use accelerate or a Ray cluster)."""
+    """The launcher of each job kind that the table (core.jobs.kinds) gives the training launcher of the
+    settings: accelerate or a Ray cluster (none: they run locally, as every other kind)."""
     if settings.training.launcher == "accelerate":
         command = accelerate_command(settings.training.accelerate_strategy, settings.training.num_processes)
-        return {"train": LocalLauncher(command)}
-    if settings.training.launcher == "ray":
-        return {"train": RayJobsLauncher(settings.training.ray_address)}
-    return {}
+        launcher = LocalLauncher(command)
+    elif settings.training.launcher == "ray":
+        launcher = RayJobsLauncher(settings.training.ray_address)
+    else:
+        return {}
+    return {name: launcher for name, kind in KINDS.items() if kind.launcher == "training"}
 
 
 _running: Owner | None = None

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
-from core import audit
+from core import audit, variants
 from core.auth import Action, User, require
 from core.errors import InvalidInput, NotFound
 from core.store import Store, insert_rows
@@ -249,19 +249,19 @@ def _rows(cur, sql: str, params: list | dict | None = None) -> list[dict]:
 
 def _runs(cur, since) -> list[tuple[str, str, dict]]:
     found = []
-    for r in _rows(cur, f"""
+    runs = _rows(cur, f"""
             SELECT {_RUN_KEY} AS k, j.job_id, j.status, j.error, j.created_by, j.started_at, j.finished_at,
-                   r.dataset_version, r.base_model, r.method, r.best_eval_loss, r.final_step,
-                   (SELECT min(v.variant_id) FROM model_variants v WHERE v.job_id = j.job_id
-                      AND v.kind IN ('adapter', 'merged')) AS variant_id
+                   r.dataset_version, r.base_model, r.method, r.best_eval_loss, r.final_step
             FROM jobs j LEFT JOIN runs r ON r.job_id = j.job_id
             WHERE j.kind = 'train' AND j.status IN ('succeeded', 'failed') AND j.finished_at IS NOT NULL
               AND ($since::TIMESTAMP IS NULL OR j.finished_at >= $since::TIMESTAMP)
-              AND {_NEW.format(key=_RUN_KEY)} ORDER BY j.finished_at, j.job_id""", {"since": since}):
+              AND {_NEW.format(key=_RUN_KEY)} ORDER BY j.finished_at, j.job_id""", {"since": since})
+    fine_tuned = variants.fine_tuned_of_runs(cur, [r["job_id"] for r in runs]) if runs else {}
+    for r in runs:
         data = {"run_id": r["job_id"], "status": r["status"], "started_by": r["created_by"],
                 "dataset_version": r["dataset_version"], "base_model": r["base_model"], "method": r["method"],
-                "variant_id": r["variant_id"], "best_eval_loss": r["best_eval_loss"], "final_step": r["final_step"],
-                "started_at": r["started_at"], "finished_at": r["finished_at"]}
+                "variant_id": fine_tuned.get(r["job_id"]), "best_eval_loss": r["best_eval_loss"],
+                "final_step": r["final_step"], "started_at": r["started_at"], "finished_at": r["finished_at"]}
         if r["status"] == "failed":
             data["error"] = (r["error"] or "")[:500]
         found.append((r["k"], "run.finished" if r["status"] == "succeeded" else "run.failed", data))

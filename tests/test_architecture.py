@@ -1,8 +1,10 @@
-"""Rules of the layout: core is UI-free and depends on no edge; the CLI is an edge; pages stay thin."""
+"""Rules of the layout: core is UI-free and depends on no edge; the CLI is an edge; pages stay thin;
+one module owns model variants."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,3 +106,163 @@ def test_commands_speak_the_api():
         text = path.read_text()
         for word in ("CLI_USER", "open_store", ".store", "Owner", "core.auth import Action"):
             assert word not in text, (path.name, word)
+
+
+# ---- model variants: one owner --------------------------------------------------------
+APP_PACKAGES = ("core", "api", "server", "cli", "dashboard", "pages")
+VARIANT_WRITE = re.compile(r"\b(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE|DELETE\s+FROM)\s+model_variants\b",
+                           re.IGNORECASE)
+
+
+def _app_modules() -> list[Path]:
+    return sorted(p for package in APP_PACKAGES if (ROOT / package).is_dir() for p in (ROOT / package).rglob("*.py"))
+
+
+def test_only_core_variants_writes_model_variants():
+    """core/variants.py owns the table: its `register` and `remove` are the only writes, and no other
+    module (the schema's migrations aside) names the table in its SQL; the rest call core.variants."""
+    writers = sorted(str(p.relative_to(ROOT)) for p in _app_modules() if VARIANT_WRITE.search(p.read_text()))
+    assert writers == ["core/variants.py"]
+    readers = sorted(str(p.relative_to(ROOT)) for p in _app_modules()
+                     if re.search(r"\bmodel_variants\b", p.read_text()))
+    assert readers == ["core/store/migrations.py", "core/variants.py"]
+
+
+def _core_units() -> dict[str, set[str]]:
+    """Which top-level parts of core (a folder, or a module beside them) each part imports, lazily or not."""
+    graph: dict[str, set[str]] = {}
+    core = ROOT / "core"
+    for path in core.rglob("*.py"):
+        parts = path.relative_to(core).parts
+        unit = parts[0] if len(parts) > 1 else path.stem
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module] + ([f"core.{a.name}" for a in node.names] if node.module == "core" else [])
+            else:
+                continue
+            for name in names:
+                bits = name.split(".")
+                if bits[0] != "core" or len(bits) < 2 or bits[1] == unit:
+                    continue
+                if (core / bits[1]).is_dir() or (core / f"{bits[1]}.py").exists():  # not `core.__version__`
+                    graph.setdefault(unit, set()).add(bits[1])
+    return graph
+
+
+def test_serving_never_imports_lifecycle():
+    """Lifecycle (contenders, pipelines, deploy) builds on serving; serving reaches variants through
+    core.variants, never through lifecycle: no import circle between the two folders."""
+    graph = _core_units()
+    assert "variants" in graph["serving"] and "serving" in graph["lifecycle"]
+    assert "lifecycle" not in graph["serving"]
+
+
+def test_core_variants_sits_below_its_callers():
+    """core.variants imports nothing of core but errors (and the store's type), so serving, training,
+    regression, lifecycle and webhooks all import it without a circle."""
+    assert _core_units()["variants"] <= {"errors", "store"}
+
+
+# ---- job kinds: one declaration each; one worker skeleton; no import circles ------------------
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _worker_mains() -> dict[str, ast.FunctionDef]:
+    """Every core module with a module-level `main(run_dir...)`: the entry of a job's worker."""
+    found = {}
+    for path in sorted((ROOT / "core").rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and node.name == "main" and node.args.args \
+                    and node.args.args[0].arg == "run_dir":
+                found[_module_name(path)] = node
+    return found
+
+
+def test_every_worker_is_a_declared_job_kind_and_every_kind_has_its_worker():
+    """core.jobs.kinds declares each kind once (worker, action, handler, launcher): a worker module that
+    is no kind's could never be started, a kind whose worker or handler is gone fails only at run time."""
+    import importlib
+
+    from core.jobs.kinds import KINDS
+
+    mains = _worker_mains()
+    workers = {kind.worker for kind in KINDS.values()}
+    assert set(mains) == workers, (sorted(set(mains) - workers), sorted(workers - set(mains)))
+    for name, kind in KINDS.items():
+        assert kind.launcher in ("local", "training"), name
+        if kind.handler is not None:
+            module, _, function = kind.handler.partition(":")
+            assert (ROOT / (module.replace(".", "/") + ".py")).exists() or \
+                (ROOT / module.replace(".", "/") / "__init__.py").exists(), (name, module)
+            assert callable(getattr(importlib.import_module(module), function, None)), (name, kind.handler)
+
+
+def test_every_worker_runs_in_the_one_skeleton():
+    """Each worker's `main` goes through core.jobs.worker.run_worker (SIGTERM, events, failed/cancelled,
+    exit code); none installs its own signal handler or writes its own event file."""
+    for module, main in _worker_mains().items():
+        calls = {n.func.id for n in ast.walk(main) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+        assert "run_worker" in calls, module
+        text = (ROOT / (module.replace(".", "/") + ".py")).read_text()
+        assert "signal.signal(" not in text and "EventWriter(" not in text, module
+
+
+def _module_level_graph() -> dict[str, set[str]]:
+    """Which core modules each core module imports when it is imported (not inside a function). An
+    import of a.b.c also runs a and a.b, except where they are the importer's own packages."""
+    modules = {_module_name(p): p for p in (ROOT / "core").rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        deps: set[str] = set()
+
+        def visit(node: ast.AST) -> None:
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                    continue
+                if isinstance(child, ast.Import):
+                    imported = [a.name for a in child.names]
+                elif isinstance(child, ast.ImportFrom) and child.module and not child.level:
+                    imported = [child.module] + [f"{child.module}.{a.name}" for a in child.names]
+                else:
+                    visit(child)
+                    continue
+                for full in imported:
+                    bits = full.split(".")
+                    for i in range(1, len(bits) + 1):
+                        dep = ".".join(bits[:i])
+                        if dep in modules and dep != name and not name.startswith(dep + "."):
+                            deps.add(dep)
+
+        visit(ast.parse(path.read_text()))
+        graph[name] = deps
+    return graph
+
+
+def test_core_has_no_import_circles():
+    """No two core modules import each other on import, directly or around a loop (a function-level
+    import is how a module reaches one above it). The job kinds' table names its handlers as strings
+    for this reason: core.jobs imports none of the modules that own the kinds."""
+    graph = _module_level_graph()
+    state: dict[str, int] = {}  # 1 on the current path, 2 done
+    circles: list[list[str]] = []
+
+    def walk(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for dep in sorted(graph[node]):
+            if state.get(dep) == 1:
+                circles.append(path[path.index(dep):] + [dep])
+            elif dep not in state:
+                walk(dep, path + [dep])
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            walk(module, [module])
+    assert circles == []
+    owners = {"core.training", "core.serving", "core.metrics", "core.regression", "core.datasets", "core.lifecycle"}
+    jobs = {d for m, deps in graph.items() if m == "core.jobs" or m.startswith("core.jobs.") for d in deps}
+    assert not {d for d in jobs if any(d == o or d.startswith(o + ".") for o in owners)}, sorted(jobs)

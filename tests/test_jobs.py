@@ -35,16 +35,20 @@ def test_worker_events_ingested_exactly_once(owner, accounts):
 
 
 def test_follow_yields_each_event_once_until_the_job_ends(owner, accounts):
-    """What the CLI prints while it waits on a job: every event once, in order, until the job ends."""
+    """What the demo prints while it waits on a job: every event once, in order, until the job ends."""
     jobs, eng = owner.jobs, accounts["engineer"]
     job_id = jobs.submit(eng, "ticker", {"steps": 15, "interval": 0.01})
-    seen = list(jobs.follow(job_id, timeout=60, poll=0.05))
+    seen, passes = [], []
+    job = jobs.follow(job_id, lambda job, events: (seen.extend(events), passes.append(job["status"])),
+                      timeout=60, poll=0.05)
     assert [e["seq"] for e in seen] == sorted({e["seq"] for e in seen})
     assert [e["step"] for e in seen if e["type"] == "tick"] == list(range(1, 16))
-    assert seen[-1]["type"] == "finished" and jobs.get(job_id)["status"] == "succeeded"
+    assert seen[-1]["type"] == "finished" and job["status"] == "succeeded" and passes[-1] == "succeeded"
     slow = jobs.submit(eng, "ticker", {"steps": 400, "interval": 0.05})
-    list(jobs.follow(slow, timeout=0, poll=0.05))  # one pass, then it stops following: the job runs on
-    assert jobs.get(slow)["status"] in ("queued", "running")
+    passes.clear()
+    job = jobs.follow(slow, lambda job, events: passes.append(job), timeout=0, poll=0.05)
+    assert len(passes) == 1  # one pass, then it stops following: the job runs on
+    assert job["status"] in ("queued", "running")
     jobs.cancel(eng, slow)
     assert jobs.wait(slow, timeout=30)["status"] == "cancelled"
 
@@ -197,28 +201,62 @@ def test_a_job_being_launched_is_not_failed_by_the_monitor(owner, accounts):
     assert owner.jobs.get("launching")["status"] == "queued"
 
 
-def test_an_event_its_handler_cannot_take_is_reported_and_skipped(owner, accounts):
+def picky_ticker_handler(cur, job, type_, payload):  # writes in the ingest transaction, as real handlers do
+    if type_ == "tick" and payload["step"] == 2:
+        raise KeyError("rows")
+    if type_ == "tick":
+        cur.execute("INSERT INTO audit_log (actor, action, target) VALUES ('test', 'tick', ?)",
+                    [str(payload["step"])])
+
+
+def test_an_event_its_handler_cannot_take_is_reported_and_skipped(owner, accounts, monkeypatch):
     """Valid JSON of the wrong shape (a 'generated' event without rows) once stopped every later
     ingest of its job; now it is recorded as a problem and the lines after it still land."""
-    from core.jobs import EVENT_HANDLERS
+    from dataclasses import replace
 
-    def picky(cur, job, type_, payload):  # writes in the ingest transaction, as real handlers do
-        if type_ == "tick" and payload["step"] == 2:
-            raise KeyError("rows")
-        if type_ == "tick":
-            cur.execute("INSERT INTO audit_log (actor, action, target) VALUES ('test', 'tick', ?)",
-                        [str(payload["step"])])
+    from core.jobs.kinds import KINDS
 
-    EVENT_HANDLERS["ticker"] = picky
-    try:
-        job_id = owner.jobs.submit(accounts["engineer"], "ticker", {"steps": 4, "interval": 0.01})
-        job = owner.jobs.wait(job_id, timeout=30)
-        assert job["status"] == "succeeded"  # the 'finished' event after the bad one was ingested
-        assert _ticks(owner.jobs, job_id) == [1, 3, 4]
-        handled = owner.store.rows("SELECT target FROM audit_log WHERE action = 'tick' ORDER BY id")
-        assert [r["target"] for r in handled] == ["1", "3", "4"]  # once each, the rolled-back try left nothing
-        [problem] = owner.jobs.ingest_problems(job_id)
-        assert "(tick)" in problem["message"] and "was skipped: KeyError" in problem["message"]
-        assert owner.jobs.ingest(job_id).events == 0  # nothing twice
-    finally:
-        del EVENT_HANDLERS["ticker"]
+    monkeypatch.setitem(KINDS, "ticker", replace(KINDS["ticker"], handler=f"{__name__}:picky_ticker_handler"))
+    job_id = owner.jobs.submit(accounts["engineer"], "ticker", {"steps": 4, "interval": 0.01})
+    job = owner.jobs.wait(job_id, timeout=30)
+    assert job["status"] == "succeeded"  # the 'finished' event after the bad one was ingested
+    assert _ticks(owner.jobs, job_id) == [1, 3, 4]
+    handled = owner.store.rows("SELECT target FROM audit_log WHERE action = 'tick' ORDER BY id")
+    assert [r["target"] for r in handled] == ["1", "3", "4"]  # once each, the rolled-back try left nothing
+    [problem] = owner.jobs.ingest_problems(job_id)
+    assert "(tick)" in problem["message"] and "was skipped: KeyError" in problem["message"]
+    assert owner.jobs.ingest(job_id).events == 0  # nothing twice
+
+
+def test_run_worker_says_failed_with_a_readable_error_and_cancelled(tmp_path, capsys):
+    """The skeleton every worker runs in (core.jobs.worker), in this process: a failure is a `failed`
+    event with the error's type and message (the traceback's tail goes to the log), `Stopped` is a
+    `cancelled` event, and with `interrupted` an error raised while a stop was asked is a cancel too."""
+    from core.jobs.events import CANCEL_FILE, CONFIG_FILE
+    from core.jobs.worker import Stopped, run_worker
+
+    (tmp_path / CONFIG_FILE).write_text(json.dumps({"rows": 3}))
+
+    def events() -> list[dict]:
+        return [json.loads(line) for line in (tmp_path / EVENTS_FILE).read_text().splitlines()]
+
+    def broken(run):
+        run.events.emit("started", rows=run.config["rows"])
+        raise ValueError("row 3 has no messages")
+
+    assert run_worker(tmp_path, broken, trap_sigterm=False) == 1
+    assert [(e["type"], e.get("error")) for e in events()] == [("started", None),
+                                                                ("failed", "ValueError: row 3 has no messages")]
+    assert "Traceback" in capsys.readouterr().err
+    assert run_worker(tmp_path, broken, error=lambda run, exc: f"{run.config['rows']} rows: {exc}",
+                      trap_sigterm=False) == 1
+    assert events()[-1]["error"] == "3 rows: row 3 has no messages" and events()[-1]["seq"] == 4
+
+    def stops(run):
+        raise Stopped(done=2)
+
+    assert run_worker(tmp_path, stops, trap_sigterm=False) == 0
+    assert events()[-1]["type"] == "cancelled" and events()[-1]["done"] == 2
+    (tmp_path / CANCEL_FILE).touch()
+    assert run_worker(tmp_path, broken, interrupted=lambda run: {"generated": 5}, trap_sigterm=False) == 0
+    assert events()[-1]["type"] == "cancelled" and events()[-1]["generated"] == 5

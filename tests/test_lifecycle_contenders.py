@@ -10,7 +10,7 @@ import pytest
 from core.errors import InvalidInput, PermissionDenied
 from core.lifecycle import contenders
 from core.serving import GenerationSpec, available_variants, generate
-from core.serving.backends import Variant
+from core.variants import Variant
 
 SHOTS = [{"user": "My card was charged twice.", "assistant": '{"category": "billing"}'}]
 

@@ -34,6 +34,7 @@ import pytest
 
 from core.auth import CLI_USER, PERMISSIONS, Action, Role, User
 from core.errors import PermissionDenied
+from core.jobs.kinds import KINDS
 from tests.apptest import use_fast_password_hashing
 from tests.conftest import ADMIN_PASSWORD, PASSWORD
 
@@ -303,10 +304,9 @@ def _cases() -> list[Case]:
         Case("core.users:reset_password", A.USERS_MANAGE,
              lambda w, u: users.reset_password(w.store, u, "admin", "taken-over-password")),
         # jobs
-        Case("core.jobs:Jobs.submit", A.JOBS_RUN, lambda w, u: w.jobs.submit(u, "ticker", {"steps": 1}),
-             label="ticker"),
-        Case("core.jobs:Jobs.submit", A.JOBS_RUN, lambda w, u: w.jobs.submit(u, "train", {}), label="train"),
-        Case("core.jobs:Jobs.submit", A.GENERATE, lambda w, u: w.jobs.submit(u, "generate", {}), label="generate"),
+        # every kind of job, with the action its declaration (core.jobs.kinds) names
+        *[Case("core.jobs:Jobs.submit", kind.action, lambda w, u, name=name: w.jobs.submit(u, name, {"steps": 1}),
+               label=name) for name, kind in KINDS.items()],
         Case("core.jobs:Jobs.cancel", A.JOBS_RUN, lambda w, u: w.jobs.cancel(u, w.ids["running"]),
              before_lookup=frozenset({Role.LEAD, Role.ENGINEER})),
         Case("core.jobs:Jobs.resume", A.JOBS_RUN, lambda w, u: w.jobs.resume(u, w.ids["stopped"]),

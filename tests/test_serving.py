@@ -133,8 +133,9 @@ def test_set_generates_every_variant_once_with_its_decoding(owner, accounts, tic
 
 def test_greedy_batches_equal_one_at_a_time(tiny_model, tiny_adapters):
     """Left padding must not change greedy outputs: batch of 5 == five batches of 1."""
-    from core.serving.backends import Request, Variant
+    from core.serving.backends import Request
     from core.serving.hf import TransformersBackend
+    from core.variants import Variant
 
     variants = [Variant("base", "base", "base", tiny_model), Variant("a", "adapter", "a", tiny_adapters[0])]
     chats = [({"role": "user", "content": "ticket " * (i + 1)},) for i in range(5)]

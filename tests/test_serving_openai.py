@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from core.errors import InvalidInput, JobError
-from core.serving.backends import Decoding, Request, Variant
+from core.serving.backends import Decoding, Request
 from core.serving.openai_api import OpenAIBackend, stream_chat
 from core.serving.server import free_port
+from core.variants import Variant
 
 MESSAGES = ({"role": "user", "content": "hello"},)
 

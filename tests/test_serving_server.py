@@ -8,9 +8,10 @@ import os
 import pytest
 
 from core.errors import InvalidInput
-from core.serving.backends import Decoding, Request, Variant
+from core.serving.backends import Decoding, Request
 from core.serving.openai_api import OpenAIBackend, stream_chat
 from core.serving.server import VLLMServer
+from core.variants import Variant
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 

@@ -10,7 +10,8 @@ import pytest
 
 from core.serving import (Decoding, GenerationSpec, generate, get_set, outputs, parity_results,
                           prompts_from_version)
-from core.serving.backends import Request, Variant
+from core.serving.backends import Request
+from core.variants import Variant
 from tests.test_serving import add_adapter, tickets, tiny_adapters  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]

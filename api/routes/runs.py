@@ -78,8 +78,7 @@ def _config(body: BaseModel, owner: Owner) -> TrainConfig:
 # ---- events: a list, or a stream until the job ends --------------------------------------------
 def _poll(owner: Owner, job_id: str, after: int, kind: str | None) -> tuple[dict, list[dict]]:
     owner.catch_up()  # without a monitor (a test's owner, one being shut down), this look takes in the events
-    job = owner.jobs.get(job_id)  # before the events: once it has ended, every event is already in
-    return job, owner.jobs.events(job_id, kind, after)
+    return owner.jobs.look(job_id, after, kind)  # one pass of Jobs.follow, awaited here between passes
 
 
 async def _stream(owner: Owner, job_id: str, after: int, kind: str | None, timeout: float) -> AsyncIterator[str]:

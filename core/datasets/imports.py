@@ -22,7 +22,7 @@ from core.datasets import ImportOptions, dataset_name, save_version
 from core.datasets.import_worker import EXAMPLES_FILE, REPORT_FILE, UPLOAD_FILE
 from core.datasets.validate import Report
 from core.errors import DatasetError, NotFound, Problem
-from core.jobs import EVENT_HANDLERS, Jobs
+from core.jobs import Jobs
 from core.jobs.events import TERMINAL
 from core.store import Store
 
@@ -77,9 +77,6 @@ def _on_import_event(cur, job: dict, type_: str, payload: dict) -> None:
     stored.update(dataset=dataset, created=created, metrics_updated=updated)
     cur.execute("UPDATE job_events SET payload = ? WHERE job_id = ? AND seq = ?",
                 [json.dumps(stored, default=str), job["job_id"], payload["seq"]])
-
-
-EVENT_HANDLERS[KIND] = _on_import_event
 
 
 def import_status(store: Store, jobs: Jobs, actor: User, job_id: str) -> dict:

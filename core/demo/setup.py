@@ -158,21 +158,14 @@ def demo_fine_tune(store: Store, settings: Settings, version_id: str, log: Calla
                                    "[5/9] demo fine-tune", start, log)
     if done:
         return job_id
-    seen, t0 = 0, time.monotonic()
-    while True:
-        jobs.reconcile()
-        events = jobs.events(job_id)
-        for e in events[seen:]:
+    def steps(job: dict, events: list[dict]) -> None:
+        for e in events:
             if e["type"] == "train" and (e["step"] % 5 == 0 or e["step"] == e["max_steps"]):
                 log(f"      step {e['step']}/{e['max_steps']}  loss {e['loss']:.3f}  ETA {e['eta_s']:.0f} s")
             elif e["type"] == "eval":
                 log(f"      step {e['step']}  validation loss {e['eval_loss']:.3f}")
-        seen = len(events)
-        job = jobs.get(job_id)
-        if job["status"] not in ("queued", "running"):
-            log(f"      {job['status']} in {time.monotonic() - t0:.0f} s")
-            break
-        time.sleep(1.0)
+
+    job = _follow(jobs, job_id, log, steps)
     if job["status"] != "succeeded":
         log(f"      the demo fine-tune {job['status']}: {job['error'] or ''} (the dashboard still starts; "
             "resume it on the Train page)")
@@ -241,22 +234,25 @@ def _reuse_or_start(jobs, previous: tuple[str, str] | None, step: str, start: Ca
 PROGRESS_EVERY = 20.0  # seconds between progress lines of a long demo step
 
 
-def _follow(jobs, job_id: str, log: Callable[[str], None] | None = None) -> dict:
-    """Ingest a job's events until it ends (the demo runs before the dashboard's owner), saying
-    every PROGRESS_EVERY seconds how far a generation set is, and how long the step took."""
+def _follow(jobs, job_id: str, log: Callable[[str], None] | None = None,
+            on_events: Callable[[dict, list[dict]], None] | None = None) -> dict:
+    """Follow a job until it ends (the demo runs before the dashboard's owner, so this ingests),
+    saying every PROGRESS_EVERY seconds how far it is (or, with `on_events`, what its new events
+    say), and how long the step took."""
     t0 = last = time.monotonic()
-    while True:
-        jobs.reconcile()
-        job = jobs.get(job_id)
-        now = time.monotonic()
-        if job["status"] not in ("queued", "running"):
-            if log:
-                log(f"      {job['status']} in {now - t0:.0f} s")
-            return job
-        if log and now - last >= PROGRESS_EVERY:
-            last = now
-            log(f"      {_progress(jobs, job_id)} ({now - t0:.0f} s)")
-        time.sleep(1.0)
+
+    def progress(job: dict, events: list[dict]) -> None:
+        nonlocal last
+        if on_events is not None:
+            on_events(job, events)
+        elif log and job["status"] in ("queued", "running") and time.monotonic() - last >= PROGRESS_EVERY:
+            last = time.monotonic()
+            log(f"      {_progress(jobs, job_id)} ({last - t0:.0f} s)")
+
+    job = jobs.follow(job_id, progress)
+    if log:
+        log(f"      {job['status']} in {time.monotonic() - t0:.0f} s")
+    return job
 
 
 def _progress(jobs, job_id: str) -> str:

@@ -21,7 +21,7 @@ import uuid
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import pyarrow as pa
 
@@ -29,43 +29,20 @@ from core import audit
 from core.auth import Action, User, require
 from core.errors import JobError, NotFound, StoreError
 from core.jobs.events import CANCEL_FILE, CONFIG_FILE, EVENTS_FILE, LOG_FILE, TERMINAL, cancel_requested
+from core.jobs.kinds import KINDS, action_for
 from core.jobs.launchers import Launcher, LocalLauncher
 from core.store import Store
 
 ACTIVE = ("queued", "running")
 
-# Each job kind names the module its worker runs (`python -m MODULE RUN_DIR`).
-WORKERS: dict[str, str] = {
-    "ticker": "core.jobs.ticker",
-    "train": "core.training.worker",
-    "merge": "core.training.merge",
-    "generate": "core.serving.worker",
-    "serve": "core.serving.serve_worker",
-    "score": "core.metrics.worker",
-    "harness": "core.regression.harness_worker",
-    "import": "core.datasets.import_worker",
-    "bundle": "core.lifecycle.bundle_worker",
-    "deploy": "core.lifecycle.deploy_worker",
-}
-
-# The action a person needs to start, cancel or resume a job of each kind (default JOBS_RUN).
-KIND_ACTIONS: dict[str, Action] = {"generate": Action.GENERATE, "serve": Action.GENERATE, "score": Action.GENERATE,
-                                     "harness": Action.GENERATE, "import": Action.DATA_IMPORT,
-                                     "bundle": Action.JOBS_VIEW}  # leads export run records
+# Every kind of job (its worker, action, event handler and launcher) is declared in core.jobs.kinds.
 
 
 def _require_some_job_action(actor: User) -> None:
     """Before a job is looked up by id: someone who may start no kind of job (a rater) is refused
     without learning anything, not even whether the id exists; the job's own kind is checked next."""
-    if actor is None or not any(actor.may(a) for a in (Action.JOBS_RUN, *KIND_ACTIONS.values())):
+    if actor is None or not any(actor.may(a) for a in (Action.JOBS_RUN, *(k.action for k in KINDS.values()))):
         require(actor, Action.JOBS_RUN)
-
-
-# What the owner does with a job kind's events beyond storing them, inside the same
-# transaction as the event rows (so it happens exactly once): e.g. a finished training run
-# registers its adapter. Filled by the modules that own those kinds.
-EventHandler = Callable[[Any, dict, str, dict], None]  # (cursor, job row, event type, payload)
-EVENT_HANDLERS: dict[str, EventHandler] = {}
 
 
 class HandlerError(Exception):
@@ -130,9 +107,9 @@ class Jobs:
 
         `record(cursor, job_id)` writes the kind's own rows in the same transaction as the job
         row, before the worker starts: its first events always find them."""
-        require(actor, KIND_ACTIONS.get(kind, Action.JOBS_RUN))
-        if kind not in WORKERS:
-            raise JobError(f"Unknown job kind {kind!r}; known kinds: {', '.join(WORKERS)}.")
+        require(actor, action_for(kind))
+        if kind not in KINDS:
+            raise JobError(f"Unknown job kind {kind!r}; known kinds: {', '.join(KINDS)}.")
         job_id = _new_job_id(kind)
         run_dir = self.runs_dir / job_id
         try:
@@ -157,7 +134,7 @@ class Jobs:
 
     def _launch(self, job_id: str, kind: str, run_dir: Path) -> None:
         try:
-            pid = self.launcher_for(kind).start(job_id, WORKERS[kind], run_dir)
+            pid = self.launcher_for(kind).start(job_id, KINDS[kind].worker, run_dir)
         except OSError as exc:
             self.store.execute("UPDATE jobs SET status = 'failed', error = ?, finished_at = now() WHERE job_id = ?",
                                [f"could not start the worker: {exc}", job_id])
@@ -169,7 +146,7 @@ class Jobs:
         """Graceful: the worker sees the request, saves what it must and says 'cancelled'."""
         _require_some_job_action(actor)
         job = self.get(job_id)
-        require(actor, KIND_ACTIONS.get(job["kind"], Action.JOBS_RUN))
+        require(actor, action_for(job["kind"]))
         if job["status"] not in ACTIVE:
             raise JobError(f"Job {job_id} is {job['status']}; only a queued or running job can be cancelled.")
         Path(job["run_dir"], CANCEL_FILE).touch()
@@ -181,7 +158,7 @@ class Jobs:
         """Start the same worker again in the same run folder; it continues from its state."""
         _require_some_job_action(actor)
         job = self.get(job_id)
-        require(actor, KIND_ACTIONS.get(job["kind"], Action.JOBS_RUN))
+        require(actor, action_for(job["kind"]))
         if job["status"] in ACTIVE:
             raise JobError(f"Job {job_id} is still {job['status']}.")
         if job["status"] == "succeeded":
@@ -315,7 +292,8 @@ class Jobs:
                 cur.register("event_batch", batch)
                 cur.execute("INSERT OR IGNORE INTO job_events SELECT * FROM event_batch")
                 cur.unregister("event_batch")
-            handler = EVENT_HANDLERS.get(job["kind"])
+            kind = KINDS.get(job["kind"])
+            handler = kind.event_handler() if kind else None
             if handler is not None:
                 for i, (_, seq, at, type_, payload) in enumerate(events):
                     try:
@@ -366,29 +344,61 @@ class Jobs:
                                    "WHERE job_id = ? AND pid = ? AND status IN ('queued', 'running')",
                                    [f"the worker exited without finishing.\n{tail}", job["job_id"], job["pid"]])
 
-    def wait(self, job_id: str, timeout: float = 60.0, poll: float = 0.1) -> dict:
-        """Ingest until the job ends (used by the CLI and tests; pages poll instead)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.reconcile()
-            job = self.get(job_id)
-            if job["status"] not in ACTIVE:
-                return job
-            time.sleep(poll)
-        raise JobError(f"Job {job_id} did not finish within {timeout:.0f} s.")
+    def look(self, job_id: str, after: int = 0, type: str | None = None) -> tuple[dict, list[dict]]:
+        """A job's row, then its events after seq `after` (the row first: once it has ended, every event is in)."""
+        job = self.get(job_id)
+        return job, self.events(job_id, type, after)
 
-    def follow(self, job_id: str, timeout: float = float("inf"), poll: float = 1.0) -> Iterator[dict]:
-        """Ingest and yield a job's events as they arrive, until it ends or `timeout` seconds pass
-        (`get` then says which). For a process that owns the store and waits on one job (the CLI)."""
-        deadline, last = time.monotonic() + timeout, 0
-        while True:
-            self.reconcile()
-            for event in self.events(job_id, after=last):
-                last = event["seq"]
-                yield event
-            if self.get(job_id)["status"] not in ACTIVE or time.monotonic() > deadline:
-                return
-            time.sleep(poll)
+    def follow(self, job_id: str, on_progress: Callable[[dict, list[dict]], Any] | None = None,
+               timeout: float = float("inf"), poll: float = 1.0, after: int = 0, type: str | None = None,
+               drive: bool = True) -> dict:
+        """Follow a job until it ends or `timeout` seconds pass; returns its row (its status says which).
+
+        After each pass `on_progress(job, events)` gets the job's row and its events (of `type`, if
+        given) since the last pass. With `drive` each pass first ingests what the workers wrote: for a
+        process that owns the store and has no monitor (the demo, a command, a test); inside the
+        server the monitor ingests and a follower only reads."""
+        last = after
+
+        def one_pass() -> dict:
+            nonlocal last
+            if drive:
+                self.reconcile()
+            job, events = self.look(job_id, last, type)
+            if events:
+                last = events[-1]["seq"]
+            if on_progress is not None:
+                on_progress(job, events)
+            return job
+
+        job: dict = {}
+        for job in passes(one_pass, lambda j: j["status"] not in ACTIVE, timeout, poll):
+            pass
+        return job
+
+    def wait(self, job_id: str, timeout: float = 60.0, poll: float = 0.1) -> dict:
+        """Ingest until the job ends and return its row; a JobError after `timeout` seconds."""
+        job = self.follow(job_id, timeout=timeout, poll=poll)
+        if job["status"] in ACTIVE:
+            raise JobError(f"Job {job_id} did not finish within {timeout:.0f} s.")
+        return job
+
+
+_Seen = TypeVar("_Seen")
+
+
+def passes(look: Callable[[], _Seen], ended: Callable[[_Seen], bool], timeout: float,
+           poll: float) -> Iterator[_Seen]:
+    """The one polling loop of core: yield `look()` every `poll` seconds until `ended` says so or
+    `timeout` seconds have passed (the last look is yielded either way). `Jobs.follow` follows a job
+    with it, `core.lifecycle.pipelines.follow` a pipeline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = look()
+        yield seen
+        if ended(seen) or time.monotonic() >= deadline:
+            return
+        time.sleep(poll)
 
 
 class JobMonitor:

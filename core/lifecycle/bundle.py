@@ -31,10 +31,9 @@ from decimal import Decimal
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from core import audit
+from core import audit, variants
 from core.auth import Action, User, require
 from core.errors import InvalidInput, JobError, NotFound, TuneboardError
-from core.jobs import EVENT_HANDLERS
 from core.jobs.events import TERMINAL
 from core.lifecycle.progress import BLOCK, ByteProgress
 from core.store import Store
@@ -153,8 +152,8 @@ def _judgements(store: Store, actor: User, settings: Settings, version_ids: set[
 
     sets = []
     for row in store.rows("SELECT * FROM generation_sets ORDER BY created_at, set_id"):
-        variants = json.loads(row["variants"] or "[]")
-        if not version_ids & {v.get("variant_id") for v in variants}:
+        answered_by = json.loads(row["variants"] or "[]")
+        if not version_ids & {v.get("variant_id") for v in answered_by}:
             continue
         row = _json_cols(row, "source", "variants", "decoding", "plan")
         scored = metric_results.latest(store, actor, row["set_id"], settings.metrics)
@@ -190,8 +189,7 @@ def _record(store: Store, actor: User, settings: Settings, run_id: str, include_
 
     run = get_run(store, actor, run_id)
     version = get_version(store, actor, run["dataset_version"])
-    versions = [_json_cols(v, "detail") for v in store.rows(
-        "SELECT * FROM model_variants WHERE job_id = ? ORDER BY created_at, variant_id", [run_id])]
+    versions = [_json_cols(v, "detail") for v in variants.rows_of_run(store, run_id)]
     judged = _judgements(store, actor, settings, {v["variant_id"] for v in versions})
     files: dict[str, bytes] = {}
     if include_data:
@@ -265,9 +263,6 @@ def _on_bundle_event(cur, job: dict, type_: str, payload: dict) -> None:
     with audit.through(config.get("door") or "server"):
         audit.record(cur, job["created_by"], "bundle.export", config["run_id"],
                      {"path": payload["path"], "data": config["include_data"]})
-
-
-EVENT_HANDLERS[KIND] = _on_bundle_event
 
 
 def _bundle_job(jobs: Jobs, job_id: str) -> dict:

@@ -14,42 +14,42 @@ is there. The staged record is removed once the zip is whole.
 from __future__ import annotations
 
 import shutil
-import signal
 import sys
 from pathlib import Path
 
 from core.errors import TuneboardError
-from core.jobs.events import EventWriter, cancel_requested, read_config
+from core.jobs.worker import Stopped, WorkerRun, run_worker
 from core.lifecycle.bundle import STAGED, write_zip
 from core.lifecycle.progress import ByteProgress, Cancelled
 
 
+def bundle_run(run: WorkerRun) -> None:
+    config, events = run.config, run.events
+    out_path = _out_path(run)
+    events.emit("started", run_id=config["run_id"], path=str(out_path), data=config["include_data"])
+    progress = ByteProgress(events, run.should_stop)
+    try:
+        path, manifest = write_zip(run.folder / STAGED, out_path, progress)
+        events.emit("finished", path=str(path), bytes=path.stat().st_size,
+                    data_files=sorted(manifest["data"]["files"]))
+        shutil.rmtree(run.folder / STAGED, ignore_errors=True)
+    except Cancelled:
+        raise Stopped(note=f"no run record was written to {out_path}") from None
+    except TuneboardError as exc:
+        events.emit("failed", error=str(exc))
+    except OSError as exc:  # a full disk, a folder that cannot be written
+        events.emit("failed", error=f"{out_path}: the run record could not be written ({exc.strerror or exc}: "
+                    f"{exc.filename or out_path}); no zip was left there.")
+
+
+def _out_path(run: WorkerRun) -> Path:
+    """Where the person asked for the zip, else RUN_ID.zip in the run folder."""
+    return Path(run.config["out_path"] or run.folder / f"{run.config['run_id']}.zip")
+
+
 def main(run_dir: str) -> int:
-    run = Path(run_dir)
-    config = read_config(run)
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
-    out_path = Path(config["out_path"] or run / f"{config['run_id']}.zip")
-    with EventWriter(run) as events:
-        events.emit("started", run_id=config["run_id"], path=str(out_path), data=config["include_data"])
-        progress = ByteProgress(events, lambda: stop["now"] or cancel_requested(run))
-        try:
-            path, manifest = write_zip(run / STAGED, out_path, progress)
-            events.emit("finished", path=str(path), bytes=path.stat().st_size,
-                        data_files=sorted(manifest["data"]["files"]))
-            shutil.rmtree(run / STAGED, ignore_errors=True)
-        except Cancelled:
-            events.emit("cancelled", note=f"no run record was written to {out_path}")
-        except TuneboardError as exc:
-            events.emit("failed", error=str(exc))
-        except OSError as exc:  # a full disk, a folder that cannot be written
-            events.emit("failed", error=f"{out_path}: the run record could not be written ({exc.strerror or exc}: "
-                        f"{exc.filename or out_path}); no zip was left there.")
-        except Exception as exc:  # noqa: BLE001 - the job says why; the owner keeps serving
-            events.emit("failed", error=f"{out_path}: the run record could not be written: {type(exc).__name__}: "
-                        f"{exc}; no zip was left there.")
-            raise
-    return 0
+    return run_worker(run_dir, bundle_run, error=lambda run, exc: f"{_out_path(run)}: the run record could not be "
+                      f"written: {type(exc).__name__}: {exc}; no zip was left there.")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ blind pairs run against it, and pipelines include the contenders of their task:
 - an **OpenAI-compatible endpoint** (core.serving.register_external), optionally prompted.
 
 The prompt is part of the variant (stored with it and copied into every generation set that
-uses it), so a result always says what the contender was told.
+uses it), so a result always says what the contender was told. Variants are stored by
+core.variants; this module holds the contender rules and their role checks.
 """
 
 from __future__ import annotations
@@ -19,32 +20,12 @@ import json
 import re
 from pathlib import Path
 
-from core import audit
+from core import audit, variants
 from core.auth import Action, User, require
 from core.errors import InvalidInput
 from core.store import Store
 
-MAX_SHOTS = 20
 NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-def check_prompt(system_prompt: str, few_shot: list) -> tuple[str, list[list[str]]]:
-    """A prompt as stored: the system text and (user, assistant) pairs; problems name the example."""
-    shots: list[list[str]] = []
-    for i, shot in enumerate(few_shot or [], start=1):
-        if isinstance(shot, dict):
-            pair = [shot.get("user"), shot.get("assistant")]
-        elif isinstance(shot, (list, tuple)) and len(shot) == 2:
-            pair = list(shot)
-        else:
-            raise InvalidInput(f"few_shot example {i}: give a user message and the assistant's answer, e.g. "
-                               '{"user": "...", "assistant": "..."}.')
-        if not all(isinstance(x, str) and x.strip() for x in pair):
-            raise InvalidInput(f"few_shot example {i}: both the user message and the answer must be non-empty text.")
-        shots.append(pair)
-    if len(shots) > MAX_SHOTS:
-        raise InvalidInput(f"few_shot: {len(shots)} examples; at most {MAX_SHOTS} (each one lengthens every prompt).")
-    return (system_prompt or "").strip(), shots
 
 
 def read_few_shot(data: bytes, name: str) -> list[list[str]]:
@@ -61,7 +42,7 @@ def read_few_shot(data: bytes, name: str) -> list[list[str]]:
         if not isinstance(row, dict) or set(row) != {"user", "assistant"}:
             raise InvalidInput(f"{name} line {number}: give exactly the keys user and assistant.")
         shots.append([row["user"], row["assistant"]])
-    return check_prompt("", shots)[1]
+    return variants.check_prompt("", shots)[1]
 
 
 def register(store: Store, actor: User, name: str, base_model: str, model: str = "", system_prompt: str = "",
@@ -70,7 +51,7 @@ def register(store: Store, actor: User, name: str, base_model: str, model: str =
     require(actor, Action.JOBS_RUN)
     if not NAME.fullmatch(name or ""):
         raise InvalidInput("name: use 1-64 letters, digits, '-' or '_'.")
-    system_prompt, shots = check_prompt(system_prompt, few_shot or [])
+    system_prompt, shots = variants.check_prompt(system_prompt, few_shot or [])
     model = (model or "").strip()
     if model and (model.startswith(("/", ".", "~")) or Path(model).exists()):
         folder = Path(model).expanduser()
@@ -91,10 +72,8 @@ def register(store: Store, actor: User, name: str, base_model: str, model: str =
     detail = {"system_prompt": system_prompt, "few_shot": shots, "tasks": sorted(set(tasks or []))}
     variant_id = f"contender:{name}"
     with store.transaction() as cur:
-        cur.execute("DELETE FROM model_variants WHERE variant_id = ?", [variant_id])
-        cur.execute("INSERT INTO model_variants (variant_id, kind, name, path, base_model, detail) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    [variant_id, kind, name, base_model if same_base else model, base_model, json.dumps(detail)])
+        variants.register(cur, variant_id, kind, name, base_model if same_base else model, base_model,
+                          detail=detail)
         audit.record(cur, actor, "contender", variant_id, f"{kind} {model or base_model}; {len(shots)} examples; "
                                                  f"system prompt {'yes' if system_prompt else 'no'}")
     return variant_id
@@ -103,19 +82,18 @@ def register(store: Store, actor: User, name: str, base_model: str, model: str =
 def contenders(store: Store, actor: User) -> list[dict]:
     """Registered contenders (models, prompted bases, endpoints) with their prompts."""
     require(actor, Action.JOBS_VIEW)
-    rows = store.rows("SELECT * FROM model_variants WHERE kind IN ('model', 'prompted', 'external') "
-                      "ORDER BY created_at")
+    rows = variants.contender_rows(store)
     for r in rows:
-        r["detail"] = json.loads(r["detail"] or "{}")
+        r["detail"] = variants.detail(r)
     return rows
 
 
 def remove(store: Store, actor: User, variant_id: str) -> None:
     """Forget a contender (its stored outputs and results stay, labelled by its id)."""
     require(actor, Action.JOBS_RUN)
-    if not store.scalar("SELECT count(*) FROM model_variants WHERE variant_id = ? AND kind IN "
-                        "('model', 'prompted', 'external')", [variant_id]):
+    row = variants.get_row(store, variant_id)
+    if not row or row["kind"] not in variants.CONTENDER_KINDS:
         raise InvalidInput(f"{variant_id} is not a registered contender.")
     with store.transaction() as cur:
-        cur.execute("DELETE FROM model_variants WHERE variant_id = ?", [variant_id])
+        variants.remove(cur, variant_id)
         audit.record(cur, actor, "contender.remove", variant_id)

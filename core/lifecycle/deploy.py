@@ -32,11 +32,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from core import audit
+from core import audit, variants
 from core.auth import Action, User, require
 from core.config import ServingSettings, Settings
 from core.errors import InvalidInput, JobError, NotFound
-from core.jobs import EVENT_HANDLERS, Jobs
+from core.jobs import Jobs
 from core.jobs.events import TERMINAL
 from core.lifecycle import promotion
 from core.lifecycle.progress import BLOCK, ByteProgress
@@ -107,10 +107,10 @@ def _versions(store: Store, actor: User, tasks: list[str] | None) -> dict[str, d
 
 
 def _variant(store: Store, variant_id: str) -> dict | None:
-    row = store.row("""SELECT v.*, r.method FROM model_variants v LEFT JOIN runs r ON r.job_id = v.job_id
-                       WHERE v.variant_id = ?""", [variant_id])
+    row = variants.get_row(store, variant_id)
     if row:
-        row["detail"] = json.loads(row["detail"] or "{}")
+        row["method"] = store.scalar("SELECT method FROM runs WHERE job_id = ?", [row["job_id"]])
+        row["detail"] = variants.detail(row)
     return row
 
 
@@ -321,9 +321,6 @@ def _on_deploy_event(cur, job: dict, type_: str, payload: dict) -> None:
         audit.record(cur, job["created_by"], "deploy", config["out_dir"],
                      {"mode": config["mode"], "copy_weights": config["copy_weights"], "files": len(payload["files"]),
                       "versions": {t: v["variant_id"] for t, v in versions.items()}})
-
-
-EVENT_HANDLERS[KIND] = _on_deploy_event
 
 
 def deploy_status(store: Store, jobs: Jobs, actor: User, job_id: str) -> dict:

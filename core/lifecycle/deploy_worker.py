@@ -12,42 +12,37 @@ a message a person can act on) or `cancelled`; in the last two the target is as 
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
 
 from core.errors import TuneboardError
-from core.jobs.events import EventWriter, cancel_requested, read_config
+from core.jobs.worker import Stopped, WorkerRun, run_worker
 from core.lifecycle.deploy import SCRIPT, DeployPlan, write_folder
 from core.lifecycle.progress import ByteProgress, Cancelled
 
 
-def main(run_dir: str) -> int:
-    run = Path(run_dir)
-    config = read_config(run)
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+def deploy_run(run: WorkerRun) -> None:
+    config, events = run.config, run.events
     out_dir = Path(config["out_dir"])
-    with EventWriter(run) as events:
-        events.emit("started", out_dir=str(out_dir), mode=config["mode"], copy_weights=config["copy_weights"])
-        progress = ByteProgress(events, lambda: stop["now"] or cancel_requested(run))
-        try:
-            written = write_folder(DeployPlan(**config["plan"]), out_dir, config["copy_weights"],
-                                   config.get("created_by") or "tuneboard", progress)
-            events.emit("finished", out_dir=str(out_dir), files=[str(f.relative_to(out_dir)) for f in written],
-                        bytes=sum(f.stat().st_size for f in written), script=str(out_dir / SCRIPT))
-        except Cancelled:
-            events.emit("cancelled", note=f"nothing was written to {out_dir}")
-        except TuneboardError as exc:  # the target changed since the job started: said, not a traceback
-            events.emit("failed", error=f"{exc} Nothing was written.")
-        except OSError as exc:  # a full disk, a source folder removed meanwhile, no permission
-            events.emit("failed", error=f"{out_dir}: could not write the deployment ({exc.strerror or exc}: "
-                        f"{exc.filename or out_dir}); nothing was written, an earlier deployment there is unchanged.")
-        except Exception as exc:  # noqa: BLE001 - the job says why; the owner keeps serving
-            events.emit("failed", error=f"{out_dir}: the deployment could not be written: {type(exc).__name__}: "
-                        f"{exc}; nothing was written.")
-            raise
-    return 0
+    events.emit("started", out_dir=str(out_dir), mode=config["mode"], copy_weights=config["copy_weights"])
+    progress = ByteProgress(events, run.should_stop)
+    try:
+        written = write_folder(DeployPlan(**config["plan"]), out_dir, config["copy_weights"],
+                               config.get("created_by") or "tuneboard", progress)
+        events.emit("finished", out_dir=str(out_dir), files=[str(f.relative_to(out_dir)) for f in written],
+                    bytes=sum(f.stat().st_size for f in written), script=str(out_dir / SCRIPT))
+    except Cancelled:
+        raise Stopped(note=f"nothing was written to {out_dir}") from None
+    except TuneboardError as exc:  # the target changed since the job started: said, not a traceback
+        events.emit("failed", error=f"{exc} Nothing was written.")
+    except OSError as exc:  # a full disk, a source folder removed meanwhile, no permission
+        events.emit("failed", error=f"{out_dir}: could not write the deployment ({exc.strerror or exc}: "
+                    f"{exc.filename or out_dir}); nothing was written, an earlier deployment there is unchanged.")
+
+
+def main(run_dir: str) -> int:
+    return run_worker(run_dir, deploy_run, error=lambda run, exc: f"{run.config.get('out_dir')}: the deployment "
+                      f"could not be written: {type(exc).__name__}: {exc}; nothing was written.")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, asdict
@@ -28,7 +27,7 @@ from core import audit
 from core.auth import Action, User, require
 from core.config import Settings
 from core.errors import InvalidInput, NotFound, TuneboardError
-from core.jobs import Jobs
+from core.jobs import Jobs, passes
 from core.lifecycle import promotion
 from core.store import Store
 
@@ -79,8 +78,10 @@ def source_config(store: Store, actor: User, task: str) -> tuple[dict, str]:
     """The training config a retrain of `task` reuses, and where it comes from."""
     current = promotion.current(store, actor, task)
     if current:
-        row = store.row("SELECT r.config, r.job_id FROM model_variants v JOIN runs r ON r.job_id = v.job_id "
-                        "WHERE v.variant_id = ?", [current])
+        from core import variants
+
+        variant = variants.get_row(store, current)
+        row = variant and store.row("SELECT config, job_id FROM runs WHERE job_id = ?", [variant["job_id"]])
         if row:
             return json.loads(row["config"]), f"the promoted version {current} (run {row['job_id']})"
     row = store.row("""SELECT r.config, r.job_id FROM runs r JOIN jobs j USING (job_id)
@@ -150,16 +151,13 @@ def follow(store: Store, jobs: Jobs, settings: Settings, actor: User, pipeline_i
 
 def _follow(store: Store, jobs: Jobs, settings: Settings, actor: User, pipeline_id: str, timeout: float,
             poll: float, drive: bool = True) -> Iterator[dict]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def look() -> dict:
         if drive:
             jobs.reconcile()
             advance(store, jobs, settings)
-        p = get_pipeline(store, actor, pipeline_id)
-        yield p
-        if p["status"] != "running":
-            return
-        time.sleep(poll)
+        return get_pipeline(store, actor, pipeline_id)
+
+    return passes(look, lambda p: p["status"] != "running", timeout, poll)
 
 
 def _status(jobs: Jobs, job_id: str | None) -> str | None:
@@ -226,11 +224,11 @@ def _start_evaluation(store: Store, jobs: Jobs, settings: Settings, actor: User,
 
 def contenders_of(store: Store, task: str) -> list[str]:
     """Variants registered as contenders for a task (newer bases, prompted bases, endpoints)."""
-    rows = store.rows("SELECT variant_id, detail FROM model_variants WHERE kind IN ('external', 'model', 'prompted') "
-                      "ORDER BY created_at")
+    from core import variants
+
     out = []
-    for r in rows:
-        tasks = json.loads(r["detail"] or "{}").get("tasks")
+    for r in variants.contender_rows(store):
+        tasks = variants.detail(r).get("tasks")
         if not tasks or task in tasks:
             out.append(r["variant_id"])
     return out

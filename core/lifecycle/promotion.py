@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 
-from core import audit
+from core import audit, variants
 from core.auth import Action, User, require
 from core.errors import InvalidInput, NotFound
 from core.store import Store
@@ -22,9 +22,11 @@ MIN_REASON = 15
 
 def task_of(store: Store, variant_id: str) -> str | None:
     """The dataset a fine-tuned version was trained on (adapters, merged copies, checkpoints)."""
-    row = store.row("""SELECT d.dataset FROM model_variants v JOIN runs r ON r.job_id = v.job_id
-                       JOIN dataset_versions d ON d.version_id = r.dataset_version WHERE v.variant_id = ?""",
-                    [variant_id])
+    variant = variants.get_row(store, variant_id)
+    if not variant or variant["job_id"] is None:
+        return None
+    row = store.row("""SELECT d.dataset FROM runs r JOIN dataset_versions d ON d.version_id = r.dataset_version
+                       WHERE r.job_id = ?""", [variant["job_id"]])
     return row["dataset"] if row else None
 
 

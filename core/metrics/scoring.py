@@ -10,7 +10,7 @@ from pathlib import Path
 from core.auth import Action, User, require
 from core.config import MetricsSettings
 from core.errors import InvalidInput, NotFound
-from core.jobs import EVENT_HANDLERS, Jobs
+from core.jobs import Jobs
 from core.metrics import structured
 from core.metrics.code import isolation_problem
 from core.metrics.passk import pass_at_k_table
@@ -90,9 +90,6 @@ def _on_score_event(cur, job: dict, type_: str, payload: dict) -> None:
                                        "job_id", "set_seq"],
                 [[set_id, payload["metric"], payload["metric_version"], payload["variant_id"], idx, value,
                   job["job_id"], seq] for idx, value in payload["items"]], verb="INSERT OR REPLACE")
-
-
-EVENT_HANDLERS["score"] = _on_score_event
 
 
 def set_seq(store: Store, set_id: str) -> int | None:

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from pathlib import Path
 
-from core.jobs.events import EventWriter, cancel_requested, read_config
+from core.jobs.worker import Stopped, WorkerRun, run_worker
 from core.metrics.registry import METRICS, score
 
 INPUTS_FILE = "inputs.jsonl"
@@ -32,19 +30,18 @@ def _score_chunk(task: tuple[str, list[str], list[str], list[str | None], dict])
     return score([metric], predictions, references, tests, sandbox)[metric]
 
 
-def main(run_dir: str) -> int:
-    config = read_config(run_dir)
-    rows = [json.loads(line) for line in (Path(run_dir) / INPUTS_FILE).read_text(encoding="utf-8").splitlines()
+def score_run(run: WorkerRun) -> None:
+    config = run.config
+    rows = [json.loads(line) for line in (run.folder / INPUTS_FILE).read_text(encoding="utf-8").splitlines()
             if line.strip()]
     metrics, versions, sandbox = config["metrics"], config["versions"], config.get("sandbox") or {}
     workers = max(1, min(int(config.get("processes") or os.cpu_count() or 1), os.cpu_count() or 1))
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     by_variant: dict[str, list[dict]] = {}
     for r in rows:
         by_variant.setdefault(r["variant_id"], []).append(r)
     total = len(by_variant) * len(metrics)
-    with EventWriter(run_dir) as events, ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+    events = run.events
+    with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
         events.emit("started", variants=len(by_variant), metrics=len(metrics), examples=len(rows))
         done = 0
         for variant, items in by_variant.items():
@@ -52,9 +49,8 @@ def main(run_dir: str) -> int:
             refs = [i["reference"] or "" for i in items]
             tests = [i.get("tests") for i in items]
             for metric in metrics:
-                if stop["now"] or cancel_requested(run_dir):
-                    events.emit("cancelled", done=done)
-                    return 0
+                if run.should_stop():
+                    raise Stopped(done=done)
                 size = SANDBOX_CHUNK if METRICS[metric].needs == "tests" else CHUNK
                 chunks = [(metric, preds[i:i + size], refs[i:i + size], tests[i:i + size], sandbox)
                           for i in range(0, len(items), size)]
@@ -64,7 +60,10 @@ def main(run_dir: str) -> int:
                 done += 1
                 events.emit("progress", done=done, total=total)
         events.emit("finished", scored=done)
-    return 0
+
+
+def main(run_dir: str) -> int:
+    return run_worker(run_dir, score_run)
 
 
 if __name__ == "__main__":

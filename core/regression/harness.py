@@ -19,7 +19,7 @@ import pandas as pd
 from core.auth import Action, User, require
 from core.config import Settings
 from core.errors import InvalidInput
-from core.jobs import EVENT_HANDLERS, Jobs
+from core.jobs import Jobs
 from core.store import Store
 
 HARNESS_PATHS = ("transformers", "vllm")
@@ -79,9 +79,6 @@ def _on_harness_event(cur, job: dict, type_: str, payload: dict) -> None:
                     "n_samples, lm_eval_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [[job["job_id"], variant_id, r["task"], r["metric"], r["value"], r["stderr"], r["n_samples"],
                       payload.get("lm_eval_version")] for r in payload["rows"]])
-
-
-EVENT_HANDLERS["harness"] = _on_harness_event
 
 
 def results(store: Store, actor: User, variant_id: str | None = None) -> pd.DataFrame:

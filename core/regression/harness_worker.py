@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
-import traceback
 from importlib import metadata
 from pathlib import Path
 
-from core.jobs.events import EVENTS_FILE, EventWriter, cancel_requested, read_config
+from core.jobs.events import EVENTS_FILE
+from core.jobs.worker import Stopped, WorkerRun, failure, run_worker
 
 # Errors that mean "the hub could not be reached", by name: importing huggingface_hub or
 # requests just to name their classes is not worth it, and their names are stable.
@@ -98,54 +97,50 @@ def reported_tasks(run_dir: Path) -> set[str]:
     return done
 
 
+def evaluate(run: WorkerRun, current: dict) -> None:
+    """Each task not reported yet, one at a time; `current["task"]` names the one under way."""
+    config, events = run.config, run.events
+    version = metadata.version("lm_eval") if _installed() else None
+    todo = [t for t in config["tasks"] if t not in reported_tasks(run.folder)]
+    events.emit("started", pid=os.getpid(), lm_eval_version=version, tasks=todo)
+    model, model_args = model_spec(config)
+    if version is None:
+        raise RuntimeError("lm-eval is not installed in the worker's environment; "
+                           "install it with pip install -e '.[harness]'.")
+    import lm_eval
+    import torch
+    from lm_eval.api.registry import get_model
+
+    if not os.environ.get("OMP_NUM_THREADS"):
+        torch.set_num_threads(1)  # small CPUs under load: one thread is stable (STACK.md)
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # vLLM's CPU worker refuses to start without it
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    extra = {"batch_size": config.get("batch_size") or ("auto" if device == "cuda" else 8), "device": device}
+    lm = get_model(model).create_from_arg_string(model_args, extra)
+    for done, task in enumerate(todo, 1):
+        current["task"] = task
+        if run.should_stop():
+            raise Stopped(done=done - 1)
+        output = lm_eval.simple_evaluate(model=lm, tasks=[task], limit=config.get("limit"))
+        events.emit("result", task=task, lm_eval_version=version, rows=result_rows(output or {}))
+        events.emit("progress", done=done, total=len(todo))
+    events.emit("finished", tasks=len(config["tasks"]))
+
+
+def failure_of(exc: Exception, task: str | None) -> str:
+    """The `failed` event's error: which task failed, and whether the hub could not be reached."""
+    detail = failure(exc)
+    if task is not None and is_offline_error(exc):
+        return (f"task data for {task} could not be downloaded (offline?): {detail}; lm-eval needs the "
+                "Hugging Face hub for its datasets.")
+    return f"task {task}: {detail}" if task is not None else detail
+
+
 def main(run_dir: str) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    folder = Path(run_dir)
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
-    with EventWriter(folder) as events:
-        config = read_config(folder)
-        version = metadata.version("lm_eval") if _installed() else None
-        todo = [t for t in config["tasks"] if t not in reported_tasks(folder)]
-        events.emit("started", pid=os.getpid(), lm_eval_version=version, tasks=todo)
-        task = None
-        try:
-            model, model_args = model_spec(config)
-            if version is None:
-                raise RuntimeError("lm-eval is not installed in the worker's environment; "
-                                   "install it with pip install -e '.[harness]'.")
-            import lm_eval
-            import torch
-            from lm_eval.api.registry import get_model
-
-            if not os.environ.get("OMP_NUM_THREADS"):
-                torch.set_num_threads(1)  # small CPUs under load: one thread is stable (STACK.md)
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # vLLM's CPU worker refuses to start without it
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-            extra = {"batch_size": config.get("batch_size") or ("auto" if device == "cuda" else 8), "device": device}
-            lm = get_model(model).create_from_arg_string(model_args, extra)
-            for done, task in enumerate(todo, 1):
-                if stop["now"] or cancel_requested(folder):
-                    events.emit("cancelled", done=done - 1)
-                    return 0
-                output = lm_eval.simple_evaluate(model=lm, tasks=[task], limit=config.get("limit"))
-                events.emit("result", task=task, lm_eval_version=version, rows=result_rows(output or {}))
-                events.emit("progress", done=done, total=len(todo))
-        except Exception as exc:
-            print("".join(traceback.format_exception(exc))[-4000:], file=sys.stderr, flush=True)
-            if stop["now"] or cancel_requested(folder):
-                events.emit("cancelled")
-                return 0
-            detail = f"{type(exc).__name__}: {str(exc)[:500]}"
-            if task is not None and is_offline_error(exc):
-                detail = (f"task data for {task} could not be downloaded (offline?): {detail}; lm-eval needs the "
-                          "Hugging Face hub for its datasets.")
-            elif task is not None:
-                detail = f"task {task}: {detail}"
-            events.emit("failed", error=detail)
-            return 1
-        events.emit("finished", tasks=len(config["tasks"]))
-    return 0
+    current: dict = {"task": None}
+    return run_worker(run_dir, lambda run: evaluate(run, current),
+                      error=lambda run, exc: failure_of(exc, current["task"]), interrupted=lambda run: {})
 
 
 def _installed() -> bool:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core import audit
+from core import audit, variants
 from core.auth import Action, User, require
 from core.config import Settings
 from core.errors import InvalidInput, NotFound, TuneboardError
@@ -78,11 +78,8 @@ def checkpoint_variants(store: Store, actor: User, run_id: str, steps: list[int]
             vid = variant_id(run, c["step"])
             detail = {"run_id": run_id, "step": c["step"], "checkpoint": True, "best": c["best"],
                       "dataset_version": run["dataset_version"]}
-            cur.execute("DELETE FROM model_variants WHERE variant_id = ?", [vid])
-            cur.execute("INSERT INTO model_variants (variant_id, kind, name, path, base_model, job_id, detail) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [vid, kind, f"{run_id} @ step {c['step']}", c["path"], run["base_model"], run_id,
-                         json.dumps(detail)])
+            variants.register(cur, vid, kind, f"{run_id} @ step {c['step']}", c["path"], run["base_model"],
+                              job_id=run_id, detail=detail)
             ids.append(vid)
     return ids
 
@@ -212,8 +209,7 @@ def table(store: Store, actor: User, settings: Settings, sweep_id: str) -> pd.Da
     task = res.summary[res.summary["metric"] == metric].set_index("variant")
     frame = suite_runs.outcomes(store, actor, sweep["suite_set"])
     general = frame.groupby("variant_id")["correct"].agg(["sum", "count"])
-    details = {v["variant_id"]: json.loads(v["detail"] or "{}") for v in store.rows(
-        "SELECT variant_id, detail FROM model_variants WHERE variant_id IN (SELECT unnest(?))", [sweep["variants"]])}
+    details = {v["variant_id"]: variants.detail(v) for v in variants.rows_by_id(store, sweep["variants"])}
     level = settings.regression.confidence
     out = []
     for vid in ["base"] + sweep["variants"]:

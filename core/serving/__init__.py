@@ -16,14 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core import audit
+from core import audit, variants
 from core.auth import Action, User, require
 from core.config import Settings
 from core.errors import InvalidInput, NotFound
-from core.jobs import EVENT_HANDLERS, Jobs
+from core.jobs import Jobs
 from core.serving import checks
-from core.serving.backends import PATH_HELP, PATHS, PROMPTS_FILE, Decoding, Variant
+from core.serving.backends import PATH_HELP, PATHS, PROMPTS_FILE, Decoding
 from core.store import Store, insert_rows
+from core.variants import Variant
 
 SOURCES = ("dataset", "file")
 MAX_PROMPTS = 100_000
@@ -47,41 +48,18 @@ def source_label(source: dict[str, Any]) -> str:
 
 
 # ---- variants -----------------------------------------------------------------------
-def base_variant(base_model: str) -> Variant:
-    return Variant("base", "base", f"base ({Path(base_model).name or base_model})", base_model)
-
-
 def available_variants(store: Store, actor: User, base_model: str) -> list[Variant]:
     """The base, its adapters and merged copies, and registered external contenders."""
     require(actor, Action.GENERATE)
-    out = [base_variant(base_model)]
-    for row in store.rows("SELECT * FROM model_variants ORDER BY created_at DESC"):
-        detail = json.loads(row["detail"] or "{}")
-        prompt = {"system_prompt": detail.get("system_prompt", ""), "few_shot": detail.get("few_shot", ())}
-        if row["kind"] == "external":
-            out.append(Variant(row["variant_id"], "external", row["name"], row["path"], detail.get("model", ""),
-                               detail.get("api_key_env", ""), **prompt))
-        elif row["kind"] == "model":  # another model: its own engine, whatever the base
-            out.append(Variant(row["variant_id"], "model", row["name"], row["path"], **prompt))
-        elif row["kind"] == "prompted" and _same_model(row["base_model"], base_model):
-            out.append(Variant(row["variant_id"], "base", row["name"], base_model, **prompt))
-        elif row["kind"] in ("adapter", "merged") and _same_model(row["base_model"], base_model):
-            out.append(Variant(row["variant_id"], row["kind"], row["name"], row["path"]))
-    return out
-
-
-def _same_model(a: str, b: str) -> bool:
-    return a == b or (Path(a).exists() and Path(b).exists() and Path(a).resolve() == Path(b).resolve())
+    return variants.servable_with(store, base_model)
 
 
 def register_external(store: Store, actor: User, name: str, base_url: str, model: str, api_key_env: str = "",
                       system_prompt: str = "", few_shot: list | None = None, tasks: list[str] | None = None) -> str:
     """An OpenAI-compatible endpoint as a contender. Only the *name* of its key's variable is stored.
     A system prompt and few-shot examples make it a prompted contender (core.lifecycle.contenders)."""
-    from core.lifecycle.contenders import check_prompt
-
     require(actor, Action.JOBS_RUN)
-    system_prompt, few_shot = check_prompt(system_prompt, few_shot or [])
+    system_prompt, few_shot = variants.check_prompt(system_prompt, few_shot or [])
     import re
     from urllib.parse import urlsplit
 
@@ -104,12 +82,9 @@ def register_external(store: Store, actor: User, name: str, base_url: str, model
         raise InvalidInput("External contender: " + "; ".join(problems) + ".")
     variant_id = f"external:{name}"
     with store.transaction() as cur:
-        cur.execute("DELETE FROM model_variants WHERE variant_id = ?", [variant_id])
-        cur.execute("INSERT INTO model_variants (variant_id, kind, name, path, base_model, detail) "
-                    "VALUES (?, 'external', ?, ?, '', ?)",
-                    [variant_id, name, base_url, json.dumps({"model": model, "api_key_env": api_key_env,
-                                                             "system_prompt": system_prompt, "few_shot": few_shot,
-                                                             "tasks": sorted(set(tasks or []))})])
+        variants.register(cur, variant_id, "external", name, base_url, "",
+                          detail={"model": model, "api_key_env": api_key_env, "system_prompt": system_prompt,
+                                  "few_shot": few_shot, "tasks": sorted(set(tasks or []))})
         audit.record(cur, actor, "contender", variant_id, f"external {model} at {base_url}; key from "
                                                            f"{api_key_env or 'no variable'}; {len(few_shot)} examples")
     return variant_id
@@ -121,8 +96,7 @@ def resolve_variants(store: Store, actor: User, ids: list[str], base_model: str)
         raise InvalidInput("variants: choose at least one variant (e.g. base and an adapter).")
     unknown = [i for i in ids if i not in known]
     if unknown:
-        other_base = store.rows("SELECT variant_id, base_model FROM model_variants WHERE variant_id IN "
-                                f"({', '.join('?' * len(unknown))})", unknown)
+        other_base = variants.rows_by_id(store, unknown)
         hint = "".join(f" {r['variant_id']} belongs to base model {r['base_model']}, not {base_model}."
                        for r in other_base)
         raise InvalidInput(f"variants: unknown {', '.join(unknown)}.{hint} Known: {', '.join(known)}.")
@@ -323,9 +297,6 @@ def _on_generate_event(cur, job: dict, type_: str, payload: dict) -> None:
                     "mean_common_prefix, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [set_id, payload["variant_id"], payload["backend"], payload["reference"], payload["n"],
                      payload["exact"], payload["mean_common_prefix"], json.dumps(detail)])
-
-
-EVENT_HANDLERS["generate"] = _on_generate_event
 
 
 # ---- reading ------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The one small interface every generation backend implements, and what flows through it.
 
-A backend is built for one base model and a set of variants (the base itself, LoRA
-adapters of it, merged copies, or an external OpenAI-compatible model), then asked to
+A backend is built for one base model and a set of variants (`core.variants.Variant`: the base
+itself, LoRA adapters of it, merged copies, or an external OpenAI-compatible model), then asked to
 generate a list of requests. Local backends render each chat prompt with the base's chat
 template into token ids once (`render_prompts`), so every path sees the same tokens and a
 difference in output is the backend's, never the prompt's.
@@ -73,39 +73,6 @@ class Decoding:
             raise InvalidInput(f"Decoding parameters: unknown field(s) {', '.join(sorted(unknown))}.")
         return cls(**{k: (int(v) if k in ("max_tokens", "seed") and isinstance(v, float) and v.is_integer()
                           else v) for k, v in data.items()})
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One contender in a generation set."""
-
-    variant_id: str          # "base", "adapter:<run>", "merged:<run>", "external:<name>", "contender:<name>"
-    kind: str                # base | adapter | merged | external | model (another model: its own engine)
-    name: str
-    path: str = ""           # model folder or hub id, adapter folder, or an endpoint's base URL
-    model: str = ""          # external: the model name the endpoint expects
-    api_key_env: str = ""    # external: the environment variable holding its key (never the key)
-    system_prompt: str = ""  # a prompted contender's system prompt (replaces the prompt's own)
-    few_shot: tuple = ()     # a prompted contender's examples: (user, assistant) pairs before the prompt
-
-    def __post_init__(self):
-        object.__setattr__(self, "few_shot", tuple(tuple(pair) for pair in self.few_shot))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def prompted(self, messages: tuple) -> tuple:
-        """The chat this variant answers: its system prompt and few-shot turns, then the prompt's own
-        turns (a system message of the prompt is replaced by the variant's, when it has one)."""
-        if not self.system_prompt and not self.few_shot:
-            return messages
-        turns = [m for m in messages if not (self.system_prompt and m["role"] == "system")]
-        head = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
-        if turns and turns[0]["role"] == "system":
-            head, turns = head + turns[:1], turns[1:]
-        shots = [{"role": role, "content": text} for user, answer in self.few_shot
-                 for role, text in (("user", user), ("assistant", answer))]
-        return tuple(head + shots + turns)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 
-from core.serving.backends import Decoding, Request, Result, Variant, chat_ids, request_seed
+from core.serving.backends import Decoding, Request, Result, chat_ids, request_seed
+from core.variants import Variant
 
 
 def device() -> str:

@@ -17,7 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
 from core.errors import InvalidInput, JobError
-from core.serving.backends import Decoding, Request, Result, Variant, request_seed
+from core.serving.backends import Decoding, Request, Result, request_seed
+from core.variants import Variant
 
 NO_KEY = "EMPTY"  # what vLLM and most local servers accept when they check no key
 

@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from core.serving.backends import PATHS, Decoding, Request, Variant
+from core.serving.backends import PATHS, Decoding, Request
+from core.variants import Variant
 
 CALIBRATION_FILE = "calibration.json"
 CALIBRATION_TOKENS = 32

@@ -16,8 +16,9 @@ from core.config import Settings
 from core.errors import InvalidInput
 from core.jobs import ACTIVE, Jobs
 from core.serving import available_variants, vllm_missing
-from core.serving.backends import Decoding, Variant
+from core.serving.backends import Decoding
 from core.store import Store
+from core.variants import Variant
 
 
 def model_server(store: Store, jobs: Jobs, actor: User) -> dict | None:

@@ -18,8 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.serving.backends import Decoding, Request, Result, Variant, chat_ids, lora_rank, request_seed
+from core.serving.backends import Decoding, Request, Result, chat_ids, lora_rank, request_seed
 from core.serving.server import round_rank
+from core.variants import Variant
 
 def vllm_available() -> str | None:
     """None when vLLM can be imported here, else why not."""

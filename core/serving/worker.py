@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
-from core.jobs.events import EVENTS_FILE, EventWriter, cancel_requested, read_config
-from core.serving.backends import PROMPTS_FILE, Decoding, Request, Result, Variant, sample_indices
+from core.jobs.events import EVENTS_FILE
+from core.jobs.worker import Stopped, WorkerRun, run_worker
+from core.serving.backends import PROMPTS_FILE, Decoding, Request, Result, sample_indices
+from core.variants import Variant
 
 
 def done_outputs(run_dir: Path) -> dict[tuple[int, str], list[int]]:
@@ -234,31 +234,21 @@ def check_parity(config: dict, local: list[Variant], prompts: list[dict], messag
         reference.close()
 
 
+def generate_run(run: WorkerRun) -> None:
+    run.events.emit("started", pid=os.getpid())
+    import torch
+
+    torch.set_num_threads(int(run.config["serving"].get("threads") or os.cpu_count() or 1))
+    outcome = generate_all(run.config, run.folder, run.events, run.should_stop)
+    if outcome == "cancelled":
+        raise Stopped(generated=len(done_outputs(run.folder)))
+    run.events.emit("finished", generated=len(done_outputs(run.folder)))
+
+
 def main(run_dir: str) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    folder = Path(run_dir)
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
-    with EventWriter(folder) as events:
-        events.emit("started", pid=os.getpid())
-        try:
-            config = read_config(folder)
-            import torch
-
-            torch.set_num_threads(int(config["serving"].get("threads") or os.cpu_count() or 1))
-            outcome = generate_all(config, folder, events, lambda: stop["now"] or cancel_requested(folder))
-        except Exception as exc:
-            print("".join(traceback.format_exception(exc))[-4000:], file=sys.stderr, flush=True)
-            if stop["now"] or cancel_requested(folder):  # interrupted mid-step by the cancel itself
-                events.emit("cancelled", generated=len(done_outputs(folder)))
-                return 0
-            events.emit("failed", error=f"{type(exc).__name__}: {str(exc)[:500]}")
-            return 1
-        if outcome == "cancelled":
-            events.emit("cancelled", generated=len(done_outputs(folder)))
-        else:
-            events.emit("finished", generated=len(done_outputs(folder)))
-    return 0
+    # A cancel may interrupt a step half-way (the engine stops mid-batch): that is a cancel, not a failure.
+    return run_worker(run_dir, generate_run, interrupted=lambda run: {"generated": len(done_outputs(run.folder))})
 
 
 if __name__ == "__main__":

@@ -14,11 +14,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from core import audit
+from core import audit, variants
 from core.auth import Action, User, require
 from core.datasets import get_version
 from core.errors import InvalidInput, NotFound
-from core.jobs import EVENT_HANDLERS, Jobs
+from core.jobs import Jobs
 from core.store import Store
 from core.training.config import TrainConfig
 
@@ -153,13 +153,9 @@ def _on_train_event(cur, job: dict, type_: str, payload: dict) -> None:
         if run and payload.get("adapter_dir"):
             # A full fine-tune saves a whole model, not an adapter.
             kind = "merged" if run[2] == "full" else "adapter"
-            cur.execute("INSERT OR IGNORE INTO model_variants (variant_id, kind, name, path, base_model, job_id, detail) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [f"{kind}:{job['job_id']}", kind, job["job_id"], payload["adapter_dir"], run[0], job["job_id"],
-                         json.dumps({"dataset_version": run[1], "best_eval_loss": payload.get("best_eval_loss")})])
-
-
-EVENT_HANDLERS["train"] = _on_train_event
+            variants.register(cur, f"{kind}:{job['job_id']}", kind, job["job_id"], payload["adapter_dir"], run[0],
+                              job_id=job["job_id"], keep_existing=True,
+                              detail={"dataset_version": run[1], "best_eval_loss": payload.get("best_eval_loss")})
 
 
 def start_merge(store: Store, jobs: Jobs, actor: User, run_id: str, exports_dir: Path, prompts: int = 8,
@@ -197,14 +193,8 @@ def _on_merge_event(cur, job: dict, type_: str, payload: dict) -> None:
     detail = {k: payload[k] for k in ("ok", "prompts", "identical_greedy", "max_logit_diff", "tolerance", "dtype",
                                       "mismatches") if k in payload}
     detail.update(merge_job=job["job_id"], run_id=config["run_id"])
-    cur.execute("DELETE FROM model_variants WHERE variant_id = ?", [f"merged:{config['run_id']}"])
-    cur.execute("INSERT INTO model_variants (variant_id, kind, name, path, base_model, job_id, detail) "
-                "VALUES (?, 'merged', ?, ?, ?, ?, ?)",
-                [f"merged:{config['run_id']}", f"{config['run_id']}-merged", config["output_dir"],
-                 run[0] if run else "", config["run_id"], json.dumps(detail)])
-
-
-EVENT_HANDLERS["merge"] = _on_merge_event
+    variants.register(cur, f"merged:{config['run_id']}", "merged", f"{config['run_id']}-merged", config["output_dir"],
+                      run[0] if run else "", job_id=config["run_id"], detail=detail)
 
 
 def list_runs(store: Store, actor: User) -> list[dict]:
@@ -226,7 +216,7 @@ def get_run(store: Store, actor: User, job_id: str) -> dict:
 
 def list_variants(store: Store, actor: User) -> list[dict]:
     require(actor, Action.JOBS_VIEW)
-    return store.rows("SELECT * FROM model_variants ORDER BY created_at DESC")
+    return variants.rows_newest_first(store)
 
 
 def reproduce(store: Store, jobs: Jobs, actor: User, job_id: str) -> str:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import shutil
 import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
-from core.jobs.events import EventWriter, read_config
+from core.jobs.events import EventWriter
+from core.jobs.worker import WorkerRun, run_worker
 
 
 def _dtype():
@@ -81,19 +81,16 @@ def merge(config: dict, events: EventWriter) -> dict[str, Any]:
     return result
 
 
+def merge_run(run: WorkerRun) -> None:
+    run.events.emit("started")
+    result = merge(run.config, run.events)
+    run.events.emit("parity", **result)
+    run.events.emit("finished", output_dir=run.config["output_dir"], parity_ok=result["ok"])
+
+
 def main(run_dir: str) -> int:
-    folder = Path(run_dir)
-    with EventWriter(folder) as events:
-        events.emit("started")
-        try:
-            result = merge(read_config(folder), events)
-        except Exception as exc:
-            print("".join(traceback.format_exception(exc))[-4000:], file=sys.stderr, flush=True)
-            events.emit("failed", error=f"{type(exc).__name__}: {str(exc)[:500]}")
-            return 1
-        events.emit("parity", **result)
-        events.emit("finished", output_dir=read_config(folder)["output_dir"], parity_ok=result["ok"])
-    return 0
+    # A merge cannot stop between steps: SIGTERM ends it at once (the owner records the cancel).
+    return run_worker(run_dir, merge_run, trap_sigterm=False)
 
 
 if __name__ == "__main__":
