@@ -83,7 +83,7 @@ def path_run(path: str, out: str) -> None:
         requests.sort(key=lambda r: (r.prompt_idx, r.variant_id))  # mixed batches
         results = backend.generate(requests, decoding)
     else:
-        from core.serving.paths import merge_adapter
+        from core.weights import merge_adapter
         from core.serving.vllm_engine import VLLMMergedBackend
 
         with tempfile.TemporaryDirectory() as tmp:

@@ -23,6 +23,7 @@ from rich.console import Console
 from api.client import ApiError
 from core.config import Settings, load_settings
 from core.errors import DatasetError, InvalidInput, TuneboardError
+from core.fields import about
 from core.serving.backends import Decoding
 
 class _Console:
@@ -124,7 +125,7 @@ def print_admin_password(password: str | None) -> None:
 
 
 def decoding_help(field: str) -> str:
-    return Decoding.HELP[field]
+    return about(Decoding, field).help
 
 
 def csv_list(value: str) -> list[str]:

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from api.client import ApiError
 from cli.context import api, csv_list, err, follow_job, out, read_file, settings
+from core.datasets.imports import needs_job
 from core.errors import DatasetError, InvalidInput, Problem
 
 app = typer.Typer(help="Import, validate and browse datasets.", no_args_is_help=True)
@@ -46,7 +47,7 @@ def _options(name, fmt, mapping, seed, split, metrics: str = ""):
 
 
 def _counter(log: bool):
-    from core.models import token_counter
+    from core.tokenizer import token_counter
 
     count, name, why = token_counter(settings().base_model)
     if why and log:
@@ -99,7 +100,6 @@ def data_validate(path: Path,
 
 
 IMPORT_TIMEOUT = 24 * 3600.0
-JOB_ABOVE_BYTES = 5 * 2**20  # as the Data page: larger files are imported by a job whose progress is printed
 STAGES = {"read": "read: {done} of {total} rows", "checked": "checked: {done} of {total} rows valid",
           "near_duplicates": "near-duplicates: {done} of {total} examples compared",
           "tokens": "tokens: {done} of {total} examples counted", "write": "writing: {done} of {total} examples"}
@@ -158,7 +158,7 @@ def data_import(path: Path,
     form = {"name": name, "format": fmt, "mapping": list(mapping), "seed": None if seed is None else str(seed),
             "split": split, "metrics": metrics}
     form = {k: v for k, v in form.items() if v not in (None, "", [])}
-    if len(data) <= JOB_ABOVE_BYTES:  # within the request, as the Data page does: no worker to start
+    if not needs_job(len(data)):  # within the request, as the Data page does: no worker to start
         done = _start_import(data, path.name, form, wait=True)
         _print_imported(done["dataset"], done["version_id"], done["created"], done["metrics"],
                         done["metrics_updated"], done["report"], as_json)

@@ -3,7 +3,6 @@ the HTTP API (scoring is a job, followed here)."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Optional
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import Optional
 
 import typer
 
-from cli.context import api, connection, out, print_admin_password, settings
+from cli.context import connection, out, print_admin_password, settings
 from core.config import documented_defaults
 from core.errors import InvalidInput
 

@@ -15,18 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError
+from core.fields import fields_of, out_of_range, setting
 
 CONFIG_ENV = "TUNEBOARD_CONFIG"
 DEFAULT_CONFIG_FILE = "tuneboard.toml"
-
-
-def setting(default: Any, help: str, *, min: float | None = None, max: float | None = None,
-            choices: tuple[str, ...] | None = None) -> Any:
-    """A dataclass field with its help text and allowed range."""
-    meta = {"help": help, "min": min, "max": max, "choices": choices}
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -298,15 +290,8 @@ def _coerce(value: Any, default: Any, where: str, problems: list[str]) -> Any:
 
 
 def _check_ranges(settings: Settings, problems: list[str]) -> None:
-    for name, cls in SECTIONS.items():
-        section = getattr(settings, name)
-        for f in dataclasses.fields(cls):
-            value = getattr(section, f.name)
-            lo, hi, choices = f.metadata["min"], f.metadata["max"], f.metadata["choices"]
-            if lo is not None and value < lo or hi is not None and value > hi:
-                problems.append(f"{name}.{f.name}: {value} is outside the allowed range {lo}..{hi}")
-            if choices and value not in choices:
-                problems.append(f"{name}.{f.name}: {value!r} is not one of {', '.join(choices)}")
+    for name in SECTIONS:
+        problems += out_of_range(getattr(settings, name), prefix=f"{name}.")
     split = settings.data.split
     if len(split) != 3 or any(v < 0 for v in split) or abs(sum(split) - 1.0) > 1e-6:
         problems.append(f"data.split: {split} must be three non-negative fractions that sum to 1 "
@@ -378,11 +363,8 @@ def documented_defaults() -> str:
     for name, cls in SECTIONS.items():
         lines.append(f"[{name}]")
         section = getattr(defaults, name)
-        for f in dataclasses.fields(cls):
-            meta = f.metadata
-            help_text = meta["help"]
-            if meta["min"] is not None or meta["max"] is not None:
-                help_text += f" Range {meta['min']}..{meta['max']}."
+        for f, spec in fields_of(cls):
+            help_text = spec.help + (f" Range {spec.range_text()}." if spec.bounded else "")
             lines.append(f"# {help_text}")
             value = getattr(section, f.name)
             if isinstance(value, str):

@@ -10,7 +10,7 @@ import streamlit as st
 
 from core import audit
 from core.auth import pages_for
-from dashboard.context import apply_cookie, current_user, owner, sign_out
+from dashboard.context import apply_cookie, current_user, get_owner, sign_out
 from pages import (account, data, generations, home, login, metrics, models, playground, rate, regression, results,
                    review, train, users)
 
@@ -35,7 +35,7 @@ PAGES = {
     "account": st.Page(account.render, title="Account", icon=":material/key:", url_path="account"),
 }
 
-owner()
+get_owner()
 user = current_user()
 if user is None:
     nav = st.navigation([st.Page(login.render, title="Log in", icon=":material/login:", url_path="login")],

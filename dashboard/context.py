@@ -44,7 +44,7 @@ def _owner(database_path: str) -> Owner:
     return owner
 
 
-def owner() -> Owner:
+def get_owner() -> Owner:
     """The process-wide Owner (the server's lifespan opened it before the first request; a page run
     without the server, as in AppTest, opens one once); stops the page with a readable error if
     it cannot open."""
@@ -77,7 +77,7 @@ def current_user() -> User | None:
     username = st.session_state.get(SESSION_USER)
     if not username:
         token = _cookie_token()
-        user = resume_session(owner().store, token)
+        user = resume_session(get_owner().store, token)
         if user is not None:
             st.session_state[SESSION_USER] = user.username
             st.session_state[SESSION_TOKEN] = token
@@ -86,7 +86,7 @@ def current_user() -> User | None:
     token = st.session_state.get(SESSION_TOKEN)
     # The server-side session must still be live: logout elsewhere, a password change or a
     # disabled account ends it, and this browser with it. The account is read as it is now.
-    user = resume_session(owner().store, token) if token else get_user(owner().store, username)
+    user = resume_session(get_owner().store, token) if token else get_user(get_owner().store, username)
     if user is None or user.username != username:
         for key in (SESSION_USER, SESSION_TOKEN):
             st.session_state.pop(key, None)
@@ -96,7 +96,7 @@ def current_user() -> User | None:
 
 def sso_signed_in() -> bool:
     """Whether this browser holds the identity provider's sign-in (Streamlit's st.login cookie)."""
-    if not sso.enabled(owner().settings):
+    if not sso.enabled(get_owner().settings):
         return False
     try:
         return bool(st.user.is_logged_in)
@@ -111,7 +111,7 @@ def _single_sign_on() -> User | None:
     if SSO_REFUSED in st.session_state or SSO_ENDED in st.session_state or not sso_signed_in():
         return None
     try:
-        user = sso.sign_in(owner().store, owner().settings, st.user.to_dict())
+        user = sso.sign_in(get_owner().store, get_owner().settings, st.user.to_dict())
     except TuneboardError as exc:
         st.session_state[SSO_REFUSED] = str(exc)
         return None
@@ -129,7 +129,7 @@ def require_page(action) -> User:
 
 
 def sign_in(user: User) -> None:
-    token = start_session(owner().store, user, owner().settings.auth.session_hours)
+    token = start_session(get_owner().store, user, get_owner().settings.auth.session_hours)
     st.session_state[SESSION_USER] = user.username
     st.session_state[SESSION_TOKEN] = token
     st.session_state[COOKIE_PENDING] = ("set", token)
@@ -139,7 +139,7 @@ def sign_out() -> bool:
     """End the session here; a single sign-on also ends Streamlit's provider cookie (st.logout: the
     browser goes to the provider's end-session page and back), or the next run would sign this
     browser in again. True when that redirect is under way (a rerun now would cancel it)."""
-    end_session(owner().store, st.session_state.get(SESSION_TOKEN) or _cookie_token())
+    end_session(get_owner().store, st.session_state.get(SESSION_TOKEN) or _cookie_token())
     for key in list(st.session_state.keys()):
         del st.session_state[key]
     st.session_state[COOKIE_PENDING] = ("clear", "")
@@ -159,6 +159,6 @@ def apply_cookie(slot) -> None:
     if not pending:
         return
     action, token = pending
-    hours = owner().settings.auth.session_hours
+    hours = get_owner().settings.auth.session_hours
     value = f"{COOKIE}={token}; path=/; SameSite=Strict; max-age={hours * 3600 if action == 'set' else 0}"
     slot.html(f"<script>document.cookie = {value!r};</script>", unsafe_allow_javascript=True, width="content")

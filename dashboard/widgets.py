@@ -9,12 +9,42 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import DatasetError, TuneboardError
+from core.fields import about
+from core.lifecycle.progress import readable_bytes
 
 # st.metric's delta colour by a metric's direction (core.metrics.registry.higher_is_better).
 DELTA_COLOR = {True: "normal", False: "inverse", None: "off"}
 # How a gate verdict is shown.
 VERDICT_BANNER = {"pass": st.success, "fail": st.error, "inconclusive": st.warning}
 ROLE_ICONS = {"system": ":material/settings:", "user": ":material/person:", "assistant": ":material/smart_toy:"}
+
+
+def described_input(cls, name: str, value, *, label: str | None = None, where=st, key: str | None = None,
+                    step=None, format: str | None = None):
+    """The input of field `name` of a core dataclass (core/fields.py): its help, and its range or choices as
+    the widget's bounds, so a form never allows what core refuses (or refuses what core allows)."""
+    spec = about(cls, name)
+    label = label or name
+    if spec.choices:
+        return where.selectbox(label, spec.choices, index=spec.choices.index(value), help=spec.help, key=key)
+    if isinstance(value, bool):
+        return where.checkbox(label, value=value, help=spec.help, key=key)
+    if isinstance(value, int):
+        return int(where.number_input(label, min_value=None if spec.min is None else int(spec.min),
+                                      max_value=None if spec.max is None else int(spec.max), value=value,
+                                      step=step or 1, help=spec.help, key=key))
+    return float(where.number_input(label, min_value=None if spec.min is None else float(spec.min),
+                                    max_value=None if spec.max is None else float(spec.max), value=float(value),
+                                    step=step or 0.01, format=format or "%.3f", help=spec.help, key=key))
+
+
+def job_progress(what: str, job_id: str, progress: dict | None, in_bytes: bool = False) -> None:
+    """A running job's last progress event (core.jobs Jobs.progress_of) as a bar: what, the job, the stage,
+    how much of how much (bytes or items)."""
+    last = progress or {"stage": "starting", "done": 0, "total": 0}
+    amount = readable_bytes if in_bytes else str
+    st.progress(min(1.0, last["done"] / last["total"]) if last["total"] else 0.0,
+                text=f"{what} ({job_id}): {last['stage']}, {amount(last['done'])} of {amount(last['total'])}")
 
 
 def conversation(messages: list[dict]) -> None:
@@ -111,9 +141,9 @@ def loss_chart(events: list[dict]) -> None:
 
 def skipped_lines(job_id: str) -> None:
     """A warning when the owner skipped unreadable lines of this job's event file."""
-    from dashboard.context import owner
+    from dashboard.context import get_owner
 
-    note = owner().jobs.skipped_note(job_id)
+    note = get_owner().jobs.skipped_note(job_id)
     if note:
         st.warning(note, icon=":material/report:")
 

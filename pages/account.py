@@ -5,7 +5,7 @@ import streamlit as st
 
 from core import sso, tokens
 from core.users import change_own_password
-from dashboard.context import current_user, owner, sign_in
+from dashboard.context import current_user, get_owner, sign_in
 from dashboard.widgets import plain, user_errors
 
 TOKEN_COLUMNS = {"name": "name", "token_id": "id", "created_at": "created", "expires_at": "expires",
@@ -16,8 +16,8 @@ def render() -> None:
     user = current_user()
     st.title("Account")
     st.write(f"**{user.username}** · role {user.role.value}")
-    if sso.is_sso_account(owner().store, user.username):
-        st.caption(f"You sign in with {plain(owner().settings.sso.label)}: your password and role are managed there.")
+    if sso.is_sso_account(get_owner().store, user.username):
+        st.caption(f"You sign in with {plain(get_owner().settings.sso.label)}: your password and role are managed there.")
     else:
         change_password(user)
     api_tokens(user)
@@ -33,16 +33,16 @@ def change_password(user) -> None:
                 st.error("The two new passwords differ.")
             else:
                 with user_errors():
-                    change_own_password(owner().store, user, current, new,
-                                        owner().settings.auth.min_password_length)
+                    change_own_password(get_owner().store, user, current, new,
+                                        get_owner().settings.auth.min_password_length)
                     sign_in(user)  # the change ended every session, this one included: start a new one
                     st.success("Password changed. Other browsers signed in as you were signed out.")
 
 
 def api_tokens(user) -> None:
     """Create (shown once), list and revoke one's own tokens for /api/v1."""
-    o = owner()
-    auth = o.settings.auth
+    owner = get_owner()
+    auth = owner.settings.auth
     st.subheader("API tokens")
     st.caption("A token lets a script, a CI pipeline or a notebook act as you through the HTTP API "
                "(`Authorization: Bearer <token>`), with your role. Only its hash is stored.")
@@ -52,7 +52,7 @@ def api_tokens(user) -> None:
                                step=1)
         if st.form_submit_button("Create token"):
             with user_errors():
-                record, token = tokens.create_token(o.store, user, name, int(days), auth.max_token_days)
+                record, token = tokens.create_token(owner.store, user, name, int(days), auth.max_token_days)
                 # Shown in this run only: no session state keeps it, so the next rerun no longer has it.
                 st.success(f"Created token {plain(record['name'])} ({record['token_id']}), expires "
                            f"{record['expires_at']:%Y-%m-%d}.")
@@ -60,7 +60,7 @@ def api_tokens(user) -> None:
                 st.warning("Copy it now: it will not be shown again. Lost it? Revoke it and create another.")
     mine = []
     with user_errors():
-        mine = tokens.list_tokens(o.store, user)
+        mine = tokens.list_tokens(owner.store, user)
     if not mine:
         st.caption("You have no tokens yet.")
         return
@@ -71,8 +71,8 @@ def api_tokens(user) -> None:
             chosen = st.selectbox("Token to revoke", list(active), format_func=active.get)
             if st.form_submit_button("Revoke token"):
                 with user_errors():
-                    tokens.revoke_token(o.store, user, chosen)
+                    tokens.revoke_token(owner.store, user, chosen)
                     st.success(f"Revoked {chosen}; it stops working at once.")
-                    mine = tokens.list_tokens(o.store, user)
+                    mine = tokens.list_tokens(owner.store, user)
     table = pd.DataFrame(mine)[list(TOKEN_COLUMNS)].rename(columns=TOKEN_COLUMNS)
     listing.dataframe(table, hide_index=True, width="stretch")  # cells are inert text

@@ -9,21 +9,22 @@ import streamlit as st
 from core import serving
 from core.auth import Action
 from core.datasets import list_versions
-from dashboard.context import current_user, owner, require_page
-from dashboard.generation_views import parity_view, sanity_view, side_by_side
-from dashboard.widgets import skipped_lines, user_errors
+from core.serving import Decoding
+from dashboard.context import current_user, get_owner, require_page
+from dashboard.widgets import described_input, skipped_lines, user_errors
+from pages.parts.generations import parity_view, sanity_view, side_by_side
 
 PATH_CHOICES = ("auto",) + serving.PATHS
 
 
 def render() -> None:
-    user, o = current_user(), owner()
+    user, owner = current_user(), get_owner()
     st.title("Generations")
     st.caption("Every variant answers the same prompts with the same decoding; outputs are stored with the "
                "backend, tokens, finish reason and latency that produced them.")
-    with st.expander("New generation set", expanded=not serving.list_sets(o.store, user)):
+    with st.expander("New generation set", expanded=not serving.list_sets(owner.store, user)):
         _new_set_form()
-    sets = serving.list_sets(o.store, user)
+    sets = serving.list_sets(owner.store, user)
     if not sets:
         st.info("No generation sets yet.")
         return
@@ -43,15 +44,15 @@ def render() -> None:
 def _live_set_detail(set_id: str) -> None:
     """Refreshes while the set runs; once it ends, the page redraws it once, statically."""
     user = require_page(Action.JOBS_VIEW)
-    if serving.get_set(owner().store, user, set_id)["status"] not in ("queued", "running"):
+    if serving.get_set(get_owner().store, user, set_id)["status"] not in ("queued", "running"):
         st.rerun()
     _set_detail(set_id)
 
 
 def _new_set_form() -> None:
-    user, o = current_user(), owner()
-    versions = list_versions(o.store, user)
-    variants = serving.available_variants(o.store, user, o.settings.base_model)
+    user, owner = current_user(), get_owner()
+    versions = list_versions(owner.store, user)
+    variants = serving.available_variants(owner.store, user, owner.settings.base_model)
     source = st.radio("Prompts", ["Dataset split", "Upload a prompt list"], horizontal=True)
     with st.form("new_set", border=False):
         upload, version, split, limit, samples = None, None, "test", 0, 1
@@ -77,11 +78,11 @@ def _new_set_form() -> None:
                                 format_func=lambda i: next(f"{v.name} ({v.kind})" for v in variants
                                                            if v.variant_id == i))
         c1, c2, c3, c4 = st.columns(4)
-        temperature = c1.number_input("Temperature", 0.0, 5.0, 0.0, 0.1, help=serving.Decoding.HELP["temperature"])
-        top_p = c2.number_input("top_p", 0.01, 1.0, 1.0, 0.05, help=serving.Decoding.HELP["top_p"])
-        max_tokens = c3.number_input("max_tokens", 1, 32768, 128, help=serving.Decoding.HELP["max_tokens"])
-        seed = c4.number_input("Seed", 0, 2**31 - 1, 0, help=serving.Decoding.HELP["seed"])
-        default_path = o.settings.serving.path
+        temperature = described_input(Decoding, "temperature", 0.0, label="Temperature", where=c1, step=0.1)
+        top_p = described_input(Decoding, "top_p", 1.0, where=c2, step=0.05)
+        max_tokens = described_input(Decoding, "max_tokens", 128, where=c3)
+        seed = described_input(Decoding, "seed", 0, label="Seed", where=c4)
+        default_path = owner.settings.serving.path
         path = st.selectbox("Serving path", PATH_CHOICES, index=PATH_CHOICES.index(default_path),
                             format_func=lambda p: p if p == "auto" else f"{p}: {serving.PATH_HELP[p]}",
                             help="auto measures the paths once on this host and model and takes the fastest. "
@@ -93,25 +94,25 @@ def _new_set_form() -> None:
             if upload is not None:
                 prompts, src = serving.prompts_from_file(upload.getvalue(), upload.name)
             elif version:
-                prompts, src = serving.prompts_from_version(o.store, user, version, split, int(limit) or None,
+                prompts, src = serving.prompts_from_version(owner.store, user, version, split, int(limit) or None,
                                                             int(samples))
             else:
                 st.error("Choose a dataset version or upload a prompt list.")
                 return
-            decoding = serving.Decoding(temperature=float(temperature), top_p=float(top_p),
-                                        max_tokens=int(max_tokens), seed=int(seed))
+            decoding = Decoding(temperature=float(temperature), top_p=float(top_p),
+                                 max_tokens=int(max_tokens), seed=int(seed))
             label = name.strip() or (src.get("name") or f"{src.get('dataset')} {src.get('split')}")
-            set_id = serving.generate(o.store, o.jobs, o.settings, user,
+            set_id = serving.generate(owner.store, owner.jobs, owner.settings, user,
                                       serving.GenerationSpec(label, chosen, prompts, src, decoding, path))
             st.success(f"Started {set_id}: {len(prompts)} prompts x {len(chosen)} variants.")
 
 
 def _set_detail(set_id: str) -> None:
     user = require_page(Action.JOBS_VIEW)
-    o = owner()
-    record = serving.get_set(o.store, user, set_id)
+    owner = get_owner()
+    record = serving.get_set(owner.store, user, set_id)
     total = record["n_prompts"] * len(record["variants"])
-    events = o.jobs.history(user, set_id, "progress")
+    events = owner.jobs.history(user, set_id, "progress")
     stage = next((e["stage"] for e in reversed(events) if e.get("stage")), "")
     text = f"{record['status']} · {record['n_outputs']}/{total} outputs" + (f" · {stage}" if record["status"] in
                                                                             ("queued", "running") and stage else "")
@@ -128,10 +129,10 @@ def _set_detail(set_id: str) -> None:
         with user_errors():
             if record["status"] in ("queued", "running"):
                 if st.button("Cancel", key=f"cancel-{set_id}"):
-                    o.jobs.cancel(user, set_id)
+                    owner.jobs.cancel(user, set_id)
             elif record["status"] in ("cancelled", "failed"):
                 if st.button("Resume", key=f"resume-{set_id}", help="Generates only what is missing."):
-                    o.jobs.resume(user, set_id)
+                    owner.jobs.resume(user, set_id)
     if not record["n_outputs"]:
         return
     names = {v["variant_id"]: v["name"] for v in record["variants"]}

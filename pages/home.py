@@ -15,13 +15,13 @@ from core.metrics.registry import higher_is_better
 from core.regression import gate as gates
 from core.regression import runs
 from core.review.results import pct
-from dashboard.context import current_user, owner
+from dashboard.context import current_user, get_owner
 from dashboard.widgets import DELTA_COLOR, plain, user_errors
 
 
-def _background_problem(o, user) -> None:
+def _background_problem(owner, user) -> None:
     """Engineers see a failing follow-up pass of the owner (ingest, schedules, sweeps, pipelines)."""
-    monitor = o.monitor
+    monitor = owner.monitor
     if monitor is None or not monitor.last_error or not user.may(Action.JOBS_RUN):
         return
     since = datetime.fromtimestamp(monitor.last_error_at).strftime("%Y-%m-%d %H:%M:%S")
@@ -31,10 +31,10 @@ def _background_problem(o, user) -> None:
 
 
 def render() -> None:
-    user, o = current_user(), owner()
+    user, owner = current_user(), get_owner()
     st.title("Home")
-    _background_problem(o, user)
-    sets = results.scored_sets(o.store, user)
+    _background_problem(owner, user)
+    sets = results.scored_sets(owner.store, user)
     if not sets:
         st.info("Nothing is scored yet. The path to a verdict: import data (Data), fine-tune (Train), generate the "
                 "test split with the base and the fine-tune (Generations), score it (Metrics), and have raters "
@@ -43,7 +43,7 @@ def render() -> None:
     datasets = sorted({s["dataset"] for s in sets})
     dataset = st.selectbox("Task (dataset)", datasets, key="home_dataset") if len(datasets) > 1 else datasets[0]
     with user_errors():
-        best = results.best_version(o.store, user, o.settings.metrics, dataset, sets)
+        best = results.best_version(owner.store, user, owner.settings.metrics, dataset, sets)
     if best is None:
         st.info(f"No fine-tuned version of {dataset} has been scored against its base yet.")
         return
@@ -73,9 +73,9 @@ def render() -> None:
 
 
 def _gate(variant: str) -> None:
-    user, o = current_user(), owner()
+    user, owner = current_user(), get_owner()
     st.markdown("**Regression gate**")
-    gate = runs.latest_gates(o.store, user).get(variant)
+    gate = runs.latest_gates(owner.store, user).get(variant)
     if gate is None:
         st.text("• The general-capability suite has not been run on this version yet (Regression page).")
         return

@@ -5,14 +5,14 @@ import streamlit as st
 from core import sso
 from core.errors import AuthError
 from core.users import authenticate
-from dashboard.context import SSO_REFUSED, owner, sign_in, sso_signed_in
+from dashboard.context import SSO_REFUSED, get_owner, sign_in, sso_signed_in
 from dashboard.widgets import plain
 
 
 def render() -> None:
     st.title("tuneboard")
     st.caption("Is the fine-tuned model better than the one it came from? Sign in to find out.")
-    settings = owner().settings
+    settings = get_owner().settings
     if sso.enabled(settings):
         single_sign_on(settings.sso.label)
     with st.form("login"):
@@ -21,7 +21,7 @@ def render() -> None:
         submitted = st.form_submit_button("Log in", type="primary")
     if submitted:
         try:
-            user = authenticate(owner().store, username.strip(), password)
+            user = authenticate(get_owner().store, username.strip(), password)
         except AuthError as exc:
             st.error(str(exc))
             return

@@ -13,21 +13,21 @@ from core.auth import Action
 from core.metrics import results
 from core.metrics.registry import METRICS, higher_is_better
 from core.metrics.scoring import start_scoring
-from dashboard import metric_views as views
-from dashboard.context import current_user, owner, require_page
+from dashboard.context import current_user, get_owner, require_page
 from dashboard.widgets import DELTA_COLOR, plain, user_errors
+from pages.parts import metrics as views
 
 
 def render() -> None:
-    user, o = current_user(), owner()
+    user, owner = current_user(), get_owner()
     st.title("Metrics")
     st.caption("Task metrics of each model version on a held-out split, with confidence intervals, and its paired "
                "difference from the base model on the same prompts.")
     if user.may(Action.GENERATE):
-        with st.expander("Score a generation set", expanded=not results.scored_sets(o.store, user)):
+        with st.expander("Score a generation set", expanded=not results.scored_sets(owner.store, user)):
             _score_form()
         _running_scores()
-    sets = results.scored_sets(o.store, user)
+    sets = results.scored_sets(owner.store, user)
     if not sets:
         st.info("No scored generation sets yet. Generate outputs on the Generations page, then score them here.")
         return
@@ -39,7 +39,7 @@ def render() -> None:
                           format_func=lambda i: next(f"{s['name']} · {i} · {s['created_at']:%Y-%m-%d %H:%M}"
                                                      for s in mine if s["set_id"] == i))
     with user_errors():
-        res = results.latest(o.store, user, chosen, o.settings.metrics)
+        res = results.latest(owner.store, user, chosen, owner.settings.metrics)
         if res is None:
             st.info("This set's scores are still being written.")
             return
@@ -64,8 +64,8 @@ def render() -> None:
 
 
 def _score_form() -> None:
-    user, o = current_user(), owner()
-    done = [s for s in serving.list_sets(o.store, user) if s["status"] == "succeeded" and s["n_outputs"]]
+    user, owner = current_user(), get_owner()
+    done = [s for s in serving.list_sets(owner.store, user) if s["status"] == "succeeded" and s["n_outputs"]]
     if not done:
         st.info("No finished generation set yet: start one on the Generations page.")
         return
@@ -79,21 +79,21 @@ def _score_form() -> None:
         go = st.form_submit_button("Score", type="primary")
     if go:
         with user_errors():
-            job = start_scoring(o.store, o.jobs, user, set_id, picked or None, o.settings.metrics)
+            job = start_scoring(owner.store, owner.jobs, user, set_id, picked or None, owner.settings.metrics)
             st.success(f"Scoring started ({job}); results appear below when it finishes.")
 
 
 @st.fragment(run_every="2s")
 def _running_scores() -> None:
-    user, o = require_page(Action.METRICS_VIEW), owner()
-    live = [j for j in o.jobs.list(user, "score") if j["status"] in ("queued", "running")]
+    user, owner = require_page(Action.METRICS_VIEW), get_owner()
+    live = [j for j in owner.jobs.list(user, "score") if j["status"] in ("queued", "running")]
     for job in live:
-        progress = [e for e in o.jobs.history(user, job["job_id"], "progress")]
+        progress = [e for e in owner.jobs.history(user, job["job_id"], "progress")]
         last = progress[-1] if progress else {"done": 0, "total": 1}
         set_id = json.loads(job["config"])["set_id"]
         st.progress(last["done"] / max(1, last["total"]),
                     text=f"Scoring {set_id}: {last['done']} of {last['total']} (variant, metric) series")
-    failed = [j for j in o.jobs.list(user, "score")[:3] if j["status"] == "failed"]
+    failed = [j for j in owner.jobs.list(user, "score")[:3] if j["status"] == "failed"]
     for job in failed:
         st.error(f"Scoring job {job['job_id']} failed: {job['error']}")
     if st.session_state.get("_scoring_live") and not live:

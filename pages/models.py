@@ -12,9 +12,9 @@ from core.auth import Action
 from core.lifecycle.bundle import bundle_file, bundle_status, start_bundle
 from core.lifecycle.progress import readable_bytes
 from core.training import get_run, list_runs, list_variants, reproduce, start_merge
-from dashboard import lifecycle_views
-from dashboard.context import current_user, owner, require_page
-from dashboard.widgets import loss_chart, run_progress, user_errors
+from dashboard.context import current_user, get_owner, require_page
+from dashboard.widgets import job_progress, loss_chart, run_progress, user_errors
+from pages.parts import lifecycle
 
 
 def render() -> None:
@@ -22,20 +22,20 @@ def render() -> None:
     versions_tab, retrain_tab, contenders_tab, runs_tab = st.tabs(["Versions", "Retraining", "Contenders",
                                                                    "Training runs"])
     with versions_tab:
-        lifecycle_views.promoted_versions()
-        lifecycle_views.candidates()
-        lifecycle_views.deployment()
+        lifecycle.promoted_versions()
+        lifecycle.candidates()
+        lifecycle.deployment()
     with retrain_tab:
-        lifecycle_views.retraining()
+        lifecycle.retraining()
     with contenders_tab:
-        lifecycle_views.contenders_view()
+        lifecycle.contenders_view()
     with runs_tab:
         _runs()
 
 
 def _runs() -> None:
-    user, o = current_user(), owner()
-    runs = list_runs(o.store, user)
+    user, owner = current_user(), get_owner()
+    runs = list_runs(owner.store, user)
     if not runs:
         st.info("No training runs yet." + (" Start one on the Train page." if user.may(Action.JOBS_RUN) else ""))
         return
@@ -43,11 +43,11 @@ def _runs() -> None:
                                 "created_by", "started_at", "finished_at"]]
     st.dataframe(table, hide_index=True, width="stretch")
     chosen = st.selectbox("Run", [r["job_id"] for r in runs])
-    run = get_run(o.store, user, chosen)
-    job = o.jobs.get(chosen)
+    run = get_run(owner.store, user, chosen)
+    job = owner.jobs.get(chosen)
     st.subheader(chosen)
-    run_progress(job, o.jobs.history(user, chosen))
-    loss_chart(o.jobs.history(user, chosen))
+    run_progress(job, owner.jobs.history(user, chosen))
+    loss_chart(owner.jobs.history(user, chosen))
     lineage = run["lineage"]
     c1, c2, c3 = st.columns(3)
     c1.markdown(f"**Dataset** `{lineage['dataset']['name']}` · `{lineage['dataset']['version_id']}`  \n"
@@ -58,7 +58,7 @@ def _runs() -> None:
     c3.markdown(f"**Code** tuneboard {code['tuneboard']} · `{code['commit'][:10]}`"
                 + (" (uncommitted changes)" if code["dirty"] else "") + f"  \nseed {lineage['seed']}")
     st.markdown(f"**Best checkpoint** `{run['best_checkpoint'] or '-'}` · **adapter** `{run['adapter_dir'] or '-'}`")
-    lifecycle_views.version_gates(chosen, [v for v in list_variants(o.store, user) if v["job_id"] == chosen])
+    lifecycle.version_gates(chosen, [v for v in list_variants(owner.store, user) if v["job_id"] == chosen])
     with st.expander("Full config and lineage (packages, host, times)"):
         st.json({"config": run["config"], "lineage": lineage,
                  "started_at": str(run["started_at"]), "finished_at": str(run["finished_at"])})
@@ -70,9 +70,9 @@ def _runs() -> None:
 def _exports(chosen: str) -> None:
     """Merged exports with their parity, and the engineer's actions (refreshed every few seconds)."""
     user = require_page(Action.JOBS_VIEW)
-    o = owner()
-    status = o.jobs.get(chosen)["status"]
-    variants = [v for v in list_variants(o.store, user) if v["job_id"] == chosen]
+    owner = get_owner()
+    status = owner.jobs.get(chosen)["status"]
+    variants = [v for v in list_variants(owner.store, user) if v["job_id"] == chosen]
     for v in variants:
         detail = json.loads(v["detail"] or "{}")
         if v["kind"] == "merged":
@@ -86,19 +86,19 @@ def _exports(chosen: str) -> None:
         with user_errors():
             if b1.button("Merge and export", disabled=status != "succeeded",
                          help="Merge the adapter into a full-precision copy of the base and check parity."):
-                job_id = start_merge(o.store, o.jobs, user, chosen, o.settings.exports_dir)
+                job_id = start_merge(owner.store, owner.jobs, user, chosen, owner.settings.exports_dir)
                 st.toast(f"Merging ({job_id}); the result appears here when it finishes.")
             if b2.button("Reproduce", help="A new run with exactly this config, data version and seed."):
-                job_id = reproduce(o.store, o.jobs, user, chosen)
+                job_id = reproduce(owner.store, owner.jobs, user, chosen)
                 st.toast(f"Started {job_id}.")
     if status in ("succeeded", "failed", "cancelled"):
         with user_errors():
             if st.button("Prepare the run record (zip)", key=f"bundle_{chosen}",
                          help="Config, data version (manifest and rows), packages, metrics, gates, review results "
                               "and promotions in one file; `tuneboard reproduce FILE` re-runs it."):
-                st.session_state[f"bundle_job_{chosen}"] = start_bundle(o.store, o.jobs, user, o.settings, chosen)
+                st.session_state[f"bundle_job_{chosen}"] = start_bundle(owner.store, owner.jobs, user, owner.settings, chosen)
             _run_record(user, chosen)
-    merges = [j for j in o.jobs.list(user, "merge") if json.loads(j["config"]).get("run_id") == chosen]
+    merges = [j for j in owner.jobs.list(user, "merge") if json.loads(j["config"]).get("run_id") == chosen]
     if merges and merges[0]["status"] in ("queued", "running"):
         st.info(f"Merge {merges[0]['job_id']} is running ...")
     elif merges and merges[0]["status"] == "failed":
@@ -111,15 +111,12 @@ def _run_record(user, chosen: str) -> None:
     job_id = st.session_state.get(f"bundle_job_{chosen}")
     if not job_id:
         return
-    o = owner()
-    state = bundle_status(o.store, o.jobs, user, job_id)
+    owner = get_owner()
+    state = bundle_status(owner.store, owner.jobs, user, job_id)
     if not state["done"]:
-        last = state["progress"] or {"stage": "starting", "done": 0, "total": 0}
-        st.progress(last["done"] / last["total"] if last["total"] else 0.0,
-                    text=f"Preparing the run record ({job_id}): {last['stage']}, {readable_bytes(last['done'])} "
-                         f"of {readable_bytes(last['total'])}")
+        job_progress("Preparing the run record", job_id, state["progress"], in_bytes=True)
     elif state["status"] == "succeeded":
-        path = bundle_file(o.store, o.jobs, user, job_id)
+        path = bundle_file(owner.store, owner.jobs, user, job_id)
         st.download_button(f"Download {path.name} ({readable_bytes(state['result']['bytes'])})", path.read_bytes,
                            file_name=path.name, mime="application/zip", key=f"bundle_download_{chosen}")
     else:

@@ -9,20 +9,20 @@ from core.auth import Action
 from core.serving import Decoding
 from core.serving.playground import (last_server_failure, model_server, playground_variants, start_model_server, stop_model_server,
                                      stream)
-from dashboard.context import current_user, owner, require_page
-from dashboard.widgets import user_errors
+from dashboard.context import current_user, get_owner, require_page
+from dashboard.widgets import described_input, user_errors
 
 
 def render() -> None:
     st.title("Playground")
     st.caption("Try one prompt on the base and its adapters. Outputs are shown as plain text.")
     _server_status()
-    user, o = current_user(), owner()
-    server = model_server(o.store, o.jobs, user)
+    user, owner = current_user(), get_owner()
+    server = model_server(owner.store, owner.jobs, user)
     st.session_state["playground_ready"] = bool(server and server["ready"])
     if not st.session_state["playground_ready"]:
         return
-    variants = playground_variants(o.store, user, o.settings)
+    variants = playground_variants(owner.store, user, owner.settings)
     with st.form("playground"):
         system = st.text_area("System prompt (optional)", height=80)
         prompt = st.text_area("Prompt", height=120, placeholder="Ask something ...")
@@ -30,8 +30,8 @@ def render() -> None:
                                 default=[v.variant_id for v in variants if v.kind != "external"][:2],
                                 format_func=lambda i: next(v.name for v in variants if v.variant_id == i))
         c1, c2 = st.columns(2)
-        temperature = c1.number_input("Temperature", 0.0, 5.0, 0.0, 0.1, help=Decoding.HELP["temperature"])
-        max_tokens = c2.number_input("max_tokens", 1, 8192, 256, help=Decoding.HELP["max_tokens"])
+        temperature = described_input(Decoding, "temperature", 0.0, label="Temperature", where=c1, step=0.1)
+        max_tokens = described_input(Decoding, "max_tokens", 256, where=c2)
         go = st.form_submit_button("Run", type="primary")
     if not go:
         return
@@ -57,20 +57,20 @@ def render() -> None:
 @st.fragment(run_every="3s")
 def _server_status() -> None:
     user = require_page(Action.GENERATE)
-    o = owner()
-    server = model_server(o.store, o.jobs, user)
+    owner = get_owner()
+    server = model_server(owner.store, owner.jobs, user)
     if bool(server and server["ready"]) != st.session_state.get("playground_ready", False):
         st.rerun()  # the server came up or went away: redraw the whole page (the prompt form)
     with user_errors():
         if server is None:
-            failure = last_server_failure(o.store, user)
+            failure = last_server_failure(owner.store, user)
             if failure:
                 st.error("The last model server failed:")
                 st.code(failure, language=None)
             st.info("No model server is running. It serves the base and every adapter through vLLM's OpenAI API "
                     "(about a minute to start on a small CPU).")
             if st.button("Start model server", type="primary"):
-                start_model_server(o.store, o.jobs, o.settings, user)
+                start_model_server(owner.store, owner.jobs, owner.settings, user)
                 st.rerun()
         elif not server["ready"]:
             st.info(f"Model server {server['job_id']}: {server['stage']} ...")
@@ -80,5 +80,5 @@ def _server_status() -> None:
             c1.success(f"Model server ready at {ready['url']} · {len(ready['models'])} model(s) at start · "
                        f"started in {ready['start_s']:.0f} s")
             if c2.button("Stop server"):
-                stop_model_server(o.store, o.jobs, user)
+                stop_model_server(owner.store, owner.jobs, user)
                 st.rerun()

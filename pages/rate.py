@@ -19,7 +19,7 @@ import streamlit as st
 from core.auth import Action, User
 from core.errors import TuneboardError
 from core.review.desk import CHOICES, RatingDesk
-from dashboard.context import owner, require_page
+from dashboard.context import get_owner, require_page
 from dashboard.widgets import conversation, plain, response
 
 FLASH = "rate_flash"
@@ -68,10 +68,10 @@ def render() -> None:
 @st.fragment
 def _rating_area() -> None:
     click = st.session_state.pop(CLICK, None)  # taken first: a click never outlives a session that ended
-    user, o = require_page(Action.REVIEW_RATE), owner()
+    user, owner = require_page(Action.REVIEW_RATE), get_owner()
     if click is not None and time.monotonic() - click[2] < CLICK_SECONDS:
-        _carry_out(o.desk, user, *click[:2])
-    tasks = o.desk.tasks(user)
+        _carry_out(owner.desk, user, *click[:2])
+    tasks = owner.desk.tasks(user)
     if not tasks:
         st.info("No pairs are assigned to you yet. Your lead assigns them; this page shows them as soon as they do.")
         return
@@ -83,7 +83,7 @@ def _rating_area() -> None:
     if kind:
         getattr(st, kind)(message)
     try:
-        pair = o.desk.next_pair(user, pair_set_id)
+        pair = owner.desk.next_pair(user, pair_set_id)
     except TuneboardError as exc:
         st.error(str(exc))
         return

@@ -1,7 +1,7 @@
 """Regression (engineer, lead): the general-capability probe suite, base vs fine-tune per
 category with intervals, the gate verdict with its reasons, the items that flipped from right
 to wrong, promotion (a passing gate, or an engineer's override with a written reason), and the
-checkpoint sweep (task score vs general score per checkpoint, dashboard/sweep_views.py)."""
+checkpoint sweep (task score vs general score per checkpoint, pages/parts/sweeps.py)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from core import serving
 from core.auth import Action
 from core.regression import gate as gates
 from core.regression import harness, runs, suite
-from dashboard import lifecycle_views, sweep_views
-from dashboard.context import current_user, owner
+from dashboard.context import current_user, get_owner
 from dashboard.widgets import VERDICT_BANNER, user_errors
+from pages.parts import lifecycle, sweeps
 
 
 def render() -> None:
@@ -27,18 +27,18 @@ def render() -> None:
     with gate_tab:
         _gate_view()
     with sweep_tab:
-        sweep_views.render()
+        sweeps.render()
     with harness_tab:
         _harness_view()
 
 
 def _gate_view() -> None:
-    user, o = current_user(), owner()
+    user, owner = current_user(), get_owner()
     if user.may(Action.GENERATE):
-        with st.expander("Run the suite", expanded=not runs.runs(o.store, user)):
+        with st.expander("Run the suite", expanded=not runs.runs(owner.store, user)):
             _run_form()
-    finished = [r for r in runs.runs(o.store, user) if r["status"] == "succeeded"]
-    for r in runs.runs(o.store, user):
+    finished = [r for r in runs.runs(owner.store, user) if r["status"] == "succeeded"]
+    for r in runs.runs(owner.store, user):
         if r["status"] in ("queued", "running"):
             st.info(f"{r['name']} ({r['set_id']}) is {r['status']}; follow it on the Generations page.")
     if not finished:
@@ -52,16 +52,16 @@ def _gate_view() -> None:
     tuned = [v["variant_id"] for v in run["variants"] if v["variant_id"] != "base"]
     variant = c2.selectbox("Fine-tuned version", tuned, key="regression_variant")
     with user_errors():
-        gate = runs.judge(o.store, user, set_id, variant, o.settings.regression)
+        gate = runs.judge(owner.store, user, set_id, variant, owner.settings.regression)
         _verdict(gate)
         _categories(gate)
         _flips(set_id, variant)
-        lifecycle_views.gate_promotion(variant, gate)
+        lifecycle.gate_promotion(variant, gate)
 
 
 def _run_form() -> None:
-    user, o = current_user(), owner()
-    choices = [v for v in serving.available_variants(o.store, user, o.settings.base_model) if v.kind != "base"]
+    user, owner = current_user(), get_owner()
+    choices = [v for v in serving.available_variants(owner.store, user, owner.settings.base_model) if v.kind != "base"]
     if not choices:
         st.info("No fine-tuned version yet: train one on the Train page.")
         return
@@ -72,7 +72,7 @@ def _run_form() -> None:
         go = st.form_submit_button("Run the suite", type="primary")
     if go:
         with user_errors():
-            set_id = runs.start_run(o.store, o.jobs, o.settings, user, picked)
+            set_id = runs.start_run(owner.store, owner.jobs, owner.settings, user, picked)
             st.success(f"Started {set_id}: {len(suite.items())} items x {len(picked) + 1} versions.")
 
 
@@ -119,8 +119,8 @@ def _categories(gate: dict) -> None:
 
 
 def _flips(set_id: str, variant: str) -> None:
-    user, o = current_user(), owner()
-    lost = runs.flips(o.store, user, set_id, variant)
+    user, owner = current_user(), get_owner()
+    lost = runs.flips(owner.store, user, set_id, variant)
     st.subheader(f"Right → wrong ({len(lost)})")
     if lost.empty:
         st.caption("No item the base answered right was answered wrong by the fine-tune.")
@@ -132,12 +132,12 @@ def _flips(set_id: str, variant: str) -> None:
 
 def _harness_view() -> None:
     """Optional: lm-evaluation-harness tasks on one version (needs lm-eval and the hub for task data)."""
-    user, o = current_user(), owner()
+    user, owner = current_user(), get_owner()
     why = harness.missing()
     if why:
         st.info(why)
     elif user.may(Action.GENERATE):
-        versions = serving.available_variants(o.store, user, o.settings.base_model)
+        versions = serving.available_variants(owner.store, user, owner.settings.base_model)
         with st.form("harness", border=False):
             variant = st.selectbox("Version", [v.variant_id for v in versions if v.kind != "external"])
             tasks = st.text_input("lm-eval tasks (comma-separated)", placeholder="arc_easy, hellaswag")
@@ -145,11 +145,11 @@ def _harness_view() -> None:
             go = st.form_submit_button("Run lm-eval")
         if go:
             with user_errors():
-                job_id = harness.start_harness(o.store, o.jobs, o.settings, user, variant,
+                job_id = harness.start_harness(owner.store, owner.jobs, owner.settings, user, variant,
                                                [t for t in tasks.split(",")], int(limit) or None)
                 st.success(f"Started {job_id}; results appear here when each task finishes.")
-    for job in [j for j in o.jobs.list(user, "harness")[:5] if j["status"] == "failed"]:
+    for job in [j for j in owner.jobs.list(user, "harness")[:5] if j["status"] == "failed"]:
         st.error(f"lm-eval job {job['job_id']} failed: {job['error']}")
-    stored = harness.results(o.store, user)
+    stored = harness.results(owner.store, user)
     if not stored.empty:
         st.dataframe(stored, hide_index=True, width="stretch")

@@ -10,16 +10,17 @@ import streamlit as st
 
 from core import serving
 from core.auth import Action
+from core.fields import about
 from core.review import pairs
-from dashboard.context import current_user, owner
-from dashboard.widgets import response, user_errors
+from dashboard.context import current_user, get_owner
+from dashboard.widgets import described_input, response, user_errors
 
 
 def render() -> None:
-    user, o = current_user(), owner()
+    user, owner = current_user(), get_owner()
     st.title("Review")
     st.caption("Blind A/B pairs for domain experts: sides are shuffled per pair and never shown to raters.")
-    sets = pairs.list_pair_sets(o.store, user)
+    sets = pairs.list_pair_sets(owner.store, user)
     with st.expander("New pair set", expanded=not sets):
         _new_pair_set()
     if not sets:
@@ -28,10 +29,10 @@ def render() -> None:
     st.dataframe(pd.DataFrame(sets), hide_index=True, width="stretch")
     chosen = st.selectbox("Pair set", [s["pair_set_id"] for s in sets], key="review_set",
                           format_func=lambda i: next(f"{s['name']} · {i}" for s in sets if s["pair_set_id"] == i))
-    ps = pairs.get_pair_set(o.store, user, chosen)
+    ps = pairs.get_pair_set(owner.store, user, chosen)
     progress_tab, assign_tab, pairs_tab = st.tabs(["Progress", "Raters", "Pairs"])
     with progress_tab:
-        rows = pairs.progress(o.store, user, chosen)
+        rows = pairs.progress(owner.store, user, chosen)
         if rows:
             st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
         else:
@@ -43,8 +44,8 @@ def render() -> None:
 
 
 def _new_pair_set() -> None:
-    user, o = current_user(), owner()
-    gen_sets = [s for s in serving.list_sets(o.store, user) if s["n_outputs"]]
+    user, owner = current_user(), get_owner()
+    gen_sets = [s for s in serving.list_sets(owner.store, user) if s["n_outputs"]]
     if not gen_sets:
         st.warning("No generation set with outputs yet: generate the test split with base and adapters on the "
                    "Generations page first.")
@@ -52,31 +53,32 @@ def _new_pair_set() -> None:
     gen_id = st.selectbox("Generation set", [s["set_id"] for s in gen_sets], key="ps_gen",
                           format_func=lambda i: next(f"{s['name']} · {i}" for s in gen_sets if s["set_id"] == i))
     variants = [v["variant_id"] for v in next(json.loads(s["variants"]) for s in gen_sets if s["set_id"] == gen_id)]
-    raters = pairs.rater_accounts(o.store, user)
-    cfg = o.settings.review
+    raters = pairs.rater_accounts(owner.store, user)
+    cfg = owner.settings.review
     # The design first, outside the form: the plan figure below follows each change.
     chosen = st.multiselect("Variants", variants, default=variants[:2] if len(variants) >= 2 else variants)
     c1, c2 = st.columns(2)
-    design = c1.radio("Design", ["baseline", "all-pairs"], help=pairs.PairSetSpec.HELP["design"], horizontal=True)
+    design = c1.radio("Design", pairs.DESIGNS, help=about(pairs.PairSetSpec, "design").help, horizontal=True)
     baseline = c2.selectbox("Baseline", variants, index=variants.index("base") if "base" in variants else 0)
     picked = st.multiselect("Raters", raters, default=raters[:3])
     c1, c2 = st.columns(2)
-    k = c1.number_input("Raters per pair", 1, 100, min(cfg.raters_per_pair, max(1, len(picked) or 1)),
-                        help=pairs.PairSetSpec.HELP["raters_per_pair"])
-    limit = c2.number_input("Prompts (0 = all)", 0, 1_000_000, 0, help=pairs.PairSetSpec.HELP["max_prompts"])
+    k = described_input(pairs.PairSetSpec, "raters_per_pair", min(cfg.raters_per_pair, max(1, len(picked) or 1)),
+                        label="Raters per pair", where=c1)
+    limit = described_input(pairs.PairSetSpec, "max_prompts", 0, label="Prompts (0 = all)", where=c2)
     spec = pairs.PairSetSpec(name="", generation_set_id=gen_id, variants=chosen, design=design, baseline=baseline,
                              raters=picked, raters_per_pair=int(k), max_prompts=int(limit))
     with user_errors():
-        plan = pairs.plan_pair_set(o.store, user, spec)
+        plan = pairs.plan_pair_set(owner.store, user, spec)
         if plan is not None:
             st.info(f"**Plan.** {plan.sentence()} A smaller true difference would often end as 'no clear "
                     "difference'; more prompts help more than more raters per prompt.", icon=":material/target:")
     with st.form("new_pair_set", border=False):
         name = st.text_input("Name (raters see it)", placeholder="Support replies, round 1")
         c1, c2 = st.columns(2)
-        gold = c1.number_input("Gold rate", 0.0, 0.5, cfg.gold_rate, step=0.05, help=pairs.PairSetSpec.HELP["gold_rate"])
+        gold = described_input(pairs.PairSetSpec, "gold_rate", cfg.gold_rate, label="Gold rate", where=c1, step=0.05,
+                               format="%.2f")
         seed = c2.number_input("Seed", 0, 2**31 - 1, 0, help="Seeds the left/right coin flips and the assignment.")
-        instructions = st.text_area("Instructions for raters", help=pairs.PairSetSpec.HELP["instructions"],
+        instructions = st.text_area("Instructions for raters", help=about(pairs.PairSetSpec, "instructions").help,
                                     placeholder="Which reply would you rather send to the customer?")
         submitted = st.form_submit_button("Create pair set", type="primary")
     if submitted:
@@ -84,15 +86,15 @@ def _new_pair_set() -> None:
                                  raters=picked, raters_per_pair=int(k), gold_rate=float(gold), seed=int(seed),
                                  instructions=instructions, max_prompts=int(limit))
         with user_errors():
-            pair_set_id = pairs.create_pair_set(o.store, user, spec)
+            pair_set_id = pairs.create_pair_set(owner.store, user, spec)
             st.success(f"Created {pair_set_id}" + (f" and assigned {len(picked)} raters." if picked else
                                                   "; assign raters on its Raters tab."))
 
 
 def _assign_form(ps: dict) -> None:
-    user, o = current_user(), owner()
-    raters = pairs.rater_accounts(o.store, user)
-    current = sorted({r["rater"] for r in pairs.progress(o.store, user, ps["pair_set_id"])})
+    user, owner = current_user(), get_owner()
+    raters = pairs.rater_accounts(owner.store, user)
+    current = sorted({r["rater"] for r in pairs.progress(owner.store, user, ps["pair_set_id"])})
     with st.form("assign", border=False):
         picked = st.multiselect("Raters", raters, default=[r for r in current if r in raters])
         k = st.number_input("Raters per pair", 1, 100, int(ps["raters_per_pair"]))
@@ -101,22 +103,22 @@ def _assign_form(ps: dict) -> None:
                "the least-loaded raters.")
     if go:
         with user_errors():
-            added = pairs.assign_raters(o.store, user, ps["pair_set_id"], picked, int(k))
+            added = pairs.assign_raters(owner.store, user, ps["pair_set_id"], picked, int(k))
             st.success("New pairs per rater: " + ", ".join(f"{r} {n}" for r, n in added.items()))
 
 
 def _pairs_view(ps: dict) -> None:
-    user, o = current_user(), owner()
+    user, owner = current_user(), get_owner()
     reveal = user.may(Action.REVIEW_REVEAL)
     if reveal:
-        flagged = pairs.flagged_pairs(o.store, user, ps["pair_set_id"])
+        flagged = pairs.flagged_pairs(owner.store, user, ps["pair_set_id"])
         if flagged:
             st.warning(f"{len(flagged)} pair(s) contain words that may tell a rater which model wrote a response. "
                        "Withdraw those that give a side away.")
             st.dataframe(pd.DataFrame([{"pair": f["pair_id"], "words": ", ".join(f["identity_flags"]),
                                         "a": f["a"], "b": f["b"], "withdrawn": f["withdrawn"]} for f in flagged]),
                          hide_index=True, width="stretch")
-    rows = pairs.pairs_blind(o.store, user, ps["pair_set_id"])
+    rows = pairs.pairs_blind(owner.store, user, ps["pair_set_id"])
     table = pd.DataFrame([{"pair": r["pair_id"], "gold": r["gold_better"] or "", "votes": r["votes"],
                            "flagged": r["flagged"], "withdrawn": r["withdrawn"]} for r in rows])
     st.dataframe(table, hide_index=True, width="stretch", height=240)
@@ -135,13 +137,13 @@ def _pairs_view(ps: dict) -> None:
         better = c1.radio("Gold: the better side", ["a", "b"], horizontal=True, key="gold_side")
         if c1.button("Mark as gold"):
             with user_errors():
-                pairs.mark_gold(o.store, user, ps["pair_set_id"], pair_id, better)
+                pairs.mark_gold(owner.store, user, ps["pair_set_id"], pair_id, better)
                 st.rerun()
     if row["gold_better"] and not generated_gold and c2.button("Unmark gold"):
         with user_errors():
-            pairs.mark_gold(o.store, user, ps["pair_set_id"], pair_id, None)
+            pairs.mark_gold(owner.store, user, ps["pair_set_id"], pair_id, None)
             st.rerun()
     if c3.button("Restore pair" if row["withdrawn"] else "Withdraw pair"):
         with user_errors():
-            pairs.withdraw_pair(o.store, user, ps["pair_set_id"], pair_id, not row["withdrawn"])
+            pairs.withdraw_pair(owner.store, user, ps["pair_set_id"], pair_id, not row["withdrawn"])
             st.rerun()

@@ -89,8 +89,8 @@ def test_cli_is_an_edge_without_ui_imports_or_circles():
 
 
 def test_pages_do_not_touch_the_database_directly():
-    """Pages call core services; SQL and duckdb stay in core."""
-    for page in (ROOT / "pages").glob("*.py"):
+    """Pages (and their parts) call core services; SQL and duckdb stay in core."""
+    for page in (ROOT / "pages").rglob("*.py"):
         text = page.read_text()
         assert "duckdb" not in _imports(page), page.name
         assert "SELECT " not in text and "INSERT " not in text and "UPDATE " not in text, page.name
@@ -266,3 +266,58 @@ def test_core_has_no_import_circles():
     owners = {"core.training", "core.serving", "core.metrics", "core.regression", "core.datasets", "core.lifecycle"}
     jobs = {d for m, deps in graph.items() if m == "core.jobs" or m.startswith("core.jobs.") for d in deps}
     assert not {d for d in jobs if any(d == o or d.startswith(o + ".") for o in owners)}, sorted(jobs)
+
+
+# ---- one home for each rule ------------------------------------------------------------
+def test_the_dashboard_folder_holds_only_the_entrypoint_context_and_shared_widgets():
+    """A part of one page lives beside its page (pages/parts/), not in dashboard/."""
+    assert {p.name for p in (ROOT / "dashboard").glob("*.py")} == {"__init__.py", "app.py", "context.py",
+                                                                  "widgets.py"}
+    parts = {p.stem for p in (ROOT / "pages" / "parts").glob("*.py")} - {"__init__"}
+    used = set()
+    for page in (ROOT / "pages").glob("*.py"):
+        for node in ast.walk(ast.parse(page.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "pages.parts":
+                used |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pages.parts."):
+                used.add(node.module.rsplit(".", 1)[1])
+    assert parts == used, parts ^ used  # every part serves a page, and nothing else imports it
+
+
+def test_field_help_and_ranges_are_read_through_core_fields():
+    """Help texts and ranges are declared with core.fields.setting and read with core.fields.about
+    (forms: dashboard.widgets.described_input; API: api.fields); nobody reads dataclass metadata or
+    keeps a HELP table of their own."""
+    offenders = []
+    for path in _app_modules():
+        if path == ROOT / "core" / "fields.py":
+            continue
+        text = path.read_text()
+        if ".metadata[" in text or re.search(r"\bHELP\s*=\s*\{", text) or re.search(r"\w\.HELP\[", text):
+            offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []
+
+
+def test_one_merge_and_one_dtype_rule():
+    """Merging an adapter and choosing the compute dtype happen in core/weights.py only."""
+    offenders = [str(p.relative_to(ROOT)) for p in _app_modules() if p != ROOT / "core" / "weights.py"
+                 and re.search(r"merge_and_unload|torch\.bfloat16|is_bf16_supported", p.read_text())]
+    assert offenders == []
+
+
+# Size guides: a page over PAGE_LINES or a module over MODULE_LINES is worth splitting; reported, not failed.
+PAGE_LINES, MODULE_LINES = 150, 600
+
+
+def test_size_guides():
+    import warnings
+
+    long_pages = {str(p.relative_to(ROOT)): n for p in (ROOT / "pages").glob("*.py")
+                  if (n := len(p.read_text().splitlines())) > PAGE_LINES * 1.05}
+    long_modules = {str(p.relative_to(ROOT)): n for p in _app_modules()
+                    if (n := len(p.read_text().splitlines())) > MODULE_LINES}
+    for what, found, limit in (("pages", long_pages, PAGE_LINES), ("modules", long_modules, MODULE_LINES)):
+        if found:
+            warnings.warn(f"{what} over the size guide of {limit} lines: "
+                          + ", ".join(f"{k} ({v})" for k, v in sorted(found.items(), key=lambda kv: -kv[1])))
+    assert not long_pages, long_pages  # pages have room to move parts out: kept at the guide

@@ -482,7 +482,7 @@ def test_no_leakage_reported_for_clean_explicit_splits():
 def test_token_statistics_with_the_tiny_tokenizer(tiny_model):
     from transformers import AutoTokenizer
 
-    from core.models import token_counter
+    from core.tokenizer import token_counter
 
     count, name, why = token_counter(tiny_model)
     assert count is not None, why

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+import core.datasets.imports
+
 from core.datasets import ImportOptions, import_dataset
 from core.datasets.import_worker import EXAMPLES_FILE, UPLOAD_FILE
 from core.datasets.imports import import_status, start_import
@@ -186,11 +188,10 @@ def test_only_those_who_may_import_start_or_read_an_import(owner, accounts, file
 
 def test_the_data_page_imports_a_large_file_as_a_job_and_shows_its_progress_then_the_version(
         settings, env, owner, accounts, files, monkeypatch):
-    import pages.data
     from core.datasets import list_versions
     from tests.apptest import DashboardOwners, assert_clean, button, goto, make_app, use_fast_password_hashing
 
-    monkeypatch.setattr(pages.data, "JOB_ABOVE_BYTES", 0)  # every file is "large" here
+    monkeypatch.setattr(core.datasets.imports, "JOB_ABOVE_BYTES", 0)  # every file is "large" here
     use_fast_password_hashing(monkeypatch)
     owners = DashboardOwners(monkeypatch)
     try:
@@ -237,10 +238,9 @@ def test_a_validation_job_ends_with_the_report_either_way_and_imports_nothing(ow
 
 
 def test_the_data_page_validates_a_large_file_as_a_job(settings, env, owner, accounts, files, monkeypatch):
-    import pages.data
     from tests.apptest import DashboardOwners, assert_clean, button, goto, make_app, use_fast_password_hashing
 
-    monkeypatch.setattr(pages.data, "JOB_ABOVE_BYTES", 0)  # every file is "large" here
+    monkeypatch.setattr(core.datasets.imports, "JOB_ABOVE_BYTES", 0)  # every file is "large" here
     use_fast_password_hashing(monkeypatch)
     owners = DashboardOwners(monkeypatch)
     try:
@@ -268,10 +268,9 @@ def test_the_command_line_imports_a_large_file_as_a_job_and_prints_its_progress(
     import io
 
     import cli as cli_app
-    import cli.data
     from cli.context import invoke
 
-    monkeypatch.setattr(cli.data, "JOB_ABOVE_BYTES", 0)  # every file is "large" here
+    monkeypatch.setattr(core.datasets.imports, "JOB_ABOVE_BYTES", 0)  # every file is "large" here
     good, bad = files
 
     def run(path) -> tuple[int, str, str]:

@@ -83,7 +83,7 @@ def test_generation_set_through_vllm_passes_the_parity_check(owner, accounts, ti
 
 def test_auto_path_calibrates_once_and_picks_the_fastest_estimate(owner, accounts, tickets, tiny_model,  # noqa: F811
                                                                   tiny_adapters, monkeypatch):
-    from core.serving import paths
+    from core.serving import calibration
 
     monkeypatch.setattr(owner.settings.serving, "calibration_prompts", 4)
     monkeypatch.setattr(owner.settings.serving, "parity_sample", 2)
@@ -105,5 +105,5 @@ def test_auto_path_calibrates_once_and_picks_the_fastest_estimate(owner, account
     stages = [e.get("stage", "") for e in owner.jobs.events(again, "progress")]
     assert not any("calibrat" in s for s in stages)
     assert get_set(owner.store, accounts["engineer"], again)["plan"]["costs"] == costs
-    assert paths.load_cached(owner.settings.serving_dir, paths.calibration_key(tiny_model, {
+    assert calibration.load_cached(owner.settings.serving_dir, calibration.calibration_key(tiny_model, {
         **owner.settings.serving.__dict__})) is not None

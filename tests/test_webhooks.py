@@ -517,7 +517,7 @@ def test_the_api_registers_lists_pings_and_deletes_a_hook(client, owner, receive
 
 # ---- the page's view -------------------------------------------------------------------------------
 def _view():
-    from dashboard.webhook_views import webhooks_view
+    from pages.parts.webhooks import webhooks_view
 
     webhooks_view()
 

@@ -19,7 +19,7 @@ from core import datasets
 from core.datasets import imports
 from core.auth import User
 from core.errors import DatasetError, InvalidInput, NotFound
-from core.models import token_counter
+from core.tokenizer import token_counter
 from core.owner import Owner
 
 router = APIRouter(tags=["data"])

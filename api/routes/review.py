@@ -19,13 +19,14 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from api.auth import caller, the_owner
+from api.fields import described
 from core.auth import User
+from core.fields import about
 from core.owner import Owner
 from core.review import pairs, results, stats
 from core.review.pairs import PairSetSpec
 
 router = APIRouter(prefix="/pair-sets", tags=["review"])
-HELP = PairSetSpec.HELP
 
 
 # ---- bodies and answers ----------------------------------------------------------------------
@@ -33,14 +34,14 @@ class PairSetRequest(BaseModel):
     name: str = Field("", max_length=120, description="Shown to raters; must not name a model or run.")
     generation_set_id: str = Field(max_length=200, description="The generation set whose outputs are paired.")
     variants: list[str] = Field(description="Variant ids of the generation set to compare (two or more).")
-    design: Literal["baseline", "all-pairs"] = Field("baseline", description=HELP["design"])
+    design: Literal["baseline", "all-pairs"] = described(PairSetSpec, "design")
     baseline: str = Field("base", description="The variant the others are compared with (design baseline).")
     raters: list[str] = Field(default_factory=list, description="Rater accounts to assign now (optional).")
-    raters_per_pair: int | None = Field(None, description=HELP["raters_per_pair"] + " Default: review.raters_per_pair.")
-    gold_rate: float | None = Field(None, description=HELP["gold_rate"] + " Default: review.gold_rate.")
+    raters_per_pair: int | None = described(PairSetSpec, "raters_per_pair", None, "Default: review.raters_per_pair.")
+    gold_rate: float | None = described(PairSetSpec, "gold_rate", None, "Default: review.gold_rate.")
     seed: int = Field(0, ge=0, description="Seeds the left/right coin flips and the assignment.")
-    instructions: str = Field("", max_length=4000, description=HELP["instructions"])
-    max_prompts: int = Field(0, ge=0, description=HELP["max_prompts"])
+    instructions: str = Field("", max_length=4000, description=about(PairSetSpec, "instructions").help)
+    max_prompts: int = described(PairSetSpec, "max_prompts")
 
     def spec(self, owner: Owner) -> PairSetSpec:
         review = owner.settings.review

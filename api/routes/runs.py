@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import caller, the_owner
+from api.fields import described, schema_extra
 from api.plain import plain
 from core import serving, training
 from core.auth import User
@@ -27,6 +28,7 @@ from core.metrics import results
 from core.metrics.scoring import start_scoring
 from core.owner import Owner
 from core.serving.backends import PATH_HELP, Decoding
+from core.fields import fields_of
 from core.training.config import PRESETS, TrainConfig
 from core.training.estimate import estimate
 
@@ -43,20 +45,13 @@ def _train_request() -> type[BaseModel]:
     """The body of POST /runs: TrainConfig's fields with their help, ranges and choices in the schema.
     Only the types are checked here; TrainConfig checks the values and names each field it refuses."""
     fields: dict[str, Any] = {}
-    for f in dataclasses.fields(TrainConfig):
-        meta, extra = f.metadata, {}
-        if meta["min"] is not None:
-            extra["minimum"] = meta["min"]
-        if meta["max"] is not None:
-            extra["maximum"] = meta["max"]
-        if meta["choices"]:
-            extra["enum"] = list(meta["choices"])
-        help_ = meta["help"] + (" Default: the configured base model (model.base)." if f.name == "base_model" else "")
+    for f, spec in fields_of(TrainConfig):
+        help_ = spec.help + (" Default: the configured base model (model.base)." if f.name == "base_model" else "")
         if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            spec = Field(default_factory=f.default_factory, description=help_, json_schema_extra=extra or None)
+            field = Field(default_factory=f.default_factory, description=help_, json_schema_extra=schema_extra(spec))
         else:
-            spec = Field(f.default, description=help_, json_schema_extra=extra or None)
-        fields[f.name] = (_TYPES[str(f.type)], spec)
+            field = Field(f.default, description=help_, json_schema_extra=schema_extra(spec))
+        fields[f.name] = (_TYPES[str(f.type)], field)
     fields["preset"] = (str | None, Field(None, description="Start from a preset; the fields given override it. "
                                           + " ".join(f"{p.name}: {p.guidance}" for p in PRESETS.values()),
                                           json_schema_extra={"enum": list(PRESETS)}))
@@ -251,10 +246,10 @@ class PromptSource(BaseModel):
 
 class DecodingIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    temperature: float = Field(0.0, description=Decoding.HELP["temperature"])
-    top_p: float = Field(1.0, description=Decoding.HELP["top_p"])
-    max_tokens: int = Field(128, description=Decoding.HELP["max_tokens"])
-    seed: int = Field(0, description=Decoding.HELP["seed"])
+    temperature: float = described(Decoding, "temperature")
+    top_p: float = described(Decoding, "top_p")
+    max_tokens: int = described(Decoding, "max_tokens")
+    seed: int = described(Decoding, "seed")
 
 
 class NewGenerationSet(BaseModel):

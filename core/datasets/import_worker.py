@@ -44,7 +44,7 @@ def import_run(run: WorkerRun) -> None:
     options = options_from(config)
     count, tokenizer = None, None
     if config.get("base_model"):
-        from core.models import token_counter  # transformers loads only when a tokenizer is wanted
+        from core.tokenizer import token_counter  # transformers loads only when a tokenizer is wanted
 
         count, name, why = token_counter(config["base_model"])
         tokenizer = (name or None) if count else None

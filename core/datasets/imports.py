@@ -27,6 +27,14 @@ from core.jobs.events import TERMINAL
 from core.store import Store
 
 KIND = "import"
+# The one rule for where an upload is imported: up to this size within the request (the Data page, the API's
+# `wait=true`, the CLI), above it by a job with progress (a large file must not hold a page or a request).
+JOB_ABOVE_BYTES = 5 * 2**20
+
+
+def needs_job(size: int) -> bool:
+    """Whether a file of `size` bytes is imported (or checked) by a job rather than within the request."""
+    return size > JOB_ABOVE_BYTES
 
 
 def start_import(store: Store, jobs: Jobs, actor: User, data: bytes, file: str, options: ImportOptions,

@@ -59,7 +59,7 @@ def _save_credentials(path: Path, creds: dict[str, str]) -> None:
 def build_demo(store: Store, settings: Settings, examples: int = 1200,
                log: Callable[[str], None] = print) -> DemoResult:
     from core.datasets import ImportOptions, import_dataset
-    from core.models import token_counter
+    from core.tokenizer import token_counter
 
     t0 = time.monotonic()
     model_dir = Path(settings.base_model)

@@ -21,6 +21,7 @@ import numpy as np
 from core import audit
 from core.auth import Action, Role, User, require
 from core.errors import InvalidInput, NotFound
+from core.fields import out_of_range, setting
 from core.review import stats
 from core.store import Store, insert_rows
 
@@ -47,22 +48,18 @@ class PairSetSpec:
     name: str
     generation_set_id: str
     variants: list[str]
-    design: str = "baseline"       # baseline: every other variant vs `baseline`; all-pairs: every pair
+    design: str = setting("baseline", "baseline: each variant against the baseline (fine-tuned vs base); "
+                          "all-pairs: every two variants.", choices=DESIGNS)
     baseline: str = "base"
     raters: list[str] = field(default_factory=list)
-    raters_per_pair: int = 3
-    gold_rate: float = 0.1
+    raters_per_pair: int = setting(3, "How many raters see each pair; 2 or more give agreement statistics.",
+                                   min=1, max=100)
+    gold_rate: float = setting(0.1, "Share of gold pairs (the reference answer against a corrupted one) mixed in "
+                               "to check raters.", min=0.0, max=0.5)
     seed: int = 0
-    instructions: str = ""
-    max_prompts: int = 0           # 0 = every prompt of the generation set
-
-    HELP = {
-        "design": "baseline: each variant against the baseline (fine-tuned vs base); all-pairs: every two variants.",
-        "raters_per_pair": "How many raters see each pair; 2 or more give agreement statistics.",
-        "gold_rate": "Share of gold pairs (the reference answer against a corrupted one) mixed in to check raters.",
-        "instructions": "Shown to raters above every pair. Must not name a model.",
-        "max_prompts": "Use only the first N prompts of the generation set (0 = all).",
-    }
+    instructions: str = setting("", "Shown to raters above every pair. Must not name a model.")
+    max_prompts: int = setting(0, "Use only the first N prompts of the generation set (0 = all).",
+                               min=0, max=10_000_000)
 
 
 def _now() -> datetime:
@@ -173,16 +170,9 @@ def create_pair_set(store: Store, actor: User, spec: PairSetSpec) -> str:
                             f"(it has {', '.join(by_id)})")
     if len(variants) < 2:
         problems.append("variants: choose at least two variants to compare")
-    if spec.design not in DESIGNS:
-        problems.append(f"design: {spec.design!r} is not one of {', '.join(DESIGNS)}")
-    elif spec.design == "baseline" and spec.baseline not in variants:
+    problems += out_of_range(spec)
+    if spec.design == "baseline" and spec.baseline not in variants:
         problems.append(f"baseline: {spec.baseline!r} must be one of the chosen variants")
-    if not 1 <= spec.raters_per_pair <= 100:
-        problems.append("raters_per_pair: between 1 and 100")
-    if not 0.0 <= spec.gold_rate <= 0.5:
-        problems.append("gold_rate: between 0 and 0.5")
-    if spec.max_prompts < 0:
-        problems.append("max_prompts: 0 (all) or more")
     if len(spec.instructions) > 4000:
         problems.append("instructions: at most 4,000 characters")
     terms = identity_terms(gen_variants, gen["base_model"])  # any model of the set, chosen or not

@@ -11,16 +11,16 @@ This module imports neither torch nor vLLM: the owner reads these types too.
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from core.errors import InvalidInput
+from core.fields import out_of_range, setting
 
 PROMPTS_FILE = "prompts.jsonl"  # a generation set's frozen prompts in its run folder
 
-# How a set of variants is served locally. "auto" measures and picks (core.serving.paths).
+# How a set of variants is served locally. "auto" measures and picks (core.serving.calibration).
 PATHS = ("vllm-lora", "vllm-merged", "transformers")
 PATH_HELP = {
     "vllm-lora": "one vLLM engine with LoRA enabled serves the base and every adapter in mixed batches",
@@ -35,27 +35,24 @@ PATH_HELP = {
 class Decoding:
     """Decoding parameters of a generation set; greedy by default (evaluation)."""
 
-    temperature: float = 0.0
-    top_p: float = 1.0
-    max_tokens: int = 128
-    seed: int = 0
-
-    HELP = {"temperature": "0 is greedy (deterministic; the default for evaluation); above 0 samples.",
-            "top_p": "Nucleus sampling: keep the smallest set of tokens whose probability reaches top_p.",
-            "max_tokens": "Most new tokens per output; an output that reaches it is flagged as a runaway.",
-            "seed": "Seed of sampling: each request gets seed + its prompt index on vLLM and OpenAI-compatible "
-                    "paths; transformers seeds each batch (a sampled output there depends on its batch)."}
+    temperature: float = setting(0.0, "0 is greedy (deterministic; the default for evaluation); above 0 samples.",
+                                 min=0.0, max=5.0)
+    top_p: float = setting(1.0, "Nucleus sampling: keep the smallest set of tokens whose probability reaches top_p.",
+                           min=1e-6, max=1.0)
+    max_tokens: int = setting(128, "Most new tokens per output; an output that reaches it is flagged as a runaway.",
+                              min=1, max=32768)
+    seed: int = setting(0, "Seed of sampling: each request gets seed + its prompt index on vLLM and "
+                        "OpenAI-compatible paths; transformers seeds each batch (a sampled output there depends "
+                        "on its batch).", min=0, max=2**31 - 1)
 
     def __post_init__(self):
         problems = []
-        for name, lo, hi in (("temperature", 0.0, 5.0), ("top_p", 1e-6, 1.0), ("max_tokens", 1, 32768),
-                             ("seed", 0, 2**31 - 1)):
+        for name in ("temperature", "top_p", "max_tokens", "seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or (
                     name in ("max_tokens", "seed") and not float(value).is_integer()):
                 problems.append(f"{name}: {value!r} is not a number")
-            elif not (lo <= value <= hi) or (isinstance(value, float) and math.isnan(value)):
-                problems.append(f"{name}: {value} is outside {lo}..{hi}")
+        problems = problems or out_of_range(self)
         if problems:
             raise InvalidInput("Decoding parameters: " + "; ".join(problems) + ".")
 

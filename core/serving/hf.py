@@ -11,21 +11,13 @@ import time
 
 from core.serving.backends import Decoding, Request, Result, chat_ids, request_seed
 from core.variants import Variant
+from core.weights import compute_dtype, load_base
 
 
 def device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def model_dtype():
-    """fp32 on a CPU (faster than bf16 without AMX, and exact parity with vLLM's fp32); bf16 on GPUs."""
-    import torch
-
-    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float32
 
 
 class TransformersBackend:
@@ -41,7 +33,7 @@ class TransformersBackend:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "left"
         self.device = device()
-        model = AutoModelForCausalLM.from_pretrained(base_model, dtype=model_dtype()).to(self.device)
+        model = load_base(base_model).to(self.device)
         self.adapters: set[str] = set()
         self.separate: dict[str, object] = {}  # merged copies are whole models of their own
         for v in variants:
@@ -55,7 +47,7 @@ class TransformersBackend:
                 self.adapters.add(v.variant_id)
             elif v.kind == "merged":
                 self.separate[v.variant_id] = AutoModelForCausalLM.from_pretrained(
-                    v.path, dtype=model_dtype()).to(self.device).eval()
+                    v.path, dtype=compute_dtype()).to(self.device).eval()
             elif v.kind != "base":
                 raise ValueError(f"the transformers backend cannot serve {v.kind} variant {v.variant_id}")
         self.model = model.eval()

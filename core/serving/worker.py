@@ -4,7 +4,7 @@ Reads `config.json` (base model, variants, decoding, requested path, serving set
 `prompts.jsonl` from the run folder, generates every (prompt, variant) pair not generated
 yet, and reports each chunk of outputs as a `generated` event; the owner stores them. A
 resumed worker reads its own earlier events to skip what is done. Local variants go
-through the chosen path (core.serving.paths); external contenders through their
+through the chosen path (core.serving.calibration); external contenders through their
 OpenAI-compatible endpoints. With greedy decoding on a vLLM path, a sample of each local
 variant is generated again with transformers + PEFT in-process and compared (parity).
 Never opens the database.
@@ -58,7 +58,8 @@ def build_backend(path: str, base_model: str, variants: list[Variant], serving: 
 
         return VLLMLoraBackend(base_model, variants, serving)
     if path == "vllm-merged":
-        from core.serving.paths import merge_adapter, merged_dir
+        from core.serving.calibration import merged_dir
+        from core.weights import merge_adapter
         from core.serving.vllm_engine import VLLMMergedBackend
 
         folders = {}
@@ -92,7 +93,7 @@ def plan_path(config: dict, local: list[Variant], prompts: list[dict], n_request
 
 
 def _choose_path(config: dict, local: list[Variant], prompts: list[dict], n_requests: int, events) -> tuple[str, str]:
-    from core.serving import paths
+    from core.serving import calibration as calibrations
 
     serving, requested = config["serving"], config["path"]
     costs: dict = {}
@@ -105,24 +106,24 @@ def _choose_path(config: dict, local: list[Variant], prompts: list[dict], n_requ
             events.emit("plan", path="transformers", reason=reason, estimates={}, costs={})
             return "transformers", reason
         cache_dir = Path(config["cache_dir"])
-        key = paths.calibration_key(config["base_model"], serving)
-        calibration = paths.load_cached(cache_dir, key)
+        key = calibrations.calibration_key(config["base_model"], serving)
+        calibration = calibrations.load_cached(cache_dir, key)
         if calibration is None:
             events.emit("progress", stage="calibrating the serving paths on this host (once per host and model)")
             adapter = next((v for v in local if v.kind == "adapter"), None)
             sample = [p["messages"] for p in prompts[: int(serving.get("calibration_prompts", 16))]]
             while len(sample) < 2:
                 sample = sample + sample
-            calibration = paths.calibrate(config["base_model"], adapter, sample, serving, cache_dir,
-                                          log=lambda m: events.emit("progress", stage=m))
+            calibration = calibrations.calibrate(config["base_model"], adapter, sample, serving, cache_dir,
+                                                 log=lambda m: events.emit("progress", stage=m))
             calibration["key"] = key
-            paths.save_cached(cache_dir, key, calibration)
+            calibrations.save_cached(cache_dir, key, calibration)
         costs = calibration["costs"]
     # Adapters merged by an earlier set are cached: only the others cost a merge.
-    n_adapters = sum(v.kind == "adapter" and not (paths.merged_dir(Path(config["cache_dir"]), v.path) /
+    n_adapters = sum(v.kind == "adapter" and not (calibrations.merged_dir(Path(config["cache_dir"]), v.path) /
                                                   "config.json").exists() for v in local)
     decoding = Decoding.from_dict(config["decoding"])
-    path, why, estimates = paths.choose(requested, costs, len(local), n_adapters, n_requests * decoding.max_tokens)
+    path, why, estimates = calibrations.choose(requested, costs, len(local), n_adapters, n_requests * decoding.max_tokens)
     if path == "vllm-lora" and any(v.kind == "merged" for v in local):
         path, why = "vllm-merged", why + "; merged variants need their own engines, so vllm-merged"
     events.emit("plan", path=path, reason=why, estimates=estimates, costs=costs)

@@ -10,21 +10,13 @@ difference under the tolerance; otherwise the export is recorded as failed, neve
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 from core.jobs.events import EventWriter
 from core.jobs.worker import WorkerRun, run_worker
-
-
-def _dtype():
-    import torch
-
-    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float32
+from core.weights import compute_dtype, load_base, merge_adapter
 
 
 def parity(adapter_model, merged_model, tokenizer, prompts: list[list[dict]], max_new_tokens: int) -> dict[str, Any]:
@@ -53,27 +45,18 @@ def parity(adapter_model, merged_model, tokenizer, prompts: list[list[dict]], ma
 def merge(config: dict, events: EventWriter) -> dict[str, Any]:
     import torch
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
-    dtype = _dtype()
+    dtype = compute_dtype()
     tokenizer = AutoTokenizer.from_pretrained(config["adapter_dir"])
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    base = AutoModelForCausalLM.from_pretrained(config["base_model"], dtype=dtype)
-    adapter_model = PeftModel.from_pretrained(base, config["adapter_dir"]).eval()
+    adapter_model = PeftModel.from_pretrained(load_base(config["base_model"]), config["adapter_dir"]).eval()
     events.emit("progress", stage="loaded", dtype=str(dtype).replace("torch.", ""))
-    # merge_and_unload changes the model in place: merge a second copy so both can be compared.
-    merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(config["base_model"], dtype=dtype),
-                                       config["adapter_dir"]).merge_and_unload().eval()
-    output = Path(config["output_dir"])
-    tmp = output.with_name(output.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    merged.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(output, ignore_errors=True)
-    tmp.rename(output)
+    output = merge_adapter(config["base_model"], config["adapter_dir"], Path(config["output_dir"]),
+                           tokenizer_from=config["adapter_dir"], replace=True)
     events.emit("progress", stage="saved", output_dir=str(output))
-    reloaded = AutoModelForCausalLM.from_pretrained(output, dtype=dtype).eval()  # check what was written
+    reloaded = load_base(output).eval()  # check what was written
     result = parity(adapter_model, reloaded, tokenizer, config["prompts"], int(config.get("max_new_tokens", 32)))
     tolerance = float(config.get("tolerance", 1e-3 if dtype == torch.float32 else 5e-2))
     result.update(dtype=str(dtype).replace("torch.", ""), tolerance=tolerance,

@@ -20,6 +20,7 @@ from transformers import TrainerCallback
 
 from core.jobs.events import EventWriter, cancel_requested
 from core.training.config import CHECKPOINTS, TrainConfig
+from core.weights import compute_dtype, load_base
 
 ADAPTER = "adapter"
 DATA = "data"
@@ -58,7 +59,6 @@ def disable_cpu_repacking(model) -> int:
 
 
 def load_model(config: TrainConfig):
-    import torch
     from transformers import AutoModelForCausalLM
 
     on_cuda = device() == "cuda"
@@ -66,18 +66,16 @@ def load_model(config: TrainConfig):
         from transformers import BitsAndBytesConfig
 
         quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                   bnb_4bit_compute_dtype=torch.bfloat16 if on_cuda else torch.float32)
+                                   bnb_4bit_compute_dtype=compute_dtype())
         model = AutoModelForCausalLM.from_pretrained(config.base_model, quantization_config=quant,
-                                                     dtype=torch.bfloat16 if on_cuda else torch.float32)
+                                                     dtype=compute_dtype())
         if not on_cuda:
             disable_cpu_repacking(model)
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=on_cuda)
         return model
-    # fp32 on CPU: faster than bf16 without AMX, and exact (STACK.md).
-    dtype = torch.bfloat16 if on_cuda and torch.cuda.is_bf16_supported() else torch.float32
-    return AutoModelForCausalLM.from_pretrained(config.base_model, dtype=dtype)
+    return load_base(config.base_model)
 
 
 def read_split(run_dir: Path, split: str) -> list[dict]:

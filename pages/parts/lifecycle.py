@@ -16,20 +16,20 @@ from core.lifecycle.pipelines import PipelineOptions
 from core.lifecycle.progress import readable_bytes
 from core.regression import gate as gate_rules
 from core.regression import runs
-from dashboard.context import current_user, owner, require_page
-from dashboard.widgets import VERDICT_BANNER, plain, user_errors
+from dashboard.context import current_user, get_owner, require_page
+from dashboard.widgets import VERDICT_BANNER, job_progress, plain, user_errors
 
 
 def promoted_versions() -> None:
     """Per task: the promoted version, why and by whom, its gate; rollback (engineer); the history."""
-    user, o = current_user(), owner()
+    user, owner = current_user(), get_owner()
     st.subheader("Promoted versions")
-    pointers = promotion.promoted(o.store, user)
+    pointers = promotion.promoted(owner.store, user)
     if not pointers:
         st.caption("No version is promoted yet: promote one in the Training runs tab (or on the Regression page) "
                    "once its gate passes.")
         return
-    gates = runs.latest_gates(o.store, user)
+    gates = runs.latest_gates(owner.store, user)
     for task, p in sorted(pointers.items()):
         gate = gates.get(p["current"])
         verdict = f"gate {gate['verdict']}" if gate else "no gate"
@@ -44,20 +44,20 @@ def promoted_versions() -> None:
                 go = c2.form_submit_button("Roll back")
             if go:
                 with user_errors():
-                    promotion.rollback(o.store, user, task, reason)
+                    promotion.rollback(owner.store, user, task, reason)
                     st.success(f"{task} rolled back to {p['previous']}.")
                     st.rerun()
     with st.expander("Promotion history"):
-        rows = promotion.history(o.store, user)
+        rows = promotion.history(owner.store, user)
         st.dataframe(pd.DataFrame(rows)[["created_at", "task", "action", "variant_id", "gate_verdict", "override",
                                          "reason", "promoted_by"]], hide_index=True, width="stretch")
 
 
 def version_gates(run_id: str, variants: list[dict]) -> None:
     """Each version of a run: its regression gate against the base, and a promote form (engineer)."""
-    user, o = current_user(), owner()
-    gates = runs.latest_gates(o.store, user)
-    current = {p["current"]: task for task, p in promotion.promoted(o.store, user).items()}
+    user, owner = current_user(), get_owner()
+    gates = runs.latest_gates(owner.store, user)
+    current = {p["current"]: task for task, p in promotion.promoted(owner.store, user).items()}
     def order(v: dict) -> tuple:  # the run's own version first, then its checkpoints by step
         step = json.loads(v["detail"] or "{}").get("step")
         return (step is not None, step or 0, v["variant_id"])
@@ -84,7 +84,7 @@ def version_gates(run_id: str, variants: list[dict]) -> None:
                 go = c2.form_submit_button("Promote" if passing else "Promote (override)")
             if go:
                 with user_errors():
-                    promotion.promote(o.store, user, vid, reason, override=not passing)
+                    promotion.promote(owner.store, user, vid, reason, override=not passing)
                     st.success(f"Promoted {vid}.")
                     st.rerun()
 
@@ -92,10 +92,10 @@ def version_gates(run_id: str, variants: list[dict]) -> None:
 def gate_promotion(variant: str, gate: dict) -> None:
     """The Regression page's promotion of the version it shows: a passing gate, or an override with
     a reason; then the version's promotion history."""
-    user, o = current_user(), owner()
+    user, owner = current_user(), get_owner()
     if user.may(Action.PROMOTE):
-        tasks = list(dict.fromkeys(v["dataset"] for v in list_versions(o.store, user)))
-        own = promotion.task_of(o.store, variant)
+        tasks = list(dict.fromkeys(v["dataset"] for v in list_versions(owner.store, user)))
+        own = promotion.task_of(owner.store, variant)
         if own is None and not tasks:
             st.info("To promote this version, import the dataset (task) it serves on the Data page first: "
                     "each task has one promoted version.")
@@ -112,10 +112,10 @@ def gate_promotion(variant: str, gate: dict) -> None:
                                        type="primary" if passing else "secondary")
         if go:
             with user_errors():
-                promotion.promote(o.store, user, variant, reason, override=not passing, gate_id=gate["gate_id"],
+                promotion.promote(owner.store, user, variant, reason, override=not passing, gate_id=gate["gate_id"],
                                   task=own or task)
                 st.success(f"Promoted {variant}.")
-    history = [p for p in promotion.history(o.store, user) if p["variant_id"] == variant]
+    history = [p for p in promotion.history(owner.store, user) if p["variant_id"] == variant]
     if history:
         st.caption("Promotions: " + "; ".join(
             f"{p['created_at']:%Y-%m-%d %H:%M} {p['action']} for {p['task']} by {p['promoted_by']} "
@@ -126,8 +126,8 @@ def gate_promotion(variant: str, gate: dict) -> None:
 
 def candidates() -> None:
     """Each retrain's candidate beside the promoted version: task metric, gate, blind pairs; the decision."""
-    user, o = current_user(), owner()
-    waiting = [p for p in pipelines.pipelines(o.store, user) if p["status"] in ("ready", "running", "failed")]
+    user, owner = current_user(), get_owner()
+    waiting = [p for p in pipelines.pipelines(owner.store, user) if p["status"] in ("ready", "running", "failed")]
     st.subheader("Candidates")
     if not waiting:
         st.caption("No retrain is waiting for a decision. Schedule one (or run one now) in the Retraining tab.")
@@ -138,13 +138,13 @@ def candidates() -> None:
 
 
 def _candidate(p: dict) -> None:
-    user, o = current_user(), owner()
+    user, owner = current_user(), get_owner()
     title = f"**{p['task']}**: candidate `{p['candidate'] or p['train_job']}` (data version `{p['dataset_version']}`)"
     st.markdown(title + f" · {p['pipeline_id']} · {p['status']}")
     if p["status"] != "ready":
         (st.error if p["status"] == "failed" else st.info)(p["why"] + ".")
         return
-    shown = pipelines.summary(o.store, user, o.settings, p)
+    shown = pipelines.summary(owner.store, user, owner.settings, p)
     if shown["metric"]:
         rows = pd.DataFrame(shown["scores"])
         role = {p["candidate"]: "candidate", p["promoted"]: "promoted", "base": "base"}
@@ -171,7 +171,7 @@ def _candidate(p: dict) -> None:
             dismiss = c2.form_submit_button("Dismiss")
         if promote or dismiss:
             with user_errors():
-                pipelines.decide(o.store, user, p["pipeline_id"], "promoted" if promote else "dismissed", reason,
+                pipelines.decide(owner.store, user, p["pipeline_id"], "promoted" if promote else "dismissed", reason,
                                  override=override)
                 st.success(f"Candidate {'promoted' if promote else 'dismissed'}.")
                 st.rerun()
@@ -179,15 +179,15 @@ def _candidate(p: dict) -> None:
 
 def retraining() -> None:
     """Schedules (engineer: create, run now, pause, delete), their firings, and every pipeline."""
-    user, o = current_user(), owner()
+    user, owner = current_user(), get_owner()
     st.caption("A schedule retrains a task unattended: the promoted version's config on the newest data version, "
                "then the test split, the regression suite, scores, the gate and a blind pair set; the candidate "
                "waits beside the promoted version (Versions tab). Schedules fire while the dashboard runs, never "
                "twice at once.")
     if user.may(Action.JOBS_RUN):
-        with st.expander("New schedule", expanded=not schedules.schedules(o.store, user)):
+        with st.expander("New schedule", expanded=not schedules.schedules(owner.store, user)):
             _schedule_form()
-    rows = schedules.schedules(o.store, user)
+    rows = schedules.schedules(owner.store, user)
     for s in rows:
         c1, c2, c3, c4 = st.columns([5, 1, 1, 1])
         state = f"next {s['next_run_at']:%Y-%m-%d %H:%M} UTC" if s["enabled"] and s["next_run_at"] else (
@@ -196,20 +196,20 @@ def retraining() -> None:
         if user.may(Action.JOBS_RUN):
             with user_errors():
                 if c2.button("Run now", key=f"run_{s['schedule_id']}"):
-                    pid = schedules.run_now(o.store, o.jobs, o.settings, user, s["schedule_id"])
+                    pid = schedules.run_now(owner.store, owner.jobs, owner.settings, user, s["schedule_id"])
                     st.toast(f"Started {pid}.")
                 if c3.button("Pause" if s["enabled"] else "Resume", key=f"toggle_{s['schedule_id']}"):
-                    schedules.set_enabled(o.store, user, s["schedule_id"], not s["enabled"])
+                    schedules.set_enabled(owner.store, user, s["schedule_id"], not s["enabled"])
                     st.rerun()
                 if c4.button("Delete", key=f"delete_{s['schedule_id']}"):
-                    schedules.delete_schedule(o.store, user, s["schedule_id"])
+                    schedules.delete_schedule(owner.store, user, s["schedule_id"])
                     st.rerun()
-    fired = schedules.events(o.store, user)
+    fired = schedules.events(owner.store, user)
     if fired:
         st.markdown("**Firings**")
         st.dataframe(pd.DataFrame(fired)[["fired_at", "schedule_id", "outcome", "pipeline_id", "note"]],
                      hide_index=True, width="stretch")
-    runs_ = pipelines.pipelines(o.store, user)
+    runs_ = pipelines.pipelines(owner.store, user)
     if runs_:
         st.markdown("**Pipelines**")
         st.dataframe(pd.DataFrame(runs_)[["created_at", "pipeline_id", "task", "status", "why", "candidate",
@@ -217,8 +217,8 @@ def retraining() -> None:
 
 
 def _schedule_form() -> None:
-    user, o = current_user(), owner()
-    tasks = list(dict.fromkeys(v["dataset"] for v in list_versions(o.store, user)))
+    user, owner = current_user(), get_owner()
+    tasks = list(dict.fromkeys(v["dataset"] for v in list_versions(owner.store, user)))
     if not tasks:
         st.info("Import a dataset first (Data page).")
         return
@@ -242,21 +242,21 @@ def _schedule_form() -> None:
     if go:
         with user_errors():
             options = PipelineOptions(test_prompts=int(prompts), suite_items=int(items), raters_per_pair=int(raters))
-            sid = schedules.create_schedule(o.store, user, name, task, trigger, spec, options)
+            sid = schedules.create_schedule(owner.store, user, name, task, trigger, spec, options)
             st.success(f"Created {sid}.")
 
 
 def deployment() -> None:
     """What production runs for the promoted versions: the vLLM command(s); engineers write the folder."""
-    user, o = current_user(), owner()
-    if not promotion.promoted(o.store, user):
+    user, owner = current_user(), get_owner()
+    if not promotion.promoted(owner.store, user):
         return
     st.subheader("Deployment")
     mode = st.radio("Serve", deploy.MODES, horizontal=True, key="deploy_mode",
                     format_func=lambda m: {"adapters": "the base + adapters (multi-LoRA, one engine)",
                                            "merged": "merged full models"}[m])
     with user_errors():
-        plan = deploy.plan(o.store, user, o.settings, mode=mode)
+        plan = deploy.plan(owner.store, user, owner.settings, mode=mode)
         for problem in plan.problems:
             st.warning(problem)
         for c in plan.commands:
@@ -271,20 +271,17 @@ def deployment() -> None:
 def _deploy_writer(mode: str) -> None:
     """The engineer's button, then the deployment job it started: progress in bytes while the worker copies
     and hashes the weights, then what was written (refreshed every few seconds; the page never waits)."""
-    user, o = require_page(Action.JOBS_RUN), owner()
-    target = o.settings.exports_dir / "deployment"
+    user, owner = require_page(Action.JOBS_RUN), get_owner()
+    target = owner.settings.exports_dir / "deployment"
     with user_errors():
         if st.button(f"Write the deployment to {target}", key="deploy_write"):
-            st.session_state["deploy_job"] = deploy.start_deploy(o.store, o.jobs, user, o.settings, target, mode=mode)
+            st.session_state["deploy_job"] = deploy.start_deploy(owner.store, owner.jobs, user, owner.settings, target, mode=mode)
         job_id = st.session_state.get("deploy_job")
         if not job_id:
             return
-        state = deploy.deploy_status(o.store, o.jobs, user, job_id)
+        state = deploy.deploy_status(owner.store, owner.jobs, user, job_id)
         if not state["done"]:
-            last = state["progress"] or {"stage": "starting", "done": 0, "total": 0}
-            st.progress(last["done"] / last["total"] if last["total"] else 0.0,
-                        text=f"Writing the deployment to {state['out_dir']} ({job_id}): {last['stage']}, "
-                             f"{readable_bytes(last['done'])} of {readable_bytes(last['total'])}")
+            job_progress(f"Writing the deployment to {state['out_dir']}", job_id, state["progress"], in_bytes=True)
         elif state["status"] == "succeeded":
             result = state["result"]
             st.success(f"Wrote {len(result['files'])} files ({readable_bytes(result['bytes'])}) to "
@@ -298,7 +295,7 @@ def _deploy_writer(mode: str) -> None:
 
 def contenders_view() -> None:
     """Registered contenders with their prompts; engineers add a newer base or a prompted base."""
-    user, o = current_user(), owner()
+    user, owner = current_user(), get_owner()
     st.caption("Would a newer base model, or the base with good prompting, beat the fine-tune? Contenders answer "
                "the same test split and suite in every retrain and meet the candidate in its blind pairs (the "
                "Bradley-Terry ladder on the Results page places them). Endpoints are added with `tuneboard "
@@ -306,7 +303,7 @@ def contenders_view() -> None:
     if user.may(Action.JOBS_RUN):
         with st.expander("Add a contender"):
             _contender_form()
-    rows = contenders.contenders(o.store, user)
+    rows = contenders.contenders(owner.store, user)
     if not rows:
         st.info("No contender yet.")
         return
@@ -319,8 +316,8 @@ def contenders_view() -> None:
 
 
 def _contender_form() -> None:
-    user, o = current_user(), owner()
-    tasks = list(dict.fromkeys(v["dataset"] for v in list_versions(o.store, user)))
+    user, owner = current_user(), get_owner()
+    tasks = list(dict.fromkeys(v["dataset"] for v in list_versions(owner.store, user)))
     with st.form("contender", border=False):
         c1, c2 = st.columns(2)
         name = c1.text_input("Name", key="contender_name", placeholder="smollm2-360m or prompted-base")
@@ -333,5 +330,5 @@ def _contender_form() -> None:
     if go:
         with user_errors():
             examples = contenders.read_few_shot(shots.getvalue(), shots.name) if shots else []
-            vid = contenders.register(o.store, user, name, o.settings.base_model, model, system, examples, chosen)
+            vid = contenders.register(owner.store, user, name, owner.settings.base_model, model, system, examples, chosen)
             st.success(f"Added {vid}.")

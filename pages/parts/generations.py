@@ -10,15 +10,15 @@ import pandas as pd
 import streamlit as st
 
 from core import serving
-from dashboard.context import current_user, owner
+from dashboard.context import current_user, get_owner
 from dashboard.widgets import conversation
 
 
 def sanity_view(set_id: str, names: dict) -> None:
-    user, o = current_user(), owner()
+    user, owner = current_user(), get_owner()
     st.subheader("Sanity checks")
-    results = serving.sanity(o.store, user, set_id)
-    speed = {r["variant_id"]: r for r in serving.throughput(o.store, user, set_id)}
+    results = serving.sanity(owner.store, user, set_id)
+    speed = {r["variant_id"]: r for r in serving.throughput(owner.store, user, set_id)}
     rows = [{"variant": names.get(s.variant_id, s.variant_id), "outputs": s.n,
              "hit max_tokens": f"{s.rate('runaway'):.0%}", "empty": f"{s.rate('empty'):.0%}",
              "repeat the prompt": f"{s.rate('repeats_prompt'):.0%}",
@@ -33,10 +33,10 @@ def sanity_view(set_id: str, names: dict) -> None:
 
 
 def parity_view(set_id: str, names: dict) -> None:
-    user, o = current_user(), owner()
+    user, owner = current_user(), get_owner()
     st.subheader("Serving parity")
-    results = serving.parity_results(o.store, user, set_id)
-    record = serving.get_set(o.store, user, set_id)
+    results = serving.parity_results(owner.store, user, set_id)
+    record = serving.get_set(owner.store, user, set_id)
     if not results:
         st.caption(serving.parity_note(record))
         return
@@ -61,10 +61,10 @@ def parity_view(set_id: str, names: dict) -> None:
 
 
 def side_by_side(set_id: str, names: dict) -> None:
-    user, o = current_user(), owner()
+    user, owner = current_user(), get_owner()
     st.subheader("Outputs side by side")
-    prompts = serving.prompts_of(o.store, user, set_id)
-    rows = serving.outputs(o.store, user, set_id)
+    prompts = serving.prompts_of(owner.store, user, set_id)
+    rows = serving.outputs(owner.store, user, set_id)
     done = sorted({r["prompt_idx"] for r in rows})
     idx = st.selectbox("Prompt", done, key=f"prompt-{set_id}",
                        format_func=lambda i: f"#{i} · {prompts[i]['messages'][-1]['content'][:80]}")

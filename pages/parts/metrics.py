@@ -13,7 +13,7 @@ import streamlit as st
 
 from core.metrics import results
 from core.metrics.registry import METRICS
-from dashboard.context import current_user, owner
+from dashboard.context import current_user, get_owner
 from dashboard.widgets import conversation, response, user_errors
 
 
@@ -69,9 +69,9 @@ def differences(res: results.SetMetrics, metrics: list[str], shown: list[str]) -
 
 
 def trend(dataset: str, res: results.SetMetrics, metrics: list[str], sets: list[dict]) -> None:
-    user, o = current_user(), owner()
+    user, owner = current_user(), get_owner()
     metric = st.selectbox("Metric", metrics or res.metrics, key="trend_metric")
-    part = results.trend(o.store, user, dataset, o.settings.metrics, metric, sets)
+    part = results.trend(owner.store, user, dataset, owner.settings.metrics, metric, sets)
     if part["set_id"].nunique() < 2:
         st.info(f"Only one scored set of {dataset} so far: the trend appears once a later version is scored "
                 "on the same split.")
@@ -89,14 +89,14 @@ def trend(dataset: str, res: results.SetMetrics, metrics: list[str], sets: list[
 
 
 def examples(res: results.SetMetrics, metrics: list[str], shown: list[str]) -> None:
-    user, o = current_user(), owner()
+    user, owner = current_user(), get_owner()
     c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
     metric = c1.selectbox("Metric", metrics or res.metrics, key="drill_metric")
     others = [v for v in shown if v != "base"] or shown
     variant = c2.selectbox("Version", others, format_func=res.label, key="drill_variant")
     order = c3.selectbox("Show", list(results.ORDERS), format_func=results.ORDERS.get, key="drill_order")
     limit = c4.number_input("How many", 1, 50, 5, key="drill_n")
-    rows = results.examples(o.store, user, res.set_id, metric, variant, order, int(limit))
+    rows = results.examples(owner.store, user, res.set_id, metric, variant, order, int(limit))
     if not rows:
         st.info("No scored examples for this choice.")
         return
@@ -116,15 +116,15 @@ def examples(res: results.SetMetrics, metrics: list[str], shown: list[str]) -> N
 
 
 def exports(res: results.SetMetrics) -> None:
-    user, o = current_user(), owner()
+    user, owner = current_user(), get_owner()
     c1, c2 = st.columns(2)
     table = c1.selectbox("Table", list(results.TABLES), key="metrics_export_table",
                          help="summary: means with CIs; deltas: differences from the base with p-values; scores: "
                               "every per-example score.")
     fmt = c2.radio("Format", ["csv", "parquet"], horizontal=True, key="metrics_export_fmt")
     with user_errors():
-        data, name, mime = results.export(o.store, user, res, fmt, table)
+        data, name, mime = results.export(owner.store, user, res, fmt, table)
         st.download_button(f"Download {name}", data, file_name=name, mime=mime, icon=":material/download:")
-        report, rname, rmime = results.export(o.store, user, res, "html")
+        report, rname, rmime = results.export(owner.store, user, res, "html")
         st.download_button("Download the HTML report", report, file_name=rname, mime=rmime,
                            icon=":material/description:")

@@ -10,7 +10,7 @@ import streamlit as st
 from core.auth import Action
 from core.regression import suite, sweep
 from core.training import list_runs
-from dashboard.context import current_user, owner
+from dashboard.context import current_user, get_owner
 from dashboard.widgets import user_errors
 
 GATE_COLORS = alt.Scale(domain=["base", "pass", "inconclusive", "fail"],
@@ -18,15 +18,15 @@ GATE_COLORS = alt.Scale(domain=["base", "pass", "inconclusive", "fail"],
 
 
 def render() -> None:
-    user, o = current_user(), owner()
+    user, owner = current_user(), get_owner()
     st.caption("Longer training usually buys task skill with general skill. A sweep answers the suite and the "
                "run's test split with the base and each checkpoint the run kept (`keep_checkpoints`), so you can "
                "pick an earlier checkpoint that keeps general skills; a checkpoint is promoted like any version.")
     if user.may(Action.GENERATE):
-        with st.expander("Start a sweep", expanded=not sweep.sweeps(o.store, user)):
+        with st.expander("Start a sweep", expanded=not sweep.sweeps(owner.store, user)):
             _start_form()
     _live()
-    done = sweep.sweeps(o.store, user)
+    done = sweep.sweeps(owner.store, user)
     if not done:
         st.info("No checkpoint sweep yet.")
         return
@@ -42,11 +42,11 @@ def render() -> None:
         if chosen["status"] == "failed" and chosen["task_status"] == "succeeded" and user.may(Action.GENERATE):
             if st.button("Score the test split again", key="sweep_rescore"):
                 with user_errors():
-                    job_id = sweep.retry_scoring(o.store, o.jobs, o.settings, user, sweep_id)
+                    job_id = sweep.retry_scoring(owner.store, owner.jobs, owner.settings, user, sweep_id)
                     st.success(f"Scoring started ({job_id}).")
         return
     with user_errors():
-        frame = sweep.table(o.store, user, o.settings, sweep_id)
+        frame = sweep.table(owner.store, user, owner.settings, sweep_id)
         _chart(frame)
         line = sweep.advice(frame)
         if line:
@@ -55,9 +55,9 @@ def render() -> None:
 
 
 def _start_form() -> None:
-    user, o = current_user(), owner()
-    finished = [r for r in list_runs(o.store, user) if r["status"] not in ("queued", "running")]
-    kept = {r["job_id"]: sweep.checkpoints(o.store, user, r["job_id"]) for r in finished}
+    user, owner = current_user(), get_owner()
+    finished = [r for r in list_runs(owner.store, user) if r["status"] not in ("queued", "running")]
+    kept = {r["job_id"]: sweep.checkpoints(owner.store, user, r["job_id"]) for r in finished}
     runs = [r["job_id"] for r in finished if kept[r["job_id"]]]
     if not runs:
         st.info("No stopped training run has kept checkpoints (they are saved every `eval_every` steps; "
@@ -81,7 +81,7 @@ def _start_form() -> None:
             if not steps:
                 st.error("Checkpoints: choose at least one step.")
                 return
-            sweep_id = sweep.start_sweep(o.store, o.jobs, o.settings, user, run_id, list(steps), int(items) or None,
+            sweep_id = sweep.start_sweep(owner.store, owner.jobs, owner.settings, user, run_id, list(steps), int(items) or None,
                                          int(prompts) or None)
             st.success(f"Started {sweep_id}: {len(steps)} checkpoints and the base answer the suite and the test "
                        "split; the test split is scored when it finishes.")
@@ -89,8 +89,8 @@ def _start_form() -> None:
 
 @st.fragment(run_every="3s")
 def _live() -> None:
-    user, o = current_user(), owner()
-    active = [s for s in sweep.sweeps(o.store, user) if s["status"] in ("running", "scoring")]
+    user, owner = current_user(), get_owner()
+    active = [s for s in sweep.sweeps(owner.store, user) if s["status"] in ("running", "scoring")]
     for s in active:
         st.info(f"Sweep {s['sweep_id']} of {s['run_id']}: {s['why']} (follow the jobs on the Generations page).")
     if st.session_state.get("_sweeps_live") and not active:

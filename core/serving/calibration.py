@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from core.serving.backends import PATHS, Decoding, Request
+from core.serving.backends import Decoding, Request
 from core.variants import Variant
+from core.weights import merge_adapter
 
 CALIBRATION_FILE = "calibration.json"
 CALIBRATION_TOKENS = 32
@@ -172,32 +173,6 @@ def calibrate(base_model: str, adapter: Variant | None, prompts: list[list[dict]
         costs["vllm-merged"] = merged
     return {"host": host_description(), "measured_at": time.time(), "prompts": len(prompts),
             "new_tokens": CALIBRATION_TOKENS, "costs": costs}
-
-
-def merge_adapter(base_model: str, adapter_dir: str, output: Path) -> Path:
-    """The adapter merged into a full-precision copy of the base (for plain-speed engines)."""
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from core.serving.hf import model_dtype
-
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    # A private folder, renamed into place when complete: two sets merging the same adapter at
-    # once each write their own, and the first rename wins.
-    tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=output.name + ".partial-"))
-    try:
-        model = AutoModelForCausalLM.from_pretrained(base_model, dtype=model_dtype())
-        merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
-        merged.save_pretrained(tmp)
-        AutoTokenizer.from_pretrained(base_model).save_pretrained(tmp)
-        if (output / "config.json").exists():
-            return output  # someone else finished first
-        shutil.rmtree(output, ignore_errors=True)
-        tmp.rename(output)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return output
 
 
 def merged_dir(cache_dir: Path, adapter_dir: str) -> Path:

@@ -9,7 +9,7 @@ import streamlit as st
 
 from core import webhooks
 from core.auth import Action
-from dashboard.context import current_user, owner
+from dashboard.context import current_user, get_owner
 from dashboard.widgets import plain, user_errors
 
 LOG_COLUMNS = {"created_at": "created", "hook": "hook", "event": "event", "status": "status", "attempts": "attempts",
@@ -19,7 +19,7 @@ LOG_COLUMNS = {"created_at": "created", "hook": "hook", "event": "event", "statu
 
 def webhooks_view() -> None:
     """Engineers only: the hooks, a form for a new one, and the delivery log."""
-    user, o = current_user(), owner()
+    user, owner = current_user(), get_owner()
     if user is None or not user.may(Action.USERS_MANAGE):
         st.info("Webhooks are managed by engineers.")
         return
@@ -33,7 +33,7 @@ def webhooks_view() -> None:
         _new_hook_form()
     hooks = []
     with user_errors():
-        hooks = webhooks.list_hooks(o.store, user)
+        hooks = webhooks.list_hooks(owner.store, user)
     if not hooks:
         st.caption("No webhook yet.")
     else:
@@ -49,13 +49,13 @@ def webhooks_view() -> None:
             delete = c2.form_submit_button("Delete")
         if ping:
             with user_errors():
-                delivery = webhooks.send_test(o.store, user, chosen)
-                if o.hooks is not None:
-                    o.hooks.wake()
+                delivery = webhooks.send_test(owner.store, user, chosen)
+                if owner.hooks is not None:
+                    owner.hooks.wake()
                 st.success(f"Queued a ping ({delivery}); its outcome shows in the log below.")
         if delete:
             with user_errors():
-                webhooks.delete_hook(o.store, user, chosen)
+                webhooks.delete_hook(owner.store, user, chosen)
                 st.success(f"Deleted {plain(names[chosen])}; its pending deliveries were cancelled.")
                 st.rerun()
     delivery_log()
@@ -64,11 +64,11 @@ def webhooks_view() -> None:
 @st.fragment(run_every="5s")
 def delivery_log() -> None:
     """Every hook's deliveries, newest first, refreshed while the page is open."""
-    user, o = current_user(), owner()
+    user, owner = current_user(), get_owner()
     st.markdown("**Delivery log**")
     rows = []
     with user_errors():
-        rows = webhooks.deliveries(o.store, user, limit=200)
+        rows = webhooks.deliveries(owner.store, user, limit=200)
     if not rows:
         st.caption("Nothing delivered yet.")
         return
@@ -77,7 +77,7 @@ def delivery_log() -> None:
 
 
 def _new_hook_form() -> None:
-    user, o = current_user(), owner()
+    user, owner = current_user(), get_owner()
     with st.form("new_webhook", clear_on_submit=True):
         c1, c2 = st.columns([1, 2])
         name = c1.text_input("Name", placeholder="what it is for, e.g. ci", key="webhook_name")
@@ -87,7 +87,7 @@ def _new_hook_form() -> None:
         go = st.form_submit_button("Create webhook", type="primary")
     if go:
         with user_errors():
-            hook, secret = webhooks.create_hook(o.store, user, url, events, name)
+            hook, secret = webhooks.create_hook(owner.store, user, url, events, name)
             # Shown in this run only: no session state keeps it, so the next rerun no longer has it.
             st.success(f"Created webhook {plain(hook['name'])} ({hook['hook_id']}). Its signing secret:")
             st.code(secret, language=None)

@@ -1,4 +1,4 @@
-"""Base models and their tokenizers: a Hugging Face id or a local folder, same code."""
+"""A base model's tokenizer and the token counts of chats (a Hugging Face id or a local folder, same code)."""
 
 from __future__ import annotations
 
