@@ -64,6 +64,9 @@ class TrainingSettings:
     ray_address: str = setting("http://127.0.0.1:8265", "With launcher = ray: the Ray dashboard's address on the "
                                "head node (Jobs API), e.g. http://head-node:8265. RAY_ADDRESS in the environment "
                                "overrides it.")
+    ray_unreachable_grace_s: int = setting(300, "With launcher = ray: seconds the cluster may not answer before a "
+                                           "run on it is ended as failed (events its worker writes later are "
+                                           "still taken in; the run stays failed).", min=10, max=86_400)
     demo_steps: int = setting(30, "Optimizer steps of the demo's fine-tune of SmolLM2 (minutes on 2 cores).",
                               min=1, max=100_000)
     demo_threads: int = setting(0, "CPU threads of torch in the demo's fine-tune (0 = every core: nothing else "
@@ -74,6 +77,9 @@ class TrainingSettings:
 class ServerSettings:
     host: str = setting("localhost", "Address the dashboard listens on.")
     port: int = setting(8501, "Port of the dashboard.", min=1, max=65535)
+    cancel_grace_s: int = setting(300, "Seconds a cancelled job's worker has to stop (save a checkpoint, shut its "
+                                  "engine down) before it and every process it started are killed.",
+                                  min=1, max=86_400)
 
 
 @dataclass

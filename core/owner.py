@@ -60,7 +60,8 @@ def training_launchers(settings: Settings) -> dict:
         command = accelerate_command(settings.training.accelerate_strategy, settings.training.num_processes)
         launcher = LocalLauncher(command)
     elif settings.training.launcher == "ray":
-        launcher = RayJobsLauncher(settings.training.ray_address)
+        launcher = RayJobsLauncher(settings.training.ray_address,
+                                   unreachable_grace_s=settings.training.ray_unreachable_grace_s)
     else:
         return {}
     return {name: launcher for name, kind in KINDS.items() if kind.launcher == "training"}
@@ -103,7 +104,8 @@ class Owner:
     def open(cls, settings: Settings, monitor: bool = True, env: dict[str, str] | None = None) -> "Owner":
         store = open_store(settings)
         password = ensure_admin(store, dict(os.environ if env is None else env))
-        jobs = Jobs(store, settings.runs_dir, launchers=training_launchers(settings))
+        jobs = Jobs(store, settings.runs_dir, launchers=training_launchers(settings),
+                    cancel_grace_s=settings.server.cancel_grace_s)
         jobs.reconcile()  # re-attach: ingest what workers wrote while no owner ran
         hooks = webhooks.Webhooks(store)
         mon = JobMonitor(jobs, after=lambda: follow_ups(store, jobs, settings, hooks)).start() if monitor else None

@@ -23,6 +23,7 @@ from core.datasets.imports import import_status, start_import
 from core.errors import PermissionDenied
 from core.jobs import Jobs
 from core.jobs.events import EVENTS_FILE
+from core.jobs.launchers import job_processes
 from core.store import Store
 
 VERSION_COLUMNS = ("version_id", "dataset", "content_hash", "source_name", "source_format", "n_examples", "n_train",
@@ -132,6 +133,7 @@ def test_a_worker_killed_before_its_final_event_imports_nothing_and_the_job_fail
     os.kill(owner.jobs.get(job_id)["pid"], signal.SIGKILL)
     job = owner.jobs.wait(job_id, timeout=30)
     assert job["status"] == "failed" and "exited without finishing" in job["error"]
+    assert job_processes(job_id) == []  # nothing it started outlives it
     assert not owner.jobs.events(job_id, "finished")
     assert import_status(owner.store, owner.jobs, eve, job_id)["result"] is None
     assert counts(owner.store) == before

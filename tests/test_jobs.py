@@ -260,3 +260,64 @@ def test_run_worker_says_failed_with_a_readable_error_and_cancelled(tmp_path, ca
     (tmp_path / CANCEL_FILE).touch()
     assert run_worker(tmp_path, broken, interrupted=lambda run: {"generated": 5}, trap_sigterm=False) == 0
     assert events()[-1]["type"] == "cancelled" and events()[-1]["generated"] == 5
+
+
+# ---- nothing of a killed or cancelled job outlives it -------------------------------------------
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie (a zombie holds no memory or cores; init reaps it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _until_child(jobs: Jobs, job_id: str) -> int:
+    deadline = time.monotonic() + 60
+    while not jobs.events(job_id, "child") and time.monotonic() < deadline:
+        jobs.ingest(job_id)
+        time.sleep(0.05)
+    return jobs.events(job_id, "child")[0]["pid"]
+
+
+def test_a_killed_worker_leaves_no_process_behind(owner, accounts):
+    """SIGKILL to the worker (as the OOM killer does) orphans what it started, here a helper in its own
+    session that ignores SIGTERM, as vLLM's engine processes are; the owner ends it with the worker."""
+    from core.jobs.launchers import job_processes
+
+    jobs = owner.jobs
+    job_id = jobs.submit(accounts["engineer"], "ticker", {"steps": 2000, "interval": 0.02, "child": True})
+    child = _until_child(jobs, job_id)
+    worker = jobs.get(job_id)["pid"]
+    assert set(job_processes(job_id)) >= {worker, child}
+    os.kill(worker, signal.SIGKILL)
+    job = jobs.wait(job_id, timeout=30)
+    assert job["status"] == "failed" and "exited without finishing" in job["error"]
+    assert job_processes(job_id) == [] and not _running(child)
+
+
+def test_a_cancelled_worker_that_does_not_stop_is_ended_with_all_it_started(owner, accounts, monkeypatch):
+    from core.jobs.launchers import job_processes
+
+    jobs = owner.jobs
+    monkeypatch.setattr(jobs, "cancel_grace_s", 1.0)
+    job_id = jobs.submit(accounts["engineer"], "ticker", {"steps": 5000, "interval": 0.02, "child": True,
+                                                          "deaf": True})
+    child = _until_child(jobs, job_id)
+    jobs.cancel(accounts["engineer"], job_id)
+    time.sleep(0.5)
+    jobs.reconcile()
+    assert jobs.get(job_id)["status"] == "running"  # within its grace it may still stop by itself
+    job = jobs.wait(job_id, timeout=30)
+    assert job["status"] == "cancelled"
+    assert job_processes(job_id) == [] and not _running(child)
+    # A graceful one stops by itself long before the grace; nothing of it is left either.
+    monkeypatch.setattr(jobs, "cancel_grace_s", 300.0)
+    polite = jobs.submit(accounts["engineer"], "ticker", {"steps": 5000, "interval": 0.02, "child": True})
+    child = _until_child(jobs, polite)
+    jobs.cancel(accounts["engineer"], polite)
+    assert jobs.wait(polite, timeout=30)["status"] == "cancelled"
+    deadline = time.monotonic() + 10
+    while job_processes(polite) and time.monotonic() < deadline:
+        jobs.reconcile()
+        time.sleep(0.1)
+    assert not _running(child)

@@ -27,6 +27,7 @@ from core.config import MetricsSettings, load_settings
 from core.datasets import ImportOptions, import_dataset
 from core.demo.review import rater_accounts, seed_generation_set, simulated_choice
 from core.errors import InvalidInput, JobError, NotFound, PermissionDenied
+from core.jobs.launchers import job_processes
 from core.lifecycle import promotion
 from core.lifecycle.bundle import (FORMAT_VERSION, STAGED, bundle_file, bundle_status, config_toml, read_bundle,
                                    reproduce_bundle, start_bundle)
@@ -65,6 +66,9 @@ class NoWorker:
 
     def stop(self, job_id: str, pid: int | None) -> None:
         return None
+
+    def end(self, job_id, pid) -> int:
+        return 0
 
 
 def exported(owner, actor, out: Path | None = None, data: bool = True, run: str = RUN) -> Path:
@@ -313,6 +317,7 @@ def test_cancelled_or_killed_half_way_the_earlier_zip_stays_whole(owner, account
     os.kill(owner.jobs.get(job_id)["pid"], signal.SIGKILL)
     job = owner.jobs.wait(job_id, timeout=30)
     assert job["status"] == "failed" and "exited without finishing" in job["error"]
+    assert job_processes(job_id) == []  # nothing it started outlives it
     assert target.read_bytes() == before  # never half a zip under the name: only a hidden .partial beside it
     assert [p.name.endswith(".partial") for p in tmp_path.glob(".b.zip*")] == [True]
     assert owner.store.scalar("SELECT count(*) FROM audit_log WHERE action = 'bundle.export'") == 1

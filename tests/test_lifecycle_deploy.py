@@ -24,7 +24,7 @@ import pytest
 
 from core.datasets import ImportOptions, import_dataset
 from core.errors import InvalidInput, JobError, PermissionDenied
-from core.jobs.launchers import LocalLauncher
+from core.jobs.launchers import LocalLauncher, job_processes
 from core.lifecycle import deploy, promotion
 from core.lifecycle.progress import BLOCK
 from core.regression import runs
@@ -272,6 +272,7 @@ def test_killed_half_way_nothing_is_there_and_the_next_deploy_tidies_up(world, t
     os.kill(owner.jobs.get(job_id)["pid"], signal.SIGKILL)
     job = owner.jobs.wait(job_id, timeout=30)
     assert job["status"] == "failed" and "exited without finishing" in job["error"]
+    assert job_processes(job_id) == []  # nothing it started outlives it
     assert not out.exists()  # no half-written deployment under the name production runs
     assert len(list(out.parent.glob(".deploy.partial-*"))) == 1  # what the killed worker left, hidden
     owner.jobs.launchers.pop("deploy")

@@ -26,6 +26,7 @@ from core.config import load_settings
 from core.datasets import ImportOptions, import_dataset, list_versions
 from core.errors import StoreError
 from core.jobs.events import EVENTS_FILE
+from core.jobs.launchers import job_processes
 from core.owner import Owner
 from core.serving import Decoding, GenerationSpec, generate, get_set, prompts_from_version
 from core.training import start_training
@@ -78,6 +79,7 @@ def test_killed_training_worker_is_failed_and_resumes_after_a_restart(settings, 
     os.kill(owner.jobs.get(job_id)["pid"], signal.SIGKILL)
     job = owner.jobs.wait(job_id, timeout=60, poll=0.2)
     assert job["status"] == "failed" and "exited without finishing" in job["error"]
+    assert job_processes(job_id) == []  # nothing it started outlives it
     killed_at = max(e["step"] for e in owner.jobs.events(job_id, "train"))
     checkpoints = sorted(int(p.name.split("-")[1]) for p in (run_dir / CHECKPOINTS).glob("checkpoint-*"))
     assert checkpoints and checkpoints[-1] <= killed_at
@@ -113,6 +115,7 @@ def test_killed_generation_worker_is_failed_and_resumes_after_a_restart(settings
     os.kill(owner.jobs.get(set_id)["pid"], signal.SIGKILL)
     job = owner.jobs.wait(set_id, timeout=60, poll=0.2)
     assert job["status"] == "failed" and "exited without finishing" in job["error"]
+    assert job_processes(set_id) == []  # nothing it started outlives it
     before = get_set(owner.store, accounts["engineer"], set_id)["n_outputs"]
     assert 0 < before < len(prompts)
 

@@ -81,6 +81,9 @@ class FakeLauncher:
     def stop(self, job_id, pid) -> None:
         self.stopped.append(job_id)
 
+    def end(self, job_id, pid) -> int:
+        return 0
+
 
 @dataclass
 class World:

@@ -179,3 +179,32 @@ def test_settings_choose_the_ray_launcher_for_training(tmp_path, monkeypatch):
     assert isinstance(launcher["train"], RayJobsLauncher) and launcher["train"].address == "http://head:8265"
     with pytest.raises(ConfigError, match="training.ray_address"):
         load_settings(env={**env, "TUNEBOARD_TRAINING_RAY_ADDRESS": "head:6379"})
+
+
+def test_a_run_on_a_cluster_that_stops_answering_fails_after_the_grace_and_its_late_events_are_shown(
+        jobs, launcher, accounts, ray_address):
+    """The cluster's dashboard stops answering (here: the launcher is pointed at a port nothing listens on)
+    while the worker runs on. Within `unreachable_grace_s` the run stays running; past it, it fails with the
+    reason; what the worker writes afterwards is still taken in and shown, and the run stays failed."""
+    job_id = jobs.submit(accounts["engineer"], "ticker", {"steps": 60, "interval": 0.05})
+    _wait_started(jobs, job_id)
+    launcher.unreachable_grace_s = 1.0
+    launcher.address, launcher._client_cache = f"http://127.0.0.1:{_free_port()}", None
+    launcher.timeout_s = 2
+    jobs.reconcile()
+    assert jobs.get(job_id)["status"] == "running"  # a blip is not a death
+    time.sleep(1.2)
+    jobs.reconcile()
+    job = jobs.get(job_id)
+    assert job["status"] == "failed" and "could not be reached for 1 s" in job["error"] and job["lost"]
+    seen = len(jobs.events(job_id, "tick"))
+    run_dir = Path(job["run_dir"])
+    deadline = time.monotonic() + 60
+    while '"finished"' not in (run_dir / "events.jsonl").read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)  # the worker runs on, on the cluster
+    jobs.reconcile()
+    job = jobs.get(job_id)
+    assert [e["step"] for e in jobs.events(job_id, "tick")] == list(range(1, 61)) and seen < 60
+    assert job["status"] == "failed" and "Later its worker reported 'finished'" in job["error"]
+    launcher.address, launcher._client_cache = ray_address, None  # the cluster answers again
+    assert not launcher.alive(job_id, job["pid"]) or _ray_status(launcher, job) == "SUCCEEDED"

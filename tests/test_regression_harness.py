@@ -45,6 +45,9 @@ class IdleLauncher:
     def stop(self, job_id, pid) -> None:
         pass
 
+    def end(self, job_id, pid) -> int:
+        return 0
+
 
 def _find_spec(installed: bool):
     real = importlib.util.find_spec

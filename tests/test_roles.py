@@ -75,6 +75,9 @@ class FakeLauncher:
     def stop(self, job_id, pid) -> None:
         self.stopped.append(job_id)
 
+    def end(self, job_id, pid) -> int:
+        return 0
+
 
 # ---- the table itself --------------------------------------------------------------------------
 def test_permissions_cover_every_action_as_designed():

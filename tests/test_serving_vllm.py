@@ -107,3 +107,36 @@ def test_auto_path_calibrates_once_and_picks_the_fastest_estimate(owner, account
     assert get_set(owner.store, accounts["engineer"], again)["plan"]["costs"] == costs
     assert calibration.load_cached(owner.settings.serving_dir, calibration.calibration_key(tiny_model, {
         **owner.settings.serving.__dict__})) is not None
+
+
+def test_a_killed_generation_worker_takes_its_vllm_engine_with_it(owner, accounts, tickets, tiny_model,  # noqa: F811
+                                                                  monkeypatch):
+    """The OOM killer's SIGKILL hits the worker only: vLLM's EngineCore lives on, reparented to init, holding
+    cores and memory (on a GPU host, GPU memory). The owner ends every process the worker started."""
+    import os
+    import signal
+    import time
+
+    from core.jobs.launchers import job_processes
+
+    monkeypatch.setattr(owner.settings.serving, "chunk", 2)
+    prompts, source = prompts_from_version(owner.store, accounts["engineer"], tickets, "test", limit=12)
+    set_id = generate(owner.store, owner.jobs, owner.settings, accounts["engineer"],
+                      GenerationSpec("killed", ["base"], prompts, source, Decoding(max_tokens=64), path="vllm-lora"))
+    deadline = time.monotonic() + 300
+    while not owner.jobs.events(set_id, "generated") and time.monotonic() < deadline:
+        owner.jobs.ingest(set_id)
+        time.sleep(0.2)
+    worker = owner.jobs.get(set_id)["pid"]
+    engine = [p for p in job_processes(set_id) if p != worker]
+    assert engine, "the engine runs in processes of its own"
+    os.kill(worker, signal.SIGKILL)
+    job = owner.jobs.wait(set_id, timeout=60, poll=0.2)
+    assert job["status"] == "failed" and "exited without finishing" in job["error"]
+    assert job_processes(set_id) == []
+    for pid in engine:
+        try:
+            state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        assert state == "Z", (pid, state)  # a zombie holds nothing

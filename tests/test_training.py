@@ -18,6 +18,7 @@ import pytest
 from core.datasets import ImportOptions, import_dataset
 from core.errors import InvalidInput, PermissionDenied
 from core.jobs.events import EVENTS_FILE
+from core.jobs.launchers import job_processes
 from core.training import get_run, list_runs, list_variants, reproduce, start_training
 from core.training.config import PRESETS, TrainConfig, from_preset
 
@@ -146,6 +147,7 @@ def test_killed_worker_is_failed_with_its_log_tail(owner, accounts, tickets, tin
     os.kill(owner.jobs.get(job_id)["pid"], signal.SIGKILL)
     job = owner.jobs.wait(job_id, timeout=60, poll=0.3)
     assert job["status"] == "failed" and "exited without finishing" in job["error"]
+    assert job_processes(job_id) == []  # nothing it started outlives it
     assert "loss" in job["error"]  # the tail of the worker's log is in the record
 
 

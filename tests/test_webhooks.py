@@ -278,6 +278,9 @@ class FakeLauncher:
     def stop(self, job_id, pid) -> None:
         pass
 
+    def end(self, job_id, pid) -> int:
+        return 0
+
 
 def _worker_says(run_dir: str, *events: dict) -> None:
     with open(Path(run_dir, "events.jsonl"), "a") as fh:

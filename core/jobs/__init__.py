@@ -30,7 +30,7 @@ from core.auth import Action, User, require
 from core.errors import JobError, NotFound, StoreError
 from core.jobs.events import CANCEL_FILE, CONFIG_FILE, EVENTS_FILE, LOG_FILE, TERMINAL, cancel_requested
 from core.jobs.kinds import KINDS, action_for
-from core.jobs.launchers import Launcher, LocalLauncher
+from core.jobs.launchers import Launcher, LocalLauncher, WorkerLost
 from core.store import Store
 
 ACTIVE = ("queued", "running")
@@ -85,8 +85,13 @@ class Jobs:
     """Job service of the owning process."""
 
     def __init__(self, store: Store, runs_dir: Path, launcher: Launcher | None = None,
-                 launchers: dict[str, Launcher] | None = None):
+                 launchers: dict[str, Launcher] | None = None, cancel_grace_s: float = 300.0):
         self.store = store
+        # A cancelled worker that has not stopped after this many seconds is ended with all it started.
+        self.cancel_grace_s = cancel_grace_s
+        # Jobs that ended by their worker's own word in this process: job id -> (kind, pid, when). Once
+        # the worker has exited, whatever it started and left running is ended (see `_reap`).
+        self._ended: dict[str, tuple[str, int | None, float]] = {}
         self.runs_dir = Path(runs_dir)
         self.default_launcher = launcher or LocalLauncher()
         self.launchers = dict(launchers or {})  # per job kind, e.g. {"train": accelerate}
@@ -140,7 +145,7 @@ class Jobs:
                                [f"could not start the worker: {exc}", job_id])
             raise JobError(f"Could not start the {kind} worker: {exc}") from None
         self.store.execute("UPDATE jobs SET pid = ?, status = 'running', started_at = coalesce(started_at, now()), "
-                           "finished_at = NULL, error = NULL WHERE job_id = ?", [pid, job_id])
+                           "finished_at = NULL, error = NULL, lost = FALSE WHERE job_id = ?", [pid, job_id])
 
     def cancel(self, actor: User, job_id: str) -> None:
         """Graceful: the worker sees the request, saves what it must and says 'cancelled'."""
@@ -169,6 +174,7 @@ class Jobs:
             if time.monotonic() > deadline:
                 raise JobError(f"Job {job_id}'s worker (pid {job['pid']}) is still running; wait for it to stop.")
             time.sleep(0.1)
+        launcher.end(job_id, job["pid"])  # nothing of the last worker may run beside the new one
         Path(job["run_dir"], CANCEL_FILE).unlink(missing_ok=True)
         with self.store.transaction() as cur:
             audit.record(cur, actor, f"{job['kind']}.resume", job_id, {"was": job["status"]})
@@ -279,8 +285,12 @@ class Jobs:
         job_id = job["job_id"]
         status = job["status"]
         error = job["error"]
+        lost = bool(job.get("lost")) and status == "failed"
         for _, _, _, type_, payload in events:
-            if type_ == "started" and status in ACTIVE:
+            if lost:
+                if type_ in TERMINAL:  # the run stays failed: the late word is noted beside the reason
+                    error = f"{error}\nLater its worker reported '{type_}' (its events are shown)."
+            elif type_ == "started" and status in ACTIVE:
                 status = "running"
             elif type_ in TERMINAL:
                 status = TERMINAL[type_]
@@ -296,6 +306,8 @@ class Jobs:
             handler = kind.event_handler() if kind else None
             if handler is not None:
                 for i, (_, seq, at, type_, payload) in enumerate(events):
+                    if lost and type_ in TERMINAL:
+                        continue  # what a finished run would register (its model) does not come of a failed one
                     try:
                         handler(cur, job, type_, {"seq": seq, "at": at, **json.loads(payload)})
                     except Exception as exc:
@@ -307,6 +319,8 @@ class Jobs:
             cur.execute("UPDATE jobs SET ingest_offset = ?, last_seq = ?, status = ?, error = ?, "
                         "finished_at = CASE WHEN ? THEN now() ELSE finished_at END WHERE job_id = ?",
                         [new_offset, last_seq, status, error, finished, job_id])
+        if finished:
+            self._ended[job_id] = (job["kind"], job["pid"], time.monotonic())
         return IngestResult(len(events), len(problems))
 
     def ingest_problems(self, job_id: str) -> list[dict]:
@@ -326,11 +340,19 @@ class Jobs:
     def reconcile(self) -> None:
         """Ingest every active job; a worker that died without a final event is marked failed."""
         # A job whose pid is not recorded yet is being launched right now: leave it alone.
-        for job in self.store.rows("SELECT job_id, kind, pid FROM jobs WHERE status IN ('queued', 'running') "
+        for job in self.store.rows("SELECT job_id, kind, pid, run_dir FROM jobs WHERE status IN ('queued', 'running') "
                                    "AND pid IS NOT NULL"):
             self.ingest(job["job_id"])
-            if self.launcher_for(job["kind"]).alive(job["job_id"], job["pid"]):
+            launcher = self.launcher_for(job["kind"])
+            try:
+                alive, lost = launcher.alive(job["job_id"], job["pid"]), None
+            except WorkerLost as exc:
+                alive, lost = False, str(exc)
+            if alive and not self._past_cancel_grace(job["run_dir"]):
                 continue
+            # Gone (killed, crashed) or deaf to its cancel: end whatever it started that lives on (an
+            # engine reparented to init would hold its cores, memory and GPU for ever).
+            launcher.end(job["job_id"], job["pid"])
             self.ingest(job["job_id"])  # lines written just before exit
             current = self.get(job["job_id"])
             if current["status"] in ACTIVE and cancel_requested(current["run_dir"]):
@@ -339,10 +361,38 @@ class Jobs:
                                    "AND pid = ? AND status IN ('queued', 'running')", [job["job_id"], job["pid"]])
             elif current["status"] in ACTIVE:
                 tail = self.log_tail(job["job_id"], 20) or "(the worker wrote no log)"
+                error = lost or f"the worker exited without finishing.\n{tail}"
                 # Only if it is still the same worker (a resume may have started a new one meanwhile).
-                self.store.execute("UPDATE jobs SET status = 'failed', finished_at = now(), error = ? "
+                self.store.execute("UPDATE jobs SET status = 'failed', finished_at = now(), error = ?, lost = ? "
                                    "WHERE job_id = ? AND pid = ? AND status IN ('queued', 'running')",
-                                   [f"the worker exited without finishing.\n{tail}", job["job_id"], job["pid"]])
+                                   [error, lost is not None, job["job_id"], job["pid"]])
+        # A lost worker may still run (a cluster the owner cannot reach): take in what it writes.
+        for job in self.store.rows("SELECT job_id FROM jobs WHERE lost AND status = 'failed' "
+                                   "AND finished_at > now() - INTERVAL 7 DAY"):
+            self.ingest(job["job_id"])
+        self._reap()
+
+    def _reap(self) -> None:
+        """Jobs that ended by their worker's word: once the worker has exited (or has not, `cancel_grace_s`
+        after its last word), end what it left running. A resumed job's new worker is not touched."""
+        for job_id, (kind, pid, when) in list(self._ended.items()):
+            job = self.store.row("SELECT status, pid FROM jobs WHERE job_id = ?", [job_id])
+            if job is None or job["status"] in ACTIVE or job["pid"] != pid:
+                self._ended.pop(job_id, None)
+                continue
+            launcher = self.launcher_for(kind)
+            if launcher.alive(job_id, pid) and time.monotonic() - when <= self.cancel_grace_s:
+                continue
+            launcher.end(job_id, pid)
+            self._ended.pop(job_id, None)
+
+    def _past_cancel_grace(self, run_dir: str) -> bool:
+        """A cancel was asked for more than `cancel_grace_s` seconds ago (the cancel file's age)."""
+        try:
+            asked = Path(run_dir, CANCEL_FILE).stat().st_mtime
+        except OSError:
+            return False
+        return time.time() - asked > self.cancel_grace_s
 
     def look(self, job_id: str, after: int = 0, type: str | None = None) -> tuple[dict, list[dict]]:
         """A job's row, then its events after seq `after` (the row first: once it has ended, every event is in)."""

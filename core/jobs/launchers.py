@@ -38,7 +38,57 @@ class Launcher(Protocol):
 
     def alive(self, job_id: str, pid: int | None) -> bool: ...
 
-    def stop(self, job_id: str, pid: int | None) -> None: ...
+    def stop(self, job_id: str, pid: int | None) -> None:
+        """Ask the worker to stop (it saves what it must and says 'cancelled')."""
+
+    def end(self, job_id: str, pid: int | None) -> int:
+        """Kill the worker and everything it started, at once; how many processes were ended."""
+
+
+class WorkerLost(Exception):
+    """From `Launcher.alive`: the launcher can no longer tell whether the worker runs and has given up on
+    it; the message says why (the job is failed with it)."""
+
+
+# Every worker's environment names its job; whatever the worker starts inherits it, also a process
+# that leaves the worker's session or is reparented to init when the worker dies (vLLM's engine).
+JOB_ENV = "TUNEBOARD_JOB_ID"
+
+
+def job_processes(job_id: str) -> list[int]:
+    """The processes of this machine started for job `job_id`: the worker and all it started."""
+    tag = f"{JOB_ENV}={job_id}\0".encode()
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = Path(entry.path, "environ").read_bytes()  # empty for a zombie: it holds nothing
+        except OSError:
+            continue
+        if environ.startswith(tag) or b"\0" + tag in environ:
+            found.append(int(entry.name))
+    return found
+
+
+def end_job_processes(job_id: str, timeout: float = 10.0) -> int:
+    """SIGKILL to every process of job `job_id` until none is left (or `timeout` seconds pass)."""
+    ended: set[int] = set()
+    refused: set[int] = set()  # another user's process (the sandbox's): not ours to end
+    deadline = time.monotonic() + timeout
+    while (pids := [p for p in job_processes(job_id) if p not in refused]) and time.monotonic() < deadline:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                ended.add(pid)
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                refused.add(pid)
+        time.sleep(0.05)
+    if pids or refused:
+        log.warning("job %s: processes %s outlived the end of their job", job_id, sorted(set(pids) | refused))
+    return len(ended)
 
 
 def python_command(module: str, run_dir: Path) -> list[str]:
@@ -87,7 +137,7 @@ class LocalLauncher:
 
     def start(self, job_id: str, module: str, run_dir: Path) -> int:
         log = open(run_dir / LOG_FILE, "ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TUNEBOARD_JOB_ID": job_id}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", JOB_ENV: job_id}
         proc = subprocess.Popen(self.command(module, run_dir), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env, start_new_session=True, cwd=os.getcwd())
         log.close()
@@ -114,6 +164,14 @@ class LocalLauncher:
                 os.killpg(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+
+    def end(self, job_id: str, pid: int | None) -> int:
+        """SIGKILL to the worker and every process it started, wherever they went (see `job_processes`)."""
+        ended = end_job_processes(job_id)
+        proc = self._procs.pop(job_id, None)
+        if proc is not None:
+            proc.poll()  # reap it
+        return ended
 
 
 # Environment a worker reads besides its run folder, passed on to Ray jobs when the owner has it
@@ -142,9 +200,11 @@ class RayJobsLauncher:
     submission, a new token) is never confused with its earlier run. The id is also written to
     `ray_job.json` in the run folder for people (`ray job logs <id>`).
 
-    If the cluster cannot be reached, `alive` says yes (and logs a warning): a network blip must
-    not mark a healthy run failed; a cluster that restarted has forgotten its jobs, and a job it
-    does not know is reported dead, so the next reconcile marks it failed then. `stop` never
+    If the cluster cannot be reached, `alive` says yes (and logs a warning) for up to
+    `unreachable_grace_s`: a network blip must not mark a healthy run failed; past it, `alive`
+    raises WorkerLost and the run is failed with the reason (a dead cluster must not leave a run
+    "running" for ever). A cluster that restarted has forgotten its jobs, and a job it does not
+    know is reported dead, so the next reconcile marks it failed then. `stop` never
     raises: `Jobs.cancel` has already written the cancel request into the run folder, which the
     worker obeys on its own.
 
@@ -155,9 +215,12 @@ class RayJobsLauncher:
     ALIVE = ("PENDING", "RUNNING")
 
     def __init__(self, address: str, python: str = "python", stop_grace_s: int = 30,
-                 timeout_s: float = 10.0, env_vars: tuple[str, ...] = RAY_ENV_VARS) -> None:
+                 timeout_s: float = 10.0, env_vars: tuple[str, ...] = RAY_ENV_VARS,
+                 unreachable_grace_s: float = 300.0) -> None:
         self.address = address.rstrip("/")
         self.python, self.stop_grace_s, self.timeout_s, self.env_vars = python, stop_grace_s, timeout_s, env_vars
+        self.unreachable_grace_s = unreachable_grace_s
+        self._unreachable_since: dict[str, float] = {}  # job id -> when the cluster first did not answer
         self._client_cache: Any = None
 
     @staticmethod
@@ -225,13 +288,21 @@ class RayJobsLauncher:
             status = self._client().get_job_status(self.submission_id(job_id, pid))
         except RuntimeError as exc:
             if "status code 404" in str(exc):
+                self._unreachable_since.pop(job_id, None)
                 return False  # the cluster does not know it (finished and deleted, or the cluster restarted)
             log.warning("Ray at %s could not report job %s (%s); treating it as running", self.address, job_id, exc)
             return True
         except OSError as exc:
             self._client_cache = None
+            since = self._unreachable_since.setdefault(job_id, time.monotonic())
+            if time.monotonic() - since > self.unreachable_grace_s:
+                raise WorkerLost(
+                    f"the Ray cluster at {self.address} could not be reached for {self.unreachable_grace_s:.0f} s "
+                    f"(training.ray_unreachable_grace_s; last: {exc}), so the run is ended as failed. If its worker "
+                    "still runs there, the events it writes are taken in and shown; the run stays failed.") from None
             log.warning("Ray at %s is unreachable (%s); treating job %s as running", self.address, exc, job_id)
             return True
+        self._unreachable_since.pop(job_id, None)
         return str(getattr(status, "value", status)) in self.ALIVE
 
     def stop(self, job_id: str, pid: int | None) -> None:
@@ -245,3 +316,14 @@ class RayJobsLauncher:
                 self._client_cache = None
             log.warning("Ray at %s could not stop job %s (%s); the worker still sees the cancel request "
                         "in its run folder", self.address, job_id, exc)
+
+    def end(self, job_id: str, pid: int | None) -> int:
+        """Ray ends a stopped job's whole process tree on its node (after `stop_grace_s`)."""
+        try:
+            running = self.alive(job_id, pid)
+        except WorkerLost:
+            running = True  # ask anyway: the cluster may answer again
+        if running:
+            self.stop(job_id, pid)
+        self._unreachable_since.pop(job_id, None)
+        return 0

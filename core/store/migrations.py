@@ -590,4 +590,9 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         -- provider's subject (issuer + sub), never to a name alone; it has no password here.
         ALTER TABLE users ADD COLUMN sso_subject VARCHAR;
     """),
+    (22, "lost_workers", """
+        -- [robust] a job whose launcher lost sight of its worker (a Ray cluster unreachable past its
+        -- grace) is failed with the reason; events its worker writes later are still taken in.
+        ALTER TABLE jobs ADD COLUMN lost BOOLEAN DEFAULT FALSE;
+    """),
 ]
