@@ -355,7 +355,7 @@ def test_no_promoted_version_says_how_to_get_one(owner, accounts):
         deploy.plan(owner.store, accounts["engineer"], owner.settings)
 
 
-def test_a_promoted_base_is_served_under_the_task_and_external_is_refused(world, tmp_path, tiny_model):
+def test_a_promoted_base_is_served_under_the_task_and_a_full_model_gets_its_own_engine(world, tmp_path, tiny_model):
     owner, acc = world
     store, eng = owner.store, acc["engineer"]
     promotion.promote(store, eng, "base", "the prompted base is good enough", override=True, task="tickets")
@@ -374,12 +374,57 @@ def test_a_promoted_base_is_served_under_the_task_and_external_is_refused(world,
     script = (tmp_path / "d" / "serve.sh").read_text()
     assert script.count("&\npids+=($!)") == 2 and "wait -n" in script and '"$HERE/models/tickets"' in script
     subprocess.run(["bash", "-n", str(tmp_path / "d" / "serve.sh")], check=True)
+
+
+@pytest.mark.parametrize("mode", ["adapters", "merged"])
+def test_every_kind_of_promoted_contender_deploys(world, tmp_path, tiny_model, mode):
+    """A newer base (a local folder: copied; a hub id: named), a prompted base (the base's engine, the prompt
+    in the manifest) and an endpoint (a manifest entry, nothing started) deploy in either mode."""
+    from core.lifecycle import contenders
     from core.serving import register_external
 
-    register_external(store, eng, "gpt", "https://api.example.com/v1", "gpt-x")
-    promotion.promote(store, eng, "external:gpt", "the vendor model wins on tickets", override=True, task="refunds")
-    p = deploy.plan(store, eng, owner.settings)
-    assert any("external contender" in m and m.startswith("refunds") for m in p.problems)
+    owner, acc = world
+    store, eng = owner.store, acc["engineer"]
+    shutil.copytree(tiny_model, tmp_path / "newer")
+    contenders.register(store, eng, "newer", tiny_model, model=str(tmp_path / "newer"))
+    contenders.register(store, eng, "hub", tiny_model, model="HuggingFaceTB/SmolLM2-360M-Instruct")
+    contenders.register(store, eng, "polite", tiny_model, system_prompt="Answer as a courteous support agent.",
+                        few_shot=[["Hi", "Hello! How can I help?"]])
+    register_external(store, eng, "gpt", "https://api.example.com/v1", "gpt-x", api_key_env="VENDOR_KEY")
+    for task, variant in (("tickets", "contender:newer"), ("refunds", "contender:polite"), ("faq", "contender:hub"),
+                          ("legal", "external:gpt")):
+        promotion.promote(store, eng, variant, "the contender wins the blind pairs here", override=True, task=task)
+    p = deploy.plan(store, eng, owner.settings, mode=mode)
+    assert p.ok, p.problems
+    by_names = {tuple(c["served_names"]): c for c in p.commands}
+    assert set(by_names) == {("tickets",), ("refunds",), ("faq",)}  # the endpoint starts no engine
+    assert by_names[("refunds",)]["base_model"] == tiny_model
+    assert by_names[("faq",)]["base_model"] == "HuggingFaceTB/SmolLM2-360M-Instruct"
+    state = deployed(owner, eng, tmp_path / "d", mode=mode)
+    out = tmp_path / "d"
+    manifest = json.loads((out / "deployment.json").read_text())
+    v = manifest["versions"]
+    assert v["tickets"]["deployed_path"] == "models/tickets" and (out / "models/tickets/config.json").exists()
+    assert {f["file"] for f in v["tickets"]["files"]} >= {"config.json"} and all(
+        f["sha256"] for f in v["tickets"]["files"])
+    assert v["faq"]["hub_id"] == "HuggingFaceTB/SmolLM2-360M-Instruct" and v["faq"]["files"] == []
+    assert v["refunds"]["prompt"] == {"system_prompt": "Answer as a courteous support agent.",
+                                      "few_shot": [["Hi", "Hello! How can I help?"]]}
+    assert v["legal"]["endpoint"] == {"base_url": "https://api.example.com/v1", "model": "gpt-x",
+                                      "api_key_env": "VENDOR_KEY"} and v["legal"]["files"] == []
+    assert not (out / "models" / "legal").exists() and not (out / "models" / "refunds").exists()
+    readme = (out / "README.md").read_text()
+    assert "https://api.example.com/v1" in readme and "versions.refunds.prompt" in readme and "downloads it" in readme
+    script = (out / "serve.sh").read_text()
+    assert '"$HERE/models/tickets"' in script and "SmolLM2-360M-Instruct" in script and "api.example.com" not in script
+    subprocess.run(["bash", "-n", str(out / "serve.sh")], check=True)
+    assert state["status"] == "succeeded"
+    # Only an endpoint: serve.sh has nothing to start and says so.
+    for task in ("tickets", "refunds", "faq"):
+        promotion.promote(store, eng, "external:gpt", "the vendor model wins here too", override=True, task=task)
+    deployed(owner, eng, tmp_path / "only-endpoint", mode=mode)
+    run = subprocess.run(["bash", str(tmp_path / "only-endpoint" / "serve.sh")], capture_output=True, text=True)
+    assert run.returncode == 0 and "Nothing to start here" in run.stdout
 
 
 def test_the_command_line_follows_the_job_and_says_why_it_failed(world, tmp_path, tiny_adapters):  # noqa: F811

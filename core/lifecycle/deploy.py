@@ -139,6 +139,31 @@ def _adapter_ok(task: str, row: dict, problems: list[str]) -> bool:
     return True
 
 
+def _contender(task: str, row: dict, version: dict, engine_for, problems: list[str]) -> None:
+    """A promoted contender, in either mode: another model gets an engine of its own (its folder, copied
+    like a merged model's, or its hub id, downloaded where it is served); a prompted base is the base's
+    engine, its prompt in the manifest for clients to send; an endpoint is not served here at all, the
+    manifest points at it."""
+    detail = row["detail"]
+    prompt = {"system_prompt": detail.get("system_prompt", ""), "few_shot": detail.get("few_shot", [])}
+    if row["kind"] == "model":
+        folder = Path(row["path"])
+        on_disk = row["path"].startswith(("/", ".", "~")) or folder.exists()
+        if on_disk and not (folder / "config.json").exists():
+            problems.append(f"{task}: the model folder of {row['variant_id']} is gone ({row['path']}); register the "
+                            "contender again with its folder or hub id.")
+            return
+        version.update(serves=row["variant_id"], serves_path=row["path"], hub_id=None if on_disk else row["path"])
+        engine_for(row["path"])["served_names"].append(version["served_name"])
+    elif row["kind"] == "prompted":
+        version.update(serves=row["variant_id"], serves_path=row["base_model"], prompt=prompt)
+        engine_for(row["base_model"])["served_names"].append(version["served_name"])
+    else:  # external: someone else serves it
+        version.update(serves=row["variant_id"], serves_path="", prompt=prompt if any(prompt.values()) else None,
+                       endpoint={"base_url": row["path"], "model": detail.get("model", ""),
+                                 "api_key_env": detail.get("api_key_env", "")})
+
+
 def plan(store: Store, actor: User, settings: Settings, tasks: list[str] | None = None, mode: str = "adapters",
          tensor_parallel: int | None = None, pipeline_parallel: int | None = None,
          dtype: str = "auto") -> DeployPlan:
@@ -188,9 +213,8 @@ def plan(store: Store, actor: User, settings: Settings, tasks: list[str] | None 
                             "another version.")
             continue
         version.update(kind=row["kind"], path=row["path"], base_model=row["base_model"])
-        if row["kind"] == "external":
-            problems.append(f"{task}: its promoted version {variant_id} is an external contender (an endpoint "
-                            "someone else serves), which tuneboard cannot deploy; promote a fine-tune or the base.")
+        if row["kind"] in variants.CONTENDER_KINDS:
+            _contender(task, row, version, engine_for, problems)
         elif row["kind"] == "adapter" and mode == "adapters":
             if _adapter_ok(task, row, problems):
                 version.update(serves=variant_id, serves_path=row["path"])
@@ -274,7 +298,8 @@ def _notes(p: DeployPlan, engine: dict, tp_from_config: bool, pp_from_config: bo
     notes.append(f"--pipeline-parallel-size {engine['pipeline_parallel_size']} ({pp_source}): nodes one engine "
                  "spans, over a Ray cluster (`ray start --head` on one node, `ray start --address HEAD:6379` on the "
                  "others, then serve.sh on the head); added only above 1.")
-    full = {v["serves_path"] for v in p.versions.values() if (v.get("serves") or "").startswith("merged")}
+    full = {v["serves_path"] for v in p.versions.values() if (v.get("serves") or "").startswith("merged")
+            or v.get("kind") == "model" and not v.get("hub_id")}
     bases = sorted({c["base_model"] for c in p.commands} - full)
     if bases:
         notes.append(f"Base models are not copied: {', '.join(bases)} must exist at that path on the serving host "
@@ -445,8 +470,9 @@ def _fill(p: DeployPlan, root: Path, copy_weights: bool, created_by: str, progre
     copies: list[tuple[Path, Path, dict]] = []  # source, copy, its entry in the manifest
     for task, v in versions.items():
         src = Path(v["serves_path"])
-        if v["kind"] == "base" or not copy_weights:
-            v["deployed_path"], v["files"] = v["serves_path"], []
+        # Not copied: a base (it must exist where it is served), a hub id (downloaded there), an endpoint.
+        if v["kind"] in ("base", "prompted", "external") or v.get("hub_id") or not copy_weights:
+            v["deployed_path"], v["files"] = v["serves_path"] or v["endpoint"]["base_url"], []
             continue
         folder = ("adapters" if v["serves"].startswith("adapter") else "models") + "/" + v["served_name"]
         (root / folder).mkdir(parents=True)
@@ -519,7 +545,10 @@ def _script(commands: list[dict], local: set[str]) -> str:
             words.append(("\\\n    " if arg.startswith("--") else "") + _shell_word(arg, local))
         return " ".join(words)
 
-    if len(commands) == 1:
+    if not commands:
+        lines.append('echo "Nothing to start here: every version of this deployment is served elsewhere '
+                     '(deployment.json, versions.*.endpoint)."')
+    elif len(commands) == 1:
         lines.append("exec " + render(commands[0]["argv"]))
     else:
         lines += ["pids=()", "trap 'kill \"${pids[@]}\" 2>/dev/null || true' EXIT INT TERM"]
@@ -527,6 +556,25 @@ def _script(commands: list[dict], local: set[str]) -> str:
             lines += [f"# {c['base_model']} on port {c['port']}", render(c["argv"]) + " &", "pids+=($!)"]
         lines.append("wait -n  # one engine stopping stops the others (the trap)")
     return "\n".join(lines) + "\n"
+
+
+def _client_side(manifest: dict) -> str:
+    """What a client must do beyond naming the served name: a prompted version's prompt, an endpoint."""
+    parts = []
+    for task, v in manifest["versions"].items():
+        if v.get("endpoint"):
+            e = v["endpoint"]
+            parts.append(f"- `{v['served_name']}` ({task}) is an external endpoint, not started by serve.sh: send "
+                         f"requests to {e['base_url']} with `model` set to `{e['model']}`"
+                         + (f" and the key from `${e['api_key_env']}`" if e["api_key_env"] else "") + ".")
+        if v.get("prompt") and (v["prompt"]["system_prompt"] or v["prompt"]["few_shot"]):
+            parts.append(f"- `{v['served_name']}` ({task}) was promoted as a prompt: put its system prompt and its "
+                         f"{len(v['prompt']['few_shot'])} few-shot turn(s) (`deployment.json`, "
+                         f"versions.{task}.prompt) before the user's messages, as tuneboard did when it measured it.")
+        if v.get("hub_id"):
+            parts.append(f"- `{v['served_name']}` ({task}) is the hub model `{v['hub_id']}`: the serving host "
+                         "downloads it on first start (or point `--model` at a local copy).")
+    return ("## What clients must add\n\n" + "\n".join(parts) + "\n\n") if parts else ""
 
 
 def _readme(p: DeployPlan, manifest: dict) -> str:
@@ -565,7 +613,7 @@ curl http://HOST:{e['port']}/v1/chat/completions -H 'Content-Type: application/j
   -d '{{"model": "{example}", "messages": [{{"role": "user", "content": "Hello"}}]}}'
 ```
 
-## The flags
+{_client_side(manifest)}## The flags
 
 | flag | meaning |
 | --- | --- |
