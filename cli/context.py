@@ -188,8 +188,11 @@ def follow_job(job_id: str, timeout: float, after: int = 0, show: Callable[[dict
 
 
 def finish(job_id: str, job: dict) -> None:
-    """The closing line of a followed job: its status, and its error if it failed."""
+    """The closing line of a followed job: its status, and its error if it failed; a failed job ends the
+    command with exit code 1 (the one rule for every command that follows a job)."""
     out.print(f"{job_id}: {job['status']}" + (f" ({job['error']})" if job["error"] else ""), markup=False)
+    if job["status"] == "failed":
+        raise typer.Exit(1)
 
 
 def _translated(call) -> int:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Optional
 from urllib.parse import quote
 
 import typer
 from rich.table import Table
 
-from cli.context import api, connection, csv_list, finish, follow_job, out
+from cli.context import api, connection, csv_list, finish, follow_job, local_path, out
 from core.errors import InvalidInput
 
 app = typer.Typer(help="General-capability regression suite, gates, checkpoint sweeps, lm-eval.",
@@ -168,10 +169,13 @@ def regression_harness(variant: str = typer.Option(..., help="The variant: base,
                        tasks: str = typer.Option(..., help="Comma-separated lm-eval task names, e.g. arc_easy."),
                        limit: Optional[int] = typer.Option(None, help="Examples per task (default: all)."),
                        path: str = typer.Option("transformers", help="lm-eval backend: transformers or vllm."),
+                       task_folder: Optional[Path] = typer.Option(None, help="A folder with lm-eval task YAML files "
+                                                                  "of your own and their data (runs offline)."),
                        timeout: float = typer.Option(7200, help="Seconds to follow the job.")) -> None:
-    """Optional: lm-evaluation-harness tasks on one variant (needs lm-eval and the hub for its data)."""
-    job_id = api().post("/regression/harness", json={"variant": variant, "tasks": csv_list(tasks), "limit": limit,
-                                                     "path": path})["id"]
+    """Optional: lm-evaluation-harness tasks on one variant (needs lm-eval; built-in tasks need the hub)."""
+    job_id = api().post("/regression/harness", json={
+        "variant": variant, "tasks": csv_list(tasks), "limit": limit, "path": path,
+        "task_folder": str(local_path(task_folder).resolve()) if task_folder else None})["id"]
     out.print(f"started {job_id}", markup=False)
     job = follow_job(job_id, timeout)
     finish(job_id, job)

@@ -64,7 +64,7 @@ def generate(prompts: Optional[str] = typer.Option(None, "--prompts", "-p", help
         out.print(f"{s['variant_id']}: {s['n']} outputs" + ("".join(f"\n  flag: {f}" for f in s["flags"])
                                                            or ", no flags"), markup=False)
     finish(set_id, job)
-    if job["status"] != "succeeded":
+    if job["status"] != "succeeded":  # cancelled, or still running when the wait ended
         raise typer.Exit(1)
 
 

@@ -39,8 +39,6 @@ def train(config: Path = typer.Option(..., "--config", "-c", help="TOML file wit
         return
     job = follow_job(job_id, timeout)
     finish(job_id, job)
-    if job["status"] == "failed":
-        raise typer.Exit(1)
 
 
 @runs.command("list")

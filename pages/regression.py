@@ -12,10 +12,11 @@ import streamlit as st
 from core import serving
 from core.auth import Action
 from core.regression import gate as gates
-from core.regression import harness, runs, suite
+from core.regression import runs, suite
 from dashboard.context import current_user, get_owner
 from dashboard.widgets import VERDICT_BANNER, user_errors
 from pages.parts import lifecycle, sweeps
+from pages.parts.harness import harness_view
 
 
 def render() -> None:
@@ -29,7 +30,7 @@ def render() -> None:
     with sweep_tab:
         sweeps.render()
     with harness_tab:
-        _harness_view()
+        harness_view()
 
 
 def _gate_view() -> None:
@@ -128,28 +129,3 @@ def _flips(set_id: str, variant: str) -> None:
     category = st.selectbox("Category", ["all"] + sorted(lost["category"].unique()), key="flips_category")
     shown = lost if category == "all" else lost[lost["category"] == category]
     st.dataframe(shown, hide_index=True, width="stretch")  # cells are plain text: model output stays inert
-
-
-def _harness_view() -> None:
-    """Optional: lm-evaluation-harness tasks on one version (needs lm-eval and the hub for task data)."""
-    user, owner = current_user(), get_owner()
-    why = harness.missing()
-    if why:
-        st.info(why)
-    elif user.may(Action.GENERATE):
-        versions = serving.available_variants(owner.store, user, owner.settings.base_model)
-        with st.form("harness", border=False):
-            variant = st.selectbox("Version", [v.variant_id for v in versions if v.kind != "external"])
-            tasks = st.text_input("lm-eval tasks (comma-separated)", placeholder="arc_easy, hellaswag")
-            limit = st.number_input("Examples per task (0: all)", min_value=0, value=0, step=50)
-            go = st.form_submit_button("Run lm-eval")
-        if go:
-            with user_errors():
-                job_id = harness.start_harness(owner.store, owner.jobs, owner.settings, user, variant,
-                                               [t for t in tasks.split(",")], int(limit) or None)
-                st.success(f"Started {job_id}; results appear here when each task finishes.")
-    for job in [j for j in owner.jobs.list(user, "harness")[:5] if j["status"] == "failed"]:
-        st.error(f"lm-eval job {job['job_id']} failed: {job['error']}")
-    stored = harness.results(owner.store, user)
-    if not stored.empty:
-        st.dataframe(stored, hide_index=True, width="stretch")

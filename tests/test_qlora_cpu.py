@@ -68,3 +68,14 @@ def test_without_the_workaround_the_bug_is_real(tiny_model):
     broken = _lora_grads(tiny_model, eval_first=True, workaround=False)
     worst = max(float((broken[n] - reference[n]).norm() / (reference[n].norm() + 1e-12)) for n in reference)
     assert worst > 0.05
+
+
+def test_each_rank_loads_its_4bit_base_onto_its_own_gpu():
+    """The device map of a QLoRA base (no GPU here: the choice itself). Under `accelerate launch` every rank
+    has LOCAL_RANK; without a map of its own every rank would load onto GPU 0."""
+    from core.training.sft import qlora_device_map
+
+    assert qlora_device_map("cuda", {"LOCAL_RANK": "1", "RANK": "3"}) == {"": 1}
+    assert qlora_device_map("cuda", {"LOCAL_RANK": "0"}) == {"": 0}
+    assert qlora_device_map("cuda", {}) == {"": 0}  # one process
+    assert qlora_device_map("cpu", {"LOCAL_RANK": "1"}) is None  # nothing to place on a CPU

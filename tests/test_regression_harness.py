@@ -1,5 +1,6 @@
-"""The optional lm-eval harness without lm-eval installed: the offline/missing message, input
-checks, lm-eval's result format turned into rows, and results stored exactly once from events."""
+"""The optional lm-eval harness: the offline/missing message, input checks, lm-eval's result format
+turned into rows, results stored exactly once from events, and a real run of the worker (lm-eval
+itself, the tiny model) on a task whose YAML and data the test writes (no hub)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from core.jobs.events import EventWriter
 from core.regression import harness
 from core.regression.harness_worker import is_offline_error, model_spec, result_rows
 from core.serving import register_external
-from tests.test_serving import add_adapter
+from tests.test_serving import add_adapter, tiny_adapters  # noqa: F401  (a fixture)
 
 # What lm-eval 0.4's `simple_evaluate` returns (trimmed of config/samples): "METRIC,FILTER" keys
 # with "METRIC_stderr,FILTER" beside them, "N/A" where it has no stderr (e.g. a single example),
@@ -184,3 +185,58 @@ def test_the_owner_finds_the_harness_event_handler():
             "print(sorted(k for k, v in KINDS.items() if v.event_handler() is not None))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "'harness'" in done.stdout and "'score'" in done.stdout, done.stderr
+
+
+# ---- for real: the worker's lm-eval calls on a task written here ---------------------------------
+QUIZ = [("What is the capital of France?", ["Paris", "Rome", "Berlin"], 0),
+        ("What is 2 + 2?", ["3", "4", "5"], 1),
+        ("Which animal barks?", ["cat", "dog", "fish"], 1),
+        ("What colour is the sky on a clear day?", ["green", "blue", "red"], 1),
+        ("How many legs does a spider have?", ["six", "eight", "ten"], 1)]
+
+
+def _task_folder(folder: Path) -> Path:
+    """An lm-eval task of our own: a YAML file and its local JSONL data (the `json` builder reads it)."""
+    folder.mkdir()
+    data = folder / "quiz.jsonl"
+    data.write_text("".join(json.dumps({"question": q, "choices": c, "answer": a}) + "\n" for q, c, a in QUIZ))
+    (folder / "tb_quiz.yaml").write_text(f"""task: tb_quiz
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: multiple_choice
+doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
+doc_to_choice: "{{{{choices}}}}"
+doc_to_target: answer
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+""")
+    return folder
+
+
+@pytest.mark.slow
+def test_the_worker_runs_lm_eval_for_real_on_a_local_task(owner, accounts, tiny_model, tiny_adapters,  # noqa: F811
+                                                         tmp_path):
+    pytest.importorskip("lm_eval", reason="lm-eval is in the dev extra (pinned); `make install` installs it")
+    from importlib import metadata
+
+    eng = accounts["engineer"]
+    folder = _task_folder(tmp_path / "tasks")
+    adapter = add_adapter(owner, tiny_model, tiny_adapters[0], "a1")
+    for variant in ("base", adapter):
+        job_id = harness.start_harness(owner.store, owner.jobs, owner.settings, eng, variant, ["tb_quiz"],
+                                       task_folder=str(folder))
+        job = owner.jobs.wait(job_id, timeout=300, poll=0.5)
+        assert job["status"] == "succeeded", owner.jobs.log_tail(job_id, 40)
+        [row] = [r for r in harness.results(owner.store, eng, variant).to_dict("records") if r["job_id"] == job_id]
+        assert (row["task"], row["metric"], row["n_samples"]) == ("tb_quiz", "acc", len(QUIZ))
+        assert row["value"] in {k / len(QUIZ) for k in range(len(QUIZ) + 1)} and row["stderr"] is not None
+        assert row["lm_eval_version"] == metadata.version("lm_eval") == "0.4.13"
+    # A task folder that is not one is refused naming the field, before a job starts.
+    with pytest.raises(InvalidInput, match="task_folder"):
+        harness.start_harness(owner.store, owner.jobs, owner.settings, eng, "base", ["tb_quiz"],
+                              task_folder=str(tmp_path / "nowhere"))

@@ -213,6 +213,44 @@ def test_accelerate_launcher_runs_the_same_worker(owner, accounts, tickets, tiny
     assert _train_steps(owner, job_id) == [1, 2, 3, 4, 5]
 
 
+def test_ddp_on_two_cpu_processes_trains_stops_on_one_step_and_resumes(owner, accounts, tickets, tiny_model):
+    """`accelerate launch` with 2 CPU processes (gloo): both ranks train; a cancel seen by the ranks at
+    different moments still stops them on the same step (the agreed flag) with a checkpoint, and the
+    run resumes from it to the end."""
+    from core.jobs.launchers import LocalLauncher, accelerate_command
+
+    owner.jobs.launchers["train"] = LocalLauncher(accelerate_command("cpu", 2))
+    eng = accounts["engineer"]
+    job_id = start_training(owner.store, owner.jobs, eng, _config(tiny_model, tickets, max_steps=60, eval_every=5,
+                                                                  batch_size=4))
+    deadline = time.monotonic() + 300
+    while len(_train_steps(owner, job_id)) < 7 and time.monotonic() < deadline:  # past the checkpoint at 5
+        owner.jobs.reconcile()
+        time.sleep(0.2)
+    assert owner.jobs.events(job_id, "train_begin")[0]["world_size"] == 2, owner.jobs.log_tail(job_id)
+    run_dir = Path(owner.jobs.get(job_id)["run_dir"])
+    assert "use_cpu: true\n" in (run_dir / "accelerate.yaml").read_text()
+    # Rank 1 sees the stop first (SIGTERM to it alone); rank 0 only learns of it through the agreed flag.
+    ranks = [p for p in job_processes(job_id) if b"\0RANK=1\0" in b"\0" + Path(f"/proc/{p}/environ").read_bytes()]
+    assert ranks, "rank 1 runs in a process of its own"
+    os.kill(ranks[0], signal.SIGTERM)
+    job = owner.jobs.wait(job_id, timeout=120, poll=0.3)
+    assert job["status"] == "cancelled", owner.jobs.log_tail(job_id, 40)
+    stopped_at = owner.jobs.events(job_id, "cancelled")[-1]["step"]
+    assert 5 <= stopped_at < 60 and (run_dir / "checkpoints" / f"checkpoint-{stopped_at}").exists()
+    deadline = time.monotonic() + 30
+    while job_processes(job_id) and time.monotonic() < deadline:  # both ranks leave
+        owner.jobs.reconcile()
+        time.sleep(0.2)
+    assert job_processes(job_id) == []
+    owner.jobs.resume(eng, job_id)
+    job = owner.jobs.wait(job_id, timeout=600, poll=0.3)
+    assert job["status"] == "succeeded", owner.jobs.log_tail(job_id, 40)
+    steps = _train_steps(owner, job_id)
+    assert steps[-1] == 60 and set(steps) == set(range(1, 61))
+    assert owner.jobs.events(job_id, "started")[-1]["resumed_from"].endswith(f"checkpoint-{stopped_at}")
+
+
 def test_qlora_on_cpu_trains_with_the_workaround(owner, accounts, tickets, tiny_model):
     pytest.importorskip("bitsandbytes")
     job_id = start_training(owner.store, owner.jobs, accounts["engineer"],

@@ -567,6 +567,8 @@ class Harness(BaseModel):
     tasks: list[str] = Field(max_length=50, description="lm-eval task names, e.g. arc_easy.")
     limit: int | None = Field(None, description="Examples per task (default: all; fewer is a quick look).")
     path: str = Field("transformers", description="lm-eval backend: transformers or vllm.")
+    task_folder: str | None = Field(None, max_length=1000, description="A folder on the server with lm-eval task YAML "
+                                    "files of your own (and their data); their tasks run offline.")
 
 
 @router.post("/regression/harness", response_model=Started, status_code=202,
@@ -575,7 +577,7 @@ def start_harness(body: Harness, user: User = Depends(caller), owner: Owner = De
     from core.regression import harness
 
     job_id = harness.start_harness(owner.store, owner.jobs, owner.settings, user, body.variant, body.tasks,
-                                   body.limit, body.path)
+                                   body.limit, body.path, body.task_folder)
     return Started(id=job_id, status=owner.jobs.get(job_id)["status"])
 
 

@@ -102,9 +102,12 @@ def accelerate_config(strategy: str, num_processes: int) -> str:
     lines = ["compute_environment: LOCAL_MACHINE", "machine_rank: 0", "num_machines: 1",
              f"num_processes: {num_processes}", "main_training_function: main", "rdzv_backend: static",
              "same_network: true"]
-    if strategy == "cpu":
-        lines += ["distributed_type: NO" if num_processes == 1 else "distributed_type: MULTI_CPU", "use_cpu: true",
-                  "mixed_precision: 'no'"]
+    if strategy == "cpu" and num_processes == 1:
+        lines += ["distributed_type: NO", "use_cpu: true", "mixed_precision: 'no'"]
+    elif strategy == "cpu":
+        # Several ranks on one CPU host: accelerate's torchrun launcher (its MULTI_CPU type would want
+        # mpirun); with use_cpu each rank's trainer joins a gloo process group (DDP on the CPU).
+        lines += ["distributed_type: MULTI_GPU", "use_cpu: true", "mixed_precision: 'no'"]
     elif strategy == "ddp":
         lines += ["distributed_type: MULTI_GPU", "mixed_precision: bf16", "gpu_ids: all"]
     elif strategy == "fsdp":

@@ -1,8 +1,8 @@
 """The optional lm-evaluation-harness: chosen lm-eval tasks on one variant, as a job.
 
-lm-eval is an extra (`pip install -e '.[harness]'`) and fetches its task data from the
-Hugging Face hub, so it cannot run offline; the probe suite (core.regression.runs) needs
-neither and stays the gate. A harness job runs `core.regression.harness_worker`, which
+lm-eval is an extra (`pip install -e '.[harness]'`, pinned). Its built-in tasks fetch their data
+from the Hugging Face hub; tasks of your own (task YAML files and their local data in a task
+folder) run offline. The probe suite (core.regression.runs) needs neither and stays the gate. A harness job runs `core.regression.harness_worker`, which
 evaluates through lm-eval's own transformers or vLLM backend with the same base and adapter
 files as every other path; its `result` events land in `harness_results` once (the ingest
 transaction). This module imports neither lm_eval nor torch.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+from pathlib import Path
 
 import pandas as pd
 
@@ -31,15 +32,16 @@ def missing() -> str | None:
     if importlib.util.find_spec("lm_eval") is not None:
         return None
     return ("lm-eval (lm-evaluation-harness) is not installed: install it with pip install -e '.[harness]'. "
-            "It also downloads each task's data from the Hugging Face hub, so on an offline machine it cannot "
-            "run even when installed. The project's own probe suite (the Regression page, `tuneboard regression "
+            "Its built-in tasks download their data from the Hugging Face hub (tasks of your own, in a task folder "
+            "with their data, run offline). The project's own probe suite (the Regression page, `tuneboard regression "
             "run`) needs neither and is what the promotion gate uses.")
 
 
 def start_harness(store: Store, jobs: Jobs, settings: Settings, actor: User, variant_id: str, tasks: list[str],
-                  limit: int | None = None, path: str = "transformers") -> str:
+                  limit: int | None = None, path: str = "transformers", task_folder: str | None = None) -> str:
     """Run lm-eval `tasks` on one variant (the base, an adapter or a merged copy); returns the job id.
-    `limit` caps the examples per task (quick looks, not comparable numbers)."""
+    `limit` caps the examples per task (quick looks, not comparable numbers); `task_folder` is a folder on
+    this machine with task YAML files of your own (lm-eval's include path), found beside the built-in ones."""
     from core.serving import resolve_variants
 
     require(actor, Action.GENERATE)
@@ -59,6 +61,13 @@ def start_harness(store: Store, jobs: Jobs, settings: Settings, actor: User, var
         problems.append(f"limit: {limit!r} examples per task; give a whole number of at least 1, or none for all")
     if path not in HARNESS_PATHS:
         problems.append(f"path: {path!r} is not one of {', '.join(HARNESS_PATHS)}")
+    if task_folder:
+        folder = Path(task_folder).expanduser()
+        if not folder.is_dir():
+            problems.append(f"task_folder: {task_folder} is not a folder on this machine")
+        elif not any(folder.rglob("*.yaml")):
+            problems.append(f"task_folder: {task_folder} holds no task YAML file (*.yaml)")
+        task_folder = str(folder.resolve())
     if problems:
         raise InvalidInput("lm-eval harness: " + "; ".join(problems) + ".")
     [variant] = resolve_variants(store, actor, [variant_id], settings.base_model)
@@ -66,7 +75,7 @@ def start_harness(store: Store, jobs: Jobs, settings: Settings, actor: User, var
         raise InvalidInput(f"variant: {variant_id} is an external endpoint; lm-eval's tasks need the model's "
                            "weights (log-likelihoods), so run the harness on the base, an adapter or a merged copy.")
     config = {"base_model": settings.base_model, "variant": variant.to_dict(), "tasks": tasks, "limit": limit,
-              "path": path}
+              "path": path, "task_folder": task_folder or None}
     return jobs.submit(actor, "harness", config)
 
 

@@ -5,8 +5,9 @@
 The model is built once (transformers + PEFT, or vLLM with LoRA) and each task is evaluated
 on its own, so a task's results are reported (and stored by the owner) as soon as it is done,
 a failure names the task that failed, and a resumed job skips the tasks it already reported.
-lm-eval downloads task data from the Hugging Face hub: offline, loading it fails, and the
-worker says so instead of leaving a bare ConnectionError.
+lm-eval's built-in tasks download their data from the Hugging Face hub: offline, loading it
+fails, and the worker says so instead of leaving a bare ConnectionError. Tasks of the job's
+`task_folder` (YAML files with local data) need no hub.
 """
 
 from __future__ import annotations
@@ -117,11 +118,16 @@ def evaluate(run: WorkerRun, current: dict) -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     extra = {"batch_size": config.get("batch_size") or ("auto" if device == "cuda" else 8), "device": device}
     lm = get_model(model).create_from_arg_string(model_args, extra)
+    task_manager = None
+    if config.get("task_folder"):
+        from lm_eval.tasks import TaskManager
+
+        task_manager = TaskManager(include_path=config["task_folder"])
     for done, task in enumerate(todo, 1):
         current["task"] = task
         if run.should_stop():
             raise Stopped(done=done - 1)
-        output = lm_eval.simple_evaluate(model=lm, tasks=[task], limit=config.get("limit"))
+        output = lm_eval.simple_evaluate(model=lm, tasks=[task], limit=config.get("limit"), task_manager=task_manager)
         events.emit("result", task=task, lm_eval_version=version, rows=result_rows(output or {}))
         events.emit("progress", done=done, total=len(todo))
     events.emit("finished", tasks=len(config["tasks"]))

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from transformers import TrainerCallback
 
@@ -58,6 +59,15 @@ def disable_cpu_repacking(model) -> int:
     return count
 
 
+def qlora_device_map(device_name: str, environ: Mapping[str, str] = os.environ) -> dict | None:
+    """Where a 4-bit base goes. bitsandbytes places quantized weights when they load, so on CUDA each
+    process names its own GPU: LOCAL_RANK under `accelerate launch` (without it every rank would load
+    onto the first GPU), else GPU 0. On a CPU there is nothing to place (None)."""
+    if device_name != "cuda":
+        return None
+    return {"": int(environ.get("LOCAL_RANK", "0"))}
+
+
 def load_model(config: TrainConfig):
     from transformers import AutoModelForCausalLM
 
@@ -68,7 +78,7 @@ def load_model(config: TrainConfig):
         quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                    bnb_4bit_compute_dtype=compute_dtype())
         model = AutoModelForCausalLM.from_pretrained(config.base_model, quantization_config=quant,
-                                                     dtype=compute_dtype())
+                                                     dtype=compute_dtype(), device_map=qlora_device_map(device()))
         if not on_cuda:
             disable_cpu_repacking(model)
         from peft import prepare_model_for_kbit_training
@@ -91,6 +101,21 @@ def last_checkpoint(run_dir: Path) -> str | None:
     return str(found[-1]) if found else None
 
 
+def agreed(stop: bool, device) -> bool:
+    """Whether any rank wants to stop, the same answer on every rank: under `accelerate launch` each
+    rank sees SIGTERM or the cancel file at its own moment, and ranks that stop on different steps
+    wait on each other's collectives for ever. One process: `stop` itself."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return stop
+    import torch
+
+    flag = torch.tensor([1 if stop else 0], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
+
 class EventCallback(TrainerCallback):
     """Turns the trainer's logs into events, warns on overfitting, and watches for cancel."""
 
@@ -109,10 +134,10 @@ class EventCallback(TrainerCallback):
         self._step_last = state.global_step
         self._tokens_last = getattr(state, "num_input_tokens_seen", 0) or 0
         self.events.emit("train_begin", max_steps=state.max_steps, start_step=state.global_step,
-                         epochs=args.num_train_epochs)
+                         epochs=args.num_train_epochs, world_size=args.world_size)
 
     def on_step_end(self, args, state, control, **kw):
-        if self.should_stop():
+        if agreed(self.should_stop(), args.device):
             self.cancelled = True
             control.should_save = True
             control.should_training_stop = True
