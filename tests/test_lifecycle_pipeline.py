@@ -10,9 +10,13 @@ import pytest
 
 from core.auth import CLI_USER
 from core.datasets import ImportOptions, import_dataset
+from core.demo.tiny import build_tiny_model
 from core.errors import InvalidInput, PermissionDenied
 from core.lifecycle import contenders, pipelines, promotion, schedules
 from core.lifecycle.pipelines import PipelineOptions
+from core.regression import runs
+from core.review import results
+from core.review.desk import RatingDesk
 from core.training import start_training
 from core.training.config import TrainConfig
 from tests.apptest import assert_clean, goto
@@ -32,7 +36,7 @@ def _drive(owner, pipeline_id: str, timeout: float = 900) -> dict:
 
 
 def test_a_retrain_pipeline_puts_a_measured_candidate_beside_the_promoted_version(app, owner, accounts, tiny_model,
-                                                                                  demo_files):
+                                                                                  demo_files, tmp_path):
     eng, lead = accounts["engineer"], accounts["lead"]
     good, _ = demo_files
     version = import_dataset(owner.store, eng, good.read_bytes(), good.name,
@@ -46,6 +50,9 @@ def test_a_retrain_pipeline_puts_a_measured_candidate_beside_the_promoted_versio
                       override=True)
 
     rival = contenders.register(owner.store, eng, "prompted", tiny_model, system_prompt="Reply in JSON.")
+    # A newer base of another family: its own tokenizer, special tokens and chat template.
+    other = str(build_tiny_model(tmp_path / "other-family", seed=3, vocab_size=768, style="turns"))
+    newer = contenders.register(owner.store, eng, "newer", tiny_model, model=other, tasks=["tickets"])
     # The schedule fires on a fake clock and the pipeline runs through the real workers.
     options = PipelineOptions(test_prompts=3, suite_items=1, path="transformers")
     sid = schedules.create_schedule(owner.store, eng, "nightly", "tickets", "interval", "24", options, now=T0)
@@ -57,19 +64,33 @@ def test_a_retrain_pipeline_puts_a_measured_candidate_beside_the_promoted_versio
     assert p["config"]["max_steps"] == 4 and p["candidate"] == f"adapter:{p['train_job']}"
     # The test split was answered by the base, the promoted version and the candidate, and scored.
     gen = owner.store.row("SELECT variants, n_prompts FROM generation_sets WHERE set_id = ?", [p["task_set"]])
-    assert [v["variant_id"] for v in json.loads(gen["variants"])] == [
-        "base", f"adapter:{first}", p["candidate"], rival] and gen["n_prompts"] == 3
+    assert [v["variant_id"] for v in json.loads(gen["variants"])][:3] == ["base", f"adapter:{first}", p["candidate"]]
+    assert {v["variant_id"] for v in json.loads(gen["variants"])[3:]} == {rival, newer} and gen["n_prompts"] == 3
+    # The newer base read each prompt through its own template and tokenizer.
+    tokens = {(r["variant_id"], r["prompt_idx"]): r for r in owner.store.rows(
+        "SELECT variant_id, prompt_idx, tokens_in, output FROM generations WHERE set_id = ?", [p["task_set"]])}
+    assert all(tokens[(newer, i)]["tokens_in"] != tokens[("base", i)]["tokens_in"] for i in range(3))
     shown = pipelines.summary(owner.store, lead, owner.settings, p)
     assert shown["metric"] == "exact_match"
-    assert {s["variant"] for s in shown["scores"]} == {"base", f"adapter:{first}", p["candidate"], rival}
+    assert {s["variant"] for s in shown["scores"]} == {"base", f"adapter:{first}", p["candidate"], rival, newer}
     assert shown["gate"]["verdict"] == "inconclusive"  # one suite item per category
     suite = owner.store.row("SELECT variants FROM generation_sets WHERE set_id = ?", [p["suite_set"]])
-    assert [v["variant_id"] for v in json.loads(suite["variants"])] == ["base", p["candidate"], rival]
-    # The pair set: every two of candidate, promoted version and contender meet (a Bradley-Terry ladder).
+    assert [v["variant_id"] for v in json.loads(suite["variants"])][:3] == ["base", p["candidate"], f"adapter:{first}"]
+    # The candidate's gate is against the base; each contender's against the promoted version it would replace.
+    gates = runs.latest_gates(owner.store, lead)
+    assert gates[p["candidate"]]["baseline"] == "base"
+    assert gates[rival]["baseline"] == gates[newer]["baseline"] == f"adapter:{first}"
+    assert {gates[v]["set_id"] for v in (rival, newer)} == {p["suite_set"]}
+    # The pair set: every two of candidate, promoted version and contenders meet (a Bradley-Terry ladder).
     ps = owner.store.row("SELECT * FROM pair_sets WHERE pair_set_id = ?", [p["pair_set"]])
     assert ps["generation_set_id"] == p["task_set"] and ps["design"] == "all-pairs"
-    assert sorted(json.loads(ps["variants"])) == sorted([p["candidate"], f"adapter:{first}", rival])
-    assert shown["pairs"] >= 9  # 3 prompts x 3 comparisons
+    assert sorted(json.loads(ps["variants"])) == sorted([p["candidate"], f"adapter:{first}", rival, newer])
+    assert shown["pairs"] >= 18  # 3 prompts x 6 comparisons (and gold pairs)
+    desk = RatingDesk(owner.store, min_vote_seconds=0)
+    while (view := desk.next_pair(accounts["rater"], p["pair_set"])) is not None:
+        desk.vote(accounts["rater"], p["pair_set"], view.ticket, "1" if view.done % 2 else "2")
+    ladder = results.latest(owner.store, lead, p["pair_set"], owner.settings.review).ladder
+    assert set(ladder["variant"]) == {p["candidate"], f"adapter:{first}", rival, newer}
     assert [e["outcome"] for e in schedules.events(owner.store, lead, sid)] == ["started"]
     assert owner.store.scalar("SELECT count(DISTINCT rater) FROM assignments WHERE pair_set_id = ?",
                               [p["pair_set"]]) == 1  # the one rater account

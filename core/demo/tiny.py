@@ -23,6 +23,25 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<pad>"]
+# A second family, for a contender that is really another model: other special tokens and another
+# template (turns as in Gemma's), another vocabulary size.
+TURNS_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "{% if message['role'] == 'assistant' %}"
+    "{{ '<start_of_turn>model\n' }}{% generation %}{{ message['content'] + '<end_of_turn>' }}{% endgeneration %}"
+    "{{ '\n' }}"
+    "{% else %}"
+    "{{ '<start_of_turn>' + message['role'] + '\n' + message['content'] + '<end_of_turn>\n' }}"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+)
+STYLES = {  # style: (special tokens, bos, eos, pad, unk, template)
+    "chatml": (SPECIALS, "<|im_start|>", "<|im_end|>", "<pad>", "<|endoftext|>", CHAT_TEMPLATE),
+    "turns": (["<unk>", "<bos>", "<pad>", "<start_of_turn>", "<end_of_turn>"], "<bos>", "<end_of_turn>", "<pad>",
+              "<unk>", TURNS_TEMPLATE),
+}
 
 
 def _corpus(seed: int) -> list[str]:
@@ -34,8 +53,9 @@ def _corpus(seed: int) -> list[str]:
     return texts
 
 
-def build_tiny_model(folder: str | Path, seed: int = 0, vocab_size: int = 1024) -> Path:
-    """Write a random-initialised tiny Llama and its tokenizer to `folder` (cached)."""
+def build_tiny_model(folder: str | Path, seed: int = 0, vocab_size: int = 1024, style: str = "chatml") -> Path:
+    """Write a random-initialised tiny Llama and its tokenizer to `folder` (cached). `style` "turns" makes
+    another family: other special tokens, chat template and (with `vocab_size`) vocabulary."""
     folder = Path(folder)
     if (folder / "config.json").exists() and (folder / "tokenizer.json").exists():
         return folder
@@ -46,12 +66,12 @@ def build_tiny_model(folder: str | Path, seed: int = 0, vocab_size: int = 1024) 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
+    specials, bos, eos, pad, unk, template = STYLES[style]
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(_corpus(seed), trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
-                                   pad_token="<pad>", unk_token="<|endoftext|>")
-    fast.chat_template = CHAT_TEMPLATE
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token=eos, pad_token=pad, unk_token=unk)
+    fast.chat_template = template
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=len(fast), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
                          num_key_value_heads=2, head_dim=32, intermediate_size=128, max_position_embeddings=1024,
@@ -61,7 +81,7 @@ def build_tiny_model(folder: str | Path, seed: int = 0, vocab_size: int = 1024) 
     tmp = folder.with_name(folder.name + ".partial")
     model.save_pretrained(tmp)
     fast.save_pretrained(tmp)
-    (tmp / "tuneboard_fixture.json").write_text(json.dumps({"seed": seed, "kind": "tiny-llama"}))
+    (tmp / "tuneboard_fixture.json").write_text(json.dumps({"seed": seed, "kind": "tiny-llama", "style": style}))
     tmp.rename(folder)
     return folder
 

@@ -189,7 +189,10 @@ def _step(store: Store, jobs: Jobs, settings: Settings, p: dict) -> list[str]:
     if p["gate_id"] is None and _status(jobs, p["suite_set"]) == "succeeded":
         from core.regression import runs
 
-        gate = runs.judge(store, actor, p["suite_set"], p["candidate"], settings.regression)
+        gate = runs.judge(store, actor, p["suite_set"], p["candidate"], settings.regression, baseline="base")
+        for rival in _suite_variants(store, p["suite_set"]):
+            if rival not in ("base", p["candidate"], p["promoted"]):  # each contender, against the promoted
+                runs.judge(store, actor, p["suite_set"], rival, settings.regression, task=p["task"])
         p["gate_id"] = gate["gate_id"]
         store.execute("UPDATE pipelines SET gate_id = ? WHERE pipeline_id = ?", [p["gate_id"], p["pipeline_id"]])
     if p["gate_id"] and p["pair_set"] and _status(jobs, p["score_job"]) == "succeeded":
@@ -214,12 +217,20 @@ def _start_evaluation(store: Store, jobs: Jobs, settings: Settings, actor: User,
                         GenerationSpec(f"retrain of {p['task']}: test split", compared, prompts,
                                        {**source, "pipeline": p["pipeline_id"]}, path=options.path))
     rivals = [v for v in compared if v not in ("base", p["promoted"], candidate)]  # the task's contenders
-    suite_set = runs.start_run(store, jobs, settings, actor, [candidate] + rivals,
+    # The suite: the candidate's gate is against the base; a contender's against the promoted version,
+    # which it would replace (a newer base can forget too), so that version answers the same run.
+    promoted = [p["promoted"]] if rivals and p["promoted"] in compared and p["promoted"] != "base" else []
+    suite_set = runs.start_run(store, jobs, settings, actor, [candidate] + promoted + rivals,
                                name=f"retrain of {p['task']}: suite", path=options.path,
                                limit=options.suite_items or None)
     store.execute("""UPDATE pipelines SET stage = 'evaluate', candidate = ?, task_set = ?, suite_set = ?
                      WHERE pipeline_id = ?""", [candidate, task_set, suite_set, p["pipeline_id"]])
     return [task_set, suite_set]
+
+
+def _suite_variants(store: Store, set_id: str) -> list[str]:
+    return [v["variant_id"] for v in json.loads(store.row("SELECT variants FROM generation_sets WHERE set_id = ?",
+                                                          [set_id])["variants"])]
 
 
 def contenders_of(store: Store, task: str) -> list[str]:

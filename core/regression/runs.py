@@ -17,7 +17,7 @@ from dataclasses import asdict, fields, replace
 
 import pandas as pd
 
-from core import audit
+from core import audit, variants
 from core.auth import OWNER, Action, User, require
 from core.config import RegressionSettings, Settings
 from core.errors import InvalidInput, NotFound
@@ -128,11 +128,32 @@ def _score(store: Store, set_id: str, version: str) -> None:
                                               "suite_version"], scored, verb="INSERT OR IGNORE")
 
 
+def baseline_of(store: Store, set_id: str, variant: str, task: str | None = None) -> str:
+    """What a version's gate compares it with. A fine-tune: the base it was trained from (it must keep what
+    the base can do). A contender (a newer base, a prompted base): the promoted version of its task (`task`,
+    else the tasks it was registered for), which it would replace, when that version answered the same
+    run; else the base."""
+    row = variants.get_row(store, variant)
+    if not row or row["kind"] not in variants.CONTENDER_KINDS:
+        return "base"
+    from core.lifecycle import promotion
+
+    current = promotion.promoted(store, OWNER)
+    answered = {v["variant_id"] for v in json.loads(_run(store, set_id)["variants"])}
+    for name in [task] if task else (variants.detail(row).get("tasks") or sorted(current)):
+        promoted = (current.get(name) or {}).get("current")
+        if promoted and promoted != variant and promoted in answered:
+            return promoted
+    return "base"
+
+
 def judge(store: Store, actor: User, set_id: str, variant: str, settings: RegressionSettings,
-          baseline: str = "base") -> dict:
-    """The gate of `variant` against the base in this run: stored once per settings, then read back."""
+          baseline: str | None = None, task: str | None = None) -> dict:
+    """The gate of `variant` in this run against its baseline (`baseline_of` unless named): stored once
+    per settings, then read back."""
     require(actor, Action.METRICS_VIEW)
     frame = outcomes(store, actor, set_id)
+    baseline = baseline or baseline_of(store, set_id, variant, task)
     wanted = _fingerprint(settings)
     stored = store.row("""SELECT * FROM regression_gates WHERE set_id = ? AND variant_id = ? AND baseline = ?
                           AND settings = ? ORDER BY computed_at DESC LIMIT 1""", [set_id, variant, baseline, wanted])
