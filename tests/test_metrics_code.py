@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import time
 
@@ -137,6 +138,59 @@ def _answer(i: int, right: bool, j: int) -> str:
     if j == 0:
         return f"def add_{i}(x):\n    while True:\n        pass"  # never returns: fails at the timeout
     return f"```python\ndef add_{i}(x):\n    return x - {i} + 1\n```"
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children, theirs, ...), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                ppid = int(open(f"/proc/{entry.name}/stat").read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+@needs_sandbox
+def test_a_killed_score_worker_takes_its_sandboxed_runs_with_it(owner, accounts):
+    """SIGKILL to the score worker while a candidate runs in the sandbox (here: it sleeps): the run's launcher
+    and init carry the job's name, so the owner ends them with the worker, and the kernel the run."""
+    import signal
+
+    from core.jobs.launchers import job_processes
+
+    eng, store = accounts["engineer"], owner.store
+    items = rows(2, tests=True)
+    for r in items:
+        r["split"] = "test"
+    vid = _import(owner, eng, jsonl(items)).version_id
+    prompts, source = prompts_from_version(store, eng, vid)
+    sleepy = [f"def add_{i}(x):\n    import time\n    time.sleep(120)\n    return x + {i}" for i in range(len(prompts))]
+    gen = _stored_set(store, prompts, source, {"base": sleepy, "adapter:tuned": sleepy})
+    job_id = start_scoring(store, owner.jobs, eng, gen, settings=MetricsSettings(sandbox_timeout_s=100.0))
+    worker = owner.jobs.get(job_id)["pid"]
+    deadline = time.monotonic() + 120
+    while len(running := _descendants(worker)) < 3 and time.monotonic() < deadline:  # a launcher, its init, the run
+        owner.jobs.reconcile()
+        time.sleep(0.1)
+    assert len(running) >= 3, owner.jobs.log_tail(job_id)
+    os.kill(worker, signal.SIGKILL)
+    job = _wait(owner.jobs, job_id, timeout=60)
+    assert job["status"] == "failed" and "exited without finishing" in job["error"]
+    assert job_processes(job_id) == []
+    for pid in running:
+        try:
+            state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        assert state == "Z", (pid, state)
 
 
 @needs_sandbox

@@ -490,11 +490,16 @@ def run_python(code: str, test: str = "", timeout_s: float = 5.0, memory_mb: int
                 ("RLIMIT_CORE", (0, 0)),
             ],
         }
+        from core.jobs.launchers import JOB_ENV
+
+        # The launcher and the run's init carry the job's name (the program gets `_ENV` only): a job that is
+        # ended (its worker killed) ends its runs with it, and the kernel then ends the run's namespace.
+        job = {JOB_ENV: os.environ[JOB_ENV]} if JOB_ENV in os.environ else {}
         proc = subprocess.Popen(
             [sys.executable, "-I", "-S", "-c", _LAUNCHER, json.dumps(config)],
             stdin=subprocess.DEVNULL, stdout=out, stderr=err,
             pass_fds=(err_w, report_w) + ((secret_r,) if attest else ()),
-            cwd=workdir, env=_ENV, start_new_session=True)
+            cwd=workdir, env={**_ENV, **job}, start_new_session=True)
         os.close(err_w)
         err_w = -1
         ended = _wait(proc.pid, started + timeout_s, uid, memory_mb * 2**20)
