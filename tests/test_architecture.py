@@ -321,3 +321,24 @@ def test_size_guides():
             warnings.warn(f"{what} over the size guide of {limit} lines: "
                           + ", ".join(f"{k} ({v})" for k, v in sorted(found.items(), key=lambda kv: -kv[1])))
     assert not long_pages, long_pages  # pages have room to move parts out: kept at the guide
+
+
+def test_every_package_the_project_imports_is_declared():
+    """A package imported by the project is a dependency in pyproject.toml (or an extra's), not one that
+    happens to come with another: a fresh install anywhere must have it."""
+    import importlib.metadata as md
+    import sys
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {re.split(r"[<>=\[ ;~!]", d)[0].lower().replace("_", "-")
+                for d in project["dependencies"] + [x for v in project["optional-dependencies"].values() for x in v]}
+    ours = set(APP_PACKAGES) | {"tests", "benchmarks", "__future__"}
+    distributions = md.packages_distributions()
+    undeclared = {}
+    for path in _app_modules():
+        for name in _imports(path) - set(sys.stdlib_module_names) - ours:
+            provided_by = {d.lower().replace("_", "-") for d in distributions.get(name, [])}
+            if not provided_by & declared:
+                undeclared.setdefault(name, []).append(str(path.relative_to(ROOT)))
+    assert undeclared == {}
