@@ -148,6 +148,10 @@ def data_import(path: Path,
                                             "json_valid,field_accuracy or tests_pass (default: chosen from the "
                                             "references when scoring). Re-importing the same file with --metrics "
                                             "replaces the declared ones."),
+                labels: str = typer.Option("", help="Comma-separated labels label_accuracy looks for (default: "
+                                           "the distinct references of the scored split)."),
+                schema: Optional[Path] = typer.Option(None, help="A JSON schema file schema_valid checks "
+                                                      "responses against."),
                 as_json: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
     """Validate and import a file as a dataset version (all or nothing); a file over 5 MiB is imported by a
     job whose progress is printed."""
@@ -156,7 +160,8 @@ def data_import(path: Path,
     _mapping(mapping)
     _split(split)
     form = {"name": name, "format": fmt, "mapping": list(mapping), "seed": None if seed is None else str(seed),
-            "split": split, "metrics": metrics}
+            "split": split, "metrics": metrics, "labels": labels,
+            "json_schema": json.dumps(_schema_file(schema)) if schema else None}
     form = {k: v for k, v in form.items() if v not in (None, "", [])}
     if not needs_job(len(data)):  # within the request, as the Data page does: no worker to start
         done = _start_import(data, path.name, form, wait=True)
@@ -200,15 +205,42 @@ def data_metrics(version: str,
                  metrics: str = typer.Option("", "--set", help="Comma-separated metric names that apply, e.g. "
                                              "tests_pass or json_valid,field_accuracy."),
                  clear: bool = typer.Option(False, "--clear", help="Declare none: scoring chooses from the "
-                                            "references again.")) -> None:
-    """Show or change which metrics a dataset version declares (changes are audited)."""
+                                            "references again."),
+                 labels: Optional[str] = typer.Option(None, help="Comma-separated labels label_accuracy looks for "
+                                                      "('' clears them: the distinct references are used)."),
+                 schema: Optional[Path] = typer.Option(None, help="A JSON schema file schema_valid checks "
+                                                       "responses against.")) -> None:
+    """Show or change which metrics a dataset version declares, and what they need (changes are audited)."""
     if metrics and clear:
         raise InvalidInput("--set and --clear: give one of them.")
+    body: dict = {}
     if metrics or clear:
-        api().put(f"/versions/{version}/metrics", json={"metrics": None if clear else csv_list(metrics)})
-    declared = api().get(f"/versions/{version}", limit=0)["metrics"]
+        body["metrics"] = None if clear else csv_list(metrics)
+    if labels is not None:
+        body["labels"] = csv_list(labels)
+    if schema is not None:
+        body["json_schema"] = _schema_file(schema)
+    if body:
+        api().put(f"/versions/{version}/metrics", json=body)
+    shown = api().get(f"/versions/{version}", limit=0)
+    declared, options = shown["metrics"], shown.get("metric_options") or {}
     out.print(f"{version}: " + (", ".join(declared) if declared else "no metrics declared (chosen from the "
                                 "references when scoring)"), markup=False)
+    if options.get("labels"):
+        out.print(f"labels: {', '.join(options['labels'])}", markup=False)
+    if options.get("json_schema"):
+        out.print(f"JSON schema: {json.dumps(options['json_schema'])[:200]}", markup=False)
+
+
+def _schema_file(path: Path) -> dict:
+    """A JSON schema file, read here so its mistakes name the file."""
+    try:
+        schema = json.loads(read_file(path).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{path}: not a JSON file ({exc})") from None
+    if not isinstance(schema, dict):
+        raise InvalidInput(f"{path}: a JSON schema is a JSON object")
+    return schema
 
 
 @app.command("list")

@@ -74,6 +74,21 @@ class TrainingSettings:
 
 
 @dataclass
+class TrackingSettings:
+    """Experiment trackers that training runs report to (the optional extra: pip install -e '.[tracking]')."""
+
+    mlflow_tracking_uri: str = setting("", "MLflow tracking server or store, e.g. http://mlflow:5000 or "
+                                       "file:///data/mlruns; empty: off. Each training run logs its curves there, "
+                                       "its config as parameters and its lineage as tags.")
+    mlflow_experiment: str = setting("tuneboard", "MLflow experiment the training runs are logged under.")
+    wandb_project: str = setting("", "Weights & Biases project the training runs log to; empty: off. The key "
+                                 "comes from WANDB_API_KEY in the environment.")
+    wandb_entity: str = setting("", "W&B team or user the project belongs to; empty: the key's default.")
+    wandb_mode: str = setting("online", "online, or offline: written into the run folder only (`wandb sync "
+                              "RUN_DIR/wandb/offline-run-*` uploads it later).", choices=("online", "offline"))
+
+
+@dataclass
 class ServerSettings:
     host: str = setting("localhost", "Address the dashboard listens on.")
     port: int = setting(8501, "Port of the dashboard.", min=1, max=65535)
@@ -209,6 +224,7 @@ class Settings:
     data: DataSettings = field(default_factory=DataSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)
+    tracking: TrackingSettings = field(default_factory=TrackingSettings)
     serving: ServingSettings = field(default_factory=ServingSettings)
     review: ReviewSettings = field(default_factory=ReviewSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
@@ -259,6 +275,7 @@ SECTIONS: dict[str, type] = {
     "data": DataSettings,
     "server": ServerSettings,
     "training": TrainingSettings,
+    "tracking": TrackingSettings,
     "serving": ServingSettings,
     "review": ReviewSettings,
     "metrics": MetricsSettings,

@@ -1,12 +1,14 @@
 """Data: browse dataset versions, their validation reports and examples; import a file (pages/parts/data.py)."""
 
+import json
+
 import pandas as pd
 import streamlit as st
 
 from core.auth import Action
-from core.datasets import get_version, list_examples, list_versions, set_version_metrics
+from core.datasets import get_version, list_examples, list_versions, set_metric_options, set_version_metrics
 from core.datasets.formats import SPLITS
-from core.metrics.registry import METRICS
+from core.metrics.registry import METRICS, metric_options_from_text
 from dashboard.context import current_user, get_owner
 from dashboard.widgets import conversation, problems_table, report_summary, user_errors
 from pages.parts.data import METRICS_HELP, import_tab
@@ -28,16 +30,24 @@ def render() -> None:
 
 
 def _declared_metrics(user, version: dict) -> None:
-    declared = version["metrics"]
-    st.caption("Metrics: " + (", ".join(declared) if declared else "chosen from the references when scoring"))
+    declared, options = version["metrics"], version["metric_options"] or {}
+    st.caption("Metrics: " + (", ".join(declared) if declared else "chosen from the references when scoring")
+               + (f" · labels: {', '.join(options['labels'])}" if options.get("labels") else "")
+               + (" · a JSON schema" if options.get("json_schema") else ""))
     if not user.may(Action.DATA_IMPORT):
         return
-    with st.form(f"metrics-{version['version_id']}", border=False):
+    vid = version["version_id"]
+    with st.form(f"metrics-{vid}", border=False):
         chosen = st.multiselect("Metrics that apply", list(METRICS), default=declared or [], help=METRICS_HELP,
-                                key=f"declared-metrics-{version['version_id']}")
+                                key=f"declared-metrics-{vid}")
+        labels = st.text_input("Labels for label_accuracy (comma-separated)", ", ".join(options.get("labels", [])),
+                               help="Empty: the distinct references of the scored split.", key=f"labels-{vid}")
+        schema = st.text_area("JSON schema for schema_valid", json.dumps(options["json_schema"], indent=2)
+                              if options.get("json_schema") else "", key=f"schema-{vid}", height=120)
         if st.form_submit_button("Save metrics"):
             with user_errors():
-                set_version_metrics(get_owner().store, user, version["version_id"], chosen)
+                set_version_metrics(get_owner().store, user, vid, chosen)
+                set_metric_options(get_owner().store, user, vid, metric_options_from_text(labels, schema))
                 st.success("Saved: " + (", ".join(chosen) if chosen else "chosen from the references"))
 
 

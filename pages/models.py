@@ -89,7 +89,7 @@ def _exports(chosen: str) -> None:
                 job_id = start_merge(owner.store, owner.jobs, user, chosen, owner.settings.exports_dir)
                 st.toast(f"Merging ({job_id}); the result appears here when it finishes.")
             if b2.button("Reproduce", help="A new run with exactly this config, data version and seed."):
-                job_id = reproduce(owner.store, owner.jobs, user, chosen)
+                job_id = reproduce(owner.store, owner.jobs, user, chosen, owner.settings.tracking)
                 st.toast(f"Started {job_id}.")
     if status in ("succeeded", "failed", "cancelled"):
         with user_errors():

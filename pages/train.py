@@ -60,7 +60,7 @@ def _new_run(user, owner, versions) -> None:
                                     owner.settings.training.currency).summary() + ".")
     if st.button("Launch", type="primary", icon=":material/rocket_launch:"):
         with user_errors():
-            job_id = start_training(owner.store, owner.jobs, user, config)
+            job_id = start_training(owner.store, owner.jobs, user, config, trackers=owner.settings.tracking)
             st.session_state["train_focus"] = job_id
             st.success(f"Started {job_id}. Follow it in the Runs tab.")
 

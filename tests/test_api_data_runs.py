@@ -126,10 +126,23 @@ def test_an_import_is_a_version_with_its_splits_examples_and_declared_metrics(w)
     assert c.get("/datasets", headers=eve).json()[0]["versions"] == 1
 
     r = c.put(f"/versions/{w.version}/metrics", headers=eve, json={"metrics": ["exact_match", "chrf", "words"]})
-    assert r.status_code == 200 and r.json() == {"version_id": w.version, "metrics": ["exact_match", "chrf", "words"]}
+    assert r.status_code == 200 and r.json() == {"version_id": w.version, "metrics": ["exact_match", "chrf", "words"],
+                                                 "metric_options": None}
     r = c.put(f"/versions/{w.version}/metrics", headers=eve, json={"metrics": ["meteor"]})
     assert r.status_code == 400 and "meteor" in r.json()["error"]["message"]
-    c.put(f"/versions/{w.version}/metrics", headers=eve, json={"metrics": ["exact_match", "chrf"]})
+    # What label_accuracy and schema_valid need; fields left out stay as they are (the metrics too).
+    schema = {"type": "object", "required": ["category"]}
+    r = c.put(f"/versions/{w.version}/metrics", headers=eve, json={"labels": ["billing", "bug"]})
+    assert r.json()["metrics"] == ["exact_match", "chrf", "words"] and r.json()["metric_options"] == {
+        "labels": ["billing", "bug"]}
+    r = c.put(f"/versions/{w.version}/metrics", headers=eve, json={"json_schema": schema})
+    assert r.json()["metric_options"] == {"labels": ["billing", "bug"], "json_schema": schema}
+    r = c.put(f"/versions/{w.version}/metrics", headers=eve, json={"json_schema": {"type": 5}})
+    assert r.status_code == 400 and "JSON schema is invalid" in r.json()["error"]["message"]
+    r = c.put(f"/versions/{w.version}/metrics", headers=eve, json={"labels": []})
+    assert r.json()["metric_options"] == {"json_schema": schema}
+    c.put(f"/versions/{w.version}/metrics", headers=eve, json={"metrics": ["exact_match", "chrf"], "json_schema": {}})
+    assert c.get(f"/versions/{w.version}", headers=eve, params={"limit": 0}).json()["metric_options"] is None
 
 
 def test_a_bad_file_is_answered_with_every_problem_by_file_line_and_field_and_nothing_is_written(w):

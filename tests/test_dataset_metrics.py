@@ -276,9 +276,70 @@ def test_data_page_declares_metrics_at_import_and_changes_them(settings, env, ow
         at.run()
         form = at.multiselect(key=f"declared-metrics-{version['version_id']}")
         assert form.value == ["tests_pass", "words"]
-        form.set_value(["exact_match"])
+        form.set_value(["exact_match", "label_accuracy", "schema_valid"])
+        vid = version["version_id"]
+        at.text_input(key=f"labels-{vid}").set_value("yes, no")
+        at.text_area(key=f"schema-{vid}").set_value('{"type": "object", "required": ["answer"]}')
         at = button(at, "Save metrics").click().run()
         assert_clean(at)
-        assert get_version(owner.store, accounts["engineer"], version["version_id"])["metrics"] == ["exact_match"]
+        saved = get_version(owner.store, accounts["engineer"], vid)
+        assert saved["metrics"] == ["exact_match", "label_accuracy", "schema_valid"]
+        assert saved["metric_options"] == {"labels": ["yes", "no"],
+                                           "json_schema": {"type": "object", "required": ["answer"]}}
+        # A schema that is not one is refused naming where, and nothing changes.
+        at.text_area(key=f"schema-{vid}").set_value('{"type": "objekt"}')
+        at = button(at, "Save metrics").click().run()
+        assert any("JSON schema is invalid" in e.value for e in at.error)
+        assert get_version(owner.store, accounts["engineer"], vid)["metric_options"] == saved["metric_options"]
     finally:
         owners.close()
+
+
+
+# ---- metrics that need more than references: labels, a JSON schema ---------------------------------
+SCHEMA = {"type": "object", "required": ["category"], "properties": {"category": {"enum": ["billing", "bug"]}}}
+
+
+def test_label_accuracy_and_schema_valid_score_with_what_the_data_declares():
+    from core.metrics.registry import check_metric_options, score, scoring_options
+
+    preds = ['It is a billing issue.', '{"category": "bug"}', "No idea.", '{"category": "refund"}']
+    refs = ["billing", "bug", "bug", "billing"]
+    got = score(["label_accuracy", "schema_valid"], preds, refs,
+                options={"labels": ["billing", "bug"], "json_schema": SCHEMA})
+    assert got["label_accuracy"] == [1.0, 1.0, 0.0, 0.0]
+    assert got["schema_valid"] == [0.0, 1.0, 0.0, 0.0]  # "refund" is not in the enum
+    # Labels default to the distinct references; a free-text reference set is not a label set.
+    assert scoring_options(["label_accuracy"], None, refs) == {"labels": ["billing", "bug"]}
+    with pytest.raises(InvalidInput, match="label_accuracy needs labels"):
+        scoring_options(["label_accuracy"], None, [f"answer number {i}" for i in range(150)])
+    with pytest.raises(InvalidInput, match="schema_valid needs a JSON schema"):
+        scoring_options(["schema_valid"], {"labels": ["a"]}, refs)
+    with pytest.raises(InvalidInput, match=r"JSON schema is invalid at properties/category"):
+        check_metric_options({"json_schema": {"properties": {"category": {"type": 7}}}})
+    with pytest.raises(InvalidInput, match="unknown threshold"):
+        check_metric_options({"threshold": 0.5})
+    with pytest.raises(InvalidInput, match="labels: give a list"):
+        check_metric_options({"labels": ["ok", ""]})
+    assert check_metric_options({"labels": [" a", "a", "b"]}) == {"labels": ["a", "b"]}
+
+
+def test_a_score_job_uses_the_versions_labels_and_schema(owner, accounts):
+    eng, store = accounts["engineer"], owner.store
+    items = [{"prompt": f"Ticket {i}: classify it. Notes: {' '.join(random.Random(i).sample(WORDS, 10))}",
+              "completion": ["billing", "bug"][i % 2], "split": "test"} for i in range(8)]
+    vid = _import(owner, eng, jsonl(items), "labels.jsonl", metrics=["label_accuracy", "schema_valid"],
+                  metric_options={"labels": ["billing", "bug"], "json_schema": SCHEMA}).version_id
+    assert get_version(store, eng, vid)["metric_options"]["labels"] == ["billing", "bug"]
+    prompts, source = prompts_from_version(store, eng, vid)
+    answers = {"base": ["no idea" for _ in prompts],
+               "adapter:tuned": [f'{{"category": "{p["reference"]}"}}' for p in prompts]}
+    gen = _stored_set(store, prompts, source, answers)
+    job_id = start_scoring(store, owner.jobs, eng, gen)
+    job = _wait(owner.jobs, job_id)
+    assert job["status"] == "succeeded", job["error"]
+    assert json.loads(job["config"])["options"] == {"labels": ["billing", "bug"], "json_schema": SCHEMA}
+    scores = {(r["variant_id"], r["metric"]): r["mean"] for r in store.rows(
+        "SELECT variant_id, metric, avg(value) AS mean FROM metric_scores WHERE set_id = ? GROUP BY ALL", [gen])}
+    assert scores[("adapter:tuned", "label_accuracy")] == 1.0 and scores[("base", "label_accuracy")] == 0.0
+    assert scores[("adapter:tuned", "schema_valid")] == 1.0 and scores[("base", "schema_valid")] == 0.0

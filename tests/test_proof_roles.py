@@ -276,6 +276,8 @@ def _cases() -> list[Case]:
              lambda w, u: imports.import_status(w.store, w.jobs, u, w.ids["running"])),
         Case("core.datasets:set_version_metrics", A.DATA_IMPORT,
              lambda w, u: datasets.set_version_metrics(w.store, u, w.ids["version"], ["chrf"])),
+        Case("core.datasets:set_metric_options", A.DATA_IMPORT,
+             lambda w, u: datasets.set_metric_options(w.store, u, w.ids["version"], {"labels": ["a", "b"]})),
         Case("core.datasets:list_versions", A.DATA_VIEW, lambda w, u: datasets.list_versions(w.store, u)),
         Case("core.datasets:list_datasets", A.DATA_VIEW, lambda w, u: datasets.list_datasets(w.store, u)),
         Case("core.datasets:check", A.DATA_IMPORT,

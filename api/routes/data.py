@@ -16,11 +16,12 @@ from api.auth import caller, the_owner
 from api.errors import error_response
 from api.plain import plain
 from core import datasets
-from core.datasets import imports
 from core.auth import User
+from core.datasets import imports
 from core.errors import DatasetError, InvalidInput, NotFound
-from core.tokenizer import token_counter
+from core.metrics.registry import metric_options_from_text
 from core.owner import Owner
+from core.tokenizer import token_counter
 
 router = APIRouter(tags=["data"])
 
@@ -29,6 +30,10 @@ MAPPING = Form(description="FIELD=COLUMN, repeatable: which column holds a field
 SEED = Form(description="Seed of the train/validation/test split (default: data.seed).")
 SPLIT = Form(description="Fractions of train, validation and test, e.g. 0.8,0.1,0.1 (default: data.split). "
              "Ignored when every row names its own split.")
+LABELS = Form(description="Comma-separated labels label_accuracy looks for in a response (default: the distinct "
+                          "references of the scored split).")
+SCHEMA = Form(max_length=200_000, description="A JSON schema (Draft 2020-12) responses must conform to, for "
+                                              "schema_valid.")
 METRICS = Form(description="Comma-separated metrics that apply to this data, e.g. json_valid,field_accuracy "
                "or tests_pass (default: chosen from the references when scoring).")
 
@@ -57,11 +62,12 @@ def _split(text: str | None) -> tuple[float, float, float] | None:
 
 
 def _options(owner: Owner, name: str | None, fmt: str | None, mapping: list[str], seed: int | None,
-             split: str | None, metrics: str) -> datasets.ImportOptions:
+             split: str | None, metrics: str, labels: str = "", json_schema: str = "") -> datasets.ImportOptions:
     names = [m.strip() for m in metrics.split(",") if m.strip()]
     return datasets.ImportOptions.from_settings(owner.settings, name=(name or "").strip(), format=fmt,
                                                 mapping=_mapping(mapping), seed=seed, split=_split(split),
-                                                metrics=names or None)
+                                                metrics=names or None,
+                                                metric_options=metric_options_from_text(labels, json_schema))
 
 
 def _read(upload: UploadFile) -> tuple[bytes, str]:
@@ -131,10 +137,11 @@ def import_file(response: Response,
                 mapping: Annotated[list[str], MAPPING] = [],  # noqa: B006
                 seed: Annotated[int | None, SEED] = None, split: Annotated[str | None, SPLIT] = None,
                 metrics: Annotated[str, METRICS] = "",
+                labels: Annotated[str, LABELS] = "", json_schema: Annotated[str, SCHEMA] = "",
                 wait: Annotated[bool, Query(description="Import within the request instead of as a job "
                                             "(small files).")] = False,
                 user: User = Depends(caller), owner: Owner = Depends(the_owner)):
-    options = _options(owner, name, format, mapping, seed, split, metrics)
+    options = _options(owner, name, format, mapping, seed, split, metrics, labels, json_schema)
     data, file_name = _read(file)
     if not wait:
         try:
@@ -210,11 +217,25 @@ class DeclaredMetrics(BaseModel):
     metrics: list[str] | None = Field(None, description="Metric names that apply to this version, e.g. "
                                       "[\"json_valid\", \"field_accuracy\"]; empty or null: none declared "
                                       "(scoring chooses from the references again).")
+    labels: list[str] | None = Field(None, description="The labels label_accuracy looks for (absent: unchanged; "
+                                     "[]: none declared, the distinct references are used).")
+    json_schema: dict | None = Field(None, description="The JSON schema schema_valid checks responses against "
+                                     "(absent: unchanged; {}: none).")
 
 
-@router.put("/versions/{version_id}/metrics", summary="Set the metrics a version declares (audited)")
+@router.put("/versions/{version_id}/metrics", summary="Set the metrics a version declares, and what they need "
+            "(labels, a JSON schema) (audited)")
 def set_metrics(version_id: str, body: DeclaredMetrics, user: User = Depends(caller),
                 owner: Owner = Depends(the_owner)):
-    stored = datasets.set_version_metrics(owner.store, user, version_id, body.metrics or None)
+    if "metrics" in body.model_fields_set or not body.model_fields_set:
+        datasets.set_version_metrics(owner.store, user, version_id, body.metrics or None)
     version = datasets.get_version(owner.store, user, version_id)
-    return {"version_id": version["version_id"], "metrics": stored}
+    stored, options = version["metrics"], version["metric_options"]
+    if body.labels is not None or body.json_schema is not None:
+        wanted = dict(options or {})
+        for key, value in (("labels", body.labels), ("json_schema", body.json_schema)):
+            if value is not None:
+                wanted[key] = value
+        options = datasets.set_metric_options(owner.store, user, version["version_id"],
+                                              {k: v for k, v in wanted.items() if v})
+    return {"version_id": version["version_id"], "metrics": stored, "metric_options": options}

@@ -131,7 +131,7 @@ def _job(owner: Owner, job: dict, warning: bool = True) -> dict:
 def start_run(body: TrainRequest,  # type: ignore[valid-type]
               user: User = Depends(caller), owner: Owner = Depends(the_owner)):
     config = _config(body, owner)
-    run_id = training.start_training(owner.store, owner.jobs, user, config)
+    run_id = training.start_training(owner.store, owner.jobs, user, config, trackers=owner.settings.tracking)
     run = training.get_run(owner.store, user, run_id)
     config = TrainConfig.from_dict(run["config"])  # its dataset version resolved from what was given
     guess = estimate(owner.store, config, owner.settings.training.hourly_price, owner.settings.training.currency)
@@ -205,7 +205,7 @@ def merge_run(run_id: str, body: Merge | None = None, user: User = Depends(calle
 @router.post("/runs/{run_id}/reproduce", status_code=201, tags=["runs"],
              summary="A new run from a recorded one's exact config (same data version, base and seed)")
 def reproduce_run(run_id: str, user: User = Depends(caller), owner: Owner = Depends(the_owner)):
-    new_id = training.reproduce(owner.store, owner.jobs, user, run_id)
+    new_id = training.reproduce(owner.store, owner.jobs, user, run_id, owner.settings.tracking)
     return {"run_id": new_id, "reproduces": run_id, "status": owner.jobs.get(new_id)["status"]}
 
 

@@ -54,6 +54,7 @@ class ImportOptions:
     near_duplicate_threshold: float = 0.8
     max_bytes: int = 200 * 2**20
     metrics: list[str] | None = None          # which metrics apply; None (or empty): chosen from the references
+    metric_options: dict | None = None        # what some metrics need: labels, json_schema (registry.check_metric_options)
 
     def __post_init__(self) -> None:
         problems = []
@@ -61,6 +62,13 @@ class ImportOptions:
             self.metrics = declared_metrics(self.metrics)
         except InvalidInput as exc:
             problems.append(str(exc))
+        if self.metric_options:
+            from core.metrics.registry import check_metric_options
+
+            try:
+                self.metric_options = check_metric_options(self.metric_options)
+            except InvalidInput as exc:
+                problems.append(str(exc))
         if self.name and not _NAME.match(self.name):
             problems.append(f"name {self.name!r}: use lower-case letters, digits, '-' or '_' (at most 64)")
         if len(self.split) != 3 or any(not math.isfinite(v) or v < 0 for v in self.split) \
@@ -303,7 +311,8 @@ def import_dataset(store: Store, actor: User, data: bytes, file: str, options: I
     with store.transaction() as cur:
         dataset, created, updated = save_version(
             cur, actor, vid, content, name, description, file, report.format, report.to_dict(),
-            checked.split_spec, tokenizer_name, options.metrics, lambda: examples_table(vid, checked.examples))
+            checked.split_spec, tokenizer_name, options.metrics, lambda: examples_table(vid, checked.examples),
+            options.metric_options)
     return ImportResult(dataset, vid, created, report, updated)
 
 
@@ -328,15 +337,19 @@ def examples_table(vid: str, examples: list[Example]) -> pa.Table:
 
 def save_version(cur, actor: User | str, vid: str, content: str, name: str, description: str, file: str,
                  fmt: str, report: dict, split_spec: dict, tokenizer_name: str | None, metrics: list[str] | None,
-                 examples: Callable[[], pa.Table]) -> tuple[str, bool, bool]:
+                 examples: Callable[[], pa.Table], metric_options: dict | None = None) -> tuple[str, bool, bool]:
     """Inside the caller's transaction: the version and its examples, or, if the same content and split
-    exist already, nothing new (metrics named explicitly then replace the declared ones). Returns
-    (dataset, created, metrics_updated). `examples()` is called only when the version is new."""
-    existing = cur.execute("SELECT dataset, metrics FROM dataset_versions WHERE version_id = ?", [vid]).fetchone()
+    exist already, nothing new (metrics or metric options named explicitly then replace the declared
+    ones). Returns (dataset, created, metrics_updated). `examples()` is called only when the version is new."""
+    existing = cur.execute("SELECT dataset, metrics, metric_options FROM dataset_versions WHERE version_id = ?",
+                           [vid]).fetchone()
     if existing:
         updated = metrics is not None and _loads(existing[1]) != metrics
         if updated:
             _write_metrics(cur, actor, vid, metrics, f"declared at re-import of {file}")
+        if metric_options is not None and _loads(existing[2]) != metric_options:
+            _write_options(cur, actor, vid, metric_options, f"declared at re-import of {file}")
+            updated = True
         return existing[0], False, updated
     batch = examples()
     splits = {s: 0 for s in SPLITS}
@@ -346,11 +359,12 @@ def save_version(cur, actor: User | str, vid: str, content: str, name: str, desc
         cur.execute("INSERT INTO datasets (name, description, created_by) VALUES (?, ?, ?)",
                     [name, description, actor if isinstance(actor, str) else actor.username])
     cur.execute("""INSERT INTO dataset_versions (version_id, dataset, content_hash, source_name, source_format,
-                   n_examples, n_train, n_validation, n_test, split_spec, tokenizer, report, created_by, metrics)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   n_examples, n_train, n_validation, n_test, split_spec, tokenizer, report, created_by, metrics,
+                   metric_options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [vid, name, content, file, fmt, batch.num_rows, splits["train"], splits["validation"],
                  splits["test"], json.dumps(split_spec), tokenizer_name, json.dumps(report, default=str),
-                 actor if isinstance(actor, str) else actor.username, _dumps(metrics)])
+                 actor if isinstance(actor, str) else actor.username, _dumps(metrics),
+                 json.dumps(metric_options) if metric_options else None])
     cur.register("example_batch", batch)
     cur.execute("INSERT INTO examples BY NAME SELECT * FROM example_batch")
     cur.unregister("example_batch")
@@ -375,6 +389,26 @@ def _store_metrics(store: Store, actor: User, version_id: str, metrics: list[str
 def _write_metrics(cur, actor: User | str, version_id: str, metrics: list[str] | None, why: str) -> None:
     cur.execute("UPDATE dataset_versions SET metrics = ? WHERE version_id = ?", [_dumps(metrics), version_id])
     audit.record(cur, actor, "data.metrics", version_id, f"{why}: {', '.join(metrics) if metrics else 'none declared'}")
+
+
+def _write_options(cur, actor: User | str, version_id: str, options: dict | None, why: str) -> None:
+    cur.execute("UPDATE dataset_versions SET metric_options = ? WHERE version_id = ?",
+                [json.dumps(options) if options else None, version_id])
+    shown = ", ".join(f"{k} ({len(v)} labels)" if k == "labels" else k for k, v in (options or {}).items())
+    audit.record(cur, actor, "data.metric_options", version_id, f"{why}: {shown or 'none declared'}")
+
+
+def set_metric_options(store: Store, actor: User, version_id: str, options: dict | None) -> dict | None:
+    """Change what metrics that need more than references get from this version: `labels` (label_accuracy)
+    and `json_schema` (schema_valid); empty or None clears them. Returns what is stored now. Audited."""
+    require(actor, Action.DATA_IMPORT)
+    from core.metrics.registry import check_metric_options
+
+    checked = check_metric_options(options)
+    version = get_version(store, actor, version_id)
+    with store.transaction() as cur:
+        _write_options(cur, actor, version["version_id"], checked, "changed")
+    return checked
 
 
 def set_version_metrics(store: Store, actor: User, version_id: str, metrics: list[str] | None) -> list[str] | None:
@@ -427,6 +461,7 @@ def get_version(store: Store, actor: User, version_id: str) -> dict:
     row["report"] = Report.from_dict(json.loads(row["report"]))
     row["split_spec"] = json.loads(row["split_spec"])
     row["metrics"] = _loads(row["metrics"])
+    row["metric_options"] = _loads(row["metric_options"])
     return row
 
 

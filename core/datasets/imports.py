@@ -80,7 +80,7 @@ def _on_import_event(cur, job: dict, type_: str, payload: dict) -> None:
         dataset, created, updated = save_version(
             cur, job["created_by"], vid, payload["content_hash"], config["name"], config["description"],
             config["file"], payload["format"], report, payload["split_spec"], payload.get("tokenizer"),
-            config["options"].get("metrics"), examples)
+            config["options"].get("metrics"), examples, config["options"].get("metric_options"))
     stored = {k: v for k, v in payload.items() if k not in ("seq", "at")}
     stored.update(dataset=dataset, created=created, metrics_updated=updated)
     cur.execute("UPDATE job_events SET payload = ? WHERE job_id = ? AND seq = ?",

@@ -150,7 +150,7 @@ def demo_fine_tune(store: Store, settings: Settings, version_id: str, log: Calla
     def start() -> tuple[str, str]:
         # Nothing else runs during the demo build, so by default the worker uses every core.
         threads = settings.training.demo_threads or os.cpu_count() or 1
-        job_id = start_training(store, jobs, CLI_USER, config, threads=threads)
+        job_id = start_training(store, jobs, CLI_USER, config, threads=threads, trackers=settings.tracking)
         return job_id, (f"LoRA on {Path(config.base_model).name}, {config.max_steps} steps ({job_id}); a few "
                         "minutes on 2 cores, cached afterwards")
 

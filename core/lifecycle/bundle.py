@@ -590,7 +590,7 @@ def reproduce_bundle(store: Store, jobs: Jobs, actor: User, settings: Settings, 
                             f"was imported with its splits fixed as {vid} (same content hash {ds['content_hash']}, "
                             "same examples in each split).")
             config = TrainConfig.from_dict({**config.to_dict(), "dataset_version": vid})
-    job_id = start_training(store, jobs, actor, config)
+    job_id = start_training(store, jobs, actor, config, trackers=settings.tracking)
     lineage = json.loads(store.scalar("SELECT lineage FROM runs WHERE job_id = ?", [job_id]))
     lineage["reproduced_from"] = {"run_id": run["job_id"], "bundle": Path(path).name,
                                   "bundle_created_at": manifest.get("created_at"),

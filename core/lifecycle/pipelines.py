@@ -109,7 +109,8 @@ def start_pipeline(store: Store, jobs: Jobs, settings: Settings, actor: User, ta
     if config.base_model != settings.base_model:
         raise InvalidInput(f"{origin} fine-tuned {config.base_model}, but the dashboard serves {settings.base_model}; "
                            "a candidate must be comparable with the promoted version on one base.")
-    train_job = start_training(store, jobs, actor, config, threads=options.threads or None)
+    train_job = start_training(store, jobs, actor, config, threads=options.threads or None,
+                               trackers=settings.tracking)
     pipeline_id = f"pipeline-{uuid.uuid4().hex[:10]}"
     promoted = promotion.current(store, actor, task)
     with store.transaction() as cur:

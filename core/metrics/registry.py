@@ -10,6 +10,7 @@ paired-proportion tests), "continuous" (bootstrap-t and permutation methods), "d
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
@@ -46,6 +47,7 @@ class Metric:
     needs: str = "references"
     kind: str = "continuous"  # one of KINDS; "descriptive" exactly when higher_is_better is None
     bounds: tuple[float, float] | None = None  # the least and greatest possible score, when there are both
+    options: tuple[str, ...] = ()  # what the scorer takes besides the references, declared with the data
 
 
 def _rouge(kind: str) -> Scorer:
@@ -77,6 +79,15 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("field_accuracy", structured.field_accuracy, "tuneboard 1", True,
            "Share of the reference JSON object's fields the response matches (strings normalized).",
            bounds=(0.0, 1.0)),
+    Metric("label_accuracy", lambda p, r, labels: text.accuracy(p, r, labels), "tuneboard 1", True,
+           "1 when the label the response names equals the reference label (case-insensitive). The label found "
+           "is the one named earliest as a whole word (the longer of two at one place). The labels: declared "
+           "with the dataset version, else the distinct references of the scored split.", kind="binary",
+           bounds=(0.0, 1.0), options=("labels",)),
+    Metric("schema_valid", lambda p, r, json_schema: structured.schema_valid(p, json_schema), "tuneboard 1", True,
+           "1 when the response is one JSON value (as json_valid) that conforms to the JSON schema (Draft "
+           "2020-12) declared with the dataset version.", kind="binary", bounds=(0.0, 1.0),
+           options=("json_schema",)),
     Metric("words", lambda p, r: text.lengths(p)["words"], "tuneboard 1", None,
            "Words in the response (descriptive: neither more nor fewer is better in itself).",
            kind="descriptive"),
@@ -123,16 +134,18 @@ def check_metrics(names: Sequence[str]) -> list[str]:
 
 
 def score(names: Sequence[str], predictions: Sequence[str], references: Sequence[str],
-          tests: Sequence[str | None] | None = None, sandbox: dict | None = None) -> dict[str, list[float]]:
+          tests: Sequence[str | None] | None = None, sandbox: dict | None = None,
+          options: dict | None = None) -> dict[str, list[float]]:
     """Per-example scores of each named metric. Metrics that need tests get `tests` and the
-    sandbox limits (`timeout_s`, `memory_mb`) instead of the references."""
+    sandbox limits (`timeout_s`, `memory_mb`) instead of the references; a metric with `options`
+    gets them from `options` (what the data declares, see `metric_options`)."""
     out = {}
     for n in check_metrics(names):
         m = METRICS[n]
         if m.needs == "tests":
             values = m.scorer(predictions, tests or [None] * len(predictions), **(sandbox or {}))
         else:
-            values = m.scorer(predictions, references)
+            values = m.scorer(predictions, references, **{k: (options or {})[k] for k in m.options})
         out[n] = [float(x) for x in values]
     return out
 
@@ -258,3 +271,65 @@ def summarize(scores: dict[str, dict[str, Sequence[float]]], baseline: str | Non
                 p_adj = float(alpha)
             row["p_holm"], row["p_bh"] = p_adj, p_bh
     return summary, deltas
+
+
+MAX_LABELS = 100
+
+
+def check_metric_options(options: dict | None) -> dict | None:
+    """What a dataset version declares for metrics that need more than references: `labels` (1-100
+    distinct non-empty strings, for label_accuracy) and `json_schema` (a JSON schema, for schema_valid).
+    Each problem names the field; empty: None."""
+    if not options:
+        return None
+    unknown = sorted(set(options) - {"labels", "json_schema"})
+    if unknown:
+        raise InvalidInput(f"metric options: unknown {', '.join(unknown)}; known: labels, json_schema")
+    out: dict = {}
+    labels = options.get("labels")
+    if labels:
+        if not isinstance(labels, (list, tuple)) or not all(isinstance(x, str) and x.strip() for x in labels):
+            raise InvalidInput("labels: give a list of non-empty label names, e.g. billing, bug, delivery")
+        cleaned = list(dict.fromkeys(x.strip() for x in labels))
+        if len(cleaned) > MAX_LABELS:
+            raise InvalidInput(f"labels: {len(cleaned)} labels; at most {MAX_LABELS} (label_accuracy is for "
+                               "classification)")
+        out["labels"] = cleaned
+    schema = options.get("json_schema")
+    if schema:
+        if not isinstance(schema, dict):
+            raise InvalidInput("json_schema: give a JSON object (a JSON schema, Draft 2020-12)")
+        structured.schema_valid([], schema)  # checks the schema itself; names where it is wrong
+        out["json_schema"] = schema
+    return out or None
+
+
+def scoring_options(names: Sequence[str], declared: dict | None, references: Sequence[str | None]) -> dict:
+    """The options the named metrics get in a score job: what the data declares; label_accuracy's labels
+    otherwise the distinct references (refused when they are not a label set); schema_valid needs a schema."""
+    options = dict(declared or {})
+    if "label_accuracy" in names and not options.get("labels"):
+        labels = sorted({r.strip() for r in references if r and r.strip()})
+        if len(labels) > MAX_LABELS or any(len(x) > 100 for x in labels):
+            raise InvalidInput(f"metrics: label_accuracy needs labels, and the references are not a label set "
+                               f"({len(labels)} different answers): declare the labels with the dataset version "
+                               "(Data page, `tuneboard data metrics VERSION --labels a,b`).")
+        options["labels"] = labels
+    if "schema_valid" in names and not options.get("json_schema"):
+        raise InvalidInput("metrics: schema_valid needs a JSON schema: declare it with the dataset version (Data page, "
+                           "`tuneboard data metrics VERSION --schema FILE.json`).")
+    return options
+
+
+def metric_options_from_text(labels: str = "", json_schema: str = "") -> dict | None:
+    """Metric options as forms and command lines give them: comma-separated labels, a JSON schema's text
+    (checked by `check_metric_options` where they are stored)."""
+    options: dict = {}
+    if labels.strip():
+        options["labels"] = [x.strip() for x in labels.split(",") if x.strip()]
+    if json_schema.strip():
+        try:
+            options["json_schema"] = json.loads(json_schema)
+        except ValueError as exc:
+            raise InvalidInput(f"json_schema: not JSON ({exc}); give a JSON schema object") from None
+    return options or None

@@ -14,7 +14,7 @@ from core.jobs import Jobs
 from core.metrics import structured
 from core.metrics.code import isolation_problem
 from core.metrics.passk import pass_at_k_table
-from core.metrics.registry import METRICS, check_metrics, default_metrics, summarize
+from core.metrics.registry import METRICS, check_metrics, default_metrics, scoring_options, summarize
 from core.metrics.worker import INPUTS_FILE
 from core.store import Store, insert_rows
 
@@ -42,10 +42,13 @@ def start_scoring(store: Store, jobs: Jobs, actor: User, set_id: str, metrics: l
     if not any(refs):
         raise InvalidInput(f"{set_id} has no reference answers (an uploaded prompt list): reference metrics need "
                            "a dataset split.")
-    names = check_metrics(metrics) if metrics else (_declared(store, json.loads(source["source"] or "{}"))
+    source = json.loads(source["source"] or "{}")
+    names = check_metrics(metrics) if metrics else (_declared(store, source)
                                                     or default_metrics(refs, [r["tests"] for r in rows]))
     _check_applicable(names, rows)
+    options = scoring_options(names, _declared_options(store, source), refs)
     config = {"set_id": set_id, "metrics": names, "versions": {n: METRICS[n].version for n in names},
+              "options": {k: v for k, v in options.items() if any(k in METRICS[n].options for n in names)},
               "n_rows": len(rows), "processes": settings.processes,
               "sandbox": {"timeout_s": settings.sandbox_timeout_s, "memory_mb": settings.sandbox_memory_mb}}
 
@@ -61,6 +64,15 @@ def _declared(store: Store, source: dict) -> list[str] | None:
         return None
     declared = store.scalar("SELECT metrics FROM dataset_versions WHERE version_id = ?", [source.get("version_id")])
     return check_metrics(json.loads(declared)) if declared else None
+
+
+def _declared_options(store: Store, source: dict) -> dict | None:
+    """What the set's dataset version declares for metrics that need more than references."""
+    if source.get("kind") != "dataset":
+        return None
+    stored = store.scalar("SELECT metric_options FROM dataset_versions WHERE version_id = ?",
+                          [source.get("version_id")])
+    return json.loads(stored) if stored else None
 
 
 def _check_applicable(names: list[str], rows: list[dict]) -> None:

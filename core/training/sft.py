@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping
 from transformers import TrainerCallback
 
 from core.jobs.events import EventWriter, cancel_requested
+from core.training import tracking
 from core.training.config import CHECKPOINTS, TrainConfig
 from core.weights import compute_dtype, load_base
 
@@ -114,6 +115,17 @@ def agreed(stop: bool, device) -> bool:
     flag = torch.tensor([1 if stop else 0], device=device)
     dist.all_reduce(flag, op=dist.ReduceOp.MAX)
     return bool(flag.item())
+
+
+class TrackingCallback(TrainerCallback):
+    """After transformers' MLflow / W&B callbacks started their runs: tuneboard's config and lineage."""
+
+    def __init__(self, tracking: dict, run_dir: Path, config: TrainConfig, lineage: dict):
+        self.tracking, self.run_dir, self.config, self.lineage = tracking, run_dir, config, lineage
+
+    def on_train_begin(self, args, state, control, **kw):
+        if state.is_world_process_zero:
+            tracking.log_run_facts(self.tracking, self.run_dir, self.config.to_dict(), self.lineage)
 
 
 class EventCallback(TrainerCallback):
@@ -211,7 +223,8 @@ def as_prompt_completion(rows: list[dict]) -> list[dict]:
     return out
 
 
-def sft_config(config: TrainConfig, run_dir: Path, has_eval: bool, assistant_masks: bool = True):
+def sft_config(config: TrainConfig, run_dir: Path, has_eval: bool, assistant_masks: bool = True,
+               trackers: dict | None = None):
     from trl import SFTConfig
 
     on_cuda = device() == "cuda"
@@ -245,15 +258,18 @@ def sft_config(config: TrainConfig, run_dir: Path, has_eval: bool, assistant_mas
         gradient_checkpointing=on_cuda and config.method == "qlora",
         use_cpu=not on_cuda,
         include_num_input_tokens_seen="non_padding",
-        report_to=[],
+        report_to=tracking.report_to(trackers),
+        run_name=run_dir.name,  # the job id: the run's name in MLflow / W&B
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
 
 
 def train(config: TrainConfig, run_dir: str | Path, events: EventWriter,
-          should_stop: Callable[[], bool] | None = None) -> TrainOutcome:
-    """Train (or resume) in `run_dir`; the best model's adapter lands in `run_dir/adapter`."""
+          should_stop: Callable[[], bool] | None = None, trackers: dict | None = None,
+          lineage: dict | None = None) -> TrainOutcome:
+    """Train (or resume) in `run_dir`; the best model's adapter lands in `run_dir/adapter`. `trackers`
+    (core.training.tracking.plan) names the experiment trackers the run reports to."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -284,15 +300,23 @@ def train(config: TrainConfig, run_dir: str | Path, events: EventWriter,
                     "conversation's last assistant answer (prompt-completion), not on every assistant turn")
     bridge = EventCallback(events, run_dir, should_stop)
     callbacks = [bridge]
+    if trackers:
+        tracking.prepare(trackers, run_dir, run_dir.name)
+        callbacks.append(TrackingCallback(trackers, run_dir, config, lineage or {}))
     if eval_rows and config.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-    trainer = SFTTrainer(model=model, args=sft_config(config, run_dir, bool(eval_rows), masks),
+    trainer = SFTTrainer(model=model, args=sft_config(config, run_dir, bool(eval_rows), masks, trackers),
                          train_dataset=Dataset.from_list(train_rows),
                          eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
                          processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks)
     if config.method == "qlora" and device() == "cpu":
         disable_cpu_repacking(trainer.model)
-    trainer.train(resume_from_checkpoint=last_checkpoint(run_dir))
+    try:
+        trainer.train(resume_from_checkpoint=last_checkpoint(run_dir))
+    except BaseException:
+        tracking.finish(trackers, failed=True)
+        raise
+    tracking.finish(trackers)
     state = trainer.state
     if bridge.cancelled:
         return TrainOutcome("cancelled", state.global_step, state.best_model_checkpoint, state.best_metric, None)

@@ -26,7 +26,8 @@ def train_run(run: WorkerRun) -> None:
     elif not os.environ.get("OMP_NUM_THREADS"):
         torch.set_num_threads(1)  # small CPUs under load: one thread is stable (STACK.md)
     run.events.emit("started", resumed_from=last_checkpoint(run.folder), device=device(), pid=os.getpid())
-    outcome = train(config, run.folder, run.events, should_stop=run.should_stop)
+    outcome = train(config, run.folder, run.events, should_stop=run.should_stop,
+                    trackers=run.config.get("tracking"), lineage=run.config.get("lineage"))
     if outcome.status == "cancelled":
         run.events.emit("cancelled", step=outcome.global_step, checkpoint=last_checkpoint(run.folder))
     else:

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.browser.conftest import close_page_not_found, log_in, navigate_in_session, open_page, wait_drawn, wait_idle
+from tests.browser.conftest import log_in, navigate_in_session, open_page, wait_drawn, wait_idle
 from tests.conftest import ADMIN_PASSWORD, PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -81,14 +81,36 @@ def assert_no_engineer_content(page) -> None:
     ex(page.get_by_test_id("stException")).to_have_count(0)
 
 
-@pytest.mark.parametrize("path", ["/users", "/data"])
-def test_typed_address_signed_out_shows_only_the_login_page(server, page, path):
+@pytest.mark.parametrize("path, title", [("/users", "Users"), ("/data", "Data")])
+def test_typed_address_signed_out_shows_the_login_page_there_then_the_page(server, page, path, title):
+    """A deep link (or a tab opened before this session knows who signed in) gets the log-in form at its
+    address, never "Page not found"; signing in there opens that page."""
+    ex = expect()
     page.goto(server.url + path)  # a typed address opens a new session: signed out
-    close_page_not_found(page)
     wait_drawn(page)
-    expect()(page.get_by_role("heading", name="tuneboard")).to_be_visible()
-    expect()(page.get_by_role("textbox", name="Username")).to_be_visible()
+    ex(page.get_by_role("heading", name="tuneboard")).to_be_visible()
+    ex(page.get_by_role("textbox", name="Username")).to_be_visible()
+    ex(page.get_by_role("dialog")).to_have_count(0)
     assert_no_engineer_content(page)
+    page.get_by_role("textbox", name="Username").fill("admin")
+    page.get_by_role("textbox", name="Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    ex(page.get_by_role("heading", name=title, exact=True)).to_be_visible()
+    wait_idle(page)
+    ex(page.get_by_role("dialog")).to_have_count(0)
+    assert page.url.rstrip("/").endswith(path)
+
+
+def test_a_deep_link_a_moment_after_signing_in_opens_its_page(server, page):
+    """Signed in, then at once a new tab with another page's address: no "Page not found" over it."""
+    ex = expect()
+    log_in(page, server.url, "admin", ADMIN_PASSWORD)
+    other = page.context.new_page()
+    other.goto(server.url + "/data")
+    wait_drawn(other)
+    ex(other.get_by_role("dialog")).to_have_count(0)
+    ex(other.get_by_role("heading", name="Data", exact=True)).to_be_visible()
+    other.close()
 
 
 def test_rater_sees_no_engineer_content(server, page):

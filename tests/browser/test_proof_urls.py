@@ -4,7 +4,7 @@ or lead page's address, or adds hostile query parameters, sees only rater conten
 Nothing here is a hand-kept list of pages. The pages a rater must not reach are
 core.auth.PAGES minus pages_for(rater); their addresses and titles come from the st.Page
 entries of dashboard/app.py; the widgets that must not appear are the button, tab and heading
-labels written in those pages' modules (and the dashboard view modules only they import). A new
+labels written in those pages' modules (and the parts, pages/parts/, only they import). A new
 page therefore joins this proof on its own.
 
 A pair set assigned to rita and one that is not (its name must never show) let the query
@@ -65,13 +65,13 @@ def _labels(module: str) -> set[str]:
 
 
 def _view_modules(page: str) -> set[str]:
-    """The page module and the dashboard view modules it imports (not the shared context/widgets)."""
+    """The page module and the parts of it it imports (pages/parts/; not the shared context/widgets)."""
     tree = ast.parse((ROOT / "pages" / f"{page}.py").read_text())
     modules = {f"pages.{page}"}
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module == "dashboard":
-            modules |= {f"dashboard.{a.name}" for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dashboard."):
+        if isinstance(node, ast.ImportFrom) and node.module in ("dashboard", "pages.parts"):
+            modules |= {f"{node.module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(("dashboard.", "pages.parts.")):
             modules.add(node.module)
     return {m for m in modules if m not in ("dashboard.context", "dashboard.widgets")}
 
