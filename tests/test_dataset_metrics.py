@@ -251,6 +251,14 @@ def test_cli_declares_changes_and_uses_metrics(cli, tmp_path):
     again = cli("data", "import", str(data), "--metrics", "chrf")
     assert "Already imported" in again.stdout and "declared metrics changed to chrf" in again.stdout
     assert "no metrics declared" in cli("data", "metrics", version, "--clear").stdout
+    schema = tmp_path / "answer.schema.json"
+    schema.write_text(json.dumps({"type": "object", "required": ["answer"]}))
+    labelled = cli("data", "metrics", version, "--labels", "pass, fail", "--schema", str(schema))
+    assert labelled.returncode == 0 and "labels: pass, fail" in labelled.stdout and '"required"' in labelled.stdout
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    refused = cli("data", "metrics", version, "--schema", str(broken))
+    assert refused.returncode == 1 and f"{broken}: not a JSON file" in refused.stderr
     greedy = cli("generate", "--prompts", f"{version}:test", "--samples", "3")
     assert greedy.returncode == 1 and "samples: 3 samples per prompt need sampling" in greedy.stderr
 
