@@ -46,10 +46,15 @@ def test_engineer_launches_a_run_from_the_train_page(app, owner, accounts, versi
 
 def test_bad_field_is_named_and_nothing_launches(app, owner, version):
     at = goto(app("eve"), "Train")
-    _number(at, "lora_rank").set_value(0)
+    # The form's ranges are core's (TrainConfig's fields): it never offers what core refuses.
+    rank = _number(at, "lora_rank")
+    assert (rank.min, rank.max) == (1, 512)
+    # What only core can judge (a learning rate far too high for full fine-tuning) is refused, named.
+    next(s for s in at.selectbox if s.label == "method").set_value("full")
+    _number(at, "learning_rate").set_value(5e-3)
     at.run()
     assert_clean(at)
-    assert any("lora_rank" in e.value for e in at.error)
+    assert any("learning_rate" in e.value and "full fine-tuning" in e.value for e in at.error)
     assert not [b for b in at.button if b.label == "Launch"]
     assert owner.store.scalar("SELECT count(*) FROM jobs") == 0
 

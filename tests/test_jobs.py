@@ -14,6 +14,7 @@ from core.errors import JobError, PermissionDenied
 from core.jobs import Jobs
 from core.jobs.events import EVENTS_FILE, EventWriter
 from core.owner import Owner
+from tests.procs import identities, still_running
 
 
 def _ticks(jobs: Jobs, job_id: str) -> list[int]:
@@ -263,20 +264,13 @@ def test_run_worker_says_failed_with_a_readable_error_and_cancelled(tmp_path, ca
 
 
 # ---- nothing of a killed or cancelled job outlives it -------------------------------------------
-def _running(pid: int) -> bool:
-    """The process exists and is not a zombie (a zombie holds no memory or cores; init reaps it)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def _until_child(jobs: Jobs, job_id: str) -> int:
+def _until_child(jobs: Jobs, job_id: str) -> dict[int, str]:
+    """The helper the ticker started (with its start time: a pid alone may be reused)."""
     deadline = time.monotonic() + 60
     while not jobs.events(job_id, "child") and time.monotonic() < deadline:
         jobs.ingest(job_id)
         time.sleep(0.05)
-    return jobs.events(job_id, "child")[0]["pid"]
+    return identities([jobs.events(job_id, "child")[0]["pid"]])
 
 
 def test_a_killed_worker_leaves_no_process_behind(owner, accounts):
@@ -288,11 +282,11 @@ def test_a_killed_worker_leaves_no_process_behind(owner, accounts):
     job_id = jobs.submit(accounts["engineer"], "ticker", {"steps": 2000, "interval": 0.02, "child": True})
     child = _until_child(jobs, job_id)
     worker = jobs.get(job_id)["pid"]
-    assert set(job_processes(job_id)) >= {worker, child}
+    assert set(job_processes(job_id)) >= {worker, *child}
     os.kill(worker, signal.SIGKILL)
     job = jobs.wait(job_id, timeout=30)
     assert job["status"] == "failed" and "exited without finishing" in job["error"]
-    assert job_processes(job_id) == [] and not _running(child)
+    assert job_processes(job_id) == [] and still_running(child) == []
 
 
 def test_a_cancelled_worker_that_does_not_stop_is_ended_with_all_it_started(owner, accounts, monkeypatch):
@@ -309,7 +303,7 @@ def test_a_cancelled_worker_that_does_not_stop_is_ended_with_all_it_started(owne
     assert jobs.get(job_id)["status"] == "running"  # within its grace it may still stop by itself
     job = jobs.wait(job_id, timeout=30)
     assert job["status"] == "cancelled"
-    assert job_processes(job_id) == [] and not _running(child)
+    assert job_processes(job_id) == [] and still_running(child) == []
     # A graceful one stops by itself long before the grace; nothing of it is left either.
     monkeypatch.setattr(jobs, "cancel_grace_s", 300.0)
     polite = jobs.submit(accounts["engineer"], "ticker", {"steps": 5000, "interval": 0.02, "child": True})
@@ -320,4 +314,4 @@ def test_a_cancelled_worker_that_does_not_stop_is_ended_with_all_it_started(owne
     while job_processes(polite) and time.monotonic() < deadline:
         jobs.reconcile()
         time.sleep(0.1)
-    assert not _running(child)
+    assert still_running(child) == []
