@@ -20,8 +20,11 @@ REFS = [json.dumps({"category": c, "priority": p, "summary": s}) for c, p, s in 
 def test_every_metric_scores_each_example_and_names_its_version():
     preds = [REFS[0], '{"category": "shipping", "priority": "low", "summary": "x"}', "I am sorry, I cannot help."]
     on_references = [n for n, m in METRICS.items() if m.needs == "references"]  # tests_pass: test_metrics_code
-    scores = score(on_references, preds, REFS)
+    # label_accuracy and schema_valid take what a dataset version declares (labels, a JSON schema).
+    options = {"labels": ["billing", "shipping"], "json_schema": {"type": "object", "required": ["priority"]}}
+    scores = score(on_references, preds, REFS, options=options)
     assert set(scores) == set(on_references) and all(len(v) == 3 for v in scores.values())
+    assert scores["schema_valid"] == [1.0, 1.0, 0.0]
     assert scores["exact_match"] == [1.0, 0.0, 0.0]
     assert scores["json_valid"] == [1.0, 1.0, 0.0]
     assert scores["field_accuracy"] == pytest.approx([1.0, 1 / 3, 0.0])
