@@ -9,19 +9,12 @@ from pathlib import Path
 import pytest
 
 from core.config import TrackingSettings
-from core.datasets import ImportOptions, import_dataset
 from core.errors import InvalidInput
 from core.training import start_training, tracking
 from core.training.config import TrainConfig
+from tests.test_training import tickets  # noqa: F401  (a fixture: the demo tickets imported)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def tickets(owner, accounts, demo_files) -> str:
-    good, _ = demo_files
-    return import_dataset(owner.store, accounts["engineer"], good.read_bytes(), good.name,
-                          ImportOptions(name="tickets")).version_id
 
 
 def _config(tiny_model: str, version: str) -> TrainConfig:
@@ -29,7 +22,8 @@ def _config(tiny_model: str, version: str) -> TrainConfig:
                        eval_every=3, lora_rank=8, lora_alpha=16, max_seq_len=256, early_stopping_patience=0)
 
 
-def test_a_run_reports_its_curve_config_and_lineage_to_mlflow_and_wandb(owner, accounts, tickets, tiny_model,
+def test_a_run_reports_its_curve_config_and_lineage_to_mlflow_and_wandb(owner, accounts, tickets,  # noqa: F811
+                                                                         tiny_model,
                                                                          tmp_path, monkeypatch):
     pytest.importorskip("mlflow", reason="the tracking extra (dev installs it)")
     pytest.importorskip("wandb", reason="the tracking extra (dev installs it)")
