@@ -8,6 +8,7 @@ the same place. Loading collects every problem and raises one ConfigError naming
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -162,6 +163,9 @@ class MetricsSettings:
                                        max=600.0)
     sandbox_memory_mb: int = setting(512, "Address-space limit of one sandboxed run of generated code.", min=64,
                                      max=65_536)
+    evaluate: dict = setting({}, "A team's Hugging Face evaluate metrics, each a table [metrics.evaluate.NAME] with "
+                             "module (a local metric folder or script, relative to this file, or a hub name), and "
+                             "optionally key, higher_is_better, bounds, help, arguments (README: Your own metrics).")
 
 
 @dataclass
@@ -235,6 +239,11 @@ class Settings:
 
     # ---- derived paths -------------------------------------------------------------
     @property
+    def config_dir(self) -> Path:
+        """Where relative paths in the settings file start: its folder (the current one without a file)."""
+        return Path(self.source).resolve().parent if self.source != "defaults" else Path.cwd()
+
+    @property
     def workspace_dir(self) -> Path:
         return Path(self.workspace.path).expanduser().resolve()
 
@@ -302,6 +311,11 @@ def _coerce(value: Any, default: Any, where: str, problems: list[str]) -> Any:
             return int(value)
         if isinstance(default, float):
             return float(value)
+        if isinstance(default, dict):
+            value = json.loads(value) if isinstance(value, str) else value  # (the environment's form: JSON)
+            if not isinstance(value, dict):
+                raise ValueError
+            return value
         if isinstance(default, list):
             if isinstance(value, str):
                 value = [float(v) for v in value.split(",") if v.strip()]
@@ -325,6 +339,10 @@ def _check_ranges(settings: Settings, problems: list[str]) -> None:
     if settings.training.launcher == "ray" and not address.startswith(("http://", "https://")):
         problems.append(f"training.ray_address: {address!r} must be the Ray dashboard's http(s) address, "
                         "e.g. http://head-node:8265 (launcher = ray submits through the Jobs API)")
+    from core.metrics import custom  # (the metric libraries load only when settings are checked)
+
+    for name, spec in settings.metrics.evaluate.items():
+        problems += custom.check(name, spec, settings.config_dir)
     ks = settings.metrics.pass_k
     if not ks or any(k < 1 or not float(k).is_integer() for k in ks):
         problems.append(f"metrics.pass_k: {ks} must be whole numbers of 1 or more (e.g. 1, 5, 10)")
@@ -396,6 +414,8 @@ def documented_defaults() -> str:
                 rendered = "true" if value else "false"
             elif isinstance(value, list):
                 rendered = "[" + ", ".join(repr(v) for v in value) + "]"
+            elif isinstance(value, dict):
+                rendered = "{}"
             else:
                 rendered = repr(value)
             lines.append(f"{f.name} = {rendered}")

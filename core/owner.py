@@ -21,6 +21,7 @@ from core.jobs import KINDS, JobMonitor, Jobs
 from core.jobs.launchers import LocalLauncher, RayJobsLauncher, accelerate_command
 from core.lifecycle import pipelines, schedules
 from core.regression.sweep import advance as advance_sweeps
+from core.metrics import custom
 from core.metrics import results as metric_results
 from core.regression import runs
 from core.review import results as review_results
@@ -102,6 +103,7 @@ class Owner:
 
     @classmethod
     def open(cls, settings: Settings, monitor: bool = True, env: dict[str, str] | None = None) -> "Owner":
+        custom.register_all(settings.metrics.evaluate, settings.config_dir)  # a team's evaluate metrics, by name
         store = open_store(settings)
         password = ensure_admin(store, dict(os.environ if env is None else env))
         jobs = Jobs(store, settings.runs_dir, launchers=training_launchers(settings),

@@ -20,6 +20,8 @@ import numpy as np
 
 from core.errors import InvalidInput
 from core.metrics import code, structured, text
+from core.metrics.corpus import one as corpus_one
+from core.metrics.corpus import paired as corpus_paired
 from core.metrics.uncertainty import (
     benjamini_hochberg,
     binary_mean,
@@ -48,6 +50,11 @@ class Metric:
     kind: str = "continuous"  # one of KINDS; "descriptive" exactly when higher_is_better is None
     bounds: tuple[float, float] | None = None  # the least and greatest possible score, when there are both
     options: tuple[str, ...] = ()  # what the scorer takes besides the references, declared with the data
+    # A corpus-level metric: `corpus(predictions, references)` returns its statistic over example indices
+    # (core.metrics.corpus). With no scorer it is always corpus-level; with both, the scorer raises
+    # custom.CorpusLevel when the metric turns out to give one number per set (an evaluate module).
+    corpus: Callable[[Sequence[str], Sequence[str]], Callable[[np.ndarray], float]] | None = None
+    spec: dict | None = None  # a registered metric's settings entry, which a score job's worker registers again
 
 
 def _rouge(kind: str) -> Scorer:
@@ -68,8 +75,12 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            bounds=(0.0, 1.0)),
     Metric("rougeL", _rouge("rougeL"), _v("rouge-score"), True, "Longest common subsequence F1 with stemming.",
            bounds=(0.0, 1.0)),
-    Metric("bleu", text.bleu, _v("sacrebleu"), True, "Sentence BLEU (sacrebleu, effective order), 0-100.",
+    Metric("bleu", text.bleu, _v("sacrebleu"), True, "Mean of sentence BLEU (sacrebleu, effective order), 0-100.",
            bounds=(0.0, 100.0)),
+    Metric("bleu_corpus", None, _v("sacrebleu"), True, "Corpus BLEU (sacrebleu defaults), 0-100: n-gram matches "
+           "pooled over the whole set, as machine-translation papers report it. Its interval and test resample "
+           "prompts (percentile bootstrap, paired approximate randomization).", bounds=(0.0, 100.0),
+           corpus=text.bleu_corpus_statistic),
     Metric("chrf", text.chrf, _v("sacrebleu"), True, "Character n-gram F-score (sacrebleu chrF), 0-100.",
            bounds=(0.0, 100.0)),
     Metric("ter", text.ter, _v("sacrebleu"), False, "Translation edit rate (sacrebleu), lower is better."),
@@ -96,6 +107,19 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            "block (```python or ```), else the whole response. Summaries show pass@k over the samples of each "
            "prompt instead.", needs="tests"),
 )}
+
+
+def register(metric: Metric) -> None:
+    """Add a team's metric (core.metrics.custom); a built-in name is refused, a registered one replaced."""
+    known = METRICS.get(metric.name)
+    if known is not None and known.spec is None:
+        raise InvalidInput(f"metrics: {metric.name} is a built-in metric; choose another name")
+    METRICS[metric.name] = metric
+
+
+def is_corpus(name: str) -> bool:
+    """Whether a metric is only ever corpus-level (no per-example scorer)."""
+    return name in METRICS and METRICS[name].scorer is None
 
 
 def higher_is_better(name: str) -> bool | None:
@@ -142,6 +166,8 @@ def score(names: Sequence[str], predictions: Sequence[str], references: Sequence
     out = {}
     for n in check_metrics(names):
         m = METRICS[n]
+        if m.scorer is None:
+            raise InvalidInput(f"metrics: {n} is corpus-level (one score per set): a score job computes it")
         if m.needs == "tests":
             values = m.scorer(predictions, tests or [None] * len(predictions), **(sandbox or {}))
         else:
@@ -205,10 +231,14 @@ def _paired(metric: str, tuned: np.ndarray, base: np.ndarray, rounds: int, level
 
 def summarize(scores: dict[str, dict[str, Sequence[float]]], baseline: str | None = "base", rounds: int = 1000,
               level: float = 0.95, seed: int = 0, alpha: float = 0.05,
-              family: Sequence[str] | None = None) -> tuple[list[dict], list[dict]]:
+              family: Sequence[str] | None = None,
+              corpus: dict[str, dict[str, dict]] | None = None) -> tuple[list[dict], list[dict]]:
     """Means with confidence intervals per (variant, metric), and paired deltas against the baseline.
 
-    `scores[variant][metric]` are per-example scores aligned by example across variants.
+    `scores[variant][metric]` are per-example scores aligned by example across variants;
+    `corpus[variant][metric]` a corpus-level metric's replicates (core.metrics.corpus.replicates):
+    its "mean" is the score on the whole set, its interval and paired delta come from the
+    replicates (core.metrics.corpus.one / paired), and it joins the family like any other metric.
 
     Means: 0/1 scores (a binary metric, or a bounded one whose every score sits at a bound)
     get the Agresti-Coull interval, others the bootstrap-t interval, at `level`.
@@ -226,13 +256,20 @@ def summarize(scores: dict[str, dict[str, Sequence[float]]], baseline: str | Non
     descriptive ones (length) also without a p-value. Resampling rounds rise with m
     (uncertainty.enough_rounds), so the smallest attainable p stays far below alpha / m.
     """
+    corpus = corpus or {}
     summary = []
     for variant, by_metric in scores.items():
         for metric, values in by_metric.items():
             summary.append({"variant": variant, "metric": metric,
                             **_one(metric, np.asarray(values, float), rounds, level, seed)})
+    for variant, by_metric in corpus.items():
+        for metric, rep in by_metric.items():
+            summary.append({"variant": variant, "metric": metric, "kind": metric_kind(metric),
+                            **corpus_one(rep["value"], rep["boot"], rep["n"], level)})
     pairs = [(variant, metric) for variant, by_metric in scores.items() if baseline in scores and variant != baseline
              for metric in by_metric if metric in scores[baseline]]
+    pairs += [(variant, metric) for variant, by_metric in corpus.items() if variant != baseline
+              for metric, rep in by_metric.items() if metric in corpus.get(baseline, {}) and rep.get("swaps")]
     declared = None if family is None else set(family)
 
     def in_family(metric: str) -> bool:
@@ -244,8 +281,12 @@ def summarize(scores: dict[str, dict[str, Sequence[float]]], baseline: str | Non
     deltas = []
     for variant, metric in pairs:
         member = in_family(metric)
-        row = _paired(metric, np.asarray(scores[variant][metric], float), np.asarray(scores[baseline][metric], float),
-                      rounds, 1.0 - alpha / m if member else level, seed)
+        at = 1.0 - alpha / m if member else level
+        if metric in corpus.get(variant, {}):
+            row = {**corpus_paired(corpus[variant][metric], corpus[baseline][metric], at), "kind": metric_kind(metric)}
+        else:
+            row = _paired(metric, np.asarray(scores[variant][metric], float),
+                          np.asarray(scores[baseline][metric], float), rounds, at, seed)
         up = higher_is_better(metric) if metric in METRICS or PASS_AT.match(metric) else True
         if row["delta"] == 0:
             direction = "same"

@@ -60,6 +60,11 @@ class SetMetrics:
     def primary(self) -> str:
         return self.metrics[0]
 
+    @property
+    def per_example(self) -> list[str]:
+        """The metrics with a score per example (corpus-level ones have one per set): what drill-downs list."""
+        return [m for m in self.metrics if not any("corpus-level" in x for x in self.settings.get("methods", {}).get(m, []))]
+
     def label(self, variant: str) -> str:
         """The more telling of a variant's name and id ("base (SmolLM2-...)", "adapter:RUN"), both if unrelated."""
         name = self.names.get(variant, variant)
@@ -162,7 +167,8 @@ def latest(store: Store, actor: User, set_id: str, m: MetricsSettings, refresh: 
         raise NotFound(f"No generation set {set_id!r}; see `tuneboard generate --list`.")
     stored = store.row("SELECT settings, computed_at FROM metric_summary WHERE set_id = ? LIMIT 1", [set_id])
     if refresh and (stored is None or json.loads(stored["settings"]).get("fingerprint") != _fingerprint(store, set_id, m)):
-        if store.scalar("SELECT count(*) FROM metric_scores WHERE set_id = ?", [set_id]):
+        if store.scalar("""SELECT (SELECT count(*) FROM metric_scores WHERE set_id = ?)
+                                  + (SELECT count(*) FROM metric_corpus WHERE set_id = ?)""", [set_id, set_id]):
             compute(store, actor, set_id, m)
             stored = store.row("SELECT settings, computed_at FROM metric_summary WHERE set_id = ? LIMIT 1", [set_id])
     if stored is None:
@@ -227,6 +233,9 @@ def examples(store: Store, actor: User, set_id: str, metric: str, variant: str, 
     stored = "tests_pass" if metric.startswith("pass@") else metric
     if stored not in METRICS:
         raise InvalidInput(f"metric: {metric!r} is not a known metric")
+    if store.scalar("SELECT count(*) FROM metric_corpus WHERE set_id = ? AND metric = ?", [set_id, stored]):
+        raise InvalidInput(f"metric: {metric} is corpus-level (one score for the whole set): it has no per-example "
+                           "scores to rank")
     descending = (order in ("best", "improved")) == (higher_is_better(stored) is not False)
     series = _series(store, set_id, stored)  # one read serves the ranking and every shown score
     mine = series.get(variant, pd.Series(dtype=float)).dropna()

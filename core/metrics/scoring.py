@@ -13,8 +13,10 @@ from core.errors import InvalidInput, NotFound
 from core.jobs import Jobs
 from core.metrics import structured
 from core.metrics.code import isolation_problem
+from core.metrics.corpus import MAX_ROUNDS as CORPUS_MAX_ROUNDS
 from core.metrics.passk import pass_at_k_table
 from core.metrics.registry import METRICS, check_metrics, default_metrics, scoring_options, summarize
+from core.metrics.uncertainty import enough_rounds
 from core.metrics.worker import INPUTS_FILE
 from core.store import Store, insert_rows
 
@@ -49,6 +51,8 @@ def start_scoring(store: Store, jobs: Jobs, actor: User, set_id: str, metrics: l
     options = scoring_options(names, _declared_options(store, source), refs)
     config = {"set_id": set_id, "metrics": names, "versions": {n: METRICS[n].version for n in names},
               "options": {k: v for k, v in options.items() if any(k in METRICS[n].options for n in names)},
+              "custom": {n: METRICS[n].spec for n in names if METRICS[n].spec},
+              "corpus_rounds": _corpus_rounds(names, rows, settings),
               "n_rows": len(rows), "processes": settings.processes,
               "sandbox": {"timeout_s": settings.sandbox_timeout_s, "memory_mb": settings.sandbox_memory_mb}}
 
@@ -56,6 +60,14 @@ def start_scoring(store: Store, jobs: Jobs, actor: User, set_id: str, metrics: l
         (run_dir / INPUTS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
     return jobs.submit(actor, "score", config, prepare=write_inputs)
+
+
+def _corpus_rounds(names: list[str], rows: list[dict], settings: MetricsSettings) -> int:
+    """Resampled sets for corpus-level metrics: enough for an interval at the family's level (every
+    scored metric against the base, Bonferroni), as per-example metrics get (uncertainty.enough_rounds)."""
+    tested = [n for n in names if METRICS[n].kind != "descriptive"]
+    pairs = max(1, len({r["variant_id"] for r in rows}) - 1) * max(1, len(tested) + len(settings.pass_k))
+    return min(CORPUS_MAX_ROUNDS, enough_rounds(1.0 - settings.alpha / pairs, settings.bootstrap_rounds))
 
 
 def _declared(store: Store, source: dict) -> list[str] | None:
@@ -94,9 +106,16 @@ def _check_applicable(names: list[str], rows: list[dict]) -> None:
 
 def _on_score_event(cur, job: dict, type_: str, payload: dict) -> None:
     """Runs in the ingest transaction: exactly once per event; a re-score replaces the rows."""
-    if type_ != "scores":
+    if type_ not in ("scores", "corpus"):
         return
     set_id = json.loads(job["config"])["set_id"]
+    if type_ == "corpus":
+        insert_rows(cur, "metric_corpus", ["set_id", "metric", "metric_version", "variant_id", "value", "n", "boot",
+                                           "swaps", "exact", "job_id"],
+                    [[set_id, payload["metric"], payload["metric_version"], payload["variant_id"], payload["value"],
+                      payload["n"], payload["boot"], payload["swaps"], bool(payload.get("exact")), job["job_id"]]],
+                    verb="INSERT OR REPLACE")
+        return
     [seq] = cur.execute("SELECT set_seq FROM generation_sets WHERE set_id = ?", [set_id]).fetchone()
     insert_rows(cur, "metric_scores", ["set_id", "metric", "metric_version", "variant_id", "prompt_idx", "value",
                                        "job_id", "set_seq"],
@@ -127,6 +146,17 @@ def _series(store: Store, set_id: str) -> tuple[list[int], dict[str, dict[str, l
     return prompts, out
 
 
+def corpus_replicates(store: Store, set_id: str) -> dict[str, dict[str, dict]]:
+    """variant -> corpus-level metric -> its stored replicates (current metric versions)."""
+    current = {n: m.version for n, m in METRICS.items()}
+    out: dict[str, dict[str, dict]] = {}
+    for r in store.rows("""SELECT variant_id, metric, metric_version, value, n, boot, swaps, exact FROM metric_corpus
+                           WHERE set_id = ? ORDER BY variant_id, metric""", [set_id]):
+        if current.get(r["metric"], r["metric_version"]) == r["metric_version"]:
+            out.setdefault(r["variant_id"], {})[r["metric"]] = r
+    return out
+
+
 def scores(store: Store, actor: User, set_id: str) -> dict[str, dict[str, list[float]]]:
     """Stored per-example scores, variant -> metric -> scores aligned by prompt (current metric versions)."""
     require(actor, Action.JOBS_VIEW)
@@ -154,4 +184,4 @@ def summary(store: Store, actor: User, set_id: str, rounds: int = 1000, level: f
         for variant, rows in pass_at_k_table(passed, [refs.get(p, f"prompt {p}") for p in prompts], ks).items():
             by_variant[variant].update(rows)
     return summarize({v: m for v, m in by_variant.items() if m}, baseline="base", rounds=rounds, level=level,
-                     alpha=alpha, family=declared)
+                     alpha=alpha, family=declared, corpus=corpus_replicates(store, set_id))

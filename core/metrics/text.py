@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
+import numpy as np
 from sacrebleu.metrics import BLEU, CHRF, TER
 
 from core.errors import InvalidInput
@@ -123,6 +124,29 @@ def bleu_corpus(
 ) -> float:
     """Corpus BLEU (0-100), sacrebleu defaults, over the examples at `indices` (all if None)."""
     return _corpus_score(BLEU(), predictions, references, indices)
+
+
+def bleu_corpus_statistic(predictions: Sequence[str], references: Sequence[str]) -> Callable[[np.ndarray], float]:
+    """Corpus BLEU (sacrebleu defaults) as a function of example indices, repeats allowed.
+
+    Each example's sufficient statistics (hypothesis and reference lengths, matched and total
+    n-grams of orders 1-4, as sacrebleu counts them) are computed once; a resample's corpus BLEU
+    is sacrebleu's `compute_bleu` of their sums, equal to `bleu_corpus` on that resample."""
+    _check_aligned(predictions, references)
+    metric, counter = BLEU(), BLEU(effective_order=True)  # (effective order changes a sentence's score, not its counts)
+    order = metric.max_ngram_order
+    stats = np.zeros((len(predictions), 2 + 2 * order))
+    for i, (p, r) in enumerate(zip(predictions, references)):
+        s = counter.sentence_score(p, [r])
+        stats[i] = [s.sys_len, s.ref_len, *s.counts, *s.totals]
+
+    def statistic(indices: np.ndarray) -> float:
+        total = stats[indices].sum(axis=0)
+        return float(BLEU.compute_bleu(total[2:2 + order].astype(int).tolist(), total[2 + order:].astype(int).tolist(),
+                                       int(total[0]), int(total[1]), smooth_method=metric.smooth_method,
+                                       max_ngram_order=order).score)
+
+    return statistic
 
 
 def chrf(predictions: Sequence[str], references: Sequence[Reference]) -> list[float]:

@@ -600,4 +600,22 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         -- {"labels": [...]} for label_accuracy, {"json_schema": {...}} for schema_valid.
         ALTER TABLE dataset_versions ADD COLUMN metric_options VARCHAR;
     """),
+    (24, "metric_corpus", """
+        -- [integrations] corpus-level metrics (corpus BLEU, an evaluate module with one number per set): per
+        -- variant the score on all prompts and on the score job's resampled prompt sets (`boot`, the same sets
+        -- for every variant) and, against the base, the differences after random swaps (`swaps`).
+        CREATE TABLE metric_corpus (
+            set_id VARCHAR NOT NULL,
+            metric VARCHAR NOT NULL,
+            metric_version VARCHAR NOT NULL,
+            variant_id VARCHAR NOT NULL,
+            value DOUBLE,
+            n INTEGER NOT NULL,
+            boot DOUBLE[] NOT NULL,
+            swaps DOUBLE[],
+            exact BOOLEAN DEFAULT FALSE,
+            job_id VARCHAR NOT NULL,
+            PRIMARY KEY (set_id, metric, metric_version, variant_id)
+        );
+    """),
 ]

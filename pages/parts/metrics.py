@@ -91,7 +91,11 @@ def trend(dataset: str, res: results.SetMetrics, metrics: list[str], sets: list[
 def examples(res: results.SetMetrics, metrics: list[str], shown: list[str]) -> None:
     user, owner = current_user(), get_owner()
     c1, c2, c3, c4 = st.columns([2, 2, 2, 1])
-    metric = c1.selectbox("Metric", metrics or res.metrics, key="drill_metric")
+    ranked = [m for m in metrics or res.metrics if m in res.per_example]
+    if not ranked:
+        st.info("The metrics shown are corpus-level (one score per set): no single example has a score to rank.")
+        return
+    metric = c1.selectbox("Metric", ranked, key="drill_metric")
     others = [v for v in shown if v != "base"] or shown
     variant = c2.selectbox("Version", others, format_func=res.label, key="drill_variant")
     order = c3.selectbox("Show", list(results.ORDERS), format_func=results.ORDERS.get, key="drill_order")
