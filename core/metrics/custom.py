@@ -107,7 +107,8 @@ def _evaluate_version() -> str:
 
 
 @lru_cache(maxsize=32)
-def _load(module: str):
+def load(module: str):
+    """The evaluate module (imported once per process); InvalidInput naming it when it cannot load."""
     try:
         import evaluate
     except ImportError:
@@ -123,7 +124,7 @@ def _load(module: str):
 
 
 def _value(spec: dict, predictions: Sequence[str], references: Sequence[str]) -> object:
-    module = _load(spec["module"])
+    module = load(spec["module"])
     try:
         # _compute is the function every evaluate module implements; compute() would also write each
         # call's inputs to an Arrow cache file, which resampling (thousands of calls) cannot afford.
@@ -162,7 +163,8 @@ def metric_of(name: str, spec: dict, base: Path | None = None) -> Metric:
     problems = check(name, spec, base)
     if problems:
         raise InvalidInput("; ".join(problems))
-    spec = {**spec, "name": name, "module": _resolve(spec["module"], base)}
+    resolved = {**spec, "module": _resolve(spec["module"], base)}  # what a score job's worker registers again
+    spec = {**resolved, "name": name}
     bounds = spec.get("bounds")
     return Metric(name, lambda p, r: _per_example(spec, p, r),
                   f"evaluate {_evaluate_version()} {_digest(spec['module'], spec.get('arguments', {}))}",
@@ -170,7 +172,7 @@ def metric_of(name: str, spec: dict, base: Path | None = None) -> Metric:
                   spec.get("help") or f"The team's evaluate metric {Path(spec['module']).name}"
                                       f"{' (' + spec['key'] + ')' if spec.get('key') else ''}.",
                   bounds=tuple(map(float, bounds)) if bounds else None,
-                  corpus=lambda p, r: _statistic(spec, p, r), spec=spec)
+                  corpus=lambda p, r: _statistic(spec, p, r), spec=resolved)
 
 
 def register_all(table: dict, base: Path | None = None) -> list[str]:

@@ -52,6 +52,7 @@ def score_run(run: WorkerRun) -> None:
     config = run.config
     for name, spec in (config.get("custom") or {}).items():  # a team's evaluate metrics, as the owner registered them
         register(custom.metric_of(name, spec))
+        custom.load(spec["module"])  # once, here: the scoring processes fork from this one
     rows = [json.loads(line) for line in (run.folder / INPUTS_FILE).read_text(encoding="utf-8").splitlines()
             if line.strip()]
     metrics, versions, sandbox = config["metrics"], config["versions"], config.get("sandbox") or {}
