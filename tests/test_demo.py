@@ -83,7 +83,16 @@ def test_demo_builds_once_then_is_cached(tmp_path, monkeypatch):
     assert store.scalar("SELECT count(*) FROM metric_deltas WHERE set_id = ? AND variant_id = ?",
                         [first.generation_set_id, f"adapter:{first.run_id}"]) == len(scored)
 
+    # While no output exists yet, a set's progress says what it waits on (the demo's lines show it).
+    kinds = [(e["type"], e.get("stage")) for e in store.rows(
+        "SELECT type, json_extract_string(payload, '$.stage') AS stage FROM job_events WHERE job_id = ? ORDER BY seq",
+        [first.generation_set_id])]
+    assert ("progress", "loading the model (transformers)") in kinds[:kinds.index(("generated", None))]
+
     # And the general-capability suite with its gate (one item per category here: inconclusive).
+    suite_job = store.row("SELECT config FROM jobs j JOIN generation_sets g ON g.set_id = j.job_id "
+                          "WHERE g.name LIKE 'general suite%'")
+    assert json.loads(suite_job["config"])["serving"]["parity_sample"] == 0  # the demo's suite skips the parity check
     gate = store.row("SELECT * FROM regression_gates WHERE variant_id = ?", [f"adapter:{first.run_id}"])
     assert gate["verdict"] == "inconclusive" and gate["baseline"] == "base"
     assert store.scalar("SELECT count(*) FROM promotions") == 0  # only a passing gate is promoted by the demo

@@ -79,6 +79,14 @@ def build_backend(path: str, base_model: str, variants: list[Variant], serving: 
 PLAN_FILE = "plan.json"
 
 
+def _starting(path: str) -> str:
+    """What a set waits on before its first outputs, in words (the dashboard and the demo show it)."""
+    if path.startswith("vllm"):
+        return (f"starting the vLLM engine ({path}): about a minute on a CPU, two the first time on a machine "
+                "(it compiles)")
+    return f"loading the model ({path})"
+
+
 def plan_path(config: dict, local: list[Variant], prompts: list[dict], n_requests: int, events,
               run_dir: Path) -> tuple[str, str]:
     """The set's serving path: chosen once, kept in the run folder, so a resumed set finishes
@@ -178,6 +186,7 @@ def generate_all(config: dict, run_dir: Path, events, should_stop) -> str:
     if todo_local:
         if path == "vllm-lora":  # interleave variants so every chunk is a mixed batch
             todo_local.sort(key=lambda r: (r.prompt_idx, r.variant_id))
+        events.emit("progress", done=count, total=total, stage=_starting(path))
         backend = build_backend(path, config["base_model"], local, serving, Path(config["cache_dir"]), events)
         try:
             if not run(backend, todo_local):
