@@ -80,3 +80,19 @@ def test_engineer_scores_a_generation_set_from_the_page(app, owner, accounts):
     assert_clean(at)
     assert set(at.dataframe[0].value["metric"]) == {"exact_match", "chrf"}
     assert gen in at.selectbox(key="metrics_set").value
+
+
+def test_corpus_bleu_is_shown_with_its_interval_and_left_out_of_the_drill_down(app, owner, accounts):
+    gen = seed_generation_set(owner.store, n_prompts=30, variants=("base", "adapter:tuned"), seed=3)
+    job = owner.jobs.wait(start_scoring(owner.store, owner.jobs, accounts["engineer"], gen,
+                                        ["bleu_corpus", "exact_match"]), timeout=120)
+    assert job["status"] == "succeeded", job["error"]
+    at = goto(app("leo"), "Metrics")
+    assert_clean(at)
+    overview, deltas = at.dataframe[0].value, at.dataframe[1].value
+    row = overview[(overview["metric"] == "bleu_corpus") & (overview["version"].str.startswith("base"))].iloc[0]
+    assert row["lo"] <= row["mean"] <= row["hi"] and row["n"] == 30
+    assert "bleu_corpus" in set(deltas["metric"])
+    assert any(m.value.startswith("**bleu_corpus** — Corpus BLEU") for m in at.markdown)
+    drill = next(s for s in at.selectbox if s.label == "Metric" and s.key == "drill_metric")
+    assert drill.options == ["exact_match"]  # one score per set: nothing to rank examples by
