@@ -256,6 +256,7 @@ def _start_import(w, u):
 
 def _cases() -> list[Case]:
     from core import audit, datasets, tokens, training, users, webhooks
+    from core.judge import judges
     from core.lifecycle import bundle, contenders, deploy, pipelines, promotion, schedules
     from core.metrics import results as metric_results
     from core.datasets import imports
@@ -458,6 +459,15 @@ def _cases() -> list[Case]:
              lambda w, u: pairs.flagged_pairs(w.store, u, w.ids["pair_set"])),
         Case("core.review.pairs:pairs_revealed", A.REVIEW_REVEAL,
              lambda w, u: pairs.pairs_revealed(w.store, u, w.ids["pair_set"])),
+        Case("core.judge.judges:define_judge", A.JOBS_RUN,
+             lambda w, u: judges.define_judge(w.store, u, "escalation", "base")),
+        Case("core.judge.judges:run_judge", A.JOBS_RUN,
+             lambda w, u: judges.run_judge(w.store, w.jobs, w.settings, u, "judge-00000000", w.ids["pair_set"])),
+        Case("core.judge.judges:list_judges", A.REVIEW_RESULTS, lambda w, u: judges.list_judges(w.store, u)),
+        Case("core.judge.judges:runs", A.REVIEW_RESULTS, lambda w, u: judges.runs(w.store, u, w.ids["pair_set"])),
+        Case("core.judge.judges:verdicts", A.REVIEW_RESULTS, lambda w, u: judges.verdicts(w.store, u, w.ids["gen"])),
+        Case("core.judge.judges:against_experts", A.REVIEW_RESULTS,
+             lambda w, u: judges.against_experts(w.store, u, w.ids["gen"])),
         Case("core.review.results:compute", A.REVIEW_RESULTS,
              lambda w, u: review_results.compute(w.store, u, w.ids["pair_set"], w.settings.review)),
         Case("core.review.results:latest", A.REVIEW_RESULTS,

@@ -618,4 +618,19 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             PRIMARY KEY (set_id, metric, metric_version, variant_id)
         );
     """),
+    (25, "judges", """
+        -- [judge] a judge: a model variant and a pairwise prompt, the prompt's text kept with its version
+        -- (a digest of the text). Its runs are generation sets whose source kind is 'judge'.
+        CREATE TABLE judges (
+            judge_id VARCHAR PRIMARY KEY,
+            name VARCHAR NOT NULL UNIQUE,
+            variant_id VARCHAR NOT NULL,
+            prompt_name VARCHAR NOT NULL,
+            prompt_version VARCHAR NOT NULL,
+            system VARCHAR NOT NULL,
+            template VARCHAR NOT NULL,
+            created_by VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        );
+    """),
 ]

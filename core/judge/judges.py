@@ -1,0 +1,164 @@
+"""Judges and their runs: a judge is a model variant plus a pairwise prompt (core.judge.prompts),
+kept with the prompt's text and version; a run judges every pair of a pair set in both orders.
+
+A run is a generation set (source kind "judge") whose prompts are the rendered judge chats, two
+per pair, answered greedily by the judge's variant: the serving paths, progress, cancel and
+resume of generation jobs are the judge's too, and its raw outputs are stored like any other.
+Each output is read (`prompts.parse`) when the run's verdicts are asked for, so the raw text
+always stays beside the verdict drawn from it. What the judge is sent is what a rater sees: the
+pair set's instructions, the conversation and the two responses, never a model's name. Raters
+never see judge verdicts: reading them needs `review.results` (leads and engineers).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pandas as pd
+
+from core.auth import Action, User, require
+from core.config import Settings
+from core.errors import InvalidInput, NotFound
+from core.jobs import Jobs
+from core.judge import calibration, prompts
+from core.store import Store
+
+ORDERS = ("a", "b")  # which of the pair's responses the judge is shown first
+JUDGE_TOKENS = 160   # a short reason and the verdict line
+
+
+def define_judge(store: Store, actor: User, name: str, variant_id: str, prompt: str = "balanced",
+                 system: str = "", template: str = "") -> str:
+    """A judge from a variant and a built-in prompt, or the caller's own (`system` and `template`)."""
+    require(actor, Action.JOBS_RUN)
+    name = name.strip()
+    if not name:
+        raise InvalidInput("name: give the judge a name")
+    if store.scalar("SELECT count(*) FROM judges WHERE name = ?", [name]):
+        raise InvalidInput(f"name: a judge called {name!r} exists; choose another name")
+    if template.strip():
+        chosen = prompts.check_prompt(prompt, system, template)
+    elif prompt in prompts.BUILT_IN:
+        chosen = prompts.BUILT_IN[prompt]
+    else:
+        raise InvalidInput(f"prompt: {prompt!r} is not one of {', '.join(prompts.BUILT_IN)} (or give a template)")
+    kind = store.scalar("SELECT kind FROM model_variants WHERE variant_id = ?", [variant_id])
+    if variant_id != "base" and kind is None:
+        raise InvalidInput(f"variant: no variant {variant_id!r}; see the Generations page or `tuneboard contenders "
+                           "list`")
+    if kind == "prompted":
+        raise InvalidInput(f"variant: {variant_id} is a prompted contender, whose system prompt would replace the "
+                           "judge's; choose its model or the base")
+    judge_id = f"judge-{uuid.uuid4().hex[:8]}"
+    store.execute("""INSERT INTO judges (judge_id, name, variant_id, prompt_name, prompt_version, system, template,
+                     created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                  [judge_id, name, variant_id, chosen.name, chosen.version, chosen.system, chosen.template,
+                   actor.username])
+    return judge_id
+
+
+def list_judges(store: Store, actor: User) -> list[dict]:
+    require(actor, Action.REVIEW_RESULTS)
+    return store.rows("SELECT * FROM judges ORDER BY created_at DESC, name")
+
+
+def _judge(store: Store, judge_id: str) -> dict:
+    row = store.row("SELECT * FROM judges WHERE judge_id = ? OR name = ?", [judge_id, judge_id])
+    if row is None:
+        raise NotFound(f"No judge {judge_id!r}; see `tuneboard judge list`.")
+    return row
+
+
+def _pairs(store: Store, pair_set_id: str) -> tuple[dict, list[dict]]:
+    info = store.row("SELECT * FROM pair_sets WHERE pair_set_id = ?", [pair_set_id])
+    if info is None:
+        raise NotFound(f"No pair set {pair_set_id!r}; see `tuneboard review list`.")
+    pairs = store.rows("""SELECT p.pair_id, p.a_text, p.b_text, g.messages FROM pairs p
+                          JOIN generation_prompts g ON g.set_id = ? AND g.prompt_idx = p.prompt_idx
+                          WHERE p.pair_set_id = ? AND NOT p.withdrawn ORDER BY p.pair_id""",
+                       [info["generation_set_id"], pair_set_id])
+    return info, pairs
+
+
+def run_judge(store: Store, jobs: Jobs, settings: Settings, actor: User, judge_id: str, pair_set_id: str,
+              path: str = "auto") -> str:
+    """Judge every pair of a pair set in both orders (greedy); returns the run's set id (its job id)."""
+    from core.serving import Decoding, GenerationSpec, generate
+
+    require(actor, Action.JOBS_RUN)
+    judge = _judge(store, judge_id)
+    info, pairs = _pairs(store, pair_set_id)
+    if not pairs:
+        raise InvalidInput(f"{pair_set_id} has no pairs to judge (all withdrawn?)")
+    prompt = prompts.JudgePrompt(judge["prompt_name"], judge["system"], judge["template"])
+    chats = []
+    for p in pairs:
+        texts = {"a": p["a_text"], "b": p["b_text"]}
+        for first in ORDERS:
+            second = "b" if first == "a" else "a"
+            chats.append({"messages": prompts.render(prompt, json.loads(p["messages"]), info["instructions"],
+                                                     texts[first], texts[second]),
+                          "reference": None, "source_ref": f"{pair_set_id}:{p['pair_id']}:{first}"})
+    source = {"kind": "judge", "judge_id": judge["judge_id"], "judge": judge["name"], "pair_set_id": pair_set_id,
+              "prompt": judge["prompt_name"], "prompt_version": judge["prompt_version"],
+              "variant_id": judge["variant_id"]}
+    spec = GenerationSpec(f"judge {judge['name']} on {info['name']}", [judge["variant_id"]], chats, source,
+                          Decoding(temperature=0.0, max_tokens=JUDGE_TOKENS), path)
+    return generate(store, jobs, settings, actor, spec)
+
+
+def runs(store: Store, actor: User, pair_set_id: str | None = None) -> list[dict]:
+    """Judge runs, newest first, with their job status."""
+    require(actor, Action.REVIEW_RESULTS)
+    rows = store.rows("""SELECT g.set_id, g.name, g.created_at, g.source, g.n_prompts, j.status, j.error
+                         FROM generation_sets g JOIN jobs j ON j.job_id = g.set_id
+                         WHERE json_extract_string(g.source, '$.kind') = 'judge' ORDER BY g.created_at DESC""")
+    for r in rows:
+        r["source"] = json.loads(r["source"])
+    return [r for r in rows if pair_set_id in (None, r["source"]["pair_set_id"])]
+
+
+def verdicts(store: Store, actor: User, set_id: str) -> pd.DataFrame:
+    """One row per judged pair: the verdict of each order in terms of a / b / tie (None: unreadable),
+    the combined verdict, both raw outputs, and the words of a response that address the judge."""
+    require(actor, Action.REVIEW_RESULTS)
+    source = store.scalar("SELECT source FROM generation_sets WHERE set_id = ?", [set_id])
+    if source is None or json.loads(source).get("kind") != "judge":
+        raise NotFound(f"No judge run {set_id!r}; see `tuneboard judge runs`.")
+    pair_set_id = json.loads(source)["pair_set_id"]
+    rows = store.rows("""SELECT p.source_ref, g.output FROM generation_prompts p
+                         JOIN generations g ON g.set_id = p.set_id AND g.prompt_idx = p.prompt_idx
+                         WHERE p.set_id = ?""", [set_id])
+    texts = {r["pair_id"]: r for r in store.rows(
+        "SELECT pair_id, a_text, b_text FROM pairs WHERE pair_set_id = ?", [pair_set_id])}
+    by_pair: dict[int, dict] = {}
+    for r in rows:
+        _, pair_id, first = r["source_ref"].rsplit(":", 2)
+        said = prompts.parse(r["output"])
+        side = None if said is None else "tie" if said == "tie" else \
+            (first if said == "1" else ("b" if first == "a" else "a"))
+        row = by_pair.setdefault(int(pair_id), {"pair_id": int(pair_id), "a_first": None, "b_first": None,
+                                                "a_first_raw": None, "b_first_raw": None})
+        row[f"{first}_first"], row[f"{first}_first_raw"] = side, r["output"]
+    out = pd.DataFrame(list(by_pair.values()), columns=["pair_id", "a_first", "b_first", "a_first_raw",
+                                                         "b_first_raw"]).sort_values("pair_id")
+    out["verdict"] = [calibration.combine(x, y) for x, y in zip(out["a_first"], out["b_first"])]
+    out["injection"] = [prompts.injection(texts[p]["a_text"]) or prompts.injection(texts[p]["b_text"])
+                        if p in texts else None for p in out["pair_id"]]
+    out["flagged"] = out["injection"].notna()
+    return out.reset_index(drop=True)
+
+
+def against_experts(store: Store, actor: User, set_id: str, level: float = 0.95) -> dict:
+    """The run's judge against the pair set's expert votes (core.judge.calibration), with the
+    judge's name and fingerprint. Votes of excluded raters are left out, as in the review results."""
+    judged = verdicts(store, actor, set_id)
+    source = json.loads(store.scalar("SELECT source FROM generation_sets WHERE set_id = ?", [set_id]))
+    votes = store.df("""SELECT v.pair_id, v.rater, v.outcome FROM votes v
+                        WHERE v.pair_set_id = ? AND v.rater NOT IN
+                              (SELECT rater FROM rater_exclusions WHERE pair_set_id = v.pair_set_id)""",
+                     [source["pair_set_id"]])
+    return {"judge": source["judge"], "prompt": source["prompt"], "prompt_version": source["prompt_version"],
+            "variant_id": source["variant_id"], "pair_set_id": source["pair_set_id"],
+            **calibration.calibrate(judged, votes, level=level)}
