@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from core.judge.calibration import calibrate, combine, expert_verdicts, human_ceiling, verdict_of
+from core.judge.calibration import calibrate, combine, compare_prompts, expert_verdicts, human_ceiling, verdict_of
 from core.judge.prompts import BUILT_IN, check_prompt, injection, parse, render
 from core.errors import InvalidInput
 
@@ -136,3 +136,15 @@ def test_prompts_render_blind_and_parse_the_last_verdict():
 ])
 def test_injection_rule(text, flagged):
     assert (injection(text) is not None) == flagged
+
+
+def test_prompt_alignment_chooses_on_one_half_and_reports_on_the_other():
+    _, good, votes = _world(200, agree=0.95, first_bias=0.0, seed=4)
+    _, poor, _ = _world(200, agree=0.6, first_bias=0.0, seed=5)
+    got = compare_prompts({"good": good, "poor": poor}, votes, seed=1)
+    assert got["chosen"] == "good" and got["calibration_pairs"] + got["report_pairs"] == 200
+    assert got["prompts"]["good"]["report"]["ties_in"]["n"] == got["report_pairs"]
+    # The choice saw only the calibration half; the figures reported rest on the other half alone.
+    assert got["prompts"]["good"]["calibration"]["n"] == got["calibration_pairs"] == 100
+    few = compare_prompts({"good": good}, votes[votes["pair_id"] < 20])
+    assert few["chosen"] is None and few["needed"] == 30

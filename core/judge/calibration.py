@@ -162,3 +162,33 @@ def calibrate(judged: pd.DataFrame, votes: pd.DataFrame, level: float = 0.95, ro
                    for tag, g in both.groupby("tag") if tag is not None},
     }
     return out
+
+
+MIN_ALIGNMENT_PAIRS = 50
+
+
+def compare_prompts(judged: dict[str, pd.DataFrame], votes: pd.DataFrame, level: float = 0.95, seed: int = 0,
+                    min_pairs: int = MIN_ALIGNMENT_PAIRS) -> dict:
+    """Which judge prompt to use, chosen without grading it on the figures reported.
+
+    `judged`: prompt (or run) name -> its `judged` frame over the same pair set. The pairs with
+    expert votes are split at random (seeded) into a calibration half and a report half; the prompt
+    with the highest agreement (ties in) on the calibration half is chosen, and every prompt's
+    agreement on the report half is reported, the chosen one marked. With fewer than `min_pairs`
+    voted pairs nothing is chosen and `needed` says how many more votes-bearing pairs it takes."""
+    voted = sorted(set(expert_verdicts(votes).index))
+    if len(voted) < min_pairs:
+        return {"chosen": None, "voted_pairs": len(voted), "needed": min_pairs - len(voted), "prompts": {}}
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(voted)
+    half = len(order) // 2
+    calibration_half, report_half = set(order[:half].tolist()), set(order[half:].tolist())
+    out: dict[str, dict] = {}
+    for name, frame in judged.items():
+        on_cal = calibrate(frame[frame["pair_id"].isin(calibration_half)], votes, level=level, rounds=200)
+        on_rep = calibrate(frame[frame["pair_id"].isin(report_half)], votes, level=level, rounds=500, seed=seed)
+        out[name] = {"calibration": on_cal["agreement"]["ties_in"], "report": on_rep["agreement"],
+                     "kappa": on_rep["kappa"], "order_consistency": on_rep["order_consistency"]}
+    chosen = max(out, key=lambda n: (np.nan_to_num(out[n]["calibration"]["value"], nan=-1.0), n))
+    return {"chosen": chosen, "voted_pairs": len(voted), "needed": 0, "calibration_pairs": half,
+            "report_pairs": len(order) - half, "prompts": out}

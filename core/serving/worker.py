@@ -72,6 +72,7 @@ def build_backend(path: str, base_model: str, variants: list[Variant], serving: 
                 folders[v.variant_id] = str(target)
             else:
                 folders[v.variant_id] = v.path
+        events.emit("progress", stage=_starting(path))  # its engine starts on the first request
         return VLLMMergedBackend(base_model, folders, serving)
     raise ValueError(f"unknown serving path {path!r}")
 
@@ -186,7 +187,8 @@ def generate_all(config: dict, run_dir: Path, events, should_stop) -> str:
     if todo_local:
         if path == "vllm-lora":  # interleave variants so every chunk is a mixed batch
             todo_local.sort(key=lambda r: (r.prompt_idx, r.variant_id))
-        events.emit("progress", done=count, total=total, stage=_starting(path))
+        if path != "vllm-merged":  # (that one merges first, then says so: build_backend)
+            events.emit("progress", done=count, total=total, stage=_starting(path))
         backend = build_backend(path, config["base_model"], local, serving, Path(config["cache_dir"]), events)
         try:
             if not run(backend, todo_local):
