@@ -83,8 +83,7 @@ PLAN_FILE = "plan.json"
 def _starting(path: str) -> str:
     """What a set waits on before its first outputs, in words (the dashboard and the demo show it)."""
     if path.startswith("vllm"):
-        return (f"starting the vLLM engine ({path}): about a minute on a CPU, two the first time on a machine "
-                "(it compiles)")
+        return f"starting the vLLM engine ({path}): about a minute on a CPU"
     return f"loading the model ({path})"
 
 
