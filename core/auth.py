@@ -65,6 +65,7 @@ PAGES: dict[str, Action | None] = {
     "playground": Action.GENERATE,
     "review": Action.REVIEW_MANAGE,
     "results": Action.REVIEW_RESULTS,
+    "judges": Action.JOBS_RUN,
     "metrics": Action.METRICS_VIEW,
     "regression": Action.METRICS_VIEW,
     "users": Action.USERS_MANAGE,

@@ -11,8 +11,8 @@ import streamlit as st
 from core import audit
 from core.auth import pages_for
 from dashboard.context import apply_cookie, current_user, get_owner, sign_out
-from pages import (account, data, generations, home, login, metrics, models, playground, rate, regression, results,
-                   review, train, users)
+from pages import (account, data, generations, home, judges, login, metrics, models, playground, rate, regression,
+                   results, review, train, users)
 
 # What this run changes is audited as done through a page (each run has its own thread: set every run).
 audit.set_door("page")
@@ -29,6 +29,7 @@ PAGES = {
     "playground": st.Page(playground.render, title="Playground", icon=":material/chat:", url_path="playground"),
     "review": st.Page(review.render, title="Review", icon=":material/rule:", url_path="review"),
     "results": st.Page(results.render, title="Results", icon=":material/leaderboard:", url_path="results"),
+    "judges": st.Page(judges.render, title="Judges", icon=":material/gavel:", url_path="judges"),
     "metrics": st.Page(metrics.render, title="Metrics", icon=":material/monitoring:", url_path="metrics"),
     "regression": st.Page(regression.render, title="Regression", icon=":material/shield:", url_path="regression"),
     "users": st.Page(users.render, title="Users", icon=":material/group:", url_path="users"),

@@ -12,6 +12,7 @@ from core.auth import Action
 from core.review import pairs, results, stats
 from dashboard.context import current_user, get_owner
 from dashboard.widgets import conversation, plain, response, user_errors
+from pages.parts import judges as judge_parts
 from pages.parts import results as parts
 from pages.parts.results import fmt
 
@@ -31,8 +32,8 @@ def render() -> None:
             st.info("No votes yet. Results appear here as soon as raters vote.")
             return
         _summary(res)
-        ladder_tab, comp_tab, agree_tab, rater_tab, pairs_tab, export_tab = st.tabs(
-            ["Ladder", "Comparisons", "Agreement", "Raters", "Pairs", "Export"])
+        ladder_tab, comp_tab, agree_tab, rater_tab, pairs_tab, judge_tab, export_tab = st.tabs(
+            ["Ladder", "Comparisons", "Agreement", "Raters", "Pairs", "Judge vs experts", "Export"])
         with ladder_tab:
             parts.ladder(res)
         with comp_tab:
@@ -43,6 +44,8 @@ def render() -> None:
             _raters(res)
         with pairs_tab:
             _drill_down(chosen)
+        with judge_tab:
+            judge_parts.beside_experts(chosen)
         with export_tab:
             _exports(res)
 

@@ -45,7 +45,8 @@ def render() -> None:
 
 def _new_pair_set() -> None:
     user, owner = current_user(), get_owner()
-    gen_sets = [s for s in serving.list_sets(owner.store, user) if s["n_outputs"]]
+    gen_sets = [s for s in serving.list_sets(owner.store, user)
+                if s["n_outputs"] and json.loads(s["source"] or "{}").get("kind") != "judge"]
     if not gen_sets:
         st.warning("No generation set with outputs yet: generate the test split with base and adapters on the "
                    "Generations page first.")

@@ -78,7 +78,7 @@ def test_admin_logs_in_and_sees_the_home_page(app):
     assert not at.error
     assert at.session_state[SESSION_USER] == "admin"
     assert titles(at) == ["Home"]
-    assert registered_pages(at) == ["Home", "Data", "Train", "Models", "Generations", "Playground", "Review", "Results", "Metrics", "Regression", "Users", "Account"]
+    assert registered_pages(at) == ["Home", "Data", "Train", "Models", "Generations", "Playground", "Review", "Results", "Judges", "Metrics", "Regression", "Users", "Account"]
     assert any("Signed in as **admin** · engineer" in m for m in texts(at.sidebar.markdown))
 
 
@@ -103,7 +103,7 @@ def test_log_out_returns_to_the_login_page(app):
 
 # ---- navigation per role -----------------------------------------------------------------------
 @pytest.mark.parametrize("username,pages", [
-    ("eve", ["Home", "Data", "Train", "Models", "Generations", "Playground", "Review", "Results", "Metrics", "Regression", "Users", "Account"]),
+    ("eve", ["Home", "Data", "Train", "Models", "Generations", "Playground", "Review", "Results", "Judges", "Metrics", "Regression", "Users", "Account"]),
     ("leo", ["Home", "Data", "Models", "Generations", "Playground", "Review", "Results", "Metrics", "Regression", "Account"]),
     ("rita", ["Rate", "Account"]),
 ])
@@ -116,7 +116,7 @@ def test_navigation_shows_the_pages_of_the_role(app, username, pages):
         goto(at, title)
         assert_clean(at)
         assert titles(at) == [title]
-    for title in {"Rate", "Home", "Data", "Train", "Models", "Generations", "Playground", "Review", "Results", "Metrics",
+    for title in {"Rate", "Home", "Data", "Train", "Models", "Generations", "Playground", "Review", "Results", "Judges", "Metrics",
                   "Regression", "Users", "Account"} - set(pages):
         with pytest.raises(KeyError):
             goto(at, title)
@@ -171,7 +171,7 @@ def test_role_change_takes_effect_on_the_next_rerun(app, owner):
     set_role(owner.store, ADMIN, "leo", "engineer")
     at.run()
     assert_clean(at)
-    assert registered_pages(at) == ["Home", "Data", "Train", "Models", "Generations", "Playground", "Review", "Results", "Metrics", "Regression", "Users", "Account"]
+    assert registered_pages(at) == ["Home", "Data", "Train", "Models", "Generations", "Playground", "Review", "Results", "Judges", "Metrics", "Regression", "Users", "Account"]
     assert titles(at) == ["Data"]
     assert [t.label for t in at.tabs] == ["Versions", "Import"]
 

@@ -97,6 +97,17 @@ def test_demo_builds_once_then_is_cached(tmp_path, monkeypatch):
     assert gate["verdict"] == "inconclusive" and gate["baseline"] == "base"
     assert store.scalar("SELECT count(*) FROM promotions") == 0  # only a passing gate is promoted by the demo
 
+    # In the background, the base model judges the demo pairs in both orders (poorly: it is a 135M model).
+    from core.auth import CLI_USER
+    from core.jobs import Jobs
+    from core.judge import judges
+
+    [judge_run] = judges.runs(store, CLI_USER, first.pair_set_id)
+    assert Jobs(store, settings.runs_dir).wait(judge_run["set_id"], timeout=300)["status"] == "succeeded"
+    n_pairs = store.scalar("SELECT count(*) FROM pairs WHERE pair_set_id = ?", [first.pair_set_id])
+    assert len(judges.verdicts(store, CLI_USER, judge_run["set_id"])) == n_pairs
+    assert any("LLM judge" in line for line in logs)
+
     second = build_demo(store, settings, examples=300, log=logs.append)
     assert second.dataset_version == first.dataset_version and second.run_id == first.run_id
     assert (second.generation_set_id, second.pair_set_id) == (first.generation_set_id, first.pair_set_id)
@@ -107,4 +118,5 @@ def test_demo_builds_once_then_is_cached(tmp_path, monkeypatch):
     assert any("cached" in line for line in logs)
     assert store.scalar("SELECT count(*) FROM jobs WHERE kind = 'score'") == 1  # not scored twice
     assert store.scalar("SELECT count(*) FROM regression_gates") == 1  # nor judged twice
+    assert len(judges.runs(store, CLI_USER)) == 1  # nor the pair set judged twice
     store.close()

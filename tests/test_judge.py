@@ -18,6 +18,7 @@ from core.review.pairs import PairSetSpec, create_pair_set
 from core.serving import register_external
 from core.store import insert_rows
 from tests.judge_server import RESPONSE, ScriptedJudge
+from tests.test_app import app, fast_password_hashing  # noqa: F401  (the same fixtures as the other pages)
 
 RATERS = ["r1", "r2", "r3"]
 
@@ -93,6 +94,15 @@ def test_a_judge_judges_every_pair_in_both_orders_blind_and_is_measured_against_
     assert report["flagged"]["pairs"] == 1 and report["unflagged"]["pairs"] == n_pairs - 1
     assert report["human"]["pairs"] == n_pairs and report["human"]["ties_in"]["value"] > 0.5
     assert [j["name"] for j in judges.runs(store, lead, ps)] == ["judge grader v1 on Round 1"]
+    with pytest.raises(InvalidInput, match="judge run"):  # verdicts are never put before raters
+        create_pair_set(store, lead, PairSetSpec(name="verdicts", generation_set_id=set_id,
+                                                 variants=["external:grader", "base"], raters=RATERS))
+    # The judge's own ladder, apart from the experts': the fine-tune (side a) answers the reference
+    # more often, and the judge, right 90% of the time when it looks, says so.
+    [comparison] = judges.comparisons(store, lead, set_id)
+    assert (comparison["a"], comparison["b"]) == ("adapter:tuned", "base")
+    assert comparison["a_wins"] + comparison["b_wins"] + comparison["ties"] + comparison["inconsistent"] == n_pairs
+    assert comparison["lo"] <= comparison["rate"] <= comparison["hi"]
 
 
 def test_judges_are_defined_by_engineers_and_read_by_leads_never_by_raters(owner, accounts, pair_set):
@@ -110,3 +120,39 @@ def test_judges_are_defined_by_engineers_and_read_by_leads_never_by_raters(owner
     assert [j["prompt_name"] for j in judges.list_judges(store, accounts["lead"])] == ["mine"]
     with pytest.raises(PermissionDenied):
         judges.list_judges(store, accounts["rater"])
+
+
+def _judged(owner, accounts, pair_set, scripted) -> str:
+    register_external(owner.store, accounts["engineer"], "grader", scripted.url, "grader-model")
+    judge_id = judges.define_judge(owner.store, accounts["engineer"], "grader v1", "external:grader")
+    set_id = judges.run_judge(owner.store, owner.jobs, owner.settings, accounts["engineer"], judge_id, pair_set[0])
+    assert owner.jobs.wait(set_id, timeout=180)["status"] == "succeeded"
+    return set_id
+
+
+@pytest.mark.slow
+def test_the_judges_page_and_the_results_tab(app, owner, accounts, pair_set, scripted):
+    from tests.apptest import assert_clean, button, goto, titles
+
+    _judged(owner, accounts, pair_set, scripted)
+    at = goto(app("eve"), "Judges")
+    assert_clean(at)
+    assert titles(at)[0] == "Judges"
+    assert any(m.label == "Agreement with experts" for m in at.metric)
+    assert any("experts with each other" in i.value for i in at.info)
+    # A second judge, defined through the form: the same model with the strict prompt.
+    at.selectbox(key="judge_prompt").set_value("strict-format").run()
+    next(t for t in at.text_input if t.label == "Name").set_value("grader strict")
+    at = button(at, "Define judge").click().run()
+    assert_clean(at)
+    assert {j["name"] for j in judges.list_judges(owner.store, accounts["lead"])} == {"grader v1", "grader strict"}
+
+    lead = goto(app("leo"), "Results")
+    assert_clean(lead)
+    assert "Judge vs experts" in [t.label for t in lead.tabs]
+    assert any(m.label == "Picks the first response" for m in lead.metric)
+    assert any("judge votes only" in s.value.lower() for s in lead.subheader)
+    with pytest.raises(KeyError):
+        goto(app("leo"), "Judges")  # defining and running judges is the engineer's
+    with pytest.raises(KeyError):
+        goto(app("rita"), "Judges")

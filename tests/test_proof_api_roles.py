@@ -160,6 +160,17 @@ def _routes() -> list[Case]:
              lambda w, ids: {"params": {"table": "votes", "format": "csv"}}, params=ps, label="votes",
              # The engineer passes the REVIEW_RESULTS check (so learns whether the set exists) ...
              before_lookup=frozenset({Role.ENGINEER})),
+        # judges (engineers define and run; leads and engineers read; never raters)
+        Case("GET", "/judges/prompts", A.REVIEW_RESULTS),
+        Case("GET", "/judges", A.REVIEW_RESULTS),
+        Case("POST", "/judges", A.JOBS_RUN, lambda w, ids: {"json": {"name": "escalated judge", "variant_id": "base"}}),
+        Case("POST", "/judges/{judge_id}/runs", A.JOBS_RUN,
+             lambda w, ids: {"json": {"pair_set_id": ids["pair_set"]}}, params={"judge_id": "pair_set"}),
+        Case("GET", "/judges/runs", A.REVIEW_RESULTS),
+        Case("GET", "/judges/runs/{set_id}/verdicts", A.REVIEW_RESULTS, params=gen),
+        Case("GET", "/judges/runs/{set_id}/calibration", A.REVIEW_RESULTS, params=gen),
+        Case("GET", "/judges/runs/{set_id}/comparisons", A.REVIEW_RESULTS, params=gen),
+        Case("GET", "/judges/alignment/{pair_set_id}", A.REVIEW_RESULTS, params=ps),
         # rating (raters only)
         Case("GET", "/rating/tasks", A.REVIEW_RATE),
         Case("GET", "/rating/{pair_set_id}/next", A.REVIEW_RATE, params=ps),

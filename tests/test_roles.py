@@ -46,8 +46,8 @@ EXPECTED_PAGES = {
     Role.RATER: ["rate", "account"],
     Role.LEAD: ["home", "data", "models", "generations", "playground", "review", "results", "metrics", "regression",
                 "account"],
-    Role.ENGINEER: ["home", "data", "train", "models", "generations", "playground", "review", "results", "metrics",
-                    "regression", "users", "account"],
+    Role.ENGINEER: ["home", "data", "train", "models", "generations", "playground", "review", "results", "judges",
+                    "metrics", "regression", "users", "account"],
 }
 ADMIN = User("admin", Role.ENGINEER)
 
@@ -108,7 +108,7 @@ def test_require_refuses_no_user(action):
 def test_pages_for_each_role(role):
     assert pages_for(role) == EXPECTED_PAGES[role]
     assert set(PAGES) == {"rate", "home", "data", "train", "models", "generations", "playground", "review", "results",
-                          "metrics", "regression", "users", "account"}
+                          "judges", "metrics", "regression", "users", "account"}
 
 
 # ---- the real service functions, every action x role -------------------------------------------

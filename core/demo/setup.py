@@ -4,9 +4,10 @@ Steps (each skipped when already done): the SmolLM2 base model folder, the demo 
 files, the import of the demo dataset, demo accounts (engineer, lead, three raters), a short
 LoRA fine-tune, the base and the fine-tune answering test prompts, their task metrics (JSON
 validity, field accuracy, ... with CIs), a blind pair set of those answers assigned to the
-three raters, and the general-capability suite with its regression gate. The demo
-accounts' generated passwords are kept in `workspace/demo-credentials.json` (mode 600) so
-`make demo` can print the logins every time; real deployments use `tuneboard init`.
+three raters, and the general-capability suite with its regression gate; then, in the
+background, a checkpoint sweep and the base model judging the pair set. The demo accounts'
+generated passwords are kept in `workspace/demo-credentials.json` (mode 600) so `make demo`
+can print the logins every time; real deployments use `tuneboard init`.
 """
 
 from __future__ import annotations
@@ -123,6 +124,8 @@ def build_demo(store: Store, settings: Settings, examples: int = 1200,
     log(f"demo ready in {time.monotonic() - t0:.0f} s")
     if run_id:
         demo_sweep(store, settings, run_id, log)
+    if pair_set_id:
+        demo_judge(store, settings, pair_set_id, log)
     return DemoResult(model_dir, result.version_id, logins, run_id, gen_id, pair_set_id)
 
 
@@ -378,3 +381,24 @@ def demo_sweep(store: Store, settings: Settings, run_id: str, log: Callable[[str
     log(f"      checkpoint sweep {sweep_id} of steps {', '.join(str(c['step']) for c in kept)} runs in the "
         "background ({items} suite items per category); its chart appears on the Regression page in a few "
         "minutes".replace("{items}", str(items)))
+
+
+DEMO_JUDGE = "SmolLM2 base, balanced prompt"
+
+
+def demo_judge(store: Store, settings: Settings, pair_set_id: str, log: Callable[[str], None]) -> None:
+    """The demo base model judges the demo pair set in both orders, started once and left running in the
+    background. A 135M model is a poor judge: the Judges page and Results show how poor, once raters vote."""
+    from core.jobs import Jobs
+    from core.judge import judges
+
+    previous = judges.runs(store, CLI_USER, pair_set_id)
+    if previous:
+        log(f"      LLM judge run: {previous[0]['set_id']} ({previous[0]['status']})")
+        return
+    known = {j["name"]: j["judge_id"] for j in judges.list_judges(store, CLI_USER)}
+    judge_id = known.get(DEMO_JUDGE) or judges.define_judge(store, CLI_USER, DEMO_JUDGE, "base", "balanced")
+    set_id = judges.run_judge(store, Jobs(store, settings.runs_dir), settings, CLI_USER, judge_id, pair_set_id,
+                              _demo_path(settings))
+    log(f"      LLM judge {set_id}: the base model judges every demo pair in both orders in the background; the "
+        "Judges page and Results (Judge vs experts) measure it against the raters once they vote")

@@ -28,8 +28,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from core.metrics.uncertainty import Estimate, binary_mean, bootstrap_statistic, studentized_mean
-from core.review.stats import cohen_kappa
+from core.metrics.uncertainty import Estimate, binary_mean, studentized_mean
+from core.review.stats import _kappas
 
 VERDICTS = ("a", "b", "tie")
 SCORE = {"a": 1.0, "b": 0.0, "tie": 0.5, "both_bad": 0.5}
@@ -64,24 +64,29 @@ def expert_verdicts(votes: pd.DataFrame) -> pd.Series:
     return scores.map(verdict_of)
 
 
+def _verdicts(scores: np.ndarray) -> np.ndarray:
+    """verdict_of over an array: 1 for a, -1 for b, 0 for a tie."""
+    return np.where(scores > 0.5 + 1e-12, 1, np.where(scores < 0.5 - 1e-12, -1, 0))
+
+
 def human_ceiling(votes: pd.DataFrame) -> pd.DataFrame:
     """Per pair with at least two experts: the share of its experts who agree with the mean of the
     others (`ties_in`), and the same over experts where neither side is a tie (`ties_out`, NaN when
     none)."""
-    rows = []
-    for pair_id, g in votes.assign(score=votes["outcome"].map(SCORE)).groupby("pair_id"):
-        if len(g) < 2:
-            continue
-        s = g["score"].to_numpy()
-        others = (s.sum() - s) / (len(s) - 1)
-        own = [verdict_of(x) for x in s]
-        theirs = [verdict_of(x) for x in others]
-        agree = [o == t for o, t in zip(own, theirs)]
-        decided = [o != "tie" and t != "tie" for o, t in zip(own, theirs)]
-        out = [a for a, d in zip(agree, decided) if d]
-        rows.append({"pair_id": pair_id, "ties_in": float(np.mean(agree)),
-                     "ties_out": float(np.mean(out)) if out else float("nan")})
-    return pd.DataFrame(rows, columns=["pair_id", "ties_in", "ties_out"])
+    v = votes.assign(score=votes["outcome"].map(SCORE).astype(float))
+    grouped = v.groupby("pair_id")["score"]
+    total, count = grouped.transform("sum").to_numpy(), grouped.transform("count").to_numpy()
+    v = v[count >= 2]
+    if v.empty:
+        return pd.DataFrame(columns=["pair_id", "ties_in", "ties_out"])
+    total, count = total[count >= 2], count[count >= 2]
+    own = _verdicts(v["score"].to_numpy())
+    theirs = _verdicts((total - v["score"].to_numpy()) / (count - 1))
+    agree = (own == theirs).astype(float)
+    decided = (own != 0) & (theirs != 0)
+    per = pd.DataFrame({"pair_id": v["pair_id"].to_numpy(), "ties_in": agree,
+                        "ties_out": np.where(decided, agree, np.nan)})
+    return per.groupby("pair_id", as_index=False).agg(ties_in=("ties_in", "mean"), ties_out=("ties_out", "mean"))
 
 
 def _agreement(frame: pd.DataFrame, level: float) -> dict:
@@ -91,30 +96,46 @@ def _agreement(frame: pd.DataFrame, level: float) -> dict:
     return {"ties_in": _share(same, level), "ties_out": _share([s for s, d in zip(same, decided) if d], level)}
 
 
-def _kappa(frame: pd.DataFrame, level: float, rounds: int, seed: int) -> dict:
-    judged = frame["judge"].replace({"inconsistent": "tie"}).to_numpy(object)
-    expert = frame["expert"].to_numpy(object)
-    n = len(judged)
+def _cell_bootstrap(counts: np.ndarray, statistic, rounds: int, level: float, seed: int) -> dict:
+    """A percentile bootstrap over pairs when the statistic depends only on how many pairs fall in each of
+    a few cells (a confusion table, pick counts): resampling n pairs with replacement is one multinomial
+    draw of n over the cells' shares, so every round costs the cells, not the pairs."""
+    n = int(counts.sum())
     if n < 2:
-        return {"value": float("nan"), "lo": float("nan"), "hi": float("nan"), "n": n}
-    est = bootstrap_statistic(n, lambda idx: cohen_kappa(list(expert[idx]), list(judged[idx])), rounds=rounds,
-                              level=level, seed=seed)
-    return {"value": est.value, "lo": est.lo, "hi": est.hi, "n": n}
+        return {"value": float(statistic(counts[None, :])[0]) if n else float("nan"), "lo": float("nan"),
+                "hi": float("nan"), "n": n}
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(n, counts / n, size=rounds).astype(float)
+    boot = statistic(draws)
+    boot = boot[np.isfinite(boot)]
+    value = float(statistic(counts[None, :].astype(float))[0])
+    if boot.size == 0:
+        return {"value": value, "lo": float("nan"), "hi": float("nan"), "n": n}
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    return {"value": value, "lo": float(min(lo, value)), "hi": float(max(hi, value)), "n": n}
+
+
+def _kappa(frame: pd.DataFrame, level: float, rounds: int, seed: int) -> dict:
+    """Cohen's kappa over a / b / tie (an inconsistent judge verdict is a tie), bootstrap over pairs."""
+    judged = frame["judge"].replace({"inconsistent": "tie"})
+    codes = pd.Categorical(frame["expert"], VERDICTS).codes * 3 + pd.Categorical(judged, VERDICTS).codes
+    counts = np.bincount(codes[codes >= 0], minlength=9).astype(float)
+    return _cell_bootstrap(counts, lambda t: _kappas(t.reshape(-1, 3, 3)), rounds, level, seed)
 
 
 def position_bias(a_first: Sequence[str | None], b_first: Sequence[str | None], level: float = 0.95,
                   rounds: int = 2000, seed: int = 0) -> dict:
-    """The share of decisive single-order verdicts that pick the response shown first, resampling pairs."""
-    picks = np.array([[v == "a" for v in a_first], [v == "b" for v in b_first]], float).T  # picked the first
-    decisive = np.array([[v in ("a", "b") for v in a_first], [v in ("a", "b") for v in b_first]], float).T
-    keep = decisive.sum(axis=1) > 0
-    picks, decisive = picks[keep].sum(axis=1), decisive[keep].sum(axis=1)
-    n = int(keep.sum())
-    if n == 0:
-        return {"value": float("nan"), "lo": float("nan"), "hi": float("nan"), "n": 0}
-    est = bootstrap_statistic(n, lambda idx: picks[idx].sum() / decisive[idx].sum(), rounds=rounds, level=level,
-                              seed=seed)
-    return {"value": est.value, "lo": est.lo, "hi": est.hi, "n": n}
+    """The share of decisive single-order verdicts that pick the response shown first, resampling pairs.
+    A pair contributes (first picks, decisive orders), one of five kinds: (0,1) (1,1) (0,2) (1,2) (2,2)."""
+    a_first, b_first = np.asarray(a_first, dtype=object), np.asarray(b_first, dtype=object)
+    picks = (a_first == "a").astype(int) + (b_first == "b").astype(int)
+    decisive = np.isin(a_first, ("a", "b")).astype(int) + np.isin(b_first, ("a", "b")).astype(int)
+    kinds = [(0, 1), (1, 1), (0, 2), (1, 2), (2, 2)]
+    counts = np.array([np.sum((picks == p) & (decisive == d)) for p, d in kinds], float)
+    first = np.array([p for p, _ in kinds], float)
+    shown = np.array([d for _, d in kinds], float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _cell_bootstrap(counts, lambda c: (c @ first) / (c @ shown), rounds, level, seed)
 
 
 def calibrate(judged: pd.DataFrame, votes: pd.DataFrame, level: float = 0.95, rounds: int = 2000,

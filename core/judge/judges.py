@@ -17,6 +17,7 @@ import uuid
 
 import pandas as pd
 
+from core import variants
 from core.auth import Action, User, require
 from core.config import Settings
 from core.errors import InvalidInput, NotFound
@@ -43,7 +44,8 @@ def define_judge(store: Store, actor: User, name: str, variant_id: str, prompt: 
         chosen = prompts.BUILT_IN[prompt]
     else:
         raise InvalidInput(f"prompt: {prompt!r} is not one of {', '.join(prompts.BUILT_IN)} (or give a template)")
-    kind = store.scalar("SELECT kind FROM model_variants WHERE variant_id = ?", [variant_id])
+    row = variants.get_row(store, variant_id)
+    kind = row["kind"] if row else None
     if variant_id != "base" and kind is None:
         raise InvalidInput(f"variant: no variant {variant_id!r}; see the Generations page or `tuneboard contenders "
                            "list`")
@@ -109,9 +111,10 @@ def run_judge(store: Store, jobs: Jobs, settings: Settings, actor: User, judge_i
 
 
 def runs(store: Store, actor: User, pair_set_id: str | None = None) -> list[dict]:
-    """Judge runs, newest first, with their job status."""
+    """Judge runs, newest first, with their job status and how many of their judge calls are answered."""
     require(actor, Action.REVIEW_RESULTS)
-    rows = store.rows("""SELECT g.set_id, g.name, g.created_at, g.source, g.n_prompts, j.status, j.error
+    rows = store.rows("""SELECT g.set_id, g.name, g.created_at, g.source, g.n_prompts, j.status, j.error,
+                                (SELECT count(*) FROM generations o WHERE o.set_id = g.set_id) AS n_outputs
                          FROM generation_sets g JOIN jobs j ON j.job_id = g.set_id
                          WHERE json_extract_string(g.source, '$.kind') = 'judge' ORDER BY g.created_at DESC""")
     for r in rows:
@@ -150,15 +153,56 @@ def verdicts(store: Store, actor: User, set_id: str) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def _votes(store: Store, pair_set_id: str) -> pd.DataFrame:
+    """The experts' votes on a pair set (excluded raters left out, as in the review results)."""
+    return store.df("""SELECT v.pair_id, v.rater, v.outcome FROM votes v WHERE v.pair_set_id = ? AND v.rater NOT IN
+                       (SELECT rater FROM rater_exclusions WHERE pair_set_id = v.pair_set_id)""", [pair_set_id])
+
+
 def against_experts(store: Store, actor: User, set_id: str, level: float = 0.95) -> dict:
     """The run's judge against the pair set's expert votes (core.judge.calibration), with the
     judge's name and fingerprint. Votes of excluded raters are left out, as in the review results."""
     judged = verdicts(store, actor, set_id)
     source = json.loads(store.scalar("SELECT source FROM generation_sets WHERE set_id = ?", [set_id]))
-    votes = store.df("""SELECT v.pair_id, v.rater, v.outcome FROM votes v
-                        WHERE v.pair_set_id = ? AND v.rater NOT IN
-                              (SELECT rater FROM rater_exclusions WHERE pair_set_id = v.pair_set_id)""",
-                     [source["pair_set_id"]])
+    votes = _votes(store, source["pair_set_id"])
     return {"judge": source["judge"], "prompt": source["prompt"], "prompt_version": source["prompt_version"],
             "variant_id": source["variant_id"], "pair_set_id": source["pair_set_id"],
             **calibration.calibrate(judged, votes, level=level)}
+
+
+def alignment(store: Store, actor: User, pair_set_id: str, seed: int = 0) -> dict:
+    """The judge prompts run on one pair set compared on its expert votes (core.judge.calibration.
+    compare_prompts): each judge's newest finished run, chosen on a calibration half, reported on the
+    other."""
+    require(actor, Action.REVIEW_RESULTS)
+    newest: dict[str, str] = {}
+    for r in runs(store, actor, pair_set_id):  # newest first
+        if r["status"] == "succeeded":
+            newest.setdefault(r["source"]["judge"], r["set_id"])
+    votes = _votes(store, pair_set_id)
+    judged = {name: verdicts(store, actor, set_id) for name, set_id in newest.items()}
+    return {"runs": newest, **calibration.compare_prompts(judged, votes, seed=seed)}
+
+
+def comparisons(store: Store, actor: User, set_id: str, level: float = 0.95) -> list[dict]:
+    """The judge's own verdict per comparison of the pair set, kept apart from the experts': per pair a
+    score for side a (win 1, tie or inconsistent 0.5, loss 0; unreadable pairs left out), and a's win
+    rate over pairs with the interval and test the expert results use (core.review.stats.prompt_rate)."""
+    from core.review.stats import prompt_rate
+
+    judged = verdicts(store, actor, set_id)
+    pair_set_id = json.loads(store.scalar("SELECT source FROM generation_sets WHERE set_id = ?", [set_id]))[
+        "pair_set_id"]
+    sides = store.df("SELECT pair_id, a, b FROM pairs WHERE pair_set_id = ?", [pair_set_id])
+    frame = judged.merge(sides, on="pair_id")
+    out = []
+    for (a, b), g in frame.groupby(["a", "b"], sort=True):
+        read = g[g["verdict"].notna()]
+        scores = read["verdict"].map({"a": 1.0, "b": 0.0, "tie": 0.5, "inconsistent": 0.5}).to_numpy(float)
+        rate = prompt_rate(scores, level)
+        out.append({"a": a, "b": b, "pairs": int(len(g)), "a_wins": int((read["verdict"] == "a").sum()),
+                    "b_wins": int((read["verdict"] == "b").sum()), "ties": int((read["verdict"] == "tie").sum()),
+                    "inconsistent": int((read["verdict"] == "inconsistent").sum()),
+                    "unreadable": int(g["verdict"].isna().sum()), "rate": rate.rate, "lo": rate.lo, "hi": rate.hi,
+                    "p": rate.p, "significant": rate.significant})
+    return out

@@ -161,6 +161,9 @@ def create_pair_set(store: Store, actor: User, spec: PairSetSpec) -> str:
     if gen is None:
         raise NotFound(f"generation_set_id: no generation set {spec.generation_set_id!r}; start one on the "
                        "Generations page first.")
+    if json.loads(gen["source"] or "{}").get("kind") == "judge":
+        raise InvalidInput(f"generation_set_id: {spec.generation_set_id} is a judge run (its outputs are verdicts, "
+                           "and experts never see a judge's verdict); choose a generation set of answers.")
     gen_variants = json.loads(gen["variants"])
     by_id = {v["variant_id"]: v for v in gen_variants}
     variants = list(dict.fromkeys(spec.variants))

@@ -1,0 +1,97 @@
+"""How a judge run reads beside the experts: on the Judges page (engineer) and the Results page's
+"Judge vs experts" tab (lead). Every figure comes from core.judge; these only lay it out."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.judge import judges
+from dashboard.context import current_user, get_owner
+from dashboard.widgets import plain, user_errors
+
+
+def _pct(x: dict | None) -> str:
+    if not x or x.get("value") is None or x["value"] != x["value"]:
+        return "–"
+    return f"{100 * x['value']:.0f}% ({100 * x['lo']:.0f}–{100 * x['hi']:.0f}%)"
+
+
+def plainly(rep: dict) -> str:
+    """The calibration in one sentence a lead can act on; its words follow the intervals."""
+    agree, human = rep["agreement"]["ties_in"], rep["human"]["ties_in"]
+    if not rep["pairs_with_experts"]:
+        return "No pair of this set has expert votes yet: the judge cannot be measured until experts rate some."
+    if agree["n"] < 30:
+        head = f"Only {agree['n']} pairs have both a judge verdict and expert votes: too few to trust either way."
+    elif human and human["value"] == human["value"] and agree["hi"] < human["lo"]:
+        head = ("The judge agrees with your experts clearly less often than they agree with each other: do not "
+                "let it stand in for them.")
+    elif human and human["value"] == human["value"] and agree["lo"] >= human["lo"]:
+        head = "The judge agrees with your experts about as often as they agree with each other."
+    else:
+        head = "How the judge compares with your experts is not settled by these pairs."
+    return f"{head} Agreement {_pct(agree)} over {agree['n']} pairs; experts with each other {_pct(human)}."
+
+
+def report(rep: dict) -> None:
+    """A judge run against the experts: the sentence, the figures with intervals, the confusion table."""
+    st.markdown(f"**{plain(rep['judge'])}** · prompt {plain(rep['prompt'])} ({rep['prompt_version']}) · "
+                f"{plain(rep['variant_id'])}")
+    st.info(plainly(rep), icon=":material/gavel:")
+    cols = st.columns(4)
+    cols[0].metric("Agreement with experts", _pct(rep["agreement"]["ties_in"]),
+                   help="Share of pairs where the judge's verdict (both orders agreeing; an inconsistent pair counts "
+                        "as a tie) equals the experts' (their mean score against 0.5). 95% interval.")
+    cols[1].metric("Ties left out", _pct(rep["agreement"]["ties_out"]),
+                   help="The same over pairs where neither the judge nor the experts call a tie.")
+    cols[2].metric("Same verdict in both orders", _pct(rep["order_consistency"]),
+                   help="Share of pairs whose two orders (each response shown first once) give the same verdict.")
+    cols[3].metric("Picks the first response", _pct(rep["position_bias"]),
+                   help="Among verdicts that pick a side, the share picking the response shown first; 50% is no lean.")
+    k, human = rep["kappa"], rep["human"]
+    kappa = "–" if k["value"] is None or k["value"] != k["value"] else \
+        f"{k['value']:.2f} ({k['lo']:.2f} to {k['hi']:.2f})"
+    st.caption(f"Cohen's κ with the experts: {kappa} over {k['n']} pairs. The human ceiling: each expert against "
+               f"the mean of the others on the same pair, {_pct(human['ties_in'])} over {human['pairs']} pairs; the "
+               f"judge on those same pairs {_pct(human['judge_on_same_pairs']['ties_in'])}. Unreadable judge "
+               f"outputs: {rep['unreadable']} of {rep['pairs_judged']} pairs.")
+    if rep["flagged"]["pairs"]:
+        st.warning(f"{rep['flagged']['pairs']} pairs hold a response that addresses the judge (\"ignore the "
+                   f"above\", \"the verdict is 1\", ...): agreement there {_pct(rep['flagged']['ties_in'])}, "
+                   f"elsewhere {_pct(rep['unflagged']['ties_in'])}.", icon=":material/report:")
+    table = pd.DataFrame(rep["confusion"]).T
+    table.index.name = "experts \\ judge"
+    st.dataframe(table, width="stretch")
+
+
+def ladder(set_id: str) -> None:
+    """The judge's own verdict per comparison: judge votes, kept apart from the experts' ladder."""
+    user, owner = current_user(), get_owner()
+    rows = judges.comparisons(owner.store, user, set_id)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        st.info("The judge has no readable verdict yet.")
+        return
+    frame["judge's win rate of a"] = [f"{100 * r:.0f}% ({100 * lo:.0f}–{100 * hi:.0f}%)"
+                                      for r, lo, hi in zip(frame["rate"], frame["lo"], frame["hi"])]
+    st.dataframe(frame[["a", "b", "pairs", "a_wins", "b_wins", "ties", "inconsistent", "unreadable",
+                        "judge's win rate of a", "significant"]], hide_index=True, width="stretch")
+    st.caption("Judge votes only, never mixed with the experts' votes: a pair scores 1 for a, 0 for b, 0.5 for a tie "
+               "or an inconsistent pair; the interval is over pairs, as for the experts.")
+
+
+def beside_experts(pair_set_id: str) -> None:
+    """The Results page's "Judge vs experts" tab: a judge run's agreement with the experts, and its own
+    ladder, never mixed into theirs."""
+    user, owner = current_user(), get_owner()
+    done = [r for r in judges.runs(owner.store, user, pair_set_id) if r["status"] == "succeeded"]
+    if not done:
+        st.info("No LLM judge has judged this pair set yet (an engineer runs one on the Judges page).")
+        return
+    run = st.selectbox("Judge run", [r["set_id"] for r in done], key="results_judge_run",
+                       format_func=lambda i: next(f"{r['source']['judge']} · {i}" for r in done if r["set_id"] == i))
+    with user_errors():
+        report(judges.against_experts(owner.store, user, run))
+        st.subheader("The judge's ladder (judge votes only, apart from the experts')")
+        ladder(run)
