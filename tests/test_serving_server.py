@@ -105,3 +105,44 @@ def test_stop_ends_the_process_group(server):
     assert not server.alive()
     with pytest.raises(ProcessLookupError):
         os.killpg(pid, 0)
+
+
+def test_a_judge_on_the_local_server_sends_both_orders_and_resumes(server, owner, accounts, monkeypatch):
+    """[judge] mechanics against the project's real vLLM OpenAI server (the tiny model as the judge): every
+    pair sent in both orders, a cancel mid-run and a resume finishing the rest once, and outputs the tiny
+    model cannot phrase as a verdict stored raw and counted as unreadable."""
+    import time
+
+    from core.demo.review import rater_accounts, seed_generation_set
+    from core.judge import judges
+    from core.review.pairs import PairSetSpec, create_pair_set
+    from core.serving import register_external
+
+    store, eng = owner.store, accounts["engineer"]
+    gen = seed_generation_set(store, n_prompts=30, seed=2)
+    rater_accounts(store, ["r1"], "rater-password-1")
+    ps = create_pair_set(store, accounts["lead"], PairSetSpec(name="Round", generation_set_id=gen,
+                                                              variants=["adapter:tuned", "base"], raters=["r1"],
+                                                              raters_per_pair=1, gold_rate=0.0))
+    variant = register_external(store, eng, "local-vllm", server.url, "base")
+    judge_id = judges.define_judge(store, eng, "tiny", variant)
+    monkeypatch.setattr(owner.settings.serving, "chunk", 4)  # progress in small steps, so a cancel lands mid-run
+    set_id = judges.run_judge(store, owner.jobs, owner.settings, eng, judge_id, ps)
+    deadline = time.monotonic() + 120
+    while not owner.jobs.events(set_id, "generated") and time.monotonic() < deadline:
+        owner.jobs.ingest(set_id)
+        time.sleep(0.05)
+    owner.jobs.cancel(eng, set_id)
+    first = owner.jobs.wait(set_id, timeout=120)
+    done_before = store.scalar("SELECT count(*) FROM generations WHERE set_id = ?", [set_id])
+    assert first["status"] == "cancelled" and 0 < done_before < 60, (first["status"], done_before)
+    owner.jobs.resume(eng, set_id)
+    assert owner.jobs.wait(set_id, timeout=180)["status"] == "succeeded", owner.jobs.log_tail(set_id)
+    refs = [r["source_ref"] for r in store.rows("SELECT source_ref FROM generation_prompts WHERE set_id = ?", [set_id])]
+    pairs_ = store.scalar("SELECT count(*) FROM pairs WHERE pair_set_id = ?", [ps])
+    assert sorted(refs) == sorted(f"{ps}:{p}:{o}" for p in range(pairs_) for o in "ab")  # both orders of each pair
+    assert store.scalar("SELECT count(*) FROM generations WHERE set_id = ?", [set_id]) == 2 * pairs_
+    got = judges.verdicts(store, accounts["lead"], set_id)
+    assert len(got) == pairs_ and got["a_first_raw"].notna().all() and got["b_first_raw"].notna().all()
+    report = judges.against_experts(store, accounts["lead"], set_id)
+    assert report["pairs_judged"] == pairs_ and report["unreadable"] == int(got["verdict"].isna().sum())
