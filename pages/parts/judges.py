@@ -20,8 +20,15 @@ def _pct(x: dict | None) -> str:
 def plainly(rep: dict) -> str:
     """The calibration in one sentence a lead can act on; its words follow the intervals."""
     agree, human = rep["agreement"]["ties_in"], rep["human"]["ties_in"]
+    judged, unreadable = rep["pairs_judged"], rep["unreadable"]
+    if judged and unreadable == judged:
+        return (f"None of the judge's answers on the {judged} pairs could be read as a verdict (no last line "
+                "'Verdict: 1', 'Verdict: 2' or 'Verdict: tie'): this model cannot judge these pairs. Try a larger "
+                "model, an endpoint contender, or a prompt it follows.")
+    lost = f" {unreadable} of {judged} pairs gave no readable verdict and are left out." if unreadable else ""
     if not rep["pairs_with_experts"]:
-        return "No pair of this set has expert votes yet: the judge cannot be measured until experts rate some."
+        return "No judged pair of this set has expert votes yet: the judge cannot be measured until experts rate " \
+               "some." + lost
     if agree["n"] < 30:
         head = f"Only {agree['n']} pairs have both a judge verdict and expert votes: too few to trust either way."
     elif human and human["value"] == human["value"] and agree["hi"] < human["lo"]:
@@ -31,7 +38,7 @@ def plainly(rep: dict) -> str:
         head = "The judge agrees with your experts about as often as they agree with each other."
     else:
         head = "How the judge compares with your experts is not settled by these pairs."
-    return f"{head} Agreement {_pct(agree)} over {agree['n']} pairs; experts with each other {_pct(human)}."
+    return f"{head} Agreement {_pct(agree)} over {agree['n']} pairs; experts with each other {_pct(human)}.{lost}"
 
 
 def report(rep: dict) -> None:
