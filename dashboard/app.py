@@ -42,9 +42,8 @@ if user is None:
     # Every page's address shows the log-in form while this session knows no user (a deep link, or a tab
     # opened a moment after signing in elsewhere): never "Page not found"; once signed in, the same address
     # shows its page.
-    nav = st.navigation([st.Page(login.render, title="Log in", icon=":material/login:", url_path="login",
-                                 default=True)]
-                        + [st.Page(login.render, title="Log in", url_path=name) for name in PAGES],
+    nav = st.navigation([st.Page(login.render, title="Log in", icon=":material/login:", default=True)]
+                        + [st.Page(login.render, title="Log in", url_path=name) for name in ("login", *PAGES)],
                         position="hidden")
 else:
     nav = st.navigation([PAGES[name] for name in pages_for(user.role)])

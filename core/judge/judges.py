@@ -185,7 +185,8 @@ def alignment(store: Store, actor: User, pair_set_id: str, seed: int = 0) -> dic
 
 
 def comparisons(store: Store, actor: User, set_id: str, level: float = 0.95) -> list[dict]:
-    """The judge's own verdict per comparison of the pair set, kept apart from the experts': per pair a
+    """The judge's own verdict per comparison of the pair set (gold pairs left out, as in the experts'
+    ladder), kept apart from the experts': per pair a
     score for side a (win 1, tie or inconsistent 0.5, loss 0; unreadable pairs left out), and a's win
     rate over pairs with the interval and test the expert results use (core.review.stats.prompt_rate)."""
     from core.review.stats import prompt_rate
@@ -195,6 +196,7 @@ def comparisons(store: Store, actor: User, set_id: str, level: float = 0.95) -> 
         "pair_set_id"]
     sides = store.df("SELECT pair_id, a, b FROM pairs WHERE pair_set_id = ?", [pair_set_id])
     frame = judged.merge(sides, on="pair_id")
+    frame = frame[~frame["a"].str.startswith("gold:")]  # gold pairs check raters (and judges), not the ladder
     out = []
     for (a, b), g in frame.groupby(["a", "b"], sort=True):
         read = g[g["verdict"].notna()]

@@ -11,9 +11,15 @@ from dashboard.context import current_user, get_owner
 from dashboard.widgets import plain, user_errors
 
 
+def _missing(x) -> bool:
+    return x is None or x != x
+
+
 def _pct(x: dict | None) -> str:
-    if not x or x.get("value") is None or x["value"] != x["value"]:
+    if not x or _missing(x.get("value")):
         return "–"
+    if _missing(x.get("lo")) or _missing(x.get("hi")):
+        return f"{100 * x['value']:.0f}% (too few for an interval)"
     return f"{100 * x['value']:.0f}% ({100 * x['lo']:.0f}–{100 * x['hi']:.0f}%)"
 
 
@@ -41,28 +47,42 @@ def plainly(rep: dict) -> str:
     return f"{head} Agreement {_pct(agree)} over {agree['n']} pairs; experts with each other {_pct(human)}.{lost}"
 
 
+def _figure(x: dict | None, plain_number: bool = False) -> str:
+    """A share as a percentage with its interval, or kappa as a number with its interval."""
+    if not plain_number:
+        return _pct(x)
+    if not x or _missing(x.get("value")):
+        return "–"
+    if _missing(x.get("lo")):
+        return f"{x['value']:.2f}"
+    return f"{x['value']:.2f} ({x['lo']:.2f} to {x['hi']:.2f})"
+
+
 def report(rep: dict) -> None:
     """A judge run against the experts: the sentence, the figures with intervals, the confusion table."""
     st.markdown(f"**{plain(rep['judge'])}** · prompt {plain(rep['prompt'])} ({rep['prompt_version']}) · "
                 f"{plain(rep['variant_id'])}")
     st.info(plainly(rep), icon=":material/gavel:")
-    cols = st.columns(4)
-    cols[0].metric("Agreement with experts", _pct(rep["agreement"]["ties_in"]),
-                   help="Share of pairs where the judge's verdict (both orders agreeing; an inconsistent pair counts "
-                        "as a tie) equals the experts' (their mean score against 0.5). 95% interval.")
-    cols[1].metric("Ties left out", _pct(rep["agreement"]["ties_out"]),
-                   help="The same over pairs where neither the judge nor the experts call a tie.")
-    cols[2].metric("Same verdict in both orders", _pct(rep["order_consistency"]),
-                   help="Share of pairs whose two orders (each response shown first once) give the same verdict.")
-    cols[3].metric("Picks the first response", _pct(rep["position_bias"]),
-                   help="Among verdicts that pick a side, the share picking the response shown first; 50% is no lean.")
-    k, human = rep["kappa"], rep["human"]
-    kappa = "–" if k["value"] is None or k["value"] != k["value"] else \
-        f"{k['value']:.2f} ({k['lo']:.2f} to {k['hi']:.2f})"
-    st.caption(f"Cohen's κ with the experts: {kappa} over {k['n']} pairs. The human ceiling: each expert against "
-               f"the mean of the others on the same pair, {_pct(human['ties_in'])} over {human['pairs']} pairs; the "
-               f"judge on those same pairs {_pct(human['judge_on_same_pairs']['ties_in'])}. Unreadable judge "
-               f"outputs: {rep['unreadable']} of {rep['pairs_judged']} pairs.")
+    human = rep["human"]
+    rows = [("Agreement with experts", rep["agreement"]["ties_in"],
+             "Pairs where the judge's verdict (both orders agreeing; an inconsistent pair counts as a tie) equals "
+             "the experts' (their mean score against 0.5)."),
+            ("Agreement, ties left out", rep["agreement"]["ties_out"],
+             "The same over pairs where neither the judge nor the experts call a tie."),
+            ("Experts with each other (the ceiling)", human["ties_in"],
+             "Each expert against the mean of the other experts on the same pair."),
+            ("The judge on those same pairs", human["judge_on_same_pairs"]["ties_in"],
+             "The judge's agreement on exactly the pairs of the ceiling."),
+            ("Same verdict in both orders", rep["order_consistency"],
+             "Pairs whose two orders (each response shown first once) give the same verdict."),
+            ("Picks the response shown first", rep["position_bias"],
+             "Among verdicts that pick a side, the share picking the first shown; 50% is no lean."),
+            ("Cohen's kappa with the experts", rep["kappa"], "Agreement beyond chance over a / b / tie.")]
+    st.dataframe(pd.DataFrame([{"measure": name, "value": _figure(x, name.startswith("Cohen")),
+                                "pairs": (x or {}).get("n", 0), "what it is": what} for name, x, what in rows]),
+                 hide_index=True, width="stretch")
+    st.caption(f"95% intervals; the pair is the unit. Unreadable judge outputs: {rep['unreadable']} of "
+               f"{rep['pairs_judged']} pairs.")
     if rep["flagged"]["pairs"]:
         st.warning(f"{rep['flagged']['pairs']} pairs hold a response that addresses the judge (\"ignore the "
                    f"above\", \"the verdict is 1\", ...): agreement there {_pct(rep['flagged']['ties_in'])}, "
@@ -80,8 +100,9 @@ def ladder(set_id: str) -> None:
     if frame.empty:
         st.info("The judge has no readable verdict yet.")
         return
-    frame["judge's win rate of a"] = [f"{100 * r:.0f}% ({100 * lo:.0f}–{100 * hi:.0f}%)"
-                                      for r, lo, hi in zip(frame["rate"], frame["lo"], frame["hi"])]
+    frame["judge's win rate of a"] = [_pct({"value": r, "lo": lo, "hi": hi, "n": n})
+                                      for r, lo, hi, n in zip(frame["rate"], frame["lo"], frame["hi"],
+                                                              frame["pairs"] - frame["unreadable"])]
     st.dataframe(frame[["a", "b", "pairs", "a_wins", "b_wins", "ties", "inconsistent", "unreadable",
                         "judge's win rate of a", "significant"]], hide_index=True, width="stretch")
     st.caption("Judge votes only, never mixed with the experts' votes: a pair scores 1 for a, 0 for b, 0.5 for a tie "
