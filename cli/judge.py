@@ -111,3 +111,39 @@ def judge_align(pair_set: str) -> None:
                       "–" if p["kappa"]["value"] is None else f"{p['kappa']['value']:.2f}",
                       "yes" if name == r["chosen"] else "")
     out.print(table)
+
+
+@app.command("route")
+def judge_route(pair_set: str, run: str = typer.Option(..., help="A finished judge run over this pair set."),
+                audit: float = typer.Option(0.2, help="Share of the judged pairs that stay with the experts."),
+                seed: int = typer.Option(0, help="Seeds which judged pairs are audited.")) -> None:
+    """Let a measured judge pre-screen a pair set: judged pairs leave the experts' queues, unsure ones come first."""
+    got = api().put(f"/judges/routing/{pair_set}", json={"set_id": run, "audit_share": audit, "seed": seed})
+    c = got["counts"]
+    out.print(f"{pair_set}: {c['judged']} judged (out of the experts' queues), {c['audit']} judged and audited by "
+              f"experts, {c['experts_first']} to the experts first; the judge is measured on "
+              f"{got['calibration']['pairs_with_experts']} expert-voted pairs", markup=False)
+
+
+@app.command("routing")
+def judge_routing(pair_set: str) -> None:
+    """How a pair set is routed, the judge's agreement on the audited pairs, and the combined win rate if allowed."""
+    got = api().get(f"/judges/routing/{pair_set}")
+    if got["routing"] is None:
+        out.print(f"{pair_set} is not routed: every pair goes to the experts.", markup=False)
+        return
+    r, c = got["routing"], got["routing"]["counts"]
+    out.print(f"routed by {r['judge_run']}: {c['judged']} judged, {c['audit']} audited, {c['experts_first']} to "
+              f"experts first; on the {r['audited_with_votes']} audited pairs with votes the judge agrees "
+              f"{_share((r['audit_agreement'] or {}).get('ties_in'))}", markup=False)
+    for m in got["combined"] or []:
+        out.print(f"{m['label']}: {m['a']} vs {m['b']}: {100 * m['rate']:.0f}% ({100 * m['lo']:.0f}-"
+                  f"{100 * m['hi']:.0f}%), {m['by_experts']} pairs by experts, {m['by_judge']} by the judge",
+                  markup=False)
+
+
+@app.command("unroute")
+def judge_unroute(pair_set: str) -> None:
+    """Every pair of a pair set back to the experts."""
+    api().delete(f"/judges/routing/{pair_set}")
+    out.print(f"{pair_set}: every pair goes to the experts", markup=False)

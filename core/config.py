@@ -140,6 +140,10 @@ class ReviewSettings:
                            max=0.5)
     too_fast_seconds: float = setting(3.0, "A rater whose median time per vote is below this is flagged.",
                                       min=0.0, max=3600.0)
+    judge_combine_min_agreement: float = setting(0.0, "Show a combined win rate (experts' votes, and a routing "
+                                                 "judge's verdicts on the pairs it took) only when the lower bound "
+                                                 "of the judge's measured agreement with experts is at least this "
+                                                 "(0: never).", min=0.0, max=1.0)
     demo_prompts: int = setting(24, "Test-split prompts the demo generates with the base and its fine-tune for "
                                 "the demo pair set.", min=2, max=100_000)
     min_vote_seconds: float = setting(0.5, "A vote sooner than this after its pair appeared is taken for a "

@@ -171,6 +171,10 @@ def _routes() -> list[Case]:
         Case("GET", "/judges/runs/{set_id}/calibration", A.REVIEW_RESULTS, params=gen),
         Case("GET", "/judges/runs/{set_id}/comparisons", A.REVIEW_RESULTS, params=gen),
         Case("GET", "/judges/alignment/{pair_set_id}", A.REVIEW_RESULTS, params=ps),
+        Case("PUT", "/judges/routing/{pair_set_id}", A.REVIEW_MANAGE,
+             lambda w, ids: {"json": {"set_id": ids["gen"]}}, params=ps),
+        Case("GET", "/judges/routing/{pair_set_id}", A.REVIEW_RESULTS, params=ps),
+        Case("DELETE", "/judges/routing/{pair_set_id}", A.REVIEW_MANAGE, params=ps),
         # rating (raters only)
         Case("GET", "/rating/tasks", A.REVIEW_RATE),
         Case("GET", "/rating/{pair_set_id}/next", A.REVIEW_RATE, params=ps),

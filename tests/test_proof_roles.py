@@ -256,7 +256,7 @@ def _start_import(w, u):
 
 def _cases() -> list[Case]:
     from core import audit, datasets, tokens, training, users, webhooks
-    from core.judge import judges
+    from core.judge import judges, routing
     from core.lifecycle import bundle, contenders, deploy, pipelines, promotion, schedules
     from core.metrics import results as metric_results
     from core.datasets import imports
@@ -470,6 +470,15 @@ def _cases() -> list[Case]:
              lambda w, u: judges.comparisons(w.store, u, w.ids["gen"])),
         Case("core.judge.judges:alignment", A.REVIEW_RESULTS,
              lambda w, u: judges.alignment(w.store, u, w.ids["pair_set"])),
+        Case("core.judge.routing:route", A.REVIEW_MANAGE,
+             lambda w, u: routing.route(w.store, u, w.ids["pair_set"], w.ids["gen"])),
+        Case("core.judge.routing:clear", A.REVIEW_MANAGE, lambda w, u: routing.clear(w.store, u, w.ids["pair_set"])),
+        Case("core.judge.routing:summary", A.REVIEW_RESULTS,
+             lambda w, u: routing.summary(w.store, u, w.ids["pair_set"])),
+        Case("core.judge.routing:combined", A.REVIEW_RESULTS,
+             lambda w, u: routing.combined(w.store, u, w.ids["pair_set"], 0.5)),
+        Case("core.judge.routing:best_calibration", A.REVIEW_RESULTS,
+             lambda w, u: routing.best_calibration(w.store, u, "judge-00000000")),
         Case("core.judge.judges:against_experts", A.REVIEW_RESULTS,
              lambda w, u: judges.against_experts(w.store, u, w.ids["gen"])),
         Case("core.review.results:compute", A.REVIEW_RESULTS,

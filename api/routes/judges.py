@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from api.auth import caller, the_owner
 from api.plain import plain
 from core.auth import User
-from core.judge import judges, prompts
+from core.judge import judges, prompts, routing
 from core.owner import Owner
 
 router = APIRouter(prefix="/judges", tags=["judges"])
@@ -28,6 +28,12 @@ class JudgeRequest(BaseModel):
     system: str = Field("", max_length=8000, description="Your own prompt's system message.")
     template: str = Field("", max_length=16000, description="Your own prompt: {instructions}, {conversation}, "
                           "{first}, {second}, asking for a last line 'Verdict: 1', 'Verdict: 2' or 'Verdict: tie'.")
+
+
+class RouteRequest(BaseModel):
+    set_id: str = Field(max_length=200, description="A finished judge run over this pair set.")
+    audit_share: float = Field(0.2, ge=0.0, le=1.0, description="Share of the judged pairs that stay with experts.")
+    seed: int = Field(0, ge=0, description="Seeds which judged pairs are audited.")
 
 
 class RunRequest(BaseModel):
@@ -92,3 +98,24 @@ def comparisons(set_id: str, user: User = Depends(caller), owner: Owner = Depend
 def alignment(pair_set_id: str, user: User = Depends(caller), owner: Owner = Depends(the_owner)) -> dict[str, Any]:
     return plain(judges.alignment(owner.store, user, pair_set_id))
 
+
+
+@router.put("/routing/{pair_set_id}", summary="Let a measured judge pre-screen a pair set (leads, engineers): "
+            "judged pairs leave the experts' queues, unsure ones come first, an audit share stays")
+def route(pair_set_id: str, body: RouteRequest, user: User = Depends(caller),
+          owner: Owner = Depends(the_owner)) -> dict[str, Any]:
+    return plain(routing.route(owner.store, user, pair_set_id, body.set_id, body.audit_share, body.seed))
+
+
+@router.get("/routing/{pair_set_id}", summary="How a pair set is routed, the judge's agreement on the audited "
+            "pairs, and the combined win rate where the lead's threshold allows it (null otherwise)")
+def routing_of(pair_set_id: str, user: User = Depends(caller), owner: Owner = Depends(the_owner)) -> dict[str, Any]:
+    threshold = owner.settings.review.judge_combine_min_agreement
+    return plain({"routing": routing.summary(owner.store, user, pair_set_id),
+                  "combined": routing.combined(owner.store, user, pair_set_id, threshold)})
+
+
+@router.delete("/routing/{pair_set_id}", summary="Every pair back to the experts")
+def clear_routing(pair_set_id: str, user: User = Depends(caller), owner: Owner = Depends(the_owner)) -> dict:
+    routing.clear(owner.store, user, pair_set_id)
+    return {"pair_set_id": pair_set_id, "routed": False}

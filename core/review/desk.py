@@ -81,7 +81,10 @@ class RatingDesk:
             FROM assignments a JOIN pairs p USING (pair_set_id, pair_id)
             LEFT JOIN votes v ON v.pair_set_id = a.pair_set_id AND v.pair_id = a.pair_id AND v.rater = a.rater
             LEFT JOIN skips s ON s.pair_set_id = a.pair_set_id AND s.pair_id = a.pair_id AND s.rater = a.rater
-            WHERE a.pair_set_id = ? AND a.rater = ? AND NOT p.withdrawn ORDER BY a.position""",
+            LEFT JOIN pair_routes r ON r.pair_set_id = a.pair_set_id AND r.pair_id = a.pair_id
+            WHERE a.pair_set_id = ? AND a.rater = ? AND NOT p.withdrawn
+              AND (coalesce(r.route, '') <> 'judged' OR v.rater IS NOT NULL)  -- a judge's pairs leave the queue
+            ORDER BY coalesce(r.route, '') <> 'experts_first', a.position""",
                            [pair_set_id, rater]).fetchall()
         open_ = [pid for pid, voted, skipped in rows if not voted and skipped is None]
         skipped = [pid for pid, voted, skipped in sorted((r for r in rows if not r[1] and r[2] is not None),

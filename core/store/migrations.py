@@ -633,4 +633,17 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
         );
     """),
+    (26, "pair_routes", """
+        -- [judge] a measured judge pre-screening a pair set (core/judge/routing.py): 'judged' pairs leave the
+        -- experts' queues, 'experts_first' ones come first in them, 'audit' ones stay where they were.
+        CREATE TABLE pair_routes (
+            pair_set_id VARCHAR NOT NULL,
+            pair_id INTEGER NOT NULL,
+            route VARCHAR NOT NULL CHECK (route IN ('judged', 'experts_first', 'audit')),
+            judge_run VARCHAR NOT NULL,
+            verdict VARCHAR,
+            routed_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            PRIMARY KEY (pair_set_id, pair_id)
+        );
+    """),
 ]

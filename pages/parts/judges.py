@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.judge import judges
+from core.judge import judges, routing
 from dashboard.context import current_user, get_owner
 from dashboard.widgets import plain, user_errors
 
@@ -123,3 +123,35 @@ def beside_experts(pair_set_id: str) -> None:
         report(judges.against_experts(owner.store, user, run))
         st.subheader("The judge's ladder (judge votes only, apart from the experts')")
         ladder(run)
+        st.subheader("Pre-screening")
+        prescreen(pair_set_id, run)
+
+
+def prescreen(pair_set_id: str, run: str) -> None:
+    """Let the judge route this pair set's pairs (core.judge.routing), and read how it is routed."""
+    user, owner = current_user(), get_owner()
+    current = routing.summary(owner.store, user, pair_set_id)
+    if current:
+        c = current["counts"]
+        audit = (current["audit_agreement"] or {}).get("ties_in")
+        st.markdown(f"Routed by {plain(current['judge_run'])}: **{c['judged']}** pairs judged (out of the experts' "
+                    f"queues), **{c['audit']}** judged and audited by experts, **{c['experts_first']}** to the "
+                    f"experts first. On the {current['audited_with_votes']} audited pairs with votes the judge "
+                    f"agrees {_pct(audit)}.")
+        mixed = routing.combined(owner.store, user, pair_set_id, owner.settings.review.judge_combine_min_agreement)
+        if mixed:
+            st.dataframe(pd.DataFrame(mixed), hide_index=True, width="stretch")
+            st.caption("Experts + judge (combined): the experts' score where they voted, the judge's verdict on the "
+                       "pairs it took. Shown because the judge's measured agreement clears the lead's threshold.")
+        if st.button("Send every pair back to the experts", key="unroute"):
+            routing.clear(owner.store, user, pair_set_id)
+            st.rerun()
+    with st.form("prescreen", border=False):
+        st.caption("Pairs the judge answers the same way in both orders, for one side, leave the experts' queues; "
+                   "the rest go to them first; an audit share of the judged pairs stays with them. Allowed once this "
+                   f"judge is measured on {routing.MIN_CALIBRATION_PAIRS} expert-voted pairs.")
+        share = st.slider("Audit share", 0.0, 1.0, 0.2, 0.05)
+        if st.form_submit_button("Let this judge pre-screen the pair set"):
+            got = routing.route(owner.store, user, pair_set_id, run, share)
+            st.success(f"{got['counts']['judged']} pairs judged, {got['counts']['audit']} audited, "
+                       f"{got['counts']['experts_first']} to the experts first.")
