@@ -33,6 +33,8 @@ LABELS = {
     "trust_calibration": "trust",  # [trust]: false-positive rates and coverage by simulation against known truth
     "api_results": "api",       # [api]: GET of a pair set's results at 1M votes through the live server
     "api_votes": "api",         # [api]: 50 API clients voting at once: 0 lost, 0 double, vote->next p95
+    "judge_throughput": "judge",  # [judge]: 200 demo pairs in both orders, batched vs one request at a time
+    "judge_calibration": "judge",  # [judge]: agreement tables over 100k judged pairs, 10k expert votes
 }
 
 

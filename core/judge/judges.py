@@ -26,7 +26,7 @@ from core.judge import calibration, prompts
 from core.store import Store
 
 ORDERS = ("a", "b")  # which of the pair's responses the judge is shown first
-JUDGE_TOKENS = 160   # a short reason and the verdict line
+JUDGE_TOKENS = 256   # a short reason and the verdict line (prompts.ANSWER_PATTERN fits at any tokenizer)
 
 
 def define_judge(store: Store, actor: User, name: str, variant_id: str, prompt: str = "balanced",
@@ -106,7 +106,7 @@ def run_judge(store: Store, jobs: Jobs, settings: Settings, actor: User, judge_i
               "prompt": judge["prompt_name"], "prompt_version": judge["prompt_version"],
               "variant_id": judge["variant_id"]}
     spec = GenerationSpec(f"judge {judge['name']} on {info['name']}", [judge["variant_id"]], chats, source,
-                          Decoding(temperature=0.0, max_tokens=JUDGE_TOKENS), path)
+                          Decoding(temperature=0.0, max_tokens=JUDGE_TOKENS), path, pattern=prompts.ANSWER_PATTERN)
     return generate(store, jobs, settings, actor, spec)
 
 

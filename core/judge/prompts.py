@@ -3,8 +3,9 @@
 The judge sees what a rater sees and nothing more: the pair set's instructions, the
 conversation up to the answer, and the two responses as "Response 1" and "Response 2" (never a
 model's name). It answers with a short reason and a last line `Verdict: 1`, `Verdict: 2` or
-`Verdict: tie`. A prompt is versioned by a digest of its text, so a changed prompt is a new
-judge fingerprint, never a silent change.
+`Verdict: tie` (on vLLM paths the engine holds it to that form, ANSWER_PATTERN). A prompt is
+versioned by a digest of its text, so a changed prompt is a new judge fingerprint, never a
+silent change.
 
 Prompt injection, the rule: a response is flagged when it addresses the judge or the
 evaluation (`INJECTION`: "ignore the above/previous instructions", "you are the judge", "as an
@@ -90,6 +91,12 @@ def render(prompt: JudgePrompt, messages: list[dict], instructions: str, first: 
                                   conversation=_conversation(messages), first=first, second=second)
     return [{"role": "system", "content": prompt.system}, {"role": "user", "content": user}]
 
+
+# What a judge's answer must look like where the engine can enforce it (vLLM's structured outputs): a
+# reason of at most 200 characters on one line, then the verdict line, which fits in JUDGE_TOKENS even at
+# one character a token. A small model then still answers in a form that can be read; elsewhere
+# (transformers, endpoints) answers are free and may be unreadable.
+ANSWER_PATTERN = r"[^\n]{1,200}\nVerdict: (1|2|tie)"
 
 _VERDICT = re.compile(r"verdict\s*[:\-]\s*\**\s*(1|2|tie)\b", re.IGNORECASE)
 

@@ -40,6 +40,9 @@ class GenerationSpec:
     source: dict[str, Any]
     decoding: Decoding = field(default_factory=Decoding)
     path: str = "auto"
+    # A regular expression every output must match, enforced where the engine can (vLLM's structured
+    # outputs); other paths generate freely. A judge run uses it so every answer ends with a verdict line.
+    pattern: str = ""
 
 
 def source_label(source: dict[str, Any]) -> str:
@@ -248,7 +251,8 @@ def generate(store: Store, jobs: Jobs, settings: Settings, actor: User, spec: Ge
                                "dashboard's environment; export it and restart, or edit the contender.")
     config = {"name": spec.name, "base_model": base_model, "variants": [v.to_dict() for v in variants],
               "decoding": spec.decoding.to_dict(), "path": path,
-              "serving": serving_settings(settings), "cache_dir": str(settings.serving_dir),
+              "serving": {**serving_settings(settings), **({"pattern": spec.pattern} if spec.pattern else {})},
+              "cache_dir": str(settings.serving_dir),
               "source": spec.source, "n_prompts": len(spec.prompts)}
     numbered = [{"prompt_idx": i, **p} for i, p in enumerate(spec.prompts)]
 

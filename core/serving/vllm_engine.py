@@ -71,13 +71,19 @@ def engine_options(settings: dict[str, Any], model_dir: str) -> dict[str, Any]:
     return options
 
 
-def _sampling(decoding: Decoding, requests: list[Request]):
+def _sampling(decoding: Decoding, requests: list[Request], pattern: str = ""):
+    """vLLM's sampling parameters; with `pattern`, every output is constrained to match that regex."""
     from vllm import SamplingParams
 
+    extra = {}
+    if pattern:
+        from vllm.sampling_params import StructuredOutputsParams
+
+        extra["structured_outputs"] = StructuredOutputsParams(regex=pattern)
     if decoding.greedy:
-        return SamplingParams(temperature=0.0, max_tokens=decoding.max_tokens)
+        return SamplingParams(temperature=0.0, max_tokens=decoding.max_tokens, **extra)
     return [SamplingParams(temperature=decoding.temperature, top_p=decoding.top_p, max_tokens=decoding.max_tokens,
-                           seed=request_seed(decoding, r.prompt_idx)) for r in requests]
+                           seed=request_seed(decoding, r.prompt_idx), **extra) for r in requests]
 
 
 def _results(outputs, requests: list[Request], prompt_ids: list[list[int]], latency_ms: float,
@@ -109,7 +115,7 @@ class VLLMLoraBackend:
         from vllm import LLM
         from vllm.lora.request import LoRARequest
 
-        settings = settings or {}
+        settings = self.settings = settings or {}
         self.tokenizer = AutoTokenizer.from_pretrained(base_model)
         adapters = [v for v in variants if v.kind == "adapter"]
         unsupported = [v.variant_id for v in variants if v.kind not in ("base", "adapter")]
@@ -128,7 +134,8 @@ class VLLMLoraBackend:
     def generate(self, requests: list[Request], decoding: Decoding) -> list[Result]:
         prompt_ids = [chat_ids(self.tokenizer, r.messages) for r in requests]
         t0 = time.perf_counter()
-        outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids], _sampling(decoding, requests),
+        sampling = _sampling(decoding, requests, self.settings.get("pattern", ""))
+        outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids], sampling,
                                     lora_request=[self.lora.get(r.variant_id) for r in requests], use_tqdm=False)
         return _results(outputs, requests, prompt_ids, (time.perf_counter() - t0) * 1000, self.name)
 
@@ -205,8 +212,8 @@ class VLLMMergedBackend:
             llm = self._engine_for(variant_id)
             prompt_ids = [chat_ids(self.tokenizer, r.messages) for r in group]
             t0 = time.perf_counter()
-            outputs = llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids], _sampling(decoding, group),
-                                   use_tqdm=False)
+            sampling = _sampling(decoding, group, self.settings.get("pattern", ""))
+            outputs = llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids], sampling, use_tqdm=False)
             results += _results(outputs, group, prompt_ids, (time.perf_counter() - t0) * 1000, self.name)
         return results
 
