@@ -46,7 +46,8 @@ if user is None:
                         + [st.Page(login.render, title="Log in", url_path=name) for name in ("login", *PAGES)],
                         position="hidden")
 else:
-    nav = st.navigation([PAGES[name] for name in pages_for(user.role)])
+    # Every page of the role in view (an engineer has 14; by default a sidebar shows ten and "View more").
+    nav = st.navigation([PAGES[name] for name in pages_for(user.role)], expanded=True)
     with st.sidebar:
         st.markdown(f"Signed in as **{user.username}** · {user.role.value}")
         if st.button("Log out", icon=":material/logout:") and not sign_out():

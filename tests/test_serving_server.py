@@ -127,6 +127,9 @@ def test_a_judge_on_the_local_server_sends_both_orders_and_resumes(server, owner
     variant = register_external(store, eng, "local-vllm", server.url, "base")
     judge_id = judges.define_judge(store, eng, "tiny", variant)
     monkeypatch.setattr(owner.settings.serving, "chunk", 4)  # progress in small steps, so a cancel lands mid-run
+    # The tiny model's whole context is 1,024 tokens of a byte-level vocabulary: a judge chat of demo tickets
+    # leaves room for a shorter answer than a real judge gets (the server refuses prompt + max_tokens beyond it).
+    monkeypatch.setattr(judges, "JUDGE_TOKENS", 64)
     set_id = judges.run_judge(store, owner.jobs, owner.settings, eng, judge_id, ps)
     deadline = time.monotonic() + 120
     while not owner.jobs.events(set_id, "generated") and time.monotonic() < deadline:
