@@ -98,15 +98,6 @@ def test_external_contender_in_a_generation_set(server, owner, accounts):
     assert "Only external contenders" in parity_note(get_set(owner.store, accounts["lead"], set_id))
 
 
-def test_stop_ends_the_process_group(server):
-    pid = server.process.pid
-    assert server.alive()
-    server.stop()
-    assert not server.alive()
-    with pytest.raises(ProcessLookupError):
-        os.killpg(pid, 0)
-
-
 def test_a_judge_on_the_local_server_sends_both_orders_and_resumes(server, owner, accounts, monkeypatch):
     """[judge] mechanics against the project's real vLLM OpenAI server (the tiny model as the judge): every
     pair sent in both orders, a cancel mid-run and a resume finishing the rest once, and outputs the tiny
@@ -135,6 +126,7 @@ def test_a_judge_on_the_local_server_sends_both_orders_and_resumes(server, owner
     while not owner.jobs.events(set_id, "generated") and time.monotonic() < deadline:
         owner.jobs.ingest(set_id)
         time.sleep(0.05)
+    assert owner.jobs.get(set_id)["status"] in ("queued", "running"), owner.jobs.get(set_id)["error"]
     owner.jobs.cancel(eng, set_id)
     first = owner.jobs.wait(set_id, timeout=120)
     done_before = store.scalar("SELECT count(*) FROM generations WHERE set_id = ?", [set_id])
@@ -149,3 +141,13 @@ def test_a_judge_on_the_local_server_sends_both_orders_and_resumes(server, owner
     assert len(got) == pairs_ and got["a_first_raw"].notna().all() and got["b_first_raw"].notna().all()
     report = judges.against_experts(store, accounts["lead"], set_id)
     assert report["pairs_judged"] == pairs_ and report["unreadable"] == int(got["verdict"].isna().sum())
+
+
+def test_stop_ends_the_process_group(server):
+    pid = server.process.pid
+    assert server.alive()
+    server.stop()
+    assert not server.alive()
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pid, 0)
+

@@ -49,10 +49,13 @@ def test_one_engine_serves_base_and_two_adapters_in_a_mixed_batch_like_peft(tiny
         # [judge] The same engine held to a judge's answer form (structured outputs): even random weights
         # end with a verdict line that can be read, for the base and an adapter alike.
         from core.judge import judges
-        from core.judge.prompts import ANSWER_PATTERN, BUILT_IN, parse, render
+        from core.judge.prompts import ANSWER_PATTERN, JudgePrompt, parse, render
 
         engine.settings["pattern"] = ANSWER_PATTERN
-        chat = tuple(render(BUILT_IN["balanced"], [dict(m) for m in CHATS[0]], "", "first answer", "second answer"))
+        # A short prompt: this engine's context is 512 tokens of the tiny byte-level vocabulary, and the answer
+        # may use all of JUDGE_TOKENS (a built-in prompt alone is ~450 of them here).
+        compact = JudgePrompt("compact", "Judge.", "{conversation}\n1: {first}\n2: {second}\nEnd: Verdict: 1, 2 or tie")
+        chat = tuple(render(compact, [dict(m) for m in CHATS[0]], "", "first answer", "second answer"))
         judged = engine.generate([Request(0, "base", chat), Request(1, "a1", chat)],
                                  Decoding(max_tokens=judges.JUDGE_TOKENS))
         assert all(parse(r.text) in ("1", "2", "tie") for r in judged), [r.text[-80:] for r in judged]
