@@ -71,23 +71,45 @@ def job_processes(job_id: str) -> list[int]:
     return found
 
 
+def _start_time(pid: int) -> str | None:
+    """When `pid` started (clock ticks since boot), or None when it is gone or a zombie (it holds nothing)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
 def end_job_processes(job_id: str, timeout: float = 10.0) -> int:
-    """SIGKILL to every process of job `job_id` until none is left (or `timeout` seconds pass)."""
-    ended: set[int] = set()
+    """SIGKILL to every process of job `job_id` until none is left (or `timeout` seconds pass).
+
+    A killed process's environment reads empty while it is still tearing down its memory (a vLLM engine's
+    takes seconds on a busy host), so it no longer looks like the job's: each one killed is also waited
+    for until it is gone or a zombie, so that its memory is free when this returns."""
+    ended: dict[int, str | None] = {}  # pid -> its start time, so that a reused pid is not waited on
     refused: set[int] = set()  # another user's process (the sandbox's): not ours to end
     deadline = time.monotonic() + timeout
-    while (pids := [p for p in job_processes(job_id) if p not in refused]) and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        pids = [p for p in job_processes(job_id) if p not in refused]
+        dying = [p for p, started in ended.items() if started is not None and _start_time(p) == started]
+        if not pids and not dying:
+            break
         for pid in pids:
+            started = _start_time(pid)
             try:
                 os.kill(pid, signal.SIGKILL)
-                ended.add(pid)
+                ended.setdefault(pid, started)
             except ProcessLookupError:
                 pass
             except PermissionError:
                 refused.add(pid)
         time.sleep(0.05)
-    if pids or refused:
-        log.warning("job %s: processes %s outlived the end of their job", job_id, sorted(set(pids) | refused))
+    else:
+        log.warning("job %s: processes %s outlived the end of their job", job_id,
+                    sorted(set(job_processes(job_id)) - refused))
+    if refused:
+        log.warning("job %s: processes %s are another user's and outlived the end of their job", job_id,
+                    sorted(refused))
     return len(ended)
 
 
