@@ -1,5 +1,6 @@
 """[judge] judge_throughput: 200 demo pairs judged in both orders (400 judge calls, greedy, the
-judge's token limit, the built-in "balanced" prompt, the answer form enforced as a judge run does)
+judge's token limit, the built-in "balanced" prompt, the answer form enforced and the verdict's
+probabilities read from logprobs, as a judge run does)
 by the demo base model (SmolLM2-135M-Instruct) through the path a judge run takes on this CPU (one
 plain vLLM engine, requests in chunks of 64 as the generation worker sends them), against one
 request at a time through the same engine, timed on a 40-pair subsample (80 calls) and scaled to
@@ -44,9 +45,11 @@ def run() -> Result:
     base, _, _ = _assets()
     requests, tokens = _requests()
     decoding = Decoding(temperature=0.0, max_tokens=tokens)
+    from core.judge.judges import VERDICT_CHOICES
     from core.judge.prompts import ANSWER_PATTERN
 
-    backend = VLLMMergedBackend(base, {"base": base}, {"max_model_len": 2048, "pattern": ANSWER_PATTERN})
+    backend = VLLMMergedBackend(base, {"base": base}, {"max_model_len": 2048, "pattern": ANSWER_PATTERN,
+                                                       "choices": VERDICT_CHOICES})
     try:
         backend.generate(requests[:2], decoding)  # the engine starts here (left out of both figures)
         t0 = time.perf_counter()
@@ -61,10 +64,12 @@ def run() -> Result:
         backend.close()
     assert len(batched) == len(requests)
     same = sum(a.text == b.text for a, b in zip(batched, singles))
+    with_probabilities = sum(r.choices is not None for r in batched)
     tokens_out = sum(r.tokens_out for r in batched)
     ratio = one_by_one / ours
     return Result("judge_throughput",
                   f"{ours:.0f} s for {PAIRS} pairs x 2 orders ({tokens_out / ours:.0f} tok/s; {same}/{len(singles)} "
-                  "of the sampled verdict texts identical one at a time)",
+                  f"of the sampled verdict texts identical one at a time; {with_probabilities}/{len(batched)} "
+                  "with the verdict's probabilities)",
                   f"one request at a time {one_by_one:.0f} s (from {SUBSAMPLE} pairs, scaled)", ratio,
                   f">= {GOAL:.0f}x", ratio >= GOAL)

@@ -93,6 +93,12 @@ def judge_show(run: str) -> None:
         f"pairs where a response addresses the judge: {r['flagged']['pairs']} (agreement there "
         f"{_share(r['flagged']['ties_in'])})",
     ]
+    if r.get("by_probability"):
+        b = r["by_probability"]
+        lines.append(f"where it gives its side at least {100 * b['threshold']:.0f}%: {b['sure']['pairs']} pairs, "
+                     f"agreement {_share(b['sure']['ties_in'])}; the other {b['unsure']['pairs']} pairs "
+                     f"{_share(b['unsure']['ties_in'])}")
+    lines += [f"tag {tag}: {t['pairs']} pairs, agreement {_share(t['ties_in'])}" for tag, t in r["by_tag"].items()]
     for line in lines:
         out.print(line, markup=False)
 
@@ -116,9 +122,13 @@ def judge_align(pair_set: str) -> None:
 @app.command("route")
 def judge_route(pair_set: str, run: str = typer.Option(..., help="A finished judge run over this pair set."),
                 audit: float = typer.Option(0.2, help="Share of the judged pairs that stay with the experts."),
-                seed: int = typer.Option(0, help="Seeds which judged pairs are audited.")) -> None:
+                seed: int = typer.Option(0, help="Seeds which judged pairs are audited."),
+                min_probability: float = typer.Option(
+                    0.6, help="Where the judge gives probabilities, a verdict whose side has less goes to experts "
+                              "first (0 ignores them).")) -> None:
     """Let a measured judge pre-screen a pair set: judged pairs leave the experts' queues, unsure ones come first."""
-    got = api().put(f"/judges/routing/{pair_set}", json={"set_id": run, "audit_share": audit, "seed": seed})
+    got = api().put(f"/judges/routing/{pair_set}", json={"set_id": run, "audit_share": audit, "seed": seed,
+                                                         "min_probability": min_probability})
     c = got["counts"]
     out.print(f"{pair_set}: {c['judged']} judged (out of the experts' queues), {c['audit']} judged and audited by "
               f"experts, {c['experts_first']} to the experts first; the judge is measured on "

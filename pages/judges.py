@@ -100,6 +100,8 @@ def _runs(pair_set: str) -> None:
         parts.report(judges.against_experts(owner.store, user, run))
         st.subheader("The judge's ladder (judge votes only, apart from the experts')")
         parts.ladder(run)
+        with st.expander("Every verdict"):
+            parts.verdicts(run)
 
 
 def _alignment(pair_set: str) -> None:

@@ -434,3 +434,41 @@ def test_tokens_and_the_audit_trail_through_the_command_line(cli, settings, env,
         assert run("audit", "--door", "ftp")[0] == 1
     finally:
         owner.close()
+
+
+def test_judge_commands(cli, settings, env):
+    """[judge] through the command line: a judge on an endpoint (the scripted judge of tests/judge_server.py,
+    a real local HTTP server giving logprobs) defined, run over a voted pair set, read, compared, routed."""
+    from core.auth import Role, User
+    from core.owner import Owner
+    from core.serving import register_external
+    from tests.judge_server import ScriptedJudge
+    from tests.test_judge import make_voted_pair_set
+
+    owner = Owner.open(settings, monitor=False, env=env)
+    pair_set, good = make_voted_pair_set(owner.store, User("leo", Role.LEAD))
+    judge = ScriptedJudge(good=good, seed=3, logprobs="give", unsure_share=0.3)
+    register_external(owner.store, User("eve", Role.ENGINEER), "grader", judge.url, "grader-model")
+    owner.close()
+    try:
+        assert {"balanced", "strict-format", "concise"} <= set(cli("judge", "prompts").stdout.split())
+        judge_id = cli("judge", "add", "grader", "--variant", "external:grader").stdout.strip()
+        assert judge_id.startswith("judge-")
+        ran = cli("judge", "run", "grader", "--pair-set", pair_set)
+        assert ran.returncode == 0, ran.stderr
+        run = re.search(r"started (\S+)", ran.stdout).group(1)
+        assert f"{run}: succeeded" in ran.stdout
+        shown = cli("judge", "show", run).stdout
+        assert "agreement with the experts:" in shown and "pairs judged 60" in shown
+        assert re.search(r"where it gives its side at least 60%: \d+ pairs", shown)
+        assert "chosen" in cli("judge", "align", pair_set).stdout  # 60 voted pairs: enough to compare
+        refused = cli("judge", "route", pair_set, "--run", run, "--min-probability", "2")
+        assert refused.returncode == 1 and "min_probability" in refused.stderr
+        routed = cli("judge", "route", pair_set, "--run", run)
+        assert routed.returncode == 0 and re.search(r"\d+ judged \(out of the experts' queues\)", routed.stdout)
+        assert f"routed by {run}" in cli("judge", "routing", pair_set).stdout
+        assert "every pair goes to the experts" in cli("judge", "unroute", pair_set).stdout
+        missing = cli("judge", "show", "judge-nope")
+        assert missing.returncode == 1 and "No judge run" in missing.stderr
+    finally:
+        judge.close()

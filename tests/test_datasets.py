@@ -5,6 +5,7 @@ here, never copied from a run of the code."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import random
@@ -146,6 +147,9 @@ SYSTEM = {"role": "system", "content": "You are helpful."}
     ({"prompt": "hello"}, "missing_field", "completion"),
     ({"completion": "hello"}, "missing_field", "prompt"),
     ({"prompt": "hello", "completion": "hi", "split": "dev"}, "bad_split", "split"),
+    ({"prompt": "hello", "completion": "hi", "tag": ["billing"]}, "bad_type", "tag"),
+    ({"prompt": "hello", "completion": "hi", "category": {"name": "x"}}, "bad_type", "category"),
+    ({"prompt": "hello", "completion": "hi", "tag": "x" * 101}, "bad_value", "tag"),
     (b"[1, 2, 3]", "not_an_object", ""),
     # json.loads raises ValueError (not JSONDecodeError) for this, and RecursionError below
     (b'{"messages": ' + b"7" * 5000 + b"}", "invalid_json", ""),
@@ -561,6 +565,32 @@ def test_import_writes_version_and_examples(owner, accounts, demo_files):
     assert reseeded.created and reseeded.version_id != result.version_id
     assert counts(store)["dataset_versions"] == after["dataset_versions"] + 1
     assert counts(store)["datasets"] == after["datasets"]
+
+
+def test_tags_are_kept_with_their_rows_and_are_part_of_the_version(owner, accounts):
+    """A row's `tag` (or `category`, as many files spell it; a number reads as text) is stored with it; the
+    same rows tagged otherwise are a new version, and untagged rows keep the version id they always had."""
+    rng = random.Random(21)
+    texts = [" ".join(words(rng, 10)) for _ in range(10)]
+    eve = accounts["engineer"]
+    plain = [chat(t) for t in texts]
+    tagged = [{**row, **({"tag": "billing"} if i % 2 else {"category": 7 if i == 4 else " shipping "})}
+              for i, row in enumerate(plain)]
+    untagged = import_dataset(owner.store, eve, jsonl(plain), "p.jsonl", ImportOptions(name="tags"))
+    with_tags = import_dataset(owner.store, eve, jsonl(tagged), "t.jsonl", ImportOptions(name="tags"))
+    assert with_tags.version_id != untagged.version_id
+    stored = {r["source_line"]: r["tag"] for r in owner.store.rows(
+        "SELECT source_line, tag FROM examples WHERE version_id = ?", [with_tags.version_id])}
+    assert stored == {i + 1: "billing" if i % 2 else "7" if i == 4 else "shipping" for i in range(10)}
+    assert owner.store.scalar("SELECT count(tag) FROM examples WHERE version_id = ?", [untagged.version_id]) == 0
+    # Without tags the content hash is what it was before tags existed: the sorted hashes of the rows.
+    before_tags = hashlib.sha256("\n".join(sorted(hash_of(r) for r in plain)).encode()).hexdigest()
+    assert owner.store.scalar("SELECT content_hash FROM dataset_versions WHERE version_id = ?",
+                              [untagged.version_id]) == before_tags
+    # A CSV's `category` column is its rows' tag.
+    table = "prompt,completion,category\n" + "".join(f"{t},ok,{'a' if i < 5 else 'b'}\n" for i, t in enumerate(texts))
+    checked = validate(table.encode(), "t.csv", ImportOptions())
+    assert [ex.tag for ex in checked.examples] == ["a"] * 5 + ["b"] * 5
 
 
 def test_explicit_splits_are_part_of_the_version(owner, accounts):

@@ -23,6 +23,7 @@ def test_demo_dataset_is_varied_valid_and_seeded():
     for label in labels:
         jsonschema.validate(label, TRIAGE_SCHEMA)
     assert {lab["category"] for lab in labels} == set(CATEGORIES)
+    assert all(e["tag"] == lab["category"] for e, lab in zip(examples, labels))  # each row tagged by its scenario
     assert {lab["priority"] for lab in labels} == set(PRIORITIES)
 
 

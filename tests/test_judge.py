@@ -23,9 +23,10 @@ from tests.test_app import app, fast_password_hashing  # noqa: F401  (the same f
 RATERS = ["r1", "r2", "r3"]
 
 
-@pytest.fixture
-def pair_set(owner, accounts):
-    store, lead = owner.store, accounts["lead"]
+def make_voted_pair_set(store, lead) -> tuple[str, set[str]]:
+    """60 pairs (the fine-tune against the base on demo tickets), each voted by three experts who give the
+    truth (the response that matches the reference wins) 85% of the time; r4 has not voted yet.
+    Returns the pair set and the responses that match their reference."""
     gen = seed_generation_set(store, n_prompts=60, variants=("base", "adapter:tuned"), seed=5)
     rater_accounts(store, RATERS + ["r4"], "rater-password-1")  # r4 has not voted yet
     # One response tries to instruct the judge (a hostile output, as a fine-tune might learn to write).
@@ -49,6 +50,11 @@ def pair_set(owner, accounts):
     with store.transaction() as cur:
         insert_rows(cur, "votes", ["pair_set_id", "pair_id", "rater", "choice", "outcome"], votes)
     return ps, set(refs.values())
+
+
+@pytest.fixture
+def pair_set(owner, accounts):
+    return make_voted_pair_set(owner.store, accounts["lead"])
 
 
 @pytest.fixture
@@ -220,3 +226,83 @@ def test_a_measured_judge_routes_pairs_and_the_experts_queues_follow(owner, acco
     assert mixed["lo"] <= mixed["rate"] <= mixed["hi"]
     routing.clear(store, lead, ps)
     assert owner.desk.next_pair(r4, ps).total == 60 and routing.summary(store, lead, ps) is None
+
+
+def test_where_the_judge_gives_probabilities_they_are_read_per_side_measured_and_route_pairs(
+        owner, accounts, pair_set):
+    """The scripted judge gives logprobs: sure of most pairs (80% on its answer, right 95% of the time),
+    unsure of a third (40%, right 60%). Its probabilities are read per side over both orders, the pairs
+    it is sure of agree with the experts more than the rest, and pre-screening keeps unsure pairs with
+    the experts however consistent the judge was."""
+    from core.judge import calibration, routing
+
+    store, lead = owner.store, accounts["lead"]
+    ps, good = pair_set
+    judge = ScriptedJudge(good=good, agree=0.95, seed=4, logprobs="give", unsure_share=0.35, unsure_agree=0.6)
+    try:
+        set_id = _judged(owner, accounts, pair_set, judge)
+    finally:
+        judge.close()
+    got = judges.verdicts(store, lead, set_id)
+    assert got[["p_a", "p_b", "p_tie"]].notna().all().all()
+    assert np.allclose(got["p_a"] + got["p_b"] + got["p_tie"], 1.0)
+    # Each order gives its answer 0.8 (sure) or 0.4 (unsure) and splits the rest: over both orders a side
+    # said in both gets their mean, whichever position it was shown in.
+    consistent = got[got["verdict"].isin(["a", "b"])]
+    side = np.where(consistent["verdict"] == "a", consistent["p_a"], consistent["p_b"])
+    assert set(np.round(side, 6)) <= {0.8, 0.4} and {0.8, 0.4} <= set(np.round(side, 6))
+    rep = judges.against_experts(store, lead, set_id)
+    by_p = rep["by_probability"]
+    assert by_p["with_probabilities"] == 60 and by_p["threshold"] == calibration.SURE
+    assert by_p["sure"]["pairs"] == int((side >= calibration.SURE).sum())
+    assert by_p["sure"]["ties_in"]["value"] > by_p["unsure"]["ties_in"]["value"], by_p
+
+    got_routes = routing.route(store, lead, ps, set_id, audit_share=0.0)["counts"]
+    unflagged = ~consistent["flagged"].to_numpy()
+    assert got_routes["judged"] == int(((side >= 0.6) & unflagged).sum()) < int(unflagged.sum())
+    everything = routing.route(store, lead, ps, set_id, audit_share=0.0, min_probability=0.0)["counts"]
+    assert everything["judged"] == int(unflagged.sum())  # 0 ignores the probabilities
+    with pytest.raises(InvalidInput, match="min_probability"):
+        routing.route(store, lead, ps, set_id, min_probability=1.5)
+
+
+def test_an_endpoint_that_refuses_logprobs_still_judges_without_probabilities(owner, accounts, pair_set):
+    judge = ScriptedJudge(good=pair_set[1], seed=5, logprobs="refuse")
+    try:
+        set_id = _judged(owner, accounts, pair_set, judge)
+    finally:
+        judge.close()
+    got = judges.verdicts(owner.store, accounts["lead"], set_id)
+    assert got["verdict"].notna().all() and got["p_a"].isna().all()
+    assert judges.against_experts(owner.store, accounts["lead"], set_id)["by_probability"] is None
+
+
+def test_the_judges_agreement_is_shown_per_tag_of_the_prompts_dataset(owner, accounts, pair_set, scripted,
+                                                                       demo_files):
+    """The pair set's prompts come from a tagged dataset version (the demo tickets: tag = category): the
+    judge's agreement is reported per tag, over exactly the pairs of each tag."""
+    from core.datasets import ImportOptions, import_dataset
+    from core.demo.tickets import CATEGORIES
+
+    store, lead = owner.store, accounts["lead"]
+    good, _ = demo_files
+    version = import_dataset(store, accounts["engineer"], good.read_bytes(), good.name,
+                             ImportOptions(name="tickets")).version_id
+    test_rows = store.rows("SELECT idx, tag FROM examples WHERE version_id = ? AND split = 'test' ORDER BY idx",
+                           [version])
+    gen = store.scalar("SELECT generation_set_id FROM pair_sets WHERE pair_set_id = ?", [pair_set[0]])
+    # The fixture's prompts, linked to the version's test rows as a generation set from that split links them.
+    for i in range(60):
+        store.execute("UPDATE generation_prompts SET source_ref = ? WHERE set_id = ? AND prompt_idx = ?",
+                      [f"{version}:test:{test_rows[i % len(test_rows)]['idx']}", gen, i])
+    set_id = _judged(owner, accounts, pair_set, scripted)
+    got = judges.verdicts(store, lead, set_id)
+    tag_of_prompt = {i: test_rows[i % len(test_rows)]["tag"] for i in range(60)}
+    prompt_of = {r["pair_id"]: r["prompt_idx"] for r in store.rows(
+        "SELECT pair_id, prompt_idx FROM pairs WHERE pair_set_id = ?", [pair_set[0]])}
+    assert list(got["tag"]) == [tag_of_prompt[prompt_of[p]] for p in got["pair_id"]]
+    by_tag = judges.against_experts(store, lead, set_id)["by_tag"]
+    assert set(by_tag) <= set(CATEGORIES) and len(by_tag) > 1
+    assert sum(t["pairs"] for t in by_tag.values()) == 60
+    for tag, figures in by_tag.items():
+        assert figures["pairs"] == int((got["tag"] == tag).sum()) == figures["ties_in"]["n"]

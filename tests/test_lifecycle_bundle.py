@@ -214,7 +214,10 @@ def test_bundle_holds_every_part_of_the_record(owner, accounts, recorded, tmp_pa
                             "ORDER BY idx", [recorded["version"], split])
         assert [(r["idx"], r["messages"], r["example_hash"]) for r in rows] == \
             [(r["idx"], json.loads(r["messages"]), r["example_hash"]) for r in stored]
-    hashes = sorted(r["example_hash"] for rows in data.values() for r in rows)
+    # Each row's hash, with its tag where it has one (the demo tickets are tagged by category).
+    hashes = sorted(r["example_hash"] + (f" tag={r['tag']}" if "tag" in r else "") for rows in data.values()
+                    for r in rows)
+    assert all("tag" in r for rows in data.values() for r in rows)
     assert hashlib.sha256("\n".join(hashes).encode()).hexdigest() == version["content_hash"]
 
     t = b["training"]

@@ -10,7 +10,7 @@ import pytest
 
 from core.serving import (Decoding, GenerationSpec, generate, get_set, outputs, parity_results,
                           prompts_from_version)
-from core.serving.backends import Request
+from core.serving.backends import Choices, Request
 from core.variants import Variant
 from tests.test_serving import add_adapter, tickets, tiny_adapters  # noqa: F401  (fixtures)
 
@@ -56,11 +56,32 @@ def test_one_engine_serves_base_and_two_adapters_in_a_mixed_batch_like_peft(tiny
         # may use all of JUDGE_TOKENS (a built-in prompt alone is ~450 of them here).
         compact = JudgePrompt("compact", "Judge.", "{conversation}\n1: {first}\n2: {second}\nEnd: Verdict: 1, 2 or tie")
         chat = tuple(render(compact, [dict(m) for m in CHATS[0]], "", "first answer", "second answer"))
+        engine.settings["choices"] = judges.VERDICT_CHOICES
         judged = engine.generate([Request(0, "base", chat), Request(1, "a1", chat)],
                                  Decoding(max_tokens=judges.JUDGE_TOKENS))
         assert all(parse(r.text) in ("1", "2", "tie") for r in judged), [r.text[-80:] for r in judged]
+        # Where the verdict starts, the engine's probability of each answer (before the constraint).
+        for r in judged:
+            assert r.choices and abs(sum(r.choices[o] for o in ("1", "2", "tie")) - 1) < 1e-6, r.choices
+            assert 0 < r.choices["mass"] <= 1
+        # The same reading of logprobs through transformers on an identical greedy output: the answer is a
+        # token of the plain output of request 0, the marker all that comes before it.
+        ids = served[0].token_ids
+        pieces = [engine.tokenizer.decode(ids[:i]) for i in range(len(ids) + 1)]
+        step = next(i for i in range(1, len(ids)) if pieces[i + 1][len(pieces[i]):].strip().isalnum()
+                    and pieces[i + 1].isascii())
+        said = pieces[step + 1][len(pieces[step]):].strip()
+        probe = Choices(pieces[step], (said, *[c for c in "qz~" if c != said][:2]))
+        engine.settings.pop("pattern")
+        engine.settings["choices"] = probe.to_dict()
+        [via_vllm] = engine.generate([requests[0]], decoding)
     finally:
         engine.close()
+    via_hf = TransformersBackend(tiny_model, variants, choices=probe).generate([requests[0]], decoding)[0]
+    assert via_vllm.token_ids == served[0].token_ids == via_hf.token_ids and via_vllm.choices and via_hf.choices
+    assert via_hf.choices[said] == max(via_hf.choices[o] for o in probe.options)  # greedy took it
+    for option in (*probe.options, "mass"):
+        assert via_vllm.choices[option] == pytest.approx(via_hf.choices[option], abs=2e-3), option
     reference = TransformersBackend(tiny_model, variants).generate(requests, decoding)
     ref = {(r.prompt_idx, r.variant_id): r for r in reference}
     assert len(served) == 12

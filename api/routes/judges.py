@@ -34,6 +34,8 @@ class RouteRequest(BaseModel):
     set_id: str = Field(max_length=200, description="A finished judge run over this pair set.")
     audit_share: float = Field(0.2, ge=0.0, le=1.0, description="Share of the judged pairs that stay with experts.")
     seed: int = Field(0, ge=0, description="Seeds which judged pairs are audited.")
+    min_probability: float = Field(0.6, ge=0.0, le=1.0, description="Where the judge's backend gives probabilities, "
+                                   "a pair whose verdict side has less goes to the experts first (0: ignore them).")
 
 
 class RunRequest(BaseModel):
@@ -75,7 +77,8 @@ def judge_runs(pair_set_id: str | None = Query(None, description="Only the runs 
 
 
 @router.get("/runs/{set_id}/verdicts", summary="Per pair: each order's verdict, the combined one, the raw "
-            "outputs and the words of a response that address the judge")
+            "outputs, the words of a response that address the judge, the prompt's tag, and the judge's "
+            "probability of a, b and a tie where its backend gives logprobs")
 def verdicts(set_id: str, user: User = Depends(caller), owner: Owner = Depends(the_owner)) -> list[dict[str, Any]]:
     return plain(judges.verdicts(owner.store, user, set_id).to_dict(orient="records"))
 
@@ -104,7 +107,8 @@ def alignment(pair_set_id: str, user: User = Depends(caller), owner: Owner = Dep
             "judged pairs leave the experts' queues, unsure ones come first, an audit share stays")
 def route(pair_set_id: str, body: RouteRequest, user: User = Depends(caller),
           owner: Owner = Depends(the_owner)) -> dict[str, Any]:
-    return plain(routing.route(owner.store, user, pair_set_id, body.set_id, body.audit_share, body.seed))
+    return plain(routing.route(owner.store, user, pair_set_id, body.set_id, body.audit_share, body.seed,
+                                body.min_probability))
 
 
 @router.get("/routing/{pair_set_id}", summary="How a pair set is routed, the judge's agreement on the audited "

@@ -29,14 +29,14 @@ import pyarrow as pa
 from core import audit
 from core.auth import Action, User, require
 from core.datasets.formats import SPLITS, read_examples
-from core.datasets.validate import (Example, Report, drop_exact_duplicates, minhashes, near_duplicate_pairs,
-                                    normalize, token_lengths, token_stats)
+from core.datasets.validate import (Example, Report, content_hash, drop_exact_duplicates, minhashes,
+                                    near_duplicate_pairs, normalize, token_lengths, token_stats)
 from core.errors import DatasetError, InvalidInput, NotFound, Problem
 from core.store import Store
 
 EXAMPLE_SCHEMA = pa.schema([("version_id", pa.string()), ("idx", pa.int32()), ("split", pa.string()),
                             ("source_line", pa.int32()), ("messages", pa.string()), ("n_tokens", pa.int32()),
-                            ("example_hash", pa.string()), ("tests", pa.string())])
+                            ("example_hash", pa.string()), ("tests", pa.string()), ("tag", pa.string())])
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 TokenCounter = Callable[[list[dict]], int]
 
@@ -277,7 +277,7 @@ def check(actor: User, data: bytes, file: str, options: ImportOptions, count_tok
 
 
 def version_id(examples: list[Example], split_spec: dict[str, Any]) -> tuple[str, str]:
-    content = hashlib.sha256("\n".join(sorted(ex.hash for ex in examples)).encode()).hexdigest()
+    content = content_hash(ex.key for ex in examples)
     spec = json.dumps(split_spec, sort_keys=True)
     if split_spec.get("mode") == "explicit":  # the rows' own splits are the split specification
         spec += "|" + hashlib.sha256("\n".join(sorted(f"{ex.hash} {ex.split}" for ex in examples)).encode()
@@ -331,7 +331,7 @@ def refusal(file: str, report: Report) -> DatasetError:
 def examples_table(vid: str, examples: list[Example]) -> pa.Table:
     """The rows of `examples` for version `vid`, as the examples table takes them."""
     rows = [(vid, idx, ex.split, ex.line, json.dumps(ex.messages, ensure_ascii=False), ex.n_tokens, ex.hash,
-             ex.tests) for idx, ex in enumerate(examples)]
+             ex.tests, ex.tag) for idx, ex in enumerate(examples)]
     return pa.table(list(zip(*rows)), schema=EXAMPLE_SCHEMA)
 
 

@@ -5,8 +5,9 @@ Supported inputs:
 - prompt/completion JSONL: `{"prompt": ..., "completion": ..., "system": optional}`;
 - CSV and Parquet with columns `messages` (a JSON list) or `prompt`/`completion` (and
   optional `system`); other column names are mapped with `mapping` ({"prompt": "question"}).
-Any row may carry `split` (train/validation/test) to fix its split, and `tests` (Python test
-code the answer must pass: a code task scored with tests_pass and pass@k).
+Any row may carry `split` (train/validation/test) to fix its split, `tests` (Python test
+code the answer must pass: a code task scored with tests_pass and pass@k), and `tag` (or
+`category`): the group the row is reported in, e.g. the judge's agreement per tag.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from core.errors import Problem
 
 FORMATS = ("jsonl", "csv", "parquet")
 SPLITS = ("train", "validation", "test")
-MAPPABLE = ("messages", "prompt", "completion", "system", "split", "tests")
+MAPPABLE = ("messages", "prompt", "completion", "system", "split", "tests", "tag")
 
 
 @dataclass
@@ -81,7 +82,7 @@ def read_jsonl(data: bytes, file: str) -> tuple[list[RawExample], list[Problem]]
 def _mapped(row: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
     out = {}
     for key in MAPPABLE:
-        column = mapping.get(key, key)
+        column = mapping.get(key, "category" if key == "tag" and "tag" not in row else key)
         if column in row and row[column] is not None and row[column] == row[column]:  # skip NaN
             out[key] = row[column]
     return out

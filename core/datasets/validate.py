@@ -36,6 +36,22 @@ class Example:
     hash: str = ""
     n_tokens: int | None = None
     tests: str | None = None
+    tag: str | None = None
+
+    @property
+    def key(self) -> str:
+        return example_key(self.hash, self.tag)
+
+
+def example_key(hash_: str, tag: str | None) -> str:
+    """What a version's content hash is made of, per row: its hash, and its tag where it has one (a tag is
+    data: a changed tag makes a new version; rows without tags keep the versions' ids they always had)."""
+    return hash_ if tag is None else f"{hash_} tag={tag}"
+
+
+def content_hash(keys) -> str:
+    """A version's content hash: of its rows' `example_key`s, in any order."""
+    return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()
 
 
 @dataclass
@@ -97,6 +113,28 @@ def _tests_of(record: Any, file: str, line: int) -> tuple[str | None, list[Probl
         return None, [Problem("non_utf8", "'tests' holds an unpaired surrogate escape (\\ud800-\\udfff), which is "
                               "not text", file, line, "tests")]
     return tests, []
+
+
+TAG_CHARS = 100
+
+
+def _tag_of(record: Any, file: str, line: int) -> tuple[str | None, list[Problem]]:
+    """A row's `tag` (or, where it has none, `category`): the group it is reported in, e.g. by the judge's
+    calibration; text or a number, at most TAG_CHARS characters; missing or blank means none."""
+    if not isinstance(record, dict):
+        return None, []
+    field = "tag" if record.get("tag") not in (None, "") else "category"
+    value = record.get(field)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None, []
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None, [Problem("bad_type", f"'{field}' must be a short text such as \"billing\" (the group this row "
+                              f"is reported in), got {type(value).__name__}", file, line, field)]
+    value = str(value).strip()
+    if len(value) > TAG_CHARS or not _is_text(value):
+        return None, [Problem("bad_value", f"'{field}' must be text of at most {TAG_CHARS} characters, got "
+                              f"{len(value)}", file, line, field)]
+    return value, []
 
 
 def _messages_from(record: Any, file: str, line: int) -> tuple[list | None, list[Problem]]:
@@ -200,12 +238,13 @@ def normalize(raw: list[RawExample], file: str) -> tuple[list[Example], list[Pro
             found.append(Problem("bad_split", f"split {split!r} must be one of {', '.join(SPLITS)}",
                                  file, item.line, "split"))
         tests, bad_tests = _tests_of(item.record, file, item.line)
-        found += bad_tests
+        tag, bad_tag = _tag_of(item.record, file, item.line)
+        found += bad_tests + bad_tag
         if found:
             problems += found
             continue
         clean = [{"role": m["role"], "content": m["content"]} for m in messages]
-        examples.append(Example(item.line, clean, split, example_hash(clean, tests), tests=tests))
+        examples.append(Example(item.line, clean, split, example_hash(clean, tests), tests=tests, tag=tag))
     return examples, problems
 
 

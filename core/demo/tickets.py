@@ -208,7 +208,7 @@ def make_example(rng: random.Random) -> tuple[dict, dict]:
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": ticket},
         {"role": "assistant", "content": json.dumps(label)},
-    ]}
+    ], "tag": category}  # the scenario's category: results and the judge's agreement are shown per tag
     return example, label
 
 

@@ -18,6 +18,9 @@ counts pairs, never single judge calls or votes.
 - **The human ceiling**: each expert against the mean of the *other* experts on the same pair
   (two others who split make a tie), averaged over a pair's experts, then over pairs (bootstrap-t
   interval); the judge's agreement is reported again on exactly those pairs beside it.
+- **By probability**, where the judge's backend gave its probability of each side (`p_a`, `p_b`):
+  agreement on the pairs it is *sure* of (a side in both orders, given at least `SURE` on average
+  over the orders: the pairs routing would take from the experts) and on the rest.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from core.metrics.uncertainty import Estimate, binary_mean, studentized_mean
 from core.review.stats import _kappas
 
 VERDICTS = ("a", "b", "tie")
+SURE = 0.6  # the judge's probability of its side at or above which a consistent verdict counts as sure
 SCORE = {"a": 1.0, "b": 0.0, "tie": 0.5, "both_bad": 0.5}
 
 
@@ -181,8 +185,22 @@ def calibrate(judged: pd.DataFrame, votes: pd.DataFrame, level: float = 0.95, ro
         "unflagged": {"pairs": int((~both["flagged"]).sum()), **_agreement(both[~both["flagged"]], level)},
         "by_tag": {str(tag): {"pairs": int(len(g)), **_agreement(g, level)}
                    for tag, g in both.groupby("tag") if tag is not None},
+        "by_probability": _by_probability(both, level),
     }
     return out
+
+
+def _by_probability(both: pd.DataFrame, level: float, threshold: float = SURE) -> dict | None:
+    """Agreement where the judge is sure of a side (its probability of it at least `threshold`) and
+    elsewhere; None when its backend gave no probabilities."""
+    if "p_a" not in both or not both["p_a"].notna().any():
+        return None
+    p_a, p_b = both["p_a"].astype(float), both["p_b"].astype(float)
+    side = np.where(both["judge"] == "a", p_a, np.where(both["judge"] == "b", p_b, np.nan))
+    sure = side >= threshold
+    return {"threshold": threshold, "with_probabilities": int(p_a.notna().sum()),
+            "sure": {"pairs": int(sure.sum()), **_agreement(both[sure], level)},
+            "unsure": {"pairs": int((~sure).sum()), **_agreement(both[~sure], level)}}
 
 
 MIN_ALIGNMENT_PAIRS = 50

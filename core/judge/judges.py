@@ -27,6 +27,7 @@ from core.store import Store
 
 ORDERS = ("a", "b")  # which of the pair's responses the judge is shown first
 JUDGE_TOKENS = 256   # a short reason and the verdict line (prompts.ANSWER_PATTERN fits at any tokenizer)
+VERDICT_CHOICES = {"marker": "Verdict:", "options": ["1", "2", "tie"]}  # read where the backend gives logprobs
 
 
 def define_judge(store: Store, actor: User, name: str, variant_id: str, prompt: str = "balanced",
@@ -86,7 +87,7 @@ def _pairs(store: Store, pair_set_id: str) -> tuple[dict, list[dict]]:
 def run_judge(store: Store, jobs: Jobs, settings: Settings, actor: User, judge_id: str, pair_set_id: str,
               path: str = "auto") -> str:
     """Judge every pair of a pair set in both orders (greedy); returns the run's set id (its job id)."""
-    from core.serving import Decoding, GenerationSpec, generate
+    from core.serving import Choices, Decoding, GenerationSpec, generate
 
     require(actor, Action.JOBS_RUN)
     judge = _judge(store, judge_id)
@@ -106,7 +107,8 @@ def run_judge(store: Store, jobs: Jobs, settings: Settings, actor: User, judge_i
               "prompt": judge["prompt_name"], "prompt_version": judge["prompt_version"],
               "variant_id": judge["variant_id"]}
     spec = GenerationSpec(f"judge {judge['name']} on {info['name']}", [judge["variant_id"]], chats, source,
-                          Decoding(temperature=0.0, max_tokens=JUDGE_TOKENS), path, pattern=prompts.ANSWER_PATTERN)
+                          Decoding(temperature=0.0, max_tokens=JUDGE_TOKENS), path, pattern=prompts.ANSWER_PATTERN,
+                          choices=Choices.of({"choices": VERDICT_CHOICES}))
     return generate(store, jobs, settings, actor, spec)
 
 
@@ -122,34 +124,55 @@ def runs(store: Store, actor: User, pair_set_id: str | None = None) -> list[dict
     return [r for r in rows if pair_set_id in (None, r["source"]["pair_set_id"])]
 
 
+def _sides(first: str, said: str | None) -> str | None:
+    """The judge's answer about "Response 1" / "Response 2" as a side of the pair."""
+    if said in (None, "tie"):
+        return said
+    return first if said == "1" else ("b" if first == "a" else "a")
+
+
 def verdicts(store: Store, actor: User, set_id: str) -> pd.DataFrame:
     """One row per judged pair: the verdict of each order in terms of a / b / tie (None: unreadable),
-    the combined verdict, both raw outputs, and the words of a response that address the judge."""
+    the combined verdict, both raw outputs, the words of a response that address the judge, the tag of
+    the pair's prompt in its dataset (None where it has none), and, where
+    the backend gave logprobs for both orders, the judge's probability of a, b and a tie (the mean over
+    the two orders of its probability of each answer where its verdict starts; None otherwise)."""
     require(actor, Action.REVIEW_RESULTS)
     source = store.scalar("SELECT source FROM generation_sets WHERE set_id = ?", [set_id])
     if source is None or json.loads(source).get("kind") != "judge":
         raise NotFound(f"No judge run {set_id!r}; see `tuneboard judge runs`.")
     pair_set_id = json.loads(source)["pair_set_id"]
-    rows = store.rows("""SELECT p.source_ref, g.output FROM generation_prompts p
+    rows = store.rows("""SELECT p.source_ref, g.output, g.choices FROM generation_prompts p
                          JOIN generations g ON g.set_id = p.set_id AND g.prompt_idx = p.prompt_idx
                          WHERE p.set_id = ?""", [set_id])
     texts = {r["pair_id"]: r for r in store.rows(
-        "SELECT pair_id, a_text, b_text FROM pairs WHERE pair_set_id = ?", [pair_set_id])}
+        """SELECT p.pair_id, p.a_text, p.b_text, e.tag FROM pairs p
+           JOIN pair_sets s ON s.pair_set_id = p.pair_set_id
+           LEFT JOIN generation_prompts g ON g.set_id = s.generation_set_id AND g.prompt_idx = p.prompt_idx
+           LEFT JOIN examples e ON e.version_id = split_part(g.source_ref, ':', 1)
+                AND e.idx = TRY_CAST(split_part(g.source_ref, ':', 3) AS INTEGER)
+           WHERE p.pair_set_id = ?""", [pair_set_id])}
     by_pair: dict[int, dict] = {}
     for r in rows:
         _, pair_id, first = r["source_ref"].rsplit(":", 2)
-        said = prompts.parse(r["output"])
-        side = None if said is None else "tie" if said == "tie" else \
-            (first if said == "1" else ("b" if first == "a" else "a"))
         row = by_pair.setdefault(int(pair_id), {"pair_id": int(pair_id), "a_first": None, "b_first": None,
-                                                "a_first_raw": None, "b_first_raw": None})
-        row[f"{first}_first"], row[f"{first}_first_raw"] = side, r["output"]
+                                                "a_first_raw": None, "b_first_raw": None, "probs": {}})
+        row[f"{first}_first"], row[f"{first}_first_raw"] = _sides(first, prompts.parse(r["output"])), r["output"]
+        if r["choices"]:
+            said = json.loads(r["choices"])
+            row["probs"][first] = {_sides(first, k): said[k] for k in ("1", "2", "tie")}
+    for row in by_pair.values():
+        probs = row.pop("probs")
+        both = len(probs) == 2
+        for side in ("a", "b", "tie"):
+            row[f"p_{side}"] = (probs["a"][side] + probs["b"][side]) / 2 if both else None
     out = pd.DataFrame(list(by_pair.values()), columns=["pair_id", "a_first", "b_first", "a_first_raw",
-                                                         "b_first_raw"]).sort_values("pair_id")
+                                                         "b_first_raw", "p_a", "p_b", "p_tie"]).sort_values("pair_id")
     out["verdict"] = [calibration.combine(x, y) for x, y in zip(out["a_first"], out["b_first"])]
     out["injection"] = [prompts.injection(texts[p]["a_text"]) or prompts.injection(texts[p]["b_text"])
                         if p in texts else None for p in out["pair_id"]]
     out["flagged"] = out["injection"].notna()
+    out["tag"] = [texts[p]["tag"] if p in texts else None for p in out["pair_id"]]
     return out.reset_index(drop=True)
 
 

@@ -4,8 +4,10 @@ The rule, in one place. A lead lets one judge run over the pair set route its pa
 same judge (its variant and prompt version) has been measured against experts on at least
 `MIN_CALIBRATION_PAIRS` voted pairs (of any pair set):
 - a pair the judge answered the same way in both orders, for one side, with no response that
-  addresses the judge, is **judged**: it leaves the experts' queues;
-- every other pair (inconsistent, a tie, unreadable, flagged) goes to the experts **first**;
+  addresses the judge, is **judged**: it leaves the experts' queues, unless the judge's backend
+  gave its probabilities and the one of that side is below `min_probability` (default
+  `calibration.SURE`, 0.6);
+- every other pair (inconsistent, a tie, unreadable, flagged, unsure) goes to the experts **first**;
 - a random `audit_share` of the judged pairs (default 20%, seeded) stays with the experts as
   **audit** pairs, in their usual place, so the judge stays measured exactly where it is trusted
   (`summary` reports its agreement on the audited pairs that have votes);
@@ -55,12 +57,16 @@ def best_calibration(store: Store, actor: User, judge_id: str, level: float = 0.
     return best
 
 
-def route(store: Store, actor: User, pair_set_id: str, set_id: str, audit_share: float = 0.2, seed: int = 0) -> dict:
+def route(store: Store, actor: User, pair_set_id: str, set_id: str, audit_share: float = 0.2, seed: int = 0,
+          min_probability: float = calibration.SURE) -> dict:
     """Route a pair set's pairs by a finished judge run over it (the module's rule); replaces an earlier
     routing. Returns the counts per route and the calibration that allowed it."""
     require(actor, Action.REVIEW_MANAGE)
     if not 0.0 <= audit_share <= 1.0:
         raise InvalidInput("audit_share: a share between 0 and 1 (0.2 sends a fifth of the judged pairs to experts)")
+    if not 0.0 <= min_probability <= 1.0:
+        raise InvalidInput("min_probability: a probability between 0 and 1 (0.6: the judge gives its side at least "
+                           "60%; 0 ignores its probabilities)")
     source = _run_source(store, set_id)
     if source["pair_set_id"] != pair_set_id:
         raise InvalidInput(f"{set_id} judged {source['pair_set_id']}, not {pair_set_id}.")
@@ -74,7 +80,8 @@ def route(store: Store, actor: User, pair_set_id: str, set_id: str, audit_share:
     gold = {r["pair_id"] for r in store.rows("SELECT pair_id FROM pairs WHERE pair_set_id = ? AND a LIKE 'gold:%'",
                                              [pair_set_id])}
     judged = judged[~judged["pair_id"].isin(gold)]
-    sure = judged["verdict"].isin(["a", "b"]) & ~judged["flagged"]
+    side = np.where(judged["verdict"] == "a", judged["p_a"], judged["p_b"]).astype(float)  # NaN: not given
+    sure = judged["verdict"].isin(["a", "b"]) & ~judged["flagged"] & ~(side < min_probability)
     routes = np.where(sure, "judged", "experts_first").astype(object)
     rng = np.random.default_rng(seed)
     candidates = np.flatnonzero(sure.to_numpy())
@@ -88,7 +95,8 @@ def route(store: Store, actor: User, pair_set_id: str, set_id: str, audit_share:
         cur.execute("UPDATE pair_sets SET assign_version = assign_version + 1 WHERE pair_set_id = ?", [pair_set_id])
         counts = {k: int((routes == k).sum()) for k in ROUTES}
         audit.record(cur, actor, "review.route", pair_set_id, {"judge_run": set_id, "audit_share": audit_share,
-                                                               "seed": seed, **counts})
+                                                               "seed": seed, "min_probability": min_probability,
+                                                               **counts})
     return {"pair_set_id": pair_set_id, "judge_run": set_id, "counts": counts,
             "calibration": {k: measured[k] for k in ("run", "pairs_with_experts", "agreement")}}
 

@@ -194,9 +194,9 @@ def _record(store: Store, actor: User, settings: Settings, run_id: str, include_
     files: dict[str, bytes] = {}
     if include_data:
         for split, name in DATA_FILES.items():
-            rows = store.rows("SELECT idx, source_line, messages, n_tokens, example_hash, tests FROM examples "
+            rows = store.rows("SELECT idx, source_line, messages, n_tokens, example_hash, tests, tag FROM examples "
                               "WHERE version_id = ? AND split = ? ORDER BY idx", [version["version_id"], split])
-            files[name] = _jsonl([{**{k: v for k, v in r.items() if k != "tests" or v is not None},
+            files[name] = _jsonl([{**{k: v for k, v in r.items() if k not in ("tests", "tag") or v is not None},
                                    "messages": json.loads(r["messages"])} for r in rows])
     manifest = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
@@ -429,7 +429,7 @@ def _load(path: Path) -> tuple[dict, dict[str, list[dict]] | None]:
 
 def _check_data(where: str, manifest: dict, raw: dict[str, bytes]) -> dict[str, list[dict]] | None:
     """Each data file as listed (sha256, rows), its rows valid, the whole matching the content hash."""
-    from core.datasets.validate import example_hash
+    from core.datasets.validate import content_hash, example_hash, example_key
 
     data, ds = manifest["data"], manifest["dataset"]
     if not data.get("included"):
@@ -453,8 +453,7 @@ def _check_data(where: str, manifest: dict, raw: dict[str, bytes]) -> dict[str, 
         if len(rows[split]) != ds["counts"].get(split):
             raise InvalidInput(f"{where}: {name} holds {len(rows[split])} rows; the dataset version has "
                                f"{ds['counts'].get(split)} {split} examples.")
-    content = hashlib.sha256("\n".join(sorted(r["example_hash"] for s in rows.values() for r in s)).encode()
-                             ).hexdigest()
+    content = content_hash(example_key(r["example_hash"], r.get("tag")) for s in rows.values() for r in s)
     if content != ds["content_hash"]:
         raise InvalidInput(f"{where}: the data's content hash {content} is not the dataset version's "
                            f"{ds['content_hash']}.")
@@ -520,6 +519,7 @@ def _plan_import(where: str, manifest: dict, rows: dict[str, list[dict]], settin
     attempts.append((ImportOptions(**common), True))
     for options, explicit in attempts:
         body = [{"messages": r["messages"], **({"tests": r["tests"]} if r.get("tests") is not None else {}),
+                 **({"tag": r["tag"]} if r.get("tag") is not None else {}),
                  **({"split": split_of[r["example_hash"]]} if explicit else {})} for r in ordered]
         data = _jsonl(body)
         options.max_bytes = max(options.max_bytes, len(data) + 1)

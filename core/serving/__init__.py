@@ -22,7 +22,7 @@ from core.config import Settings
 from core.errors import InvalidInput, NotFound
 from core.jobs import Jobs
 from core.serving import checks
-from core.serving.backends import PATH_HELP, PATHS, PROMPTS_FILE, Decoding
+from core.serving.backends import PATH_HELP, PATHS, PROMPTS_FILE, Choices, Decoding
 from core.store import Store, insert_rows
 from core.variants import Variant
 
@@ -43,6 +43,9 @@ class GenerationSpec:
     # A regular expression every output must match, enforced where the engine can (vLLM's structured
     # outputs); other paths generate freely. A judge run uses it so every answer ends with a verdict line.
     pattern: str = ""
+    # Where an output's answer starts, the probability of each option (core.serving.backends.Choices),
+    # stored with each output where the backend gives logprobs. A judge run asks for its verdict's.
+    choices: Choices | None = None
 
 
 def source_label(source: dict[str, Any]) -> str:
@@ -251,7 +254,8 @@ def generate(store: Store, jobs: Jobs, settings: Settings, actor: User, spec: Ge
                                "dashboard's environment; export it and restart, or edit the contender.")
     config = {"name": spec.name, "base_model": base_model, "variants": [v.to_dict() for v in variants],
               "decoding": spec.decoding.to_dict(), "path": path,
-              "serving": {**serving_settings(settings), **({"pattern": spec.pattern} if spec.pattern else {})},
+              "serving": {**serving_settings(settings), **({"pattern": spec.pattern} if spec.pattern else {}),
+                          **({"choices": spec.choices.to_dict()} if spec.choices else {})},
               "cache_dir": str(settings.serving_dir),
               "source": spec.source, "n_prompts": len(spec.prompts)}
     numbered = [{"prompt_idx": i, **p} for i, p in enumerate(spec.prompts)]
@@ -287,9 +291,10 @@ def _on_generate_event(cur, job: dict, type_: str, payload: dict) -> None:
     if type_ == "generated":
         decoding = json.dumps(json.loads(job["config"])["decoding"], sort_keys=True)
         insert_rows(cur, "generations", ["set_id", "prompt_idx", "variant_id", "output", "tokens_in", "tokens_out",
-                                         "finish_reason", "latency_ms", "backend", "decoding"],
+                                         "finish_reason", "latency_ms", "backend", "decoding", "choices"],
                     [[set_id, r["prompt_idx"], r["variant_id"], r["text"], r["tokens_in"], r["tokens_out"],
-                      r["finish_reason"], r["latency_ms"], r["backend"], decoding] for r in payload["rows"]],
+                      r["finish_reason"], r["latency_ms"], r["backend"], decoding,
+                      json.dumps(r["choices"]) if r.get("choices") else None] for r in payload["rows"]],
                     verb="INSERT OR IGNORE")
     elif type_ == "plan":
         cur.execute("UPDATE generation_sets SET chosen_path = ?, path_reason = ?, plan = ? WHERE set_id = ?",
@@ -341,7 +346,7 @@ def outputs(store: Store, actor: User, set_id: str) -> list[dict]:
     """Every stored output of a set, labeled by variant (not blind: engineers and leads only)."""
     require(actor, Action.JOBS_VIEW)
     return _decoded(store.rows("SELECT * FROM generations WHERE set_id = ? ORDER BY prompt_idx, variant_id",
-                               [set_id]), "decoding")
+                               [set_id]), "decoding", "choices")
 
 
 def sanity(store: Store, actor: User, set_id: str) -> list[checks.Sanity]:

@@ -90,6 +90,9 @@ class Result:
     latency_ms: float        # wall time of the call that produced it (a batch for batched backends)
     backend: str
     token_ids: list[int] = field(default_factory=list)
+    # With `Choices`, the probability of each option where the answer starts, and "mass": how much of the
+    # model's probability there the options hold; None where the backend gave no logprobs.
+    choices: dict[str, float] | None = None
 
     def row(self) -> dict[str, Any]:
         """What is stored (token ids stay in the worker)."""
@@ -106,6 +109,93 @@ class Backend(Protocol):
 
     def close(self) -> None:
         ...
+
+
+@dataclass(frozen=True)
+class Choices:
+    """Ask for the probability of each of a few answers at one place of an output: where the answer
+    starts, the first non-space character after the last `marker` (a judge's "Verdict:" line).
+
+    Backends that give logprobs ask for the `top` most likely tokens at every step and read the step
+    that wrote that character: each candidate token counts for the option its text would begin there
+    ("t" counts for "tie"); the options' probabilities are normalised to sum to 1, and "mass" says how
+    much of the model's probability they held. The model's own (raw) probabilities are read, before
+    any constraint on the output, so a forced answer still shows how sure the model was."""
+
+    marker: str
+    options: tuple[str, ...]
+    top: int = 20
+
+    @classmethod
+    def of(cls, serving: dict[str, Any]) -> "Choices | None":
+        spec = serving.get("choices")
+        return cls(spec["marker"], tuple(spec["options"]), int(spec.get("top", 20))) if spec else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"marker": self.marker, "options": list(self.options), "top": self.top}
+
+    def locate(self, text: str) -> int | None:
+        """Where the answer starts in `text`, or None when the marker is not there."""
+        at = text.rfind(self.marker)
+        if at < 0:
+            return None
+        at += len(self.marker)
+        while at < len(text) and text[at].isspace():
+            at += 1
+        return at if at < len(text) else None
+
+    def probabilities(self, candidates) -> dict[str, float] | None:
+        """`candidates`: (what the token would write from the answer's first character on, logprob)."""
+        import math
+
+        mass = dict.fromkeys(self.options, 0.0)
+        for written, logprob in candidates:
+            written = written.strip()
+            option = next((o for o in self.options if written and self._begins(written, o)), None)
+            if option is not None:
+                mass[option] += math.exp(logprob)
+        total = sum(mass.values())
+        if total <= 0:
+            return None
+        return {**{o: m / total for o, m in mass.items()}, "mass": min(total, 1.0)}
+
+    @staticmethod
+    def _begins(written: str, option: str) -> bool:
+        """Whether a token that writes `written` begins `option`: a part of it ("t" of "tie"), or all of
+        it and then no more of a word ("2." but not "12" or "2a")."""
+        if option.startswith(written):
+            return True
+        return written.startswith(option) and not written[len(option)].isalnum()
+
+    def from_tokens(self, tokenizer, token_ids: list[int], step_logprobs) -> dict[str, float] | None:
+        """For local engines: `step_logprobs(i)` gives {token id: logprob} of the candidates at step i."""
+        def text(ids):
+            return tokenizer.decode(ids, skip_special_tokens=True)
+
+        at = self.locate(text(token_ids))
+        if at is None:
+            return None
+        lo, hi = 0, len(token_ids) - 1  # the first step whose text reaches past `at`
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if len(text(token_ids[:mid + 1])) > at:
+                hi = mid
+            else:
+                lo = mid + 1
+        before = token_ids[:lo]
+        return self.probabilities((text(before + [c])[at:], lp) for c, lp in step_logprobs(lo).items())
+
+    def from_texts(self, text: str, steps: list[tuple[str, list[tuple[str, float]]]]) -> dict[str, float] | None:
+        """For endpoints: `steps` are (the token's text, [(candidate text, logprob), ...]) in order."""
+        at = self.locate(text)
+        if at is None:
+            return None
+        start = 0
+        for token, candidates in steps:
+            if start + len(token) > at:
+                return self.probabilities((c[at - start:], lp) for c, lp in candidates)
+            start += len(token)
+        return None
 
 
 def request_seed(decoding: Decoding, prompt_idx: int) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from core.serving.backends import Decoding, Request, Result, chat_ids, request_seed
+from core.serving.backends import Choices, Decoding, Request, Result, chat_ids, request_seed
 from core.variants import Variant
 from core.weights import compute_dtype, load_base
 
@@ -23,11 +23,13 @@ def device() -> str:
 class TransformersBackend:
     name = "transformers"
 
-    def __init__(self, base_model: str, variants: list[Variant], batch_size: int = 16):
+    def __init__(self, base_model: str, variants: list[Variant], batch_size: int = 16,
+                 choices: Choices | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.batch_size = max(1, int(batch_size))
+        self.choices = choices
         self.tokenizer = AutoTokenizer.from_pretrained(base_model)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -99,13 +101,25 @@ class TransformersBackend:
         else:
             kwargs.update(do_sample=True, temperature=decoding.temperature, top_p=decoding.top_p, top_k=None)
             torch.manual_seed(request_seed(decoding, batch[0].prompt_idx))
+        steps: list = []  # per step, the top candidates of every row: (logprobs, token ids)
+        if self.choices:
+            from transformers import LogitsProcessor, LogitsProcessorList
+
+            top = self.choices.top
+
+            class Keep(LogitsProcessor):
+                def __call__(self, input_ids, scores):
+                    steps.append(torch.topk(torch.log_softmax(scores.float(), dim=-1), top, dim=-1))
+                    return scores
+
+            kwargs["logits_processor"] = LogitsProcessorList([Keep()])
         t0 = time.perf_counter()
         with torch.no_grad(), context:
             out = model.generate(**padded, **kwargs)
         latency = (time.perf_counter() - t0) * 1000
         width = padded["input_ids"].shape[1]
         results = []
-        for r, ids, row in zip(batch, encoded, out[:, width:].tolist()):
+        for b, (r, ids, row) in enumerate(zip(batch, encoded, out[:, width:].tolist())):
             new, finish = [], "length"
             for token in row:
                 new.append(token)
@@ -116,8 +130,11 @@ class TransformersBackend:
                 finish = "stop"  # padding after another stop condition
             # Padding after an end token is not output; the end token itself is counted, as vLLM does.
             text = self.tokenizer.decode(new, skip_special_tokens=True)
+            probabilities = self.choices.from_tokens(
+                self.tokenizer, new, lambda i: dict(zip(steps[i].indices[b].tolist(), steps[i].values[b].tolist()))
+            ) if self.choices and steps else None
             results.append(Result(r.prompt_idx, variant_id, text, len(ids), len(new), finish, latency, self.name,
-                                  new))
+                                  new, probabilities))
         return results
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
 from core.errors import InvalidInput, JobError
-from core.serving.backends import Decoding, Request, Result, request_seed
+from core.serving.backends import Choices, Decoding, Request, Result, request_seed
 from core.variants import Variant
 
 NO_KEY = "EMPTY"  # what vLLM and most local servers accept when they check no key
@@ -67,12 +67,30 @@ def _sampling(decoding: Decoding, prompt_idx: int) -> dict:
 class OpenAIBackend:
     name = "openai"
 
-    def __init__(self, variants: list[Variant], concurrency: int = 8, timeout: float = 300):
+    def __init__(self, variants: list[Variant], concurrency: int = 8, timeout: float = 300,
+                 choices: Choices | None = None):
         if concurrency < 1:
             raise InvalidInput(f"concurrency must be at least 1, not {concurrency}.")
         self.variants = {v.variant_id: v for v in variants}
         self.concurrency = concurrency
+        self.choices = choices
+        self._no_logprobs: set[str] = set()  # endpoints that refused a request for logprobs
         self._clients = {v.variant_id: _client(v, timeout) for v in variants}
+
+    def _create(self, r: Request, decoding: Decoding):
+        """One chat completion; with `choices`, asking for logprobs, and without them where the endpoint
+        refuses that (some do: they are optional in the API)."""
+        import openai
+
+        variant = self.variants[r.variant_id]
+        kwargs = {"model": variant.model, "messages": list(r.messages), **_sampling(decoding, r.prompt_idx)}
+        if self.choices and variant.variant_id not in self._no_logprobs:
+            try:
+                return self._clients[r.variant_id].chat.completions.create(
+                    **kwargs, logprobs=True, top_logprobs=min(self.choices.top, 20))
+            except openai.BadRequestError:
+                self._no_logprobs.add(variant.variant_id)
+        return self._clients[r.variant_id].chat.completions.create(**kwargs)
 
     def _one(self, r: Request, decoding: Decoding) -> Result:
         import openai
@@ -80,8 +98,7 @@ class OpenAIBackend:
         variant = self.variants[r.variant_id]
         t0 = time.perf_counter()
         try:
-            response = self._clients[r.variant_id].chat.completions.create(
-                model=variant.model, messages=list(r.messages), **_sampling(decoding, r.prompt_idx))
+            response = self._create(r, decoding)
         except openai.OpenAIError as e:  # its transport's errors arrive wrapped as APIConnectionError
             raise _job_error(variant, e) from None
         latency_ms = (time.perf_counter() - t0) * 1000
@@ -89,9 +106,14 @@ class OpenAIBackend:
             raise JobError(f"Variant {variant.variant_id!r} at {variant.path} returned no choices.")
         choice = response.choices[0]
         usage = response.usage
-        return Result(r.prompt_idx, r.variant_id, choice.message.content or "",
+        text = choice.message.content or ""
+        steps = getattr(choice.logprobs, "content", None) if self.choices else None
+        probabilities = self.choices.from_texts(text, [(s.token, [(c.token, c.logprob) for c in s.top_logprobs or []])
+                                                       for s in steps]) if steps else None
+        return Result(r.prompt_idx, r.variant_id, text,
                       getattr(usage, "prompt_tokens", 0) or 0, getattr(usage, "completion_tokens", 0) or 0,
-                      "length" if choice.finish_reason == "length" else "stop", latency_ms, self.name)
+                      "length" if choice.finish_reason == "length" else "stop", latency_ms, self.name,
+                      choices=probabilities)
 
     def generate(self, requests: list[Request], decoding: Decoding) -> list[Result]:
         unknown = sorted({r.variant_id for r in requests} - set(self.variants))

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.serving.backends import Decoding, Request, Result, chat_ids, lora_rank, request_seed
+from core.serving.backends import Choices, Decoding, Request, Result, chat_ids, lora_rank, request_seed
 from core.serving.server import round_rank
 from core.variants import Variant
 
@@ -71,15 +71,19 @@ def engine_options(settings: dict[str, Any], model_dir: str) -> dict[str, Any]:
     return options
 
 
-def _sampling(decoding: Decoding, requests: list[Request], pattern: str = ""):
-    """vLLM's sampling parameters; with `pattern`, every output is constrained to match that regex."""
+def _sampling(decoding: Decoding, requests: list[Request], settings: dict[str, Any]):
+    """vLLM's sampling parameters; with a "pattern" setting, every output is constrained to match that
+    regex; with "choices" (core.serving.backends.Choices), the top candidates of every step are kept."""
     from vllm import SamplingParams
 
-    extra = {}
-    if pattern:
+    extra: dict[str, Any] = {}
+    if settings.get("pattern"):
         from vllm.sampling_params import StructuredOutputsParams
 
-        extra["structured_outputs"] = StructuredOutputsParams(regex=pattern)
+        extra["structured_outputs"] = StructuredOutputsParams(regex=settings["pattern"])
+    choices = Choices.of(settings)
+    if choices:
+        extra["logprobs"] = choices.top
     if decoding.greedy:
         return SamplingParams(temperature=0.0, max_tokens=decoding.max_tokens, **extra)
     return [SamplingParams(temperature=decoding.temperature, top_p=decoding.top_p, max_tokens=decoding.max_tokens,
@@ -87,13 +91,18 @@ def _sampling(decoding: Decoding, requests: list[Request], pattern: str = ""):
 
 
 def _results(outputs, requests: list[Request], prompt_ids: list[list[int]], latency_ms: float,
-             backend: str) -> list[Result]:
+             backend: str, tokenizer, settings: dict[str, Any]) -> list[Result]:
+    choices = Choices.of(settings)
     results = []
     for r, ids, out in zip(requests, prompt_ids, outputs):
         completion = out.outputs[0]
         finish = "length" if completion.finish_reason == "length" else "stop"
+        steps = completion.logprobs
+        probabilities = choices.from_tokens(
+            tokenizer, list(completion.token_ids),
+            lambda i: {t: p.logprob for t, p in steps[i].items()}) if choices and steps else None
         results.append(Result(r.prompt_idx, r.variant_id, completion.text, len(ids), len(completion.token_ids),
-                              finish, latency_ms, backend, list(completion.token_ids)))
+                              finish, latency_ms, backend, list(completion.token_ids), probabilities))
     return results
 
 
@@ -134,10 +143,11 @@ class VLLMLoraBackend:
     def generate(self, requests: list[Request], decoding: Decoding) -> list[Result]:
         prompt_ids = [chat_ids(self.tokenizer, r.messages) for r in requests]
         t0 = time.perf_counter()
-        sampling = _sampling(decoding, requests, self.settings.get("pattern", ""))
+        sampling = _sampling(decoding, requests, self.settings)
         outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids], sampling,
                                     lora_request=[self.lora.get(r.variant_id) for r in requests], use_tqdm=False)
-        return _results(outputs, requests, prompt_ids, (time.perf_counter() - t0) * 1000, self.name)
+        return _results(outputs, requests, prompt_ids, (time.perf_counter() - t0) * 1000, self.name,
+                        self.tokenizer, self.settings)
 
     def close(self) -> None:
         if getattr(self, "llm", None) is not None:
@@ -212,9 +222,10 @@ class VLLMMergedBackend:
             llm = self._engine_for(variant_id)
             prompt_ids = [chat_ids(self.tokenizer, r.messages) for r in group]
             t0 = time.perf_counter()
-            sampling = _sampling(decoding, group, self.settings.get("pattern", ""))
+            sampling = _sampling(decoding, group, self.settings)
             outputs = llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids], sampling, use_tqdm=False)
-            results += _results(outputs, group, prompt_ids, (time.perf_counter() - t0) * 1000, self.name)
+            results += _results(outputs, group, prompt_ids, (time.perf_counter() - t0) * 1000, self.name,
+                                self.tokenizer, self.settings)
         return results
 
     def close(self) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from core.jobs.events import EVENTS_FILE
 from core.jobs.worker import Stopped, WorkerRun, run_worker
-from core.serving.backends import PROMPTS_FILE, Decoding, Request, Result, sample_indices
+from core.serving.backends import PROMPTS_FILE, Choices, Decoding, Request, Result, sample_indices
 from core.variants import Variant
 
 
@@ -52,7 +52,8 @@ def build_backend(path: str, base_model: str, variants: list[Variant], serving: 
     if path == "transformers":
         from core.serving.hf import TransformersBackend
 
-        return TransformersBackend(base_model, variants, batch_size=int(serving.get("batch_size", 16)))
+        return TransformersBackend(base_model, variants, batch_size=int(serving.get("batch_size", 16)),
+                                   choices=Choices.of(serving))
     if path == "vllm-lora":
         from core.serving.vllm_engine import VLLMLoraBackend
 
@@ -210,7 +211,7 @@ def generate_all(config: dict, run_dir: Path, events, should_stop) -> str:
 
         pending = todo(external)
         if pending:
-            backend = OpenAIBackend(external)
+            backend = OpenAIBackend(external, choices=Choices.of(serving))
             try:
                 if not run(backend, pending):
                     return "cancelled"

@@ -646,4 +646,13 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             PRIMARY KEY (pair_set_id, pair_id)
         );
     """),
+    (27, "generation_choices", """
+        -- [judge] where a set asked for it (core.serving.backends.Choices) and the backend gave logprobs, the
+        -- probability of each option where the answer starts, as JSON ({"1": .., "2": .., "tie": .., "mass": ..}).
+        ALTER TABLE generations ADD COLUMN choices VARCHAR;
+    """),
+    (28, "example_tags", """
+        -- [judge] a row's tag (or category) from the imported file: the group it is reported in.
+        ALTER TABLE examples ADD COLUMN tag VARCHAR;
+    """),
 ]

@@ -84,12 +84,45 @@ def report(rep: dict) -> None:
     st.caption(f"95% intervals; the pair is the unit. Unreadable judge outputs: {rep['unreadable']} of "
                f"{rep['pairs_judged']} pairs.")
     if rep["flagged"]["pairs"]:
-        st.warning(f"{rep['flagged']['pairs']} pairs hold a response that addresses the judge (\"ignore the "
-                   f"above\", \"the verdict is 1\", ...): agreement there {_pct(rep['flagged']['ties_in'])}, "
-                   f"elsewhere {_pct(rep['unflagged']['ties_in'])}.", icon=":material/report:")
+        n = rep["flagged"]["pairs"]
+        st.warning(f"{n} {'pair holds' if n == 1 else 'pairs hold'} a response that addresses the judge "
+                   f"(\"ignore the above\", \"the verdict is 1\", ...): agreement there "
+                   f"{_pct(rep['flagged']['ties_in'])}, elsewhere {_pct(rep['unflagged']['ties_in'])}.",
+                   icon=":material/report:")
+    by_p = rep.get("by_probability")
+    if by_p:
+        st.markdown(f"Where the judge gives its side at least {100 * by_p['threshold']:.0f}% in both orders on "
+                    f"average ({by_p['sure']['pairs']} pairs; these are the pairs pre-screening would take) it agrees "
+                    f"{_pct(by_p['sure']['ties_in'])}; on the other {by_p['unsure']['pairs']} pairs "
+                    f"{_pct(by_p['unsure']['ties_in'])}.")
     table = pd.DataFrame(rep["confusion"]).T
     table.index.name = "experts \\ judge"
     st.dataframe(table, width="stretch")
+    if rep["by_tag"]:
+        st.markdown("**By tag** (the dataset's tag of each pair's prompt)")
+        st.dataframe(pd.DataFrame([{"tag": tag, "pairs": x["pairs"], "agreement": _pct(x["ties_in"]),
+                                    "ties left out": _pct(x["ties_out"])} for tag, x in rep["by_tag"].items()]),
+                     hide_index=True, width="stretch")
+
+
+def verdicts(set_id: str) -> None:
+    """Every judged pair (engineers): the verdict of each order, the probabilities where given, raw outputs."""
+    user, owner = current_user(), get_owner()
+    frame = judges.verdicts(owner.store, user, set_id)
+    frame = frame.rename(columns={"a_first": "a shown first", "b_first": "b shown first", "p_a": "P(a)",
+                                  "p_b": "P(b)", "p_tie": "P(tie)", "a_first_raw": "output, a first",
+                                  "b_first_raw": "output, b first"})
+    if frame["P(a)"].isna().all():
+        frame = frame.drop(columns=["P(a)", "P(b)", "P(tie)"])
+    if frame["tag"].isna().all():
+        frame = frame.drop(columns=["tag"])
+    first = [c for c in ("pair_id", "verdict", "a shown first", "b shown first", "P(a)", "P(b)", "P(tie)", "flagged",
+                         "tag") if c in frame]
+    frame = frame[first + [c for c in frame if c not in first and c != "injection"]]
+    st.dataframe(frame, hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="%.2f") for c in ("P(a)", "P(b)", "P(tie)")})
+    st.caption("P(a), P(b), P(tie): the judge's own probability of each answer where its verdict starts, averaged "
+               "over the two orders (shown where its serving path gives logprobs).")
 
 
 def ladder(set_id: str) -> None:
@@ -147,11 +180,13 @@ def prescreen(pair_set_id: str, run: str) -> None:
             routing.clear(owner.store, user, pair_set_id)
             st.rerun()
     with st.form("prescreen", border=False):
-        st.caption("Pairs the judge answers the same way in both orders, for one side, leave the experts' queues; "
-                   "the rest go to them first; an audit share of the judged pairs stays with them. Allowed once this "
-                   f"judge is measured on {routing.MIN_CALIBRATION_PAIRS} expert-voted pairs.")
+        st.caption("Pairs the judge answers the same way in both orders, for one side, leave the experts' queues "
+                   "(where its backend gives probabilities, only with at least the minimum for that side); the rest "
+                   "go to them first; an audit share of the judged pairs stays with them. Allowed once this judge is "
+                   f"measured on {routing.MIN_CALIBRATION_PAIRS} expert-voted pairs.")
         share = st.slider("Audit share", 0.0, 1.0, 0.2, 0.05)
+        least = st.slider("Minimum probability of the judged side", 0.0, 1.0, 0.6, 0.05)
         if st.form_submit_button("Let this judge pre-screen the pair set"):
-            got = routing.route(owner.store, user, pair_set_id, run, share)
+            got = routing.route(owner.store, user, pair_set_id, run, share, min_probability=least)
             st.success(f"{got['counts']['judged']} pairs judged, {got['counts']['audit']} audited, "
                        f"{got['counts']['experts_first']} to the experts first.")
