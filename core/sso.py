@@ -96,17 +96,26 @@ def subject_of(claims: dict) -> str:
 
 def sign_in(store: Store, settings: Settings, claims: dict) -> User:
     """The account of these verified claims as of now: made at the first sign-in, its role following
-    the claims. Refused (AuthError, with what to do) when the claims map to no role, the account is
-    disabled here, or the name is a local account's."""
+    the claims. Refused (AuthError, with what to do) when the claims map to no role (an account made
+    earlier is then disabled, its API tokens with it), the account is disabled here, or the name is a
+    local account's."""
     label = settings.sso.label
     subject = subject_of(claims)
     role = role_of(settings, claims)
+    if role is None:
+        # The provider no longer puts this person in a mapped group: an account they had here is disabled
+        # (its API tokens stop working at once), in its own transaction, before the refusal.
+        with store.transaction() as cur:
+            row = cur.execute("SELECT username, disabled FROM users WHERE sso_subject = ?", [subject]).fetchone()
+            if row is not None and not row[1]:
+                cur.execute("UPDATE users SET disabled = true WHERE username = ?", [row[0]])
+                audit.record(cur, row[0], "users.disable", row[0], {"by": "sso", "why": "no mapped group"})
+        lists = "; ".join(f"{r.value}: {', '.join(groups(settings, r)) or '(none)'}" for r in _ORDER)
+        raise AuthError(f"Your {label} account has no tuneboard role: none of its {settings.sso.role_claim!r} "
+                        f"values is mapped ({lists}). Ask an engineer to add you to one of those groups"
+                        + (" and to enable your account here." if row is not None else "."))
     with store.transaction() as cur:
         row = cur.execute("SELECT username, role, disabled FROM users WHERE sso_subject = ?", [subject]).fetchone()
-        if role is None:
-            lists = "; ".join(f"{r.value}: {', '.join(groups(settings, r)) or '(none)'}" for r in _ORDER)
-            raise AuthError(f"Your {label} account has no tuneboard role: none of its {settings.sso.role_claim!r} "
-                            f"values is mapped ({lists}). Ask an engineer to add you to one of those groups.")
         if row is not None:
             username, had, disabled = row
             if disabled:

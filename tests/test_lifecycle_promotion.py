@@ -8,7 +8,7 @@ import json
 import pytest
 
 from core.datasets import ImportOptions, import_dataset
-from core.errors import InvalidInput, PermissionDenied
+from core.errors import InvalidInput, NotFound, PermissionDenied
 from core.lifecycle import promotion
 from core.regression import runs
 from tests.test_regression_runs import seed_suite_set
@@ -82,4 +82,6 @@ def test_every_change_needs_a_reason_and_an_engineer(world):
     promotion.promote(store, acc["engineer"], "base", "the prompted base is good enough", override=True,
                       task="tickets")
     assert promotion.current(store, acc["engineer"], "tickets") == "base"
+    with pytest.raises(NotFound, match="No model version 'adapter:typo'"):  # an override names a real version
+        promotion.promote(store, acc["engineer"], "adapter:typo", WHY, override=True, task="tickets")
     assert store.scalar("SELECT count(*) FROM promotions") == 1

@@ -12,6 +12,7 @@ import pytest
 from core import audit, sso
 from core.auth import CLI_USER, Role
 from core.errors import AuthError, InvalidInput
+from core.tokens import create_token, token_user
 from core.users import authenticate, create_user, list_users, reset_password, set_disabled, set_role
 from server import sso as sso_secrets
 from server.__main__ import main as serve_main
@@ -97,8 +98,16 @@ def test_refusals_say_why_and_write_nothing(owner, on):
     with pytest.raises(AuthError, match="disabled"):
         sso.sign_in(owner.store, on, claims("rui", ["experts"]))
     set_disabled(owner.store, CLI_USER, "rui", False)
-    with pytest.raises(AuthError, match="no tuneboard role"):
+    rui = sso.sign_in(owner.store, on, claims("rui", ["experts"]))
+    _, secret = create_token(owner.store, rui, "laptop", 30, 90)
+    assert token_user(owner.store, secret).username == "rui"
+    with pytest.raises(AuthError, match="no tuneboard role.*enable your account"):
         sso.sign_in(owner.store, on, claims("rui", []))
+    # Removed from every mapped group: the account is disabled here, and its API token stops working.
+    assert token_user(owner.store, secret) is None
+    assert owner.store.scalar("SELECT disabled FROM users WHERE username = 'rui'")
+    with pytest.raises(AuthError, match="disabled"):  # back in a group: an engineer enables it first
+        sso.sign_in(owner.store, on, claims("rui", ["experts"]))
 
 
 def test_what_is_missing_is_named(settings, on):

@@ -87,6 +87,8 @@ def promote(store: Store, actor: User, variant: str, reason: str, override: bool
     from core.regression import runs
 
     require(actor, Action.PROMOTE)
+    if variant != "base" and variants.get_row(store, variant) is None:
+        raise NotFound(f"No model version {variant!r} here (a typo?); the Models page lists them.")
     if gate_id:
         gate = store.row("SELECT * FROM regression_gates WHERE gate_id = ? AND variant_id = ?", [gate_id, variant])
         if gate is None:
