@@ -223,11 +223,20 @@ def _new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:20]}"
 
 
+def _utc(value: datetime) -> str:
+    """A moment as UTC ISO 8601 with a Z. The store's timestamps are naive, in the server's local time."""
+    aware = value if value.tzinfo else value.astimezone()
+    return aware.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _plain(value):
+    return _utc(value) if isinstance(value, datetime) else str(value)
+
+
 def _body(event: str, event_id: str, data: dict) -> str:
-    """The exact bytes every attempt sends (and signs), stored once per event."""
-    at = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-    return json.dumps({"event": event, "id": event_id, "at": at, "data": data}, sort_keys=True, default=str,
-                      separators=(",", ":"))
+    """The exact bytes every attempt sends (and signs), stored once per event; every time in it in UTC."""
+    return json.dumps({"event": event, "id": event_id, "at": _utc(datetime.now(timezone.utc)), "data": data},
+                      sort_keys=True, default=_plain, separators=(",", ":"))
 
 
 # ---- finding events (the owner's tick) -------------------------------------------------------------

@@ -89,8 +89,9 @@ def _runs(pair_set: str) -> None:
                                                   if r["set_id"] == i))
     record = next(r for r in found if r["set_id"] == run)
     if record["status"] in ("queued", "running"):
-        job_progress("Judging", run, {"stage": "both orders of every pair", "done": record["n_outputs"],
-                                      "total": record["n_prompts"]})
+        events = owner.jobs.history(user, run, "progress")
+        stage = next((e["stage"] for e in reversed(events) if e.get("stage")), "both orders of every pair")
+        job_progress("Judging", run, {"stage": stage, "done": record["n_outputs"], "total": record["n_prompts"]})
         st.button("Refresh", key="judge_refresh")
         return
     if record["status"] != "succeeded":

@@ -93,6 +93,14 @@ def accounts(owner) -> dict[str, User]:
     return users
 
 
+def known_versions(store, *variant_ids: str) -> None:
+    """Adapters registered by id alone (no files): enough for what promotion and its followers read."""
+    with store.transaction() as cur:
+        for variant_id in variant_ids:
+            cur.execute("INSERT OR IGNORE INTO model_variants (variant_id, kind, name, path, base_model) "
+                        "VALUES (?, 'adapter', ?, '', 'm')", [variant_id, variant_id.split(":", 1)[-1]])
+
+
 @pytest.fixture
 def demo_files(tmp_path):
     from core.demo.tickets import write_demo_files

@@ -248,10 +248,12 @@ def test_metrics_commands(cli, settings, env):
 
 def test_regression_commands(cli, settings, env):
     from core.owner import Owner
+    from tests.conftest import known_versions
     from tests.test_regression_runs import seed_suite_set
 
     owner = Owner.open(settings, monitor=False, env=env)
     suite_set = seed_suite_set(owner.store, {})
+    known_versions(owner.store, "adapter:tuned", "adapter:other")
     owner.close()
     gate = cli("regression", "gate", suite_set, "--variant", "adapter:tuned")
     assert gate.returncode == 0, gate.stderr
@@ -262,6 +264,8 @@ def test_regression_commands(cli, settings, env):
     assert "promoted adapter:tuned" in cli("promote", "adapter:tuned", *why, "--task", "tickets").stdout
     refused = cli("promote", "adapter:other", *why, "--task", "tickets")
     assert refused.returncode == 1 and "no regression gate yet" in refused.stderr and "Traceback" not in refused.stderr
+    typo = cli("promote", "adapter:othr", "--override", *why, "--task", "tickets")
+    assert typo.returncode == 1 and "No model version 'adapter:othr'" in typo.stderr
     forced = cli("promote", "adapter:other", "--override", *why, "--task", "tickets")
     assert forced.returncode == 0, forced.stderr
     back = cli("rollback", "tickets", "--reason", "the override was premature")

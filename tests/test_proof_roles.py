@@ -36,7 +36,7 @@ from core.auth import CLI_USER, PERMISSIONS, Action, Role, User
 from core.errors import PermissionDenied
 from core.jobs.kinds import KINDS
 from tests.apptest import use_fast_password_hashing
-from tests.conftest import ADMIN_PASSWORD, PASSWORD
+from tests.conftest import ADMIN_PASSWORD, PASSWORD, known_versions
 
 CORE = Path(__file__).resolve().parents[1] / "core"
 ACTORS = {Role.RATER: User("rita", Role.RATER), Role.LEAD: User("leo", Role.LEAD),
@@ -151,6 +151,7 @@ def world(tmp_path_factory, tiny_model):
                         "(?, 'train', 'succeeded', ?, '{}', 'eve')", [run, str(settings.runs_dir / run)])
             cur.execute("INSERT INTO runs (job_id, dataset_version, base_model, method, config, lineage) VALUES "
                         "(?, ?, ?, 'lora', ?, '{}')", [run, version, tiny_model, json.dumps(config.to_dict())])
+        known_versions(owner.store, "adapter:tuned", "adapter:other")
         promotion.promote(owner.store, eve, "adapter:tuned", "promoted for the proof of roles", override=True,
                           task=dataset)
         schedule = schedules.create_schedule(owner.store, eve, "nightly", dataset, "interval", "24")

@@ -18,6 +18,7 @@ from core.lifecycle import promotion
 from core.regression import gate as gates
 from core.regression import runs, suite
 from core.store import insert_rows
+from tests.conftest import known_versions
 from tests.test_serving import add_adapter, tiny_adapters  # noqa: F401  (the session fixture)
 
 
@@ -71,6 +72,7 @@ def test_no_forgetting_passes_and_may_be_promoted(world):
     gate = runs.judge(store, acc["lead"], set_id, "adapter:tuned", settings)
     assert gate["verdict"] == "pass" and gate["detail"]["overall"]["n"] == len(suite.items())
     assert runs.judge(store, acc["engineer"], set_id, "adapter:tuned", settings)["gate_id"] == gate["gate_id"]
+    known_versions(store, "adapter:tuned")
     promoted = promotion.promote(store, acc["engineer"], "adapter:tuned", "passes the gate, better chrF", task="t")
     row = store.row("SELECT * FROM promotions WHERE promotion_id = ?", [promoted])
     assert row["gate_verdict"] == "pass" and not row["override"] and row["gate_id"] == gate["gate_id"]
@@ -94,6 +96,7 @@ def test_forgetting_a_category_fails_lists_the_flips_and_blocks_promotion(world)
     by_id = {it.item_id: it for it in suite.items()}
     row = flipped.iloc[0]
     assert row["base_answer"] == by_id[row["item_id"]].good and row["tuned_answer"] == by_id[row["item_id"]].bad
+    known_versions(store, "adapter:tuned")
     with pytest.raises(InvalidInput, match="regression gate is fail"):
         promotion.promote(store, acc["engineer"], "adapter:tuned", "the task gain outweighs it for now", task="t")
     with pytest.raises(InvalidInput, match="written reason"):
@@ -168,6 +171,7 @@ def test_a_gate_of_an_older_method_is_judged_again_when_read(world):
     assert json.loads(latest["settings"])["method"] == gates.METHOD_VERSION
     assert runs.judge(store, acc["lead"], set_id, "adapter:tuned", settings)["gate_id"] == latest["gate_id"]
     assert store.scalar("SELECT count(*) FROM regression_gates") == 2  # judged again once, then read back
+    known_versions(store, "adapter:tuned")
     with pytest.raises(InvalidInput, match="regression gate is inconclusive"):
         promotion.promote(store, acc["engineer"], "adapter:tuned", "it passed when we looked last week", task="t")
 

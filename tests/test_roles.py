@@ -26,7 +26,7 @@ from core.serving import GenerationSpec, available_variants, generate, list_sets
 from core.serving.playground import model_server
 from core.users import create_user, get_user, list_users, reset_password, set_disabled, set_role
 from tests.apptest import table_counts, use_fast_password_hashing
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, known_versions
 
 EXPECTED: dict[Action, set[Role]] = {
     Action.DATA_VIEW: {Role.LEAD, Role.ENGINEER},
@@ -124,6 +124,7 @@ def world(owner, accounts, demo_files):
     owner.store.execute("UPDATE jobs SET status = 'failed' WHERE job_id = ?", [stopped])
     jobs.launcher.dead.add(stopped)  # its worker is gone, so it may be resumed
     gen = seed_generation_set(owner.store, n_prompts=4, seed=1)
+    known_versions(owner.store, "adapter:tuned", "adapter:other")
     pair_set = pairs.create_pair_set(owner.store, ADMIN, PairSetSpec(
         name="Round 1", generation_set_id=gen, variants=["base", "adapter:tuned"], raters=["rita"], raters_per_pair=1,
         gold_rate=0.0))

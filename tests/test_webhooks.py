@@ -12,7 +12,7 @@ import json
 import socket
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from core.lifecycle import promotion, schedules
 from core.owner import Owner, follow_ups
 from core.store.migrations import MIGRATIONS
 from core.users import create_user
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, known_versions
 from tests.test_lifecycle_schedules import task  # noqa: F401  (a fixture: a task with a finished run, quiet jobs)
 
 FAST = webhooks.Policy(timeout_s=3.0, backoff_s=0.05, max_backoff_s=0.2, retries=5, poll_s=0.02, senders=2,
@@ -130,6 +130,7 @@ def test_a_promotion_and_a_rollback_arrive_signed_once_each(owner, accounts, rec
     assert secret.startswith("whsec_") and hook["secret"] == secret
     assert "secret" not in webhooks.list_hooks(owner.store, eng)[0]
     owner.hooks.start()
+    known_versions(owner.store, "adapter:one", "adapter:two", "adapter:three")
     promotion.promote(owner.store, eng, "adapter:one", REASON, override=True, task="tickets")
     promotion.promote(owner.store, eng, "adapter:two", REASON, override=True, task="tickets")
     promotion.rollback(owner.store, eng, "tickets", REASON)
@@ -146,6 +147,10 @@ def test_a_promotion_and_a_rollback_arrive_signed_once_each(owner, accounts, rec
     assert sent[2]["data"]["rolled_back_from"] == "adapter:two" and sent[2]["data"]["task"] == "tickets"
     assert sent[0]["data"]["override"] is True and sent[0]["data"]["by"] == eng.username
     assert all(p["id"].startswith("ev_") and p["at"].endswith("Z") for p in sent)
+    # The data's own times too: UTC with a Z, within a minute of when the receiver got them.
+    for p in sent:
+        stamped = datetime.fromisoformat(p["data"]["at"].replace("Z", "+00:00"))
+        assert p["data"]["at"].endswith("Z") and abs(stamped - datetime.now(timezone.utc)) < timedelta(minutes=1)
     # More passes (and a restart-free second look) announce nothing again.
     for _ in range(3):
         tick(owner)
@@ -193,6 +198,7 @@ def test_it_gives_up_after_five_retries_and_says_why(owner, accounts):
     try:
         other, _ = webhooks.create_hook(owner.store, accounts["engineer"], failing.url, ["promotion"])
         owner.hooks.start()
+        known_versions(owner.store, "adapter:one", "adapter:two", "adapter:three")
         promotion.promote(owner.store, accounts["engineer"], "adapter:one", REASON, override=True, task="t")
         tick(owner)
         def both_gave_up():
@@ -224,6 +230,7 @@ def test_a_receiver_down_across_an_owner_restart_gets_the_delivery_after_it(sett
     try:
         eng = create_user(first.store, CLI_USER, "eve", PASSWORD, "engineer")
         hook, secret = webhooks.create_hook(first.store, eng, receiver.url, ["promotion"])
+        known_versions(first.store, "adapter:one", "adapter:two", "adapter:three")
         promotion.promote(first.store, eng, "adapter:one", REASON, override=True, task="t")
         # The real monitor (every second) finds it and the sender tries it once, in vain.
         row = wait_for(lambda: next((r for r in delivery_rows(first.store, hook["hook_id"]) if r["attempts"] >= 1),
@@ -253,6 +260,7 @@ def test_a_delivery_in_flight_is_not_sent_twice_and_never_holds_up_the_tick(owne
     try:
         hook, _ = webhooks.create_hook(owner.store, accounts["engineer"], receiver.url, ["promotion"])
         owner.hooks.start()
+        known_versions(owner.store, "adapter:one", "adapter:two", "adapter:three")
         promotion.promote(owner.store, accounts["engineer"], "adapter:one", REASON, override=True, task="t")
         started = time.monotonic()
         tick(owner)
@@ -396,6 +404,7 @@ def test_the_migration_marks_the_past_seen_with_the_collectors_own_keys(owner, a
     from tests.test_regression_runs import seed_suite_set
 
     eng, store = accounts["engineer"], owner.store
+    known_versions(store, "adapter:one", "adapter:two", "adapter:three")
     promotion.promote(store, eng, "adapter:one", REASON, override=True, task="t")
     promotion.promote(store, eng, "adapter:two", REASON, override=True, task="t")
     promotion.rollback(store, eng, "t", REASON)

@@ -254,7 +254,9 @@ def generate(store: Store, jobs: Jobs, settings: Settings, actor: User, spec: Ge
                                "dashboard's environment; export it and restart, or edit the contender.")
     config = {"name": spec.name, "base_model": base_model, "variants": [v.to_dict() for v in variants],
               "decoding": spec.decoding.to_dict(), "path": path,
-              "serving": {**serving_settings(settings), **({"pattern": spec.pattern} if spec.pattern else {}),
+              # Outputs held to a pattern are not comparable with transformers' free ones: no parity check then.
+              "serving": {**serving_settings(settings),
+                          **({"pattern": spec.pattern, "parity_sample": 0} if spec.pattern else {}),
                           **({"choices": spec.choices.to_dict()} if spec.choices else {})},
               "cache_dir": str(settings.serving_dir),
               "source": spec.source, "n_prompts": len(spec.prompts)}

@@ -119,8 +119,9 @@ class Choices:
     Backends that give logprobs ask for the `top` most likely tokens at every step and read the step
     that wrote that character: each candidate token counts for the option its text would begin there
     ("t" counts for "tie"); the options' probabilities are normalised to sum to 1, and "mass" says how
-    much of the model's probability they held. The model's own (raw) probabilities are read, before
-    any constraint on the output, so a forced answer still shows how sure the model was."""
+    much of the model's probability they held. Where the engine holds the output to a pattern (vLLM's
+    structured outputs), only the answers are allowed at that step, so the mass is 1 and the options'
+    shares are the model's probabilities given that it answers."""
 
     marker: str
     options: tuple[str, ...]
