@@ -148,3 +148,20 @@ def test_prompt_alignment_chooses_on_one_half_and_reports_on_the_other():
     assert got["prompts"]["good"]["calibration"]["n"] == got["calibration_pairs"] == 100
     few = compare_prompts({"good": good}, votes[votes["pair_id"] < 20])
     assert few["chosen"] is None and few["needed"] == 30
+
+
+@pytest.mark.parametrize("agree, human, n, unreadable, voted, words", [
+    ((0.07, 0.01, 0.24), (0.98, 0.67, 1.0), 27, 0, 27, "clearly less often"),  # few pairs, yet the intervals part
+    ((0.70, 0.40, 0.90), (0.85, 0.60, 0.95), 20, 0, 20, "too few to trust it"),
+    ((0.86, 0.79, 0.92), (0.85, 0.78, 0.90), 80, 0, 80, "about as often"),
+    ((0.76, 0.66, 0.84), (0.85, 0.78, 0.90), 80, 0, 80, "not settled"),
+    ((float("nan"),) * 3, (0.85, 0.78, 0.90), 0, 0, 0, "cannot be measured until experts rate"),
+    ((float("nan"),) * 3, (float("nan"),) * 3, 0, 12, 0, "cannot judge these pairs"),
+])
+def test_the_sentence_on_the_page_follows_the_intervals(agree, human, n, unreadable, voted, words):
+    from pages.parts.judges import plainly
+
+    interval = lambda v, k: {"value": v[0], "lo": v[1], "hi": v[2], "n": k}  # noqa: E731
+    rep = {"agreement": {"ties_in": interval(agree, n)}, "human": {"ties_in": interval(human, n)},
+           "pairs_judged": 12 if unreadable else n, "unreadable": unreadable, "pairs_with_experts": voted}
+    assert words in plainly(rep)

@@ -15,6 +15,10 @@ def _missing(x) -> bool:
     return x is None or x != x
 
 
+def _pairs(n: int) -> str:
+    return f"{n} pair" if n == 1 else f"{n} pairs"
+
+
 def _pct(x: dict | None) -> str:
     if not x or _missing(x.get("value")):
         return "–"
@@ -35,11 +39,13 @@ def plainly(rep: dict) -> str:
     if not rep["pairs_with_experts"]:
         return "No judged pair of this set has expert votes yet: the judge cannot be measured until experts rate " \
                "some." + lost
-    if agree["n"] < 30:
-        head = f"Only {agree['n']} pairs have both a judge verdict and expert votes: too few to trust either way."
-    elif human and human["value"] == human["value"] and agree["hi"] < human["lo"]:
+    # Clearly worse is read from the intervals whatever the count (they are wide when pairs are few); a
+    # judge as good as the experts needs 30 pairs besides.
+    if human and human["value"] == human["value"] and agree["hi"] < human["lo"]:
         head = ("The judge agrees with your experts clearly less often than they agree with each other: do not "
                 "let it stand in for them.")
+    elif agree["n"] < 30:
+        head = f"Only {agree['n']} pairs have both a judge verdict and expert votes: too few to trust it."
     elif human and human["value"] == human["value"] and agree["lo"] >= human["lo"]:
         head = "The judge agrees with your experts about as often as they agree with each other."
     else:
@@ -85,15 +91,15 @@ def report(rep: dict) -> None:
                f"{rep['pairs_judged']} pairs.")
     if rep["flagged"]["pairs"]:
         n = rep["flagged"]["pairs"]
-        st.warning(f"{n} {'pair holds' if n == 1 else 'pairs hold'} a response that addresses the judge "
+        st.warning(f"{_pairs(n)} {'holds' if n == 1 else 'hold'} a response that addresses the judge "
                    f"(\"ignore the above\", \"the verdict is 1\", ...): agreement there "
                    f"{_pct(rep['flagged']['ties_in'])}, elsewhere {_pct(rep['unflagged']['ties_in'])}.",
                    icon=":material/report:")
     by_p = rep.get("by_probability")
     if by_p:
         st.markdown(f"Where the judge gives its side at least {100 * by_p['threshold']:.0f}% in both orders on "
-                    f"average ({by_p['sure']['pairs']} pairs; these are the pairs pre-screening would take) it agrees "
-                    f"{_pct(by_p['sure']['ties_in'])}; on the other {by_p['unsure']['pairs']} pairs "
+                    f"average ({_pairs(by_p['sure']['pairs'])}; what pre-screening would take) it agrees "
+                    f"{_pct(by_p['sure']['ties_in'])}; on the other {_pairs(by_p['unsure']['pairs'])} "
                     f"{_pct(by_p['unsure']['ties_in'])}.")
     table = pd.DataFrame(rep["confusion"]).T
     table.index.name = "experts \\ judge"
