@@ -14,7 +14,7 @@ import re
 import pytest
 
 from tests.browser.conftest import log_in, open_page, wait_idle
-from tests.conftest import ADMIN_PASSWORD, PASSWORD
+from tests.conftest import ADMIN_PASSWORD, PASSWORD, known_versions
 
 pytestmark = pytest.mark.browser
 
@@ -36,6 +36,7 @@ def seed_workspace(owner, root) -> None:
     ids = [it.item_id for it in suite.items() if it.category == category]
     lost = set(ids[: len(ids) // 2])
     set_id = seed_suite_set(owner.store, {"adapter:tuned": lost})
+    known_versions(owner.store, "adapter:tuned")  # the version the engineer promotes over its gate
     owner.store.execute("""UPDATE generations SET output = ? WHERE set_id = ? AND variant_id = 'adapter:tuned'
                            AND prompt_idx = (SELECT prompt_idx FROM generation_prompts WHERE set_id = ?
                                              AND source_ref = ?)""", [HOSTILE, set_id, set_id, sorted(lost)[0]])
